@@ -1,0 +1,90 @@
+//! `flashsale coupon create`: write a campaign to MySQL and seed Redis.
+
+use fred::interfaces::ClientLike;
+use std::sync::Arc;
+
+use crate::{
+    config::{MysqlSettings, RedisSettings},
+    coupons::Coupons,
+    db::queries,
+    keys::Keys,
+    scripts::{Scripts, SeedMode},
+    time::{now_ms, parse_time_ms, rfc3339_ms},
+};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Create a campaign: MySQL row, then Redis stock. An existing id is an
+    /// error unless --replace (reset stock and issued users) or --if-absent.
+    Create(CreateArgs),
+}
+
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    /// Campaign id.
+    #[arg(long)]
+    id: u64,
+    /// Coupons to hand out.
+    #[arg(long)]
+    quantity: u64,
+    /// Opening time, RFC 3339 or seconds since the epoch (default: now).
+    #[arg(long, value_parser = parse_time_ms)]
+    starts_at: Option<u64>,
+    /// Closing time, RFC 3339 or seconds since the epoch (default: never).
+    #[arg(long, value_parser = parse_time_ms)]
+    ends_at: Option<u64>,
+    /// Reset an existing campaign: new stock, no issued users, its MySQL rows deleted.
+    #[arg(long, conflicts_with = "if_absent")]
+    replace: bool,
+    /// Leave an existing campaign as it is and succeed.
+    #[arg(long)]
+    if_absent: bool,
+    #[command(flatten)]
+    redis: RedisSettings,
+    #[command(flatten)]
+    mysql: MysqlSettings,
+}
+
+pub async fn run(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Create(args) => create(args).await,
+    }
+}
+
+async fn create(args: CreateArgs) -> anyhow::Result<()> {
+    let starts_at = args.starts_at.unwrap_or_else(now_ms);
+    let ends_at = args.ends_at.unwrap_or(0);
+    anyhow::ensure!(ends_at == 0 || ends_at > starts_at, "--ends-at must be after --starts-at");
+
+    let redis = crate::redis::pool(&args.redis).await?;
+    let scripts = Arc::new(Scripts::load(redis.next()).await?);
+    let coupons = Coupons::new(redis.clone(), Keys::new(args.redis.key_prefix.clone()), scripts);
+    let mysql = crate::db::pool(&args.mysql)?;
+
+    if !args.replace {
+        let in_mysql = queries::campaign_exists(&mysql, args.id).await?;
+        let in_redis = coupons.info(args.id).await?.is_some();
+        if in_mysql || in_redis {
+            if args.if_absent {
+                println!("coupon {} exists; left as it is", args.id);
+                return Ok(());
+            }
+            anyhow::bail!("coupon {} exists; pass --replace to reset it", args.id);
+        }
+    }
+    queries::put_campaign(&mysql, args.id, args.quantity, starts_at, ends_at, args.replace).await?;
+    let mode = if args.replace { SeedMode::Replace } else { SeedMode::Create };
+    let outcome = coupons.seed(args.id, args.quantity, starts_at, ends_at, mode).await?;
+    let ends = if ends_at == 0 { "never".to_string() } else { rfc3339_ms(ends_at) };
+    println!(
+        "coupon {}: {:?}, quantity {}, opens {}, closes {}",
+        args.id,
+        outcome,
+        args.quantity,
+        rfc3339_ms(starts_at),
+        ends
+    );
+    let _ = redis.quit().await;
+    let _ = mysql.disconnect().await;
+    Ok(())
+}

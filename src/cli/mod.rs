@@ -1,0 +1,65 @@
+//! The `flashsale` command line: one file per subcommand.
+
+mod coupon;
+mod migrate;
+mod serve;
+mod sink;
+mod status;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "flashsale", version, about = "Flash-sale coupon service: Redis Lua hot path, Kafka relay, MySQL sink")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the HTTP API, the outbox relay and (unless --no-sink) the sink.
+    Serve(serve::Args),
+    /// Run only the sink: Kafka -> MySQL.
+    Sink(sink::Args),
+    /// Apply the SQL migrations in sql/ (creates the database if missing).
+    Migrate(migrate::Args),
+    /// Manage coupon campaigns.
+    #[command(subcommand)]
+    Coupon(coupon::Command),
+    /// Show Redis stock, outbox, Kafka offsets, sink lag and MySQL rows.
+    Status(status::Args),
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Sink(args) => sink::run(args).await,
+            Command::Migrate(args) => migrate::run(args).await,
+            Command::Coupon(cmd) => coupon::run(cmd).await,
+            Command::Status(args) => status::run(args).await,
+        }
+    }
+}
+
+/// A shutdown that fires on Ctrl-C or SIGTERM.
+fn on_signal() -> crate::shutdown::Shutdown {
+    let (trigger, shutdown) = crate::shutdown::channel();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler installs");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+        trigger.fire();
+    });
+    shutdown
+}

@@ -1,0 +1,174 @@
+//! Settings: every flag of every subcommand that has an environment fallback.
+//!
+//! This is the only module that reads environment variables (through clap's
+//! `env` attribute): each setting is a flag named `--<name>` with the fallback
+//! `FLASHSALE_<NAME>`, documented by `flashsale <subcommand> --help`.
+//! Settings are grouped by the server they describe so a subcommand flattens
+//! only the groups it needs.
+
+use std::{fmt, net::SocketAddr, time::Duration};
+
+use clap::{ArgAction, Args};
+
+/// Where Redis is and how this process talks to it.
+#[derive(Args, Clone)]
+pub struct RedisSettings {
+    /// Redis URL (redis://[user:pass@]host:port[/db]).
+    #[arg(long, env = "FLASHSALE_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Prefix of every Redis key this service owns; lets several deployments (or tests) share one Redis.
+    #[arg(long, env = "FLASHSALE_KEY_PREFIX", default_value = "fs:")]
+    pub key_prefix: String,
+    /// Redis connections; each pipelines concurrent commands on its own.
+    #[arg(long, env = "FLASHSALE_REDIS_POOL_SIZE", default_value_t = 4)]
+    pub redis_pool_size: usize,
+    /// Time a Redis command may take before the request fails with 503.
+    #[arg(long, env = "FLASHSALE_REDIS_TIMEOUT_MS", default_value_t = 1000)]
+    pub redis_timeout_ms: u64,
+}
+
+/// Where MySQL (or MariaDB) is.
+#[derive(Args, Clone)]
+pub struct MysqlSettings {
+    /// MySQL URL (mysql://user:pass@host:port/database).
+    #[arg(long, env = "FLASHSALE_MYSQL_URL", default_value = "mysql://flashsale:flashsale@127.0.0.1:3306/flashsale")]
+    pub mysql_url: String,
+    /// Most MySQL connections this process opens.
+    #[arg(long, env = "FLASHSALE_MYSQL_POOL_SIZE", default_value_t = 16)]
+    pub mysql_pool_size: usize,
+}
+
+/// Where the Kafka brokers are and what the coupon topic looks like.
+#[derive(Args, Clone)]
+pub struct KafkaSettings {
+    /// Kafka bootstrap brokers, comma-separated host:port.
+    #[arg(long, env = "FLASHSALE_KAFKA_BROKERS", default_value = "127.0.0.1:9092", value_delimiter = ',')]
+    pub kafka_brokers: Vec<String>,
+    /// Topic that carries coupon-issued events.
+    #[arg(long, env = "FLASHSALE_COUPON_TOPIC", default_value = "coupon-issued")]
+    pub coupon_topic: String,
+    /// Partitions of the topic when this service creates it (an existing topic keeps its own).
+    #[arg(long, env = "FLASHSALE_KAFKA_PARTITIONS", default_value_t = 4)]
+    pub kafka_partitions: i32,
+    /// How long a Kafka call may keep retrying before it gives up.
+    #[arg(long, env = "FLASHSALE_KAFKA_TIMEOUT_MS", default_value_t = 10_000)]
+    pub kafka_timeout_ms: u64,
+}
+
+/// The HTTP listener and its limits.
+#[derive(Args, Clone)]
+pub struct HttpSettings {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "FLASHSALE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes (larger: 413).
+    #[arg(long, env = "FLASHSALE_BODY_LIMIT", default_value_t = 4096)]
+    pub body_limit: usize,
+    /// Most connections served at once; further ones wait in the accept queue.
+    #[arg(long, env = "FLASHSALE_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+    /// Time a client has to send its request headers.
+    #[arg(long, env = "FLASHSALE_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+}
+
+/// The relay: outbox streams in Redis -> Kafka.
+#[derive(Args, Clone)]
+pub struct RelaySettings {
+    /// Outbox entries read (and produced) per batch.
+    #[arg(long, env = "FLASHSALE_RELAY_BATCH", default_value_t = 2000)]
+    pub relay_batch: usize,
+    /// Consumer name in the outbox consumer group; keep it stable across restarts
+    /// so a restarted relay resends what it had read but not yet acknowledged.
+    #[arg(long, env = "FLASHSALE_RELAY_CONSUMER", default_value = "relay-1")]
+    pub relay_consumer: String,
+    /// Entries pending this long in another consumer are claimed (that consumer died).
+    #[arg(long, env = "FLASHSALE_RELAY_CLAIM_IDLE_MS", default_value_t = 30_000)]
+    pub relay_claim_idle_ms: u64,
+}
+
+/// The sink: Kafka -> MySQL.
+#[derive(Args, Clone)]
+pub struct SinkSettings {
+    /// Most bytes fetched from one partition per round.
+    #[arg(long, env = "FLASHSALE_SINK_FETCH_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub sink_fetch_bytes: i32,
+    /// Longest the broker may hold a fetch open waiting for new records.
+    #[arg(long, env = "FLASHSALE_SINK_MAX_WAIT_MS", default_value_t = 200)]
+    pub sink_max_wait_ms: i32,
+}
+
+/// Whether `serve` also runs the sink in-process.
+#[derive(Args, Clone)]
+pub struct SinkToggle {
+    /// Do not run the sink in this process (run `flashsale sink` elsewhere).
+    #[arg(long)]
+    pub no_sink: bool,
+    /// Run the sink in this process (`FLASHSALE_SINK=false` turns it off).
+    #[arg(long = "sink", env = "FLASHSALE_SINK", default_value_t = true, action = ArgAction::Set, hide_short_help = true)]
+    pub sink: bool,
+}
+
+impl SinkToggle {
+    pub fn enabled(&self) -> bool {
+        self.sink && !self.no_sink
+    }
+}
+
+impl RedisSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+}
+
+impl HttpSettings {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+}
+
+impl KafkaSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.kafka_timeout_ms)
+    }
+}
+
+/// URLs carry passwords: never print them whole.
+impl fmt::Debug for MysqlSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MysqlSettings")
+            .field("mysql_url", &redact(&self.mysql_url))
+            .field("mysql_pool_size", &self.mysql_pool_size)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("redis_url", &redact(&self.redis_url))
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
+/// `scheme://user:secret@host` -> `scheme://user:***@host`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_the_password_and_keeps_the_rest() {
+        assert_eq!(redact("mysql://u:p@h:1/db"), "mysql://u:***@h:1/db");
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
+    }
+}

@@ -1,0 +1,89 @@
+//! Applies the versioned files of `sql/` once each, in order, recording them
+//! in `schema_migrations`. Creates the database first when it is missing.
+
+use mysql_async::{prelude::*, Pool};
+
+use crate::config::MysqlSettings;
+
+/// (version, name, SQL). Append new files here; never edit an applied one.
+const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "0001_coupons", include_str!("../../sql/0001_coupons.sql"))];
+
+/// Returns the names of the migrations applied by this call.
+pub async fn migrate(settings: &MysqlSettings) -> anyhow::Result<Vec<&'static str>> {
+    create_database(settings).await?;
+    let pool = super::pool(settings)?;
+    let mut conn = pool.get_conn().await?;
+    conn.query_drop(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+           version INT UNSIGNED NOT NULL PRIMARY KEY,
+           name VARCHAR(255) NOT NULL,
+           applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))",
+    )
+    .await?;
+    let applied: Vec<u32> = conn.query("SELECT version FROM schema_migrations").await?;
+    let mut done = Vec::new();
+    for &(version, name, sql) in MIGRATIONS {
+        if applied.contains(&version) {
+            continue;
+        }
+        for statement in statements(sql) {
+            conn.query_drop(statement).await.map_err(|e| anyhow::anyhow!("migration {name}: {e}"))?;
+        }
+        conn.exec_drop("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, name)).await?;
+        done.push(name);
+    }
+    drop(conn);
+    pool.disconnect().await?;
+    Ok(done)
+}
+
+async fn create_database(settings: &MysqlSettings) -> anyhow::Result<()> {
+    let builder = super::builder(settings)?;
+    let opts = mysql_async::Opts::from(builder.clone());
+    let Some(db) = opts.db_name().map(str::to_owned) else { return Ok(()) };
+    anyhow::ensure!(
+        db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "database name `{db}` may hold only letters, digits and _"
+    );
+    let pool = Pool::new(builder.db_name(None::<String>));
+    let mut conn = pool.get_conn().await.map_err(|e| {
+        anyhow::anyhow!("cannot reach MySQL at {}: {e}", crate::config::redact(&settings.mysql_url))
+    })?;
+    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{db}`")).await?;
+    drop(conn);
+    pool.disconnect().await?;
+    Ok(())
+}
+
+/// Splits a migration file into statements: `;` at the end of a line ends one;
+/// `--` comment lines are dropped.
+fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in sql.lines() {
+        if line.trim_start().starts_with("--") {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if line.trim_end().ends_with(';') {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.trim().is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_migration_splits_into_create_statements() {
+        for (_, name, sql) in super::MIGRATIONS {
+            let statements = super::statements(sql);
+            assert!(!statements.is_empty(), "{name}");
+            assert!(statements.iter().all(|s| s.trim_start().starts_with("CREATE")), "{name}");
+        }
+    }
+}

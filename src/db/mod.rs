@@ -1,0 +1,25 @@
+//! MySQL: the connection pool, the schema migrations in `sql/`, and the
+//! queries the CLI and the readiness probe share. Sessions run in UTC so
+//! `DATETIME(3)` columns hold UTC.
+
+mod migrate;
+pub mod queries;
+
+pub use migrate::migrate;
+
+use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+
+use crate::config::{redact, MysqlSettings};
+
+pub fn pool(settings: &MysqlSettings) -> anyhow::Result<Pool> {
+    Ok(Pool::new(builder(settings)?))
+}
+
+fn builder(settings: &MysqlSettings) -> anyhow::Result<OptsBuilder> {
+    let opts = Opts::from_url(&settings.mysql_url)
+        .map_err(|e| anyhow::anyhow!("bad FLASHSALE_MYSQL_URL {}: {e}", redact(&settings.mysql_url)))?;
+    let constraints = PoolConstraints::new(0, settings.mysql_pool_size.max(1)).expect("0 <= max");
+    Ok(OptsBuilder::from_opts(opts)
+        .pool_opts(PoolOpts::new().with_constraints(constraints).with_reset_connection(false))
+        .init(vec!["SET time_zone = '+00:00'"]))
+}

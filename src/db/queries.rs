@@ -1,0 +1,73 @@
+//! Queries the CLI and the readiness probe run against MySQL. The sink's own
+//! writes live in `sink::writer`.
+
+use mysql_async::{prelude::*, Pool};
+
+use crate::time::mysql_datetime;
+
+pub async fn ping(pool: &Pool) -> Result<(), mysql_async::Error> {
+    pool.get_conn().await?.ping().await
+}
+
+/// Writes a campaign row; `replace` overwrites an existing one and deletes its
+/// issued rows. Returns false when it exists and `replace` is off.
+pub async fn put_campaign(
+    pool: &Pool,
+    coupon_id: u64,
+    total: u64,
+    starts_at: u64,
+    ends_at: u64,
+    replace: bool,
+) -> Result<bool, mysql_async::Error> {
+    let mut conn = pool.get_conn().await?;
+    let ends_at = (ends_at > 0).then(|| mysql_datetime(ends_at));
+    let params = (coupon_id, total, mysql_datetime(starts_at), ends_at);
+    if !replace {
+        conn.exec_drop(
+            "INSERT IGNORE INTO coupon_campaigns (coupon_id, total, starts_at, ends_at) VALUES (?, ?, ?, ?)",
+            params,
+        )
+        .await?;
+        return Ok(conn.affected_rows() == 1);
+    }
+    let mut tx = conn.start_transaction(Default::default()).await?;
+    tx.exec_drop(
+        "REPLACE INTO coupon_campaigns (coupon_id, total, starts_at, ends_at) VALUES (?, ?, ?, ?)",
+        params,
+    )
+    .await?;
+    tx.exec_drop("DELETE FROM coupon_issues WHERE coupon_id = ?", (coupon_id,)).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub async fn campaign_exists(pool: &Pool, coupon_id: u64) -> Result<bool, mysql_async::Error> {
+    let found: Option<u64> = pool
+        .get_conn()
+        .await?
+        .exec_first("SELECT coupon_id FROM coupon_campaigns WHERE coupon_id = ?", (coupon_id,))
+        .await?;
+    Ok(found.is_some())
+}
+
+pub async fn campaign_ids(pool: &Pool) -> Result<Vec<u64>, mysql_async::Error> {
+    pool.get_conn().await?.query("SELECT coupon_id FROM coupon_campaigns ORDER BY coupon_id").await
+}
+
+/// Rows in `coupon_issues` for one campaign.
+pub async fn issued_count(pool: &Pool, coupon_id: u64) -> Result<u64, mysql_async::Error> {
+    let n: Option<u64> = pool
+        .get_conn()
+        .await?
+        .exec_first("SELECT COUNT(*) FROM coupon_issues WHERE coupon_id = ?", (coupon_id,))
+        .await?;
+    Ok(n.unwrap_or(0))
+}
+
+/// (partition, next offset) the sink stored for `topic`.
+pub async fn sink_offsets(pool: &Pool, topic: &str) -> Result<Vec<(i32, i64)>, mysql_async::Error> {
+    pool.get_conn()
+        .await?
+        .exec("SELECT partition_id, next_offset FROM sink_offsets WHERE topic = ? ORDER BY partition_id", (topic,))
+        .await
+}

@@ -1,0 +1,106 @@
+//! Reading request bodies: a size limit, then JSON into a typed request, with
+//! a 400 that names the offending field when the JSON does not fit.
+
+use http_body_util::{BodyExt, Limited};
+use hyper::{body::Incoming, header, Request};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// Reads at most `limit` bytes of body and parses it as `T`.
+/// `fields` lists `T`'s required fields with what each must be, for the 400 message.
+pub async fn read_json<T: DeserializeOwned>(
+    req: Request<Incoming>,
+    limit: usize,
+    fields: &[(&str, &str)],
+) -> Result<T, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let body = Limited::new(req.into_body(), limit).collect().await.map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            ApiError::PayloadTooLarge(limit)
+        } else {
+            ApiError::BadRequest("unreadable_body", format!("could not read the request body: {e}"))
+        }
+    })?;
+    parse_json(&body.to_bytes(), fields)
+}
+
+/// Parses `bytes` as `T`. The typed parse is the fast path; only a failure
+/// looks at the JSON again to say which field is wrong.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], fields: &[(&str, &str)]) -> Result<T, ApiError> {
+    // serde would also take a struct as an array (`[7]`); requests are objects.
+    let opens_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    match serde_json::from_slice(bytes) {
+        Ok(value) if opens_object => Ok(value),
+        Ok(_) => Err(ApiError::BadRequest("invalid_body", "the request body must be a JSON object".into())),
+        Err(e) => Err(explain(bytes, e, fields)),
+    }
+}
+
+fn explain(bytes: &[u8], err: serde_json::Error, fields: &[(&str, &str)]) -> ApiError {
+    let value: serde_json::Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(_) if bytes.iter().all(u8::is_ascii_whitespace) => {
+            return ApiError::BadRequest("malformed_json", "the request body is empty; expected a JSON object".into())
+        }
+        Err(e) => return ApiError::BadRequest("malformed_json", format!("the request body is not valid JSON: {e}")),
+    };
+    let Some(object) = value.as_object() else {
+        return ApiError::BadRequest("invalid_body", "the request body must be a JSON object".into());
+    };
+    for (name, expected) in fields {
+        match object.get(*name) {
+            None | Some(serde_json::Value::Null) => {
+                return ApiError::BadRequest("missing_field", format!("`{name}` is required: {expected}"))
+            }
+            Some(_) => {}
+        }
+    }
+    let message = err.to_string();
+    let field = fields.iter().find(|(name, _)| message.contains(&format!("`{name}`")) || message.contains(name));
+    match field {
+        Some((name, expected)) => ApiError::BadRequest("invalid_field", format!("`{name}` must be {expected}")),
+        None if fields.len() == 1 => {
+            let (name, expected) = fields[0];
+            ApiError::BadRequest("invalid_field", format!("`{name}` must be {expected}"))
+        }
+        None => ApiError::BadRequest("invalid_field", message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Req {
+        user_id: u64,
+    }
+
+    const FIELDS: &[(&str, &str)] = &[("user_id", "an integer from 0 to 2^64-1")];
+
+    fn code(body: &str) -> &'static str {
+        parse_json::<Req>(body.as_bytes(), FIELDS).unwrap_err().code()
+    }
+
+    #[test]
+    fn each_kind_of_bad_body_gets_its_own_code() {
+        assert_eq!(code("{"), "malformed_json");
+        assert_eq!(code(""), "malformed_json");
+        assert_eq!(code("[1]"), "invalid_body");
+        assert_eq!(code("{}"), "missing_field");
+        assert_eq!(code(r#"{"user_id":null}"#), "missing_field");
+        assert_eq!(code(r#"{"user_id":"7"}"#), "invalid_field");
+        assert_eq!(code(r#"{"user_id":-1}"#), "invalid_field");
+        assert_eq!(code(r#"{"user_id":1.5}"#), "invalid_field");
+        assert_eq!(parse_json::<Req>(br#"{"user_id":7}"#, FIELDS).unwrap().user_id, 7);
+    }
+}

@@ -1,0 +1,37 @@
+//! `POST /v1/coupons/{coupon_id}/issue` — first-come coupon issuance.
+
+use hyper::{body::Incoming, Request, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::{body::read_json, error::ApiError, respond::{json, Reply}};
+use crate::{app::App, scripts::IssueOutcome, time::rfc3339_ms};
+
+#[derive(Deserialize)]
+struct IssueRequest {
+    user_id: u64,
+}
+
+const FIELDS: &[(&str, &str)] = &[("user_id", "an integer from 0 to 2^64-1")];
+
+#[derive(Serialize)]
+struct Issued {
+    coupon_id: u64,
+    user_id: u64,
+    issued_at: String,
+    remaining: u64,
+}
+
+pub async fn handle(app: &App, coupon_id: u64, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let IssueRequest { user_id } = read_json(req, app.http.body_limit, FIELDS).await?;
+    match app.coupons.issue(coupon_id, user_id).await? {
+        IssueOutcome::Issued { remaining, issued_at } => Ok(json(
+            StatusCode::CREATED,
+            &Issued { coupon_id, user_id, issued_at: rfc3339_ms(issued_at), remaining },
+        )),
+        IssueOutcome::AlreadyIssued => Err(ApiError::AlreadyIssued(coupon_id)),
+        IssueOutcome::SoldOut => Err(ApiError::SoldOut(coupon_id)),
+        IssueOutcome::NotStarted => Err(ApiError::NotStarted(coupon_id)),
+        IssueOutcome::Ended => Err(ApiError::Ended(coupon_id)),
+        IssueOutcome::Unknown => Err(ApiError::UnknownCoupon(coupon_id)),
+    }
+}

@@ -1,0 +1,14 @@
+//! The HTTP API: accept loop, routing, one file per endpoint, and the single
+//! mapping from errors to status codes (`error.rs`). Handlers call the typed
+//! stores; they never build Redis commands, Kafka records or SQL themselves.
+
+mod body;
+mod coupon;
+mod error;
+mod health;
+mod issue;
+mod respond;
+mod router;
+mod server;
+
+pub use server::serve;

@@ -1,0 +1,32 @@
+//! flashsale: first-come coupon issuance that survives a flash sale.
+//!
+//! # Layout
+//! - [`http`]: the HTTP API (hyper): accept loop, router, one file per endpoint.
+//! - [`scripts`]: typed wrappers of the Lua scripts in `lua/` — the hot path.
+//!   One script checks, decrements, dedups and appends to the outbox stream.
+//! - [`coupons`]: campaign state in Redis, through the scripts.
+//! - [`keys`]: the Redis key layout.
+//! - [`events`]: the events relay and sink share.
+//! - [`relay`]: outbox streams -> Kafka, acknowledged only after the broker has them.
+//! - [`sink`]: Kafka -> MySQL, rows and offsets in one transaction.
+//! - [`db`]: MySQL pool, migrations (`sql/`), the CLI's queries.
+//! - [`kafka`], [`redis`]: connecting, with explicit timeouts.
+//! - [`app`]: start-up; [`cli`]: the `flashsale` command line; [`config`]: every setting.
+//! - [`probes`]: readiness; [`shutdown`]: one signal for every task; [`time`]: clocks and formats.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod coupons;
+pub mod db;
+pub mod events;
+pub mod http;
+pub mod kafka;
+pub mod keys;
+pub mod probes;
+pub mod redis;
+pub mod relay;
+pub mod scripts;
+pub mod shutdown;
+pub mod sink;
+pub mod time;

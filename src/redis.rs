@@ -1,0 +1,45 @@
+//! Connecting to Redis: a pool of pipelining clients for the hot path and
+//! single clients for blocking readers, all with explicit timeouts and a
+//! reconnect policy (fred's defaults have neither).
+
+use fred::prelude::*;
+
+use crate::config::RedisSettings;
+
+fn builder(settings: &RedisSettings) -> anyhow::Result<Builder> {
+    let config = Config::from_url(&settings.redis_url)
+        .map_err(|e| anyhow::anyhow!("bad FLASHSALE_REDIS_URL: {e}"))?;
+    let mut builder = Builder::from_config(config);
+    let timeout = settings.timeout();
+    builder
+        .with_performance_config(|perf| perf.default_command_timeout = timeout)
+        .with_connection_config(|conn| {
+            conn.connection_timeout = timeout.max(std::time::Duration::from_secs(1));
+            conn.internal_command_timeout = timeout.max(std::time::Duration::from_secs(1));
+            // A command whose connection dropped is not re-sent: a script that
+            // ran but whose answer was lost must not run twice behind our back.
+            conn.max_command_attempts = 1;
+        })
+        // Retry forever, 50 ms to 2 s apart: Redis restarts must not need ours.
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
+    Ok(builder)
+}
+
+/// The hot-path pool: every client pipelines concurrent commands.
+pub async fn pool(settings: &RedisSettings) -> anyhow::Result<Pool> {
+    let pool = builder(settings)?.build_pool(settings.redis_pool_size.max(1))?;
+    pool.init()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach Redis at {}: {e}", crate::config::redact(&settings.redis_url)))?;
+    Ok(pool)
+}
+
+/// One client of its own, for a reader that blocks its connection (XREADGROUP BLOCK).
+pub async fn client(settings: &RedisSettings) -> anyhow::Result<Client> {
+    let client = builder(settings)?.build()?;
+    client
+        .init()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach Redis at {}: {e}", crate::config::redact(&settings.redis_url)))?;
+    Ok(client)
+}

@@ -1,0 +1,177 @@
+//! The relay: outbox streams in Redis -> the Kafka event topic.
+//!
+//! Reads entries with a consumer group, produces them (key = campaign id, so
+//! one campaign stays ordered in one partition), and only after the broker
+//! acknowledged them acknowledges and deletes them in Redis. A crash between
+//! the two resends the batch on restart: delivery is at-least-once, and every
+//! event carries a stable id for the sink to recognise replays.
+//! Knows nothing of HTTP or MySQL.
+
+mod outbox;
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use rskafka::{
+    chrono::{DateTime, Utc},
+    client::partition::{Compression, PartitionClient},
+    record::Record,
+};
+use tokio::{task::JoinSet, time::Instant};
+
+use crate::{
+    events::{partition_for, Event},
+    shutdown::Shutdown,
+};
+pub use outbox::Outbox;
+
+/// How often the campaign list is re-read for new outbox streams.
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// How long one blocking read waits for new entries.
+const BLOCK_MS: u64 = 100;
+/// Most records in one produce request.
+const CHUNK: usize = 1000;
+
+pub struct Relay {
+    pub outbox: Outbox,
+    pub partitions: Vec<Arc<PartitionClient>>,
+    pub batch: usize,
+    pub claim_idle_ms: u64,
+}
+
+struct Stopped;
+
+impl Relay {
+    pub async fn run(mut self, mut shutdown: Shutdown) {
+        let mut refreshed: Option<Instant> = None;
+        let mut claimed = Instant::now();
+        // First drain what this consumer read before a restart but never acknowledged.
+        let mut pending = true;
+        let mut failures = 0u32;
+        while !shutdown.is_started() {
+            if refreshed.is_none_or(|at| at.elapsed() >= REFRESH_EVERY) {
+                if let Err(e) = self.outbox.refresh().await {
+                    tracing::warn!(error = %e, "relay: cannot list outbox streams");
+                }
+                refreshed = Some(Instant::now());
+            }
+            if !self.outbox.has_streams() {
+                shutdown.sleep(Duration::from_millis(BLOCK_MS)).await;
+                continue;
+            }
+            if claimed.elapsed() >= Duration::from_millis(self.claim_idle_ms) {
+                match self.outbox.claim_idle(self.claim_idle_ms).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(entries = n, "relay: claimed entries of a dead consumer");
+                        pending = true;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "relay: claim failed"),
+                }
+                claimed = Instant::now();
+            }
+            let read = tokio::select! {
+                read = self.outbox.read(self.batch as u64, pending, BLOCK_MS) => read,
+                () = shutdown.wait() => break,
+            };
+            let entries = match read {
+                Ok(entries) => {
+                    failures = 0;
+                    entries
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "relay: cannot read the outbox");
+                    shutdown.sleep(backoff(failures)).await;
+                    continue;
+                }
+            };
+            if entries.is_empty() {
+                pending = false;
+                continue;
+            }
+            if self.deliver(entries, &mut shutdown).await.is_err() {
+                break;
+            }
+        }
+        tracing::info!("relay stopped");
+    }
+
+    /// Produces `entries` until the broker has all of them, then forgets them
+    /// in Redis. Gives up only when shutdown starts (they stay pending).
+    async fn deliver(&self, entries: Vec<Entry>, shutdown: &mut Shutdown) -> Result<(), Stopped> {
+        let n = self.partitions.len() as i32;
+        let mut per_partition: Vec<Vec<Record>> = vec![Vec::new(); self.partitions.len()];
+        let mut per_stream: BTreeMap<Arc<str>, Vec<String>> = BTreeMap::new();
+        for entry in entries {
+            per_partition[partition_for(entry.event.key(), n) as usize].push(record(&entry.event));
+            per_stream.entry(entry.stream).or_default().push(entry.id);
+        }
+
+        let mut produces = JoinSet::new();
+        for (p, records) in per_partition.into_iter().enumerate() {
+            if records.is_empty() {
+                continue;
+            }
+            let client = self.partitions[p].clone();
+            let shutdown = shutdown.clone();
+            produces.spawn(produce_all(client, records, shutdown));
+        }
+        let mut stopped = false;
+        while let Some(done) = produces.join_next().await {
+            stopped |= !matches!(done, Ok(Ok(())));
+        }
+        if stopped {
+            return Err(Stopped);
+        }
+
+        for (stream, ids) in per_stream {
+            let mut failures = 0;
+            while let Err(e) = self.outbox.ack(&stream, &ids).await {
+                failures += 1;
+                tracing::warn!(error = %e, %stream, "relay: cannot acknowledge outbox entries");
+                if shutdown.sleep(backoff(failures)).await {
+                    return Err(Stopped);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+use outbox::Entry;
+
+/// Produces `records` in order, in chunks, retrying each chunk until the
+/// broker acknowledges it or shutdown starts.
+async fn produce_all(client: Arc<PartitionClient>, records: Vec<Record>, mut shutdown: Shutdown) -> Result<(), Stopped> {
+    for chunk in records.chunks(CHUNK) {
+        let mut failures = 0;
+        loop {
+            match client.produce(chunk.to_vec(), Compression::NoCompression).await {
+                Ok(_) => break,
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, partition = client.partition(), "relay: produce failed, retrying");
+                    if shutdown.sleep(backoff(failures)).await {
+                        return Err(Stopped);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn record(event: &Event) -> Record {
+    let Event::CouponIssued(issued) = event;
+    Record {
+        key: Some(event.key().to_string().into_bytes()),
+        value: Some(event.to_json()),
+        headers: BTreeMap::new(),
+        timestamp: DateTime::from_timestamp_millis(issued.issued_at as i64).unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+    }
+}
+
+/// 50 ms, doubling, at most 2 s.
+pub fn backoff(failures: u32) -> Duration {
+    Duration::from_millis((50u64 << failures.min(6)).min(2_000))
+}

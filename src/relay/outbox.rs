@@ -1,0 +1,143 @@
+//! The relay's side of Redis: which outbox streams exist, reading them with
+//! the consumer group, claiming entries a dead relay left pending, and
+//! forgetting entries once Kafka has them.
+
+use std::{collections::HashMap, sync::Arc};
+
+use fred::prelude::*;
+
+use crate::{
+    events::{CouponIssued, Event},
+    keys::{Keys, OUTBOX_GROUP},
+    scripts::Scripts,
+};
+
+/// One outbox entry, decoded.
+pub struct Entry {
+    pub stream: Arc<str>,
+    pub id: String,
+    pub event: Event,
+}
+
+pub struct Outbox {
+    /// Blocking reads park this connection, so it is the relay's alone.
+    reader: Client,
+    redis: Pool,
+    scripts: Arc<Scripts>,
+    keys: Keys,
+    consumer: String,
+    /// Outbox keys whose consumer group exists.
+    streams: Vec<Arc<str>>,
+}
+
+impl Outbox {
+    pub fn new(reader: Client, redis: Pool, scripts: Arc<Scripts>, keys: Keys, consumer: String) -> Self {
+        Outbox { reader, redis, scripts, keys, consumer, streams: Vec::new() }
+    }
+
+    pub fn has_streams(&self) -> bool {
+        !self.streams.is_empty()
+    }
+
+    /// Picks up campaigns created since the last call and makes sure their
+    /// stream has the relay's group, starting at 0 so no entry is skipped.
+    pub async fn refresh(&mut self) -> Result<(), Error> {
+        let ids: Vec<u64> = self.redis.smembers(self.keys.coupons()).await?;
+        for id in ids {
+            let key = self.keys.coupon(id).outbox;
+            if self.streams.iter().any(|s| **s == *key) {
+                continue;
+            }
+            let created: Result<(), Error> = self.redis.xgroup_create(&key, OUTBOX_GROUP, "0", true).await;
+            match created {
+                Ok(()) => {}
+                Err(e) if e.details().starts_with("BUSYGROUP") => {}
+                Err(e) => return Err(e),
+            }
+            self.streams.push(key.into());
+        }
+        Ok(())
+    }
+
+    /// Reads up to `count` entries per stream: with `pending`, the entries this
+    /// consumer read before but never acknowledged (no blocking); otherwise
+    /// new entries, waiting up to `block_ms` for some.
+    pub async fn read(&self, count: u64, pending: bool, block_ms: u64) -> Result<Vec<Entry>, Error> {
+        let keys: Vec<&str> = self.streams.iter().map(|s| &**s).collect();
+        let ids = vec![if pending { "0" } else { ">" }; keys.len()];
+        let block = (!pending).then_some(block_ms);
+        // Raw reply: a blocking read that times out answers nil, which the
+        // typed map form cannot convert.
+        let reply: Value = self
+            .reader
+            .xreadgroup(OUTBOX_GROUP, self.consumer.as_str(), Some(count), block, false, keys, ids)
+            .await?;
+        let mut entries = Vec::new();
+        let Value::Array(streams) = reply else { return Ok(entries) };
+        for stream_reply in streams {
+            let Value::Array(mut pair) = stream_reply else { continue };
+            let (Some(Value::Array(items)), Some(name)) = (pair.pop(), pair.pop()) else { continue };
+            let name = name.as_string().unwrap_or_default();
+            let stream: Arc<str> = self.streams.iter().find(|s| ***s == *name).cloned().unwrap_or_else(|| name.into());
+            for item in items {
+                let Value::Array(mut entry) = item else { continue };
+                let (fields, id) = (entry.pop(), entry.pop());
+                let Some(id) = id.and_then(|v| v.as_string()) else { continue };
+                let fields = match fields {
+                    Some(Value::Array(kv)) => kv
+                        .chunks(2)
+                        .filter_map(|p| Some((p.first()?.as_string()?, p.get(1)?.as_string()?)))
+                        .collect(),
+                    _ => HashMap::new(),
+                };
+                match self.decode(&stream, &id, &fields) {
+                    Some(event) => entries.push(Entry { stream: stream.clone(), id, event }),
+                    None => {
+                        // Not ours to interpret; never block the stream on it.
+                        tracing::error!(%stream, %id, ?fields, "undecodable outbox entry skipped");
+                        self.ack(&stream, &[id]).await?;
+                    }
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    fn decode(&self, stream: &str, id: &str, fields: &HashMap<String, String>) -> Option<Event> {
+        let coupon_id = self.keys.coupon_of_outbox(stream)?;
+        let user_id = fields.get("user_id")?.parse().ok()?;
+        let issued_at = fields.get("issued_at")?.parse().ok()?;
+        Some(Event::CouponIssued(CouponIssued {
+            event_id: CouponIssued::event_id(coupon_id, id),
+            coupon_id,
+            user_id,
+            issued_at,
+        }))
+    }
+
+    /// Moves entries idle for `min_idle_ms` in other consumers (dead relays)
+    /// into this consumer's pending list, to be read with `pending = true`.
+    pub async fn claim_idle(&self, min_idle_ms: u64) -> Result<usize, Error> {
+        let mut claimed = 0;
+        for stream in &self.streams {
+            let mut start = "0-0".to_string();
+            loop {
+                let (next, ids): (String, Vec<(String, HashMap<String, String>)>) = self
+                    .redis
+                    .xautoclaim_values(&**stream, OUTBOX_GROUP, self.consumer.as_str(), min_idle_ms, start.as_str(), Some(1000), false)
+                    .await?;
+                claimed += ids.len();
+                if next == "0-0" {
+                    break;
+                }
+                start = next;
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Acknowledges and deletes `ids` of `stream`.
+    pub async fn ack(&self, stream: &str, ids: &[String]) -> Result<(), Error> {
+        self.scripts.ack_outbox.call(self.redis.next(), stream, ids).await.map(|_| ())
+    }
+}

@@ -1,0 +1,54 @@
+//! `lua/seed_coupon.lua`: create or replace a campaign's stock and window.
+
+use fred::{prelude::*, types::scripts::Script};
+
+use super::unexpected;
+use crate::keys::CouponKeys;
+
+pub struct SeedCoupon(pub(super) Script);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedMode {
+    /// Fail with `Exists` when the campaign is already in Redis.
+    Create,
+    /// Reset stock and issued users.
+    Replace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedOutcome {
+    Created,
+    Replaced,
+    Exists,
+}
+
+impl SeedCoupon {
+    pub async fn call(
+        &self,
+        client: &Client,
+        keys: &CouponKeys,
+        total: u64,
+        starts_at: u64,
+        ends_at: u64,
+        mode: SeedMode,
+    ) -> Result<SeedOutcome, Error> {
+        let mode = match mode {
+            SeedMode::Create => "create",
+            SeedMode::Replace => "replace",
+        };
+        let answer: Value = self
+            .0
+            .evalsha_with_reload(
+                client,
+                vec![keys.meta.as_str(), keys.users.as_str()],
+                vec![total.to_string(), starts_at.to_string(), ends_at.to_string(), mode.to_string()],
+            )
+            .await?;
+        match answer.as_str().as_deref() {
+            Some("created") => Ok(SeedOutcome::Created),
+            Some("replaced") => Ok(SeedOutcome::Replaced),
+            Some("exists") => Ok(SeedOutcome::Exists),
+            _ => Err(unexpected("seed_coupon", &answer)),
+        }
+    }
+}

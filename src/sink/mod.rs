@@ -1,0 +1,137 @@
+//! The sink: the Kafka event topic -> MySQL, one task per partition.
+//!
+//! Each task resumes from the next offset stored in MySQL, fetches a batch,
+//! and writes its rows and the new offset in one transaction: no row lost,
+//! none doubled, whatever crashes where. Knows nothing of HTTP or Redis.
+
+mod writer;
+
+use std::{sync::Arc, time::Duration};
+
+use mysql_async::Pool;
+use rskafka::client::{
+    error::{Error as KafkaError, ProtocolError},
+    partition::{OffsetAt, PartitionClient},
+};
+use tokio::task::JoinSet;
+
+use crate::{config::SinkSettings, events::Event, relay::backoff, shutdown::Shutdown};
+use writer::WriteError;
+
+pub struct Sink {
+    pub mysql: Pool,
+    pub topic: String,
+    pub partitions: Vec<Arc<PartitionClient>>,
+    pub settings: SinkSettings,
+}
+
+impl Sink {
+    /// Runs until shutdown starts.
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut tasks = JoinSet::new();
+        for client in self.partitions {
+            let worker = PartitionSink {
+                client,
+                mysql: self.mysql.clone(),
+                topic: self.topic.clone(),
+                settings: self.settings.clone(),
+            };
+            tasks.spawn(worker.run(shutdown.clone()));
+        }
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("sink stopped");
+    }
+}
+
+struct PartitionSink {
+    client: Arc<PartitionClient>,
+    mysql: Pool,
+    topic: String,
+    settings: SinkSettings,
+}
+
+impl PartitionSink {
+    async fn run(self, mut shutdown: Shutdown) {
+        let partition = self.client.partition();
+        let mut failures = 0;
+        let mut next = loop {
+            match writer::start_offset(&self.mysql, &self.topic, partition).await {
+                Ok(next) => break next,
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, partition, "sink: cannot read the stored offset");
+                    if shutdown.sleep(backoff(failures)).await {
+                        return;
+                    }
+                }
+            }
+        };
+        tracing::info!(topic = %self.topic, partition, next, "sink: resuming");
+        failures = 0;
+        while !shutdown.is_started() {
+            let fetched = tokio::select! {
+                fetched = self.client.fetch_records(next, 1..self.settings.sink_fetch_bytes, self.settings.sink_max_wait_ms) => fetched,
+                () = shutdown.wait() => break,
+            };
+            let records = match fetched {
+                Ok((records, _high_watermark)) => records,
+                Err(KafkaError::ServerError { protocol_error: ProtocolError::OffsetOutOfRange, .. }) => {
+                    next = self.recover_out_of_range(next).await;
+                    shutdown.sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, partition, "sink: fetch failed");
+                    shutdown.sleep(backoff(failures)).await;
+                    continue;
+                }
+            };
+            // A fetch may start inside an earlier batch: skip what we already have.
+            let mut events = Vec::with_capacity(records.len());
+            let mut to = next;
+            for r in records.into_iter().filter(|r| r.offset >= next) {
+                to = r.offset + 1;
+                match r.record.value.as_deref().map(Event::from_json) {
+                    Some(Ok(event)) => events.push(event),
+                    other => tracing::error!(partition, offset = r.offset, ?other, "sink: undecodable record skipped"),
+                }
+            }
+            if to == next {
+                continue;
+            }
+            match writer::write_batch(&self.mysql, &self.topic, partition, next, to, &events).await {
+                Ok(()) => {
+                    failures = 0;
+                    next = to;
+                }
+                Err(WriteError::Moved { stored }) => {
+                    tracing::warn!(partition, stored, expected = next, "sink: another sink moved this partition");
+                    next = stored;
+                }
+                Err(WriteError::Mysql(e)) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, partition, "sink: MySQL write failed, retrying");
+                    shutdown.sleep(backoff(failures)).await;
+                }
+            }
+        }
+    }
+
+    /// The stored offset is outside what the broker holds. Below the earliest
+    /// record means retention removed records we never stored: loud, but move on.
+    async fn recover_out_of_range(&self, next: i64) -> i64 {
+        match self.client.get_offset(OffsetAt::Earliest).await {
+            Ok(earliest) if next < earliest => {
+                let partition = self.client.partition();
+                tracing::error!(partition, next, earliest, "sink: records expired before they were stored");
+                match writer::write_batch(&self.mysql, &self.topic, partition, next, earliest, &[]).await {
+                    Ok(()) => earliest,
+                    Err(WriteError::Moved { stored }) => stored,
+                    Err(WriteError::Mysql(_)) => next,
+                }
+            }
+            _ => next,
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The sink's MySQL writes: one transaction per fetched batch holding the
+//! rows and the partition's next offset, guarded so two sinks on one
+//! partition cannot both commit the same range.
+
+use mysql_async::{prelude::*, Pool, TxOpts, Value};
+
+use crate::{events::Event, time::mysql_datetime};
+
+/// Rows per INSERT statement: few round trips, statements well under max_allowed_packet.
+const ROWS_PER_INSERT: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Another sink moved this partition on; continue from `stored`.
+    #[error("partition offset moved to {stored} under us")]
+    Moved { stored: i64 },
+    #[error(transparent)]
+    Mysql(#[from] mysql_async::Error),
+}
+
+/// Makes sure the partition has an offset row and returns its next offset.
+pub async fn start_offset(pool: &Pool, topic: &str, partition: i32) -> Result<i64, mysql_async::Error> {
+    let mut conn = pool.get_conn().await?;
+    conn.exec_drop(
+        "INSERT IGNORE INTO sink_offsets (topic, partition_id, next_offset) VALUES (?, ?, 0)",
+        (topic, partition),
+    )
+    .await?;
+    let next: Option<i64> = conn
+        .exec_first("SELECT next_offset FROM sink_offsets WHERE topic = ? AND partition_id = ?", (topic, partition))
+        .await?;
+    Ok(next.unwrap_or(0))
+}
+
+/// Writes `events` (read from offsets `from..to`) and stores `to` as the
+/// partition's next offset, all in one transaction. Replayed events are
+/// no-ops thanks to the tables' unique keys.
+pub async fn write_batch(
+    pool: &Pool,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    to: i64,
+    events: &[Event],
+) -> Result<(), WriteError> {
+    let mut conn = pool.get_conn().await?;
+    let mut tx = conn.start_transaction(TxOpts::default()).await?;
+    let stored: Option<i64> = tx
+        .exec_first(
+            "SELECT next_offset FROM sink_offsets WHERE topic = ? AND partition_id = ? FOR UPDATE",
+            (topic, partition),
+        )
+        .await?;
+    let stored = stored.unwrap_or(0);
+    if stored != from {
+        tx.rollback().await?;
+        return Err(WriteError::Moved { stored });
+    }
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        insert_coupon_issues(&mut tx, chunk).await?;
+    }
+    tx.exec_drop(
+        "UPDATE sink_offsets SET next_offset = ? WHERE topic = ? AND partition_id = ?",
+        (to, topic, partition),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_coupon_issues(tx: &mut mysql_async::Transaction<'_>, events: &[Event]) -> Result<(), mysql_async::Error> {
+    let mut params: Vec<Value> = Vec::with_capacity(events.len() * 4);
+    for event in events {
+        let Event::CouponIssued(e) = event;
+        params.push(e.coupon_id.into());
+        params.push(e.user_id.into());
+        params.push(e.event_id.as_str().into());
+        params.push(mysql_datetime(e.issued_at).into());
+    }
+    let rows = params.len() / 4;
+    if rows == 0 {
+        return Ok(());
+    }
+    let mut sql = String::with_capacity(120 + rows * 16);
+    sql.push_str("INSERT INTO coupon_issues (coupon_id, user_id, event_id, issued_at) VALUES ");
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "(?,?,?,?)" } else { ",(?,?,?,?)" });
+    }
+    sql.push_str(" ON DUPLICATE KEY UPDATE coupon_id = coupon_id");
+    tx.exec_drop(sql, params).await
+}
