@@ -10,7 +10,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::{
-    config::{HttpSettings, KafkaSettings, MysqlSettings, RedisSettings, RelaySettings, SinkSettings},
+    config::{
+        HttpSettings, KafkaSettings, MysqlSettings, RedisSettings, RelaySettings, SinkSettings,
+    },
     coupons::Coupons,
     http, kafka,
     keys::Keys,
@@ -42,7 +44,11 @@ pub struct ServeConfig {
 }
 
 /// Runs the service on `listener` until `shutdown` starts.
-pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    config: ServeConfig,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let redis = redis::pool(&config.redis).await?;
     let scripts = Arc::new(Scripts::load(redis.next()).await?);
     let keys = Keys::new(config.redis.key_prefix.clone());
@@ -67,13 +73,22 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
     };
     tasks.spawn(relay.run(shutdown.clone()));
     if config.run_sink {
-        let sink = Sink { mysql: mysql.clone(), topic, partitions: producers, settings: config.sink.clone() };
+        let sink = Sink {
+            mysql: mysql.clone(),
+            topic,
+            partitions: producers,
+            settings: config.sink.clone(),
+        };
         tasks.spawn(sink.run(shutdown.clone()));
     }
 
     let app = Arc::new(App {
         coupons: Coupons::new(redis.clone(), keys, scripts),
-        probes: Probes { redis: redis.clone(), mysql: mysql.clone(), kafka },
+        probes: Probes {
+            redis: redis.clone(),
+            mysql: mysql.clone(),
+            kafka,
+        },
         http: config.http.clone(),
     });
     let mut stop = shutdown.clone();
@@ -97,7 +112,14 @@ pub async fn sink(
     let partitions = kafka::ensure_topic(&kafka, &topic, kafka_settings).await?;
     let partitions = kafka::partition_clients(&kafka, &topic, partitions).await?;
     let mysql = crate::db::pool(mysql)?;
-    Sink { mysql: mysql.clone(), topic, partitions, settings: settings.clone() }.run(shutdown).await;
+    Sink {
+        mysql: mysql.clone(),
+        topic,
+        partitions,
+        settings: settings.clone(),
+    }
+    .run(shutdown)
+    .await;
     let _ = mysql.disconnect().await;
     Ok(())
 }

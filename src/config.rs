@@ -14,7 +14,11 @@ use clap::{ArgAction, Args};
 #[derive(Args, Clone)]
 pub struct RedisSettings {
     /// Redis URL (redis://[user:pass@]host:port[/db]).
-    #[arg(long, env = "FLASHSALE_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "FLASHSALE_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub redis_url: String,
     /// Prefix of every Redis key this service owns; lets several deployments (or tests) share one Redis.
     #[arg(long, env = "FLASHSALE_KEY_PREFIX", default_value = "fs:")]
@@ -31,7 +35,11 @@ pub struct RedisSettings {
 #[derive(Args, Clone)]
 pub struct MysqlSettings {
     /// MySQL URL (mysql://user:pass@host:port/database).
-    #[arg(long, env = "FLASHSALE_MYSQL_URL", default_value = "mysql://flashsale:flashsale@127.0.0.1:3306/flashsale")]
+    #[arg(
+        long,
+        env = "FLASHSALE_MYSQL_URL",
+        default_value = "mysql://flashsale:flashsale@127.0.0.1:3306/flashsale"
+    )]
     pub mysql_url: String,
     /// Most MySQL connections this process opens.
     #[arg(long, env = "FLASHSALE_MYSQL_POOL_SIZE", default_value_t = 16)]
@@ -42,7 +50,12 @@ pub struct MysqlSettings {
 #[derive(Args, Clone)]
 pub struct KafkaSettings {
     /// Kafka bootstrap brokers, comma-separated host:port.
-    #[arg(long, env = "FLASHSALE_KAFKA_BROKERS", default_value = "127.0.0.1:9092", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "FLASHSALE_KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092",
+        value_delimiter = ','
+    )]
     pub kafka_brokers: Vec<String>,
     /// Topic that carries coupon-issued events.
     #[arg(long, env = "FLASHSALE_COUPON_TOPIC", default_value = "coupon-issued")]
@@ -68,7 +81,11 @@ pub struct HttpSettings {
     #[arg(long, env = "FLASHSALE_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
     /// Time a client has to send its request headers.
-    #[arg(long, env = "FLASHSALE_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "FLASHSALE_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
     pub header_read_timeout_ms: u64,
 }
 
@@ -154,8 +171,12 @@ impl fmt::Debug for RedisSettings {
 
 /// `scheme://user:secret@host` -> `scheme://user:***@host`.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_string(),

@@ -24,7 +24,12 @@ pub async fn connect(settings: &KafkaSettings) -> anyhow::Result<Arc<Client>> {
         .backoff_config(backoff(settings.timeout()))
         .build()
         .await
-        .map_err(|e| anyhow::anyhow!("cannot reach Kafka at {}: {e}", settings.kafka_brokers.join(",")))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach Kafka at {}: {e}",
+                settings.kafka_brokers.join(",")
+            )
+        })?;
     Ok(Arc::new(client))
 }
 
@@ -40,7 +45,11 @@ pub fn backoff(deadline: Duration) -> BackoffConfig {
 }
 
 /// Partition count of `topic`, creating it with `settings.kafka_partitions` when missing.
-pub async fn ensure_topic(client: &Client, topic: &str, settings: &KafkaSettings) -> anyhow::Result<i32> {
+pub async fn ensure_topic(
+    client: &Client,
+    topic: &str,
+    settings: &KafkaSettings,
+) -> anyhow::Result<i32> {
     let deadline = tokio::time::Instant::now() + settings.timeout();
     let mut created = false;
     loop {
@@ -57,24 +66,42 @@ pub async fn ensure_topic(client: &Client, topic: &str, settings: &KafkaSettings
                 .create_topic(topic, settings.kafka_partitions, REPLICATION, timeout_ms)
                 .await
             {
-                Ok(()) => tracing::info!(topic, partitions = settings.kafka_partitions, "created topic"),
-                Err(Error::ServerError { protocol_error: ProtocolError::TopicAlreadyExists, .. }) => {}
+                Ok(()) => tracing::info!(
+                    topic,
+                    partitions = settings.kafka_partitions,
+                    "created topic"
+                ),
+                Err(Error::ServerError {
+                    protocol_error: ProtocolError::TopicAlreadyExists,
+                    ..
+                }) => {}
                 Err(e) => return Err(e.into()),
             }
             created = true;
         }
         if tokio::time::Instant::now() > deadline {
-            anyhow::bail!("topic {topic} did not appear within {:?}", settings.timeout());
+            anyhow::bail!(
+                "topic {topic} did not appear within {:?}",
+                settings.timeout()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// One client per partition of `topic`, indexed by partition.
-pub async fn partition_clients(client: &Client, topic: &str, partitions: i32) -> anyhow::Result<Vec<Arc<PartitionClient>>> {
+pub async fn partition_clients(
+    client: &Client,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<Vec<Arc<PartitionClient>>> {
     let mut out = Vec::with_capacity(partitions as usize);
     for p in 0..partitions {
-        out.push(Arc::new(client.partition_client(topic, p, UnknownTopicHandling::Retry).await?));
+        out.push(Arc::new(
+            client
+                .partition_client(topic, p, UnknownTopicHandling::Retry)
+                .await?,
+        ));
     }
     Ok(out)
 }

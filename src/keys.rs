@@ -31,7 +31,9 @@ pub struct CouponKeys {
 
 impl Keys {
     pub fn new(prefix: impl Into<String>) -> Self {
-        Keys { prefix: prefix.into() }
+        Keys {
+            prefix: prefix.into(),
+        }
     }
 
     pub fn coupon(&self, coupon_id: u64) -> CouponKeys {

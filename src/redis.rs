@@ -28,18 +28,23 @@ fn builder(settings: &RedisSettings) -> anyhow::Result<Builder> {
 /// The hot-path pool: every client pipelines concurrent commands.
 pub async fn pool(settings: &RedisSettings) -> anyhow::Result<Pool> {
     let pool = builder(settings)?.build_pool(settings.redis_pool_size.max(1))?;
-    pool.init()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach Redis at {}: {e}", crate::config::redact(&settings.redis_url)))?;
+    pool.init().await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach Redis at {}: {e}",
+            crate::config::redact(&settings.redis_url)
+        )
+    })?;
     Ok(pool)
 }
 
 /// One client of its own, for a reader that blocks its connection (XREADGROUP BLOCK).
 pub async fn client(settings: &RedisSettings) -> anyhow::Result<Client> {
     let client = builder(settings)?.build()?;
-    client
-        .init()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach Redis at {}: {e}", crate::config::redact(&settings.redis_url)))?;
+    client.init().await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach Redis at {}: {e}",
+            crate::config::redact(&settings.redis_url)
+        )
+    })?;
     Ok(client)
 }

@@ -54,11 +54,18 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
 async fn create(args: CreateArgs) -> anyhow::Result<()> {
     let starts_at = args.starts_at.unwrap_or_else(now_ms);
     let ends_at = args.ends_at.unwrap_or(0);
-    anyhow::ensure!(ends_at == 0 || ends_at > starts_at, "--ends-at must be after --starts-at");
+    anyhow::ensure!(
+        ends_at == 0 || ends_at > starts_at,
+        "--ends-at must be after --starts-at"
+    );
 
     let redis = crate::redis::pool(&args.redis).await?;
     let scripts = Arc::new(Scripts::load(redis.next()).await?);
-    let coupons = Coupons::new(redis.clone(), Keys::new(args.redis.key_prefix.clone()), scripts);
+    let coupons = Coupons::new(
+        redis.clone(),
+        Keys::new(args.redis.key_prefix.clone()),
+        scripts,
+    );
     let mysql = crate::db::pool(&args.mysql)?;
 
     if !args.replace {
@@ -72,10 +79,28 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
             anyhow::bail!("coupon {} exists; pass --replace to reset it", args.id);
         }
     }
-    queries::put_campaign(&mysql, args.id, args.quantity, starts_at, ends_at, args.replace).await?;
-    let mode = if args.replace { SeedMode::Replace } else { SeedMode::Create };
-    let outcome = coupons.seed(args.id, args.quantity, starts_at, ends_at, mode).await?;
-    let ends = if ends_at == 0 { "never".to_string() } else { rfc3339_ms(ends_at) };
+    queries::put_campaign(
+        &mysql,
+        args.id,
+        args.quantity,
+        starts_at,
+        ends_at,
+        args.replace,
+    )
+    .await?;
+    let mode = if args.replace {
+        SeedMode::Replace
+    } else {
+        SeedMode::Create
+    };
+    let outcome = coupons
+        .seed(args.id, args.quantity, starts_at, ends_at, mode)
+        .await?;
+    let ends = if ends_at == 0 {
+        "never".to_string()
+    } else {
+        rfc3339_ms(ends_at)
+    };
     println!(
         "coupon {}: {:?}, quantity {}, opens {}, closes {}",
         args.id,

@@ -9,7 +9,11 @@ mod status;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "flashsale", version, about = "Flash-sale coupon service: Redis Lua hot path, Kafka relay, MySQL sink")]
+#[command(
+    name = "flashsale",
+    version,
+    about = "Flash-sale coupon service: Redis Lua hot path, Kafka relay, MySQL sink"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -49,8 +53,9 @@ fn on_signal() -> crate::shutdown::Shutdown {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("SIGTERM handler installs");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler installs");
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}

@@ -6,7 +6,11 @@ use mysql_async::{prelude::*, Pool};
 use crate::config::MysqlSettings;
 
 /// (version, name, SQL). Append new files here; never edit an applied one.
-const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "0001_coupons", include_str!("../../sql/0001_coupons.sql"))];
+const MIGRATIONS: &[(u32, &str, &str)] = &[(
+    1,
+    "0001_coupons",
+    include_str!("../../sql/0001_coupons.sql"),
+)];
 
 /// Returns the names of the migrations applied by this call.
 pub async fn migrate(settings: &MysqlSettings) -> anyhow::Result<Vec<&'static str>> {
@@ -27,9 +31,15 @@ pub async fn migrate(settings: &MysqlSettings) -> anyhow::Result<Vec<&'static st
             continue;
         }
         for statement in statements(sql) {
-            conn.query_drop(statement).await.map_err(|e| anyhow::anyhow!("migration {name}: {e}"))?;
+            conn.query_drop(statement)
+                .await
+                .map_err(|e| anyhow::anyhow!("migration {name}: {e}"))?;
         }
-        conn.exec_drop("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, name)).await?;
+        conn.exec_drop(
+            "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+            (version, name),
+        )
+        .await?;
         done.push(name);
     }
     drop(conn);
@@ -40,16 +50,22 @@ pub async fn migrate(settings: &MysqlSettings) -> anyhow::Result<Vec<&'static st
 async fn create_database(settings: &MysqlSettings) -> anyhow::Result<()> {
     let builder = super::builder(settings)?;
     let opts = mysql_async::Opts::from(builder.clone());
-    let Some(db) = opts.db_name().map(str::to_owned) else { return Ok(()) };
+    let Some(db) = opts.db_name().map(str::to_owned) else {
+        return Ok(());
+    };
     anyhow::ensure!(
         db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
         "database name `{db}` may hold only letters, digits and _"
     );
     let pool = Pool::new(builder.db_name(None::<String>));
     let mut conn = pool.get_conn().await.map_err(|e| {
-        anyhow::anyhow!("cannot reach MySQL at {}: {e}", crate::config::redact(&settings.mysql_url))
+        anyhow::anyhow!(
+            "cannot reach MySQL at {}: {e}",
+            crate::config::redact(&settings.mysql_url)
+        )
     })?;
-    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{db}`")).await?;
+    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{db}`"))
+        .await?;
     drop(conn);
     pool.disconnect().await?;
     Ok(())
@@ -83,7 +99,12 @@ mod tests {
         for (_, name, sql) in super::MIGRATIONS {
             let statements = super::statements(sql);
             assert!(!statements.is_empty(), "{name}");
-            assert!(statements.iter().all(|s| s.trim_start().starts_with("CREATE")), "{name}");
+            assert!(
+                statements
+                    .iter()
+                    .all(|s| s.trim_start().starts_with("CREATE")),
+                "{name}"
+            );
         }
     }
 }

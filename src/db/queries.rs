@@ -36,7 +36,11 @@ pub async fn put_campaign(
         params,
     )
     .await?;
-    tx.exec_drop("DELETE FROM coupon_issues WHERE coupon_id = ?", (coupon_id,)).await?;
+    tx.exec_drop(
+        "DELETE FROM coupon_issues WHERE coupon_id = ?",
+        (coupon_id,),
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -45,13 +49,19 @@ pub async fn campaign_exists(pool: &Pool, coupon_id: u64) -> Result<bool, mysql_
     let found: Option<u64> = pool
         .get_conn()
         .await?
-        .exec_first("SELECT coupon_id FROM coupon_campaigns WHERE coupon_id = ?", (coupon_id,))
+        .exec_first(
+            "SELECT coupon_id FROM coupon_campaigns WHERE coupon_id = ?",
+            (coupon_id,),
+        )
         .await?;
     Ok(found.is_some())
 }
 
 pub async fn campaign_ids(pool: &Pool) -> Result<Vec<u64>, mysql_async::Error> {
-    pool.get_conn().await?.query("SELECT coupon_id FROM coupon_campaigns ORDER BY coupon_id").await
+    pool.get_conn()
+        .await?
+        .query("SELECT coupon_id FROM coupon_campaigns ORDER BY coupon_id")
+        .await
 }
 
 /// Rows in `coupon_issues` for one campaign.
@@ -59,7 +69,10 @@ pub async fn issued_count(pool: &Pool, coupon_id: u64) -> Result<u64, mysql_asyn
     let n: Option<u64> = pool
         .get_conn()
         .await?
-        .exec_first("SELECT COUNT(*) FROM coupon_issues WHERE coupon_id = ?", (coupon_id,))
+        .exec_first(
+            "SELECT COUNT(*) FROM coupon_issues WHERE coupon_id = ?",
+            (coupon_id,),
+        )
         .await?;
     Ok(n.unwrap_or(0))
 }

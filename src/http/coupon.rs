@@ -3,7 +3,10 @@
 use hyper::StatusCode;
 use serde::Serialize;
 
-use super::{error::ApiError, respond::{json, Reply}};
+use super::{
+    error::ApiError,
+    respond::{json, Reply},
+};
 use crate::{app::App, time::rfc3339_ms};
 
 #[derive(Serialize)]
@@ -18,7 +21,11 @@ struct Campaign {
 }
 
 pub async fn handle(app: &App, coupon_id: u64) -> Result<Reply, ApiError> {
-    let info = app.coupons.info(coupon_id).await?.ok_or(ApiError::UnknownCoupon(coupon_id))?;
+    let info = app
+        .coupons
+        .info(coupon_id)
+        .await?
+        .ok_or(ApiError::UnknownCoupon(coupon_id))?;
     Ok(json(
         StatusCode::OK,
         &Campaign {

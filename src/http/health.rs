@@ -4,7 +4,10 @@
 use hyper::StatusCode;
 use serde_json::json as value;
 
-use super::{error::ApiError, respond::{json, Reply}};
+use super::{
+    error::ApiError,
+    respond::{json, Reply},
+};
 use crate::app::App;
 
 pub fn healthz() -> Result<Reply, ApiError> {
@@ -13,6 +16,10 @@ pub fn healthz() -> Result<Reply, ApiError> {
 
 pub async fn readyz(app: &App) -> Result<Reply, ApiError> {
     let report = app.probes.check().await;
-    let status = if report.all_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if report.all_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     Ok(json(status, &report))
 }

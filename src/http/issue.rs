@@ -3,7 +3,11 @@
 use hyper::{body::Incoming, Request, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{body::read_json, error::ApiError, respond::{json, Reply}};
+use super::{
+    body::read_json,
+    error::ApiError,
+    respond::{json, Reply},
+};
 use crate::{app::App, scripts::IssueOutcome, time::rfc3339_ms};
 
 #[derive(Deserialize)]
@@ -24,9 +28,17 @@ struct Issued {
 pub async fn handle(app: &App, coupon_id: u64, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let IssueRequest { user_id } = read_json(req, app.http.body_limit, FIELDS).await?;
     match app.coupons.issue(coupon_id, user_id).await? {
-        IssueOutcome::Issued { remaining, issued_at } => Ok(json(
+        IssueOutcome::Issued {
+            remaining,
+            issued_at,
+        } => Ok(json(
             StatusCode::CREATED,
-            &Issued { coupon_id, user_id, issued_at: rfc3339_ms(issued_at), remaining },
+            &Issued {
+                coupon_id,
+                user_id,
+                issued_at: rfc3339_ms(issued_at),
+                remaining,
+            },
         )),
         IssueOutcome::AlreadyIssued => Err(ApiError::AlreadyIssued(coupon_id)),
         IssueOutcome::SoldOut => Err(ApiError::SoldOut(coupon_id)),

@@ -46,6 +46,9 @@ fn allow(req: &Request<Incoming>, method: &Method, allowed: &'static str) -> Res
 
 fn coupon_id(text: &str) -> Result<u64, ApiError> {
     text.parse().map_err(|_| {
-        ApiError::BadRequest("invalid_coupon_id", format!("coupon id must be an integer from 0 to 2^64-1, got `{text}`"))
+        ApiError::BadRequest(
+            "invalid_coupon_id",
+            format!("coupon id must be an integer from 0 to 2^64-1, got `{text}`"),
+        )
     })
 }

@@ -142,11 +142,18 @@ use outbox::Entry;
 
 /// Produces `records` in order, in chunks, retrying each chunk until the
 /// broker acknowledges it or shutdown starts.
-async fn produce_all(client: Arc<PartitionClient>, records: Vec<Record>, mut shutdown: Shutdown) -> Result<(), Stopped> {
+async fn produce_all(
+    client: Arc<PartitionClient>,
+    records: Vec<Record>,
+    mut shutdown: Shutdown,
+) -> Result<(), Stopped> {
     for chunk in records.chunks(CHUNK) {
         let mut failures = 0;
         loop {
-            match client.produce(chunk.to_vec(), Compression::NoCompression).await {
+            match client
+                .produce(chunk.to_vec(), Compression::NoCompression)
+                .await
+            {
                 Ok(_) => break,
                 Err(e) => {
                     failures += 1;
@@ -167,7 +174,8 @@ fn record(event: &Event) -> Record {
         key: Some(event.key().to_string().into_bytes()),
         value: Some(event.to_json()),
         headers: BTreeMap::new(),
-        timestamp: DateTime::from_timestamp_millis(issued.issued_at as i64).unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+        timestamp: DateTime::from_timestamp_millis(issued.issued_at as i64)
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
     }
 }
 

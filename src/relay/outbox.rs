@@ -31,8 +31,21 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(reader: Client, redis: Pool, scripts: Arc<Scripts>, keys: Keys, consumer: String) -> Self {
-        Outbox { reader, redis, scripts, keys, consumer, streams: Vec::new() }
+    pub fn new(
+        reader: Client,
+        redis: Pool,
+        scripts: Arc<Scripts>,
+        keys: Keys,
+        consumer: String,
+    ) -> Self {
+        Outbox {
+            reader,
+            redis,
+            scripts,
+            keys,
+            consumer,
+            streams: Vec::new(),
+        }
     }
 
     pub fn has_streams(&self) -> bool {
@@ -48,7 +61,10 @@ impl Outbox {
             if self.streams.iter().any(|s| **s == *key) {
                 continue;
             }
-            let created: Result<(), Error> = self.redis.xgroup_create(&key, OUTBOX_GROUP, "0", true).await;
+            let created: Result<(), Error> = self
+                .redis
+                .xgroup_create(&key, OUTBOX_GROUP, "0", true)
+                .await;
             match created {
                 Ok(()) => {}
                 Err(e) if e.details().starts_with("BUSYGROUP") => {}
@@ -62,7 +78,12 @@ impl Outbox {
     /// Reads up to `count` entries per stream: with `pending`, the entries this
     /// consumer read before but never acknowledged (no blocking); otherwise
     /// new entries, waiting up to `block_ms` for some.
-    pub async fn read(&self, count: u64, pending: bool, block_ms: u64) -> Result<Vec<Entry>, Error> {
+    pub async fn read(
+        &self,
+        count: u64,
+        pending: bool,
+        block_ms: u64,
+    ) -> Result<Vec<Entry>, Error> {
         let keys: Vec<&str> = self.streams.iter().map(|s| &**s).collect();
         let ids = vec![if pending { "0" } else { ">" }; keys.len()];
         let block = (!pending).then_some(block_ms);
@@ -70,19 +91,42 @@ impl Outbox {
         // typed map form cannot convert.
         let reply: Value = self
             .reader
-            .xreadgroup(OUTBOX_GROUP, self.consumer.as_str(), Some(count), block, false, keys, ids)
+            .xreadgroup(
+                OUTBOX_GROUP,
+                self.consumer.as_str(),
+                Some(count),
+                block,
+                false,
+                keys,
+                ids,
+            )
             .await?;
         let mut entries = Vec::new();
-        let Value::Array(streams) = reply else { return Ok(entries) };
+        let Value::Array(streams) = reply else {
+            return Ok(entries);
+        };
         for stream_reply in streams {
-            let Value::Array(mut pair) = stream_reply else { continue };
-            let (Some(Value::Array(items)), Some(name)) = (pair.pop(), pair.pop()) else { continue };
+            let Value::Array(mut pair) = stream_reply else {
+                continue;
+            };
+            let (Some(Value::Array(items)), Some(name)) = (pair.pop(), pair.pop()) else {
+                continue;
+            };
             let name = name.as_string().unwrap_or_default();
-            let stream: Arc<str> = self.streams.iter().find(|s| ***s == *name).cloned().unwrap_or_else(|| name.into());
+            let stream: Arc<str> = self
+                .streams
+                .iter()
+                .find(|s| ***s == *name)
+                .cloned()
+                .unwrap_or_else(|| name.into());
             for item in items {
-                let Value::Array(mut entry) = item else { continue };
+                let Value::Array(mut entry) = item else {
+                    continue;
+                };
                 let (fields, id) = (entry.pop(), entry.pop());
-                let Some(id) = id.and_then(|v| v.as_string()) else { continue };
+                let Some(id) = id.and_then(|v| v.as_string()) else {
+                    continue;
+                };
                 let fields = match fields {
                     Some(Value::Array(kv)) => kv
                         .chunks(2)
@@ -91,7 +135,11 @@ impl Outbox {
                     _ => HashMap::new(),
                 };
                 match self.decode(&stream, &id, &fields) {
-                    Some(event) => entries.push(Entry { stream: stream.clone(), id, event }),
+                    Some(event) => entries.push(Entry {
+                        stream: stream.clone(),
+                        id,
+                        event,
+                    }),
                     None => {
                         // Not ours to interpret; never block the stream on it.
                         tracing::error!(%stream, %id, ?fields, "undecodable outbox entry skipped");
@@ -124,7 +172,15 @@ impl Outbox {
             loop {
                 let (next, ids): (String, Vec<(String, HashMap<String, String>)>) = self
                     .redis
-                    .xautoclaim_values(&**stream, OUTBOX_GROUP, self.consumer.as_str(), min_idle_ms, start.as_str(), Some(1000), false)
+                    .xautoclaim_values(
+                        &**stream,
+                        OUTBOX_GROUP,
+                        self.consumer.as_str(),
+                        min_idle_ms,
+                        start.as_str(),
+                        Some(1000),
+                        false,
+                    )
                     .await?;
                 claimed += ids.len();
                 if next == "0-0" {
@@ -138,6 +194,10 @@ impl Outbox {
 
     /// Acknowledges and deletes `ids` of `stream`.
     pub async fn ack(&self, stream: &str, ids: &[String]) -> Result<(), Error> {
-        self.scripts.ack_outbox.call(self.redis.next(), stream, ids).await.map(|_| ())
+        self.scripts
+            .ack_outbox
+            .call(self.redis.next(), stream, ids)
+            .await
+            .map(|_| ())
     }
 }

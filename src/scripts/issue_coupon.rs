@@ -11,7 +11,10 @@ pub struct IssueCoupon(pub(super) Script);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IssueOutcome {
     /// The user got the coupon; `issued_at` is the Redis clock in ms.
-    Issued { remaining: u64, issued_at: u64 },
+    Issued {
+        remaining: u64,
+        issued_at: u64,
+    },
     AlreadyIssued,
     SoldOut,
     NotStarted,
@@ -31,7 +34,11 @@ impl IssueCoupon {
             .0
             .evalsha_with_reload(
                 client,
-                vec![keys.meta.as_str(), keys.users.as_str(), keys.outbox.as_str()],
+                vec![
+                    keys.meta.as_str(),
+                    keys.users.as_str(),
+                    keys.outbox.as_str(),
+                ],
                 vec![user_id.to_string(), coupon_id.to_string()],
             )
             .await?;

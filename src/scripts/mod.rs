@@ -29,8 +29,12 @@ impl Scripts {
     pub async fn load(client: &Client) -> Result<Self, Error> {
         Ok(Scripts {
             ack_outbox: AckOutbox(load(client, include_str!("../../lua/ack_outbox.lua")).await?),
-            issue_coupon: IssueCoupon(load(client, include_str!("../../lua/issue_coupon.lua")).await?),
-            coupon_info: CouponInfoScript(load(client, include_str!("../../lua/coupon_info.lua")).await?),
+            issue_coupon: IssueCoupon(
+                load(client, include_str!("../../lua/issue_coupon.lua")).await?,
+            ),
+            coupon_info: CouponInfoScript(
+                load(client, include_str!("../../lua/coupon_info.lua")).await?,
+            ),
             seed_coupon: SeedCoupon(load(client, include_str!("../../lua/seed_coupon.lua")).await?),
         })
     }
@@ -44,7 +48,10 @@ async fn load(client: &Client, source: &'static str) -> Result<Script, Error> {
 
 /// A script answered something its wrapper does not know: a bug, never user input.
 fn unexpected(script: &str, value: &Value) -> Error {
-    Error::new(ErrorKind::Parse, format!("{script}.lua answered unexpectedly: {value:?}"))
+    Error::new(
+        ErrorKind::Parse,
+        format!("{script}.lua answered unexpectedly: {value:?}"),
+    )
 }
 
 fn int(value: &Value) -> Option<i64> {

@@ -41,7 +41,12 @@ impl SeedCoupon {
             .evalsha_with_reload(
                 client,
                 vec![keys.meta.as_str(), keys.users.as_str()],
-                vec![total.to_string(), starts_at.to_string(), ends_at.to_string(), mode.to_string()],
+                vec![
+                    total.to_string(),
+                    starts_at.to_string(),
+                    ends_at.to_string(),
+                    mode.to_string(),
+                ],
             )
             .await?;
         match answer.as_str().as_deref() {

@@ -75,7 +75,10 @@ impl PartitionSink {
             };
             let records = match fetched {
                 Ok((records, _high_watermark)) => records,
-                Err(KafkaError::ServerError { protocol_error: ProtocolError::OffsetOutOfRange, .. }) => {
+                Err(KafkaError::ServerError {
+                    protocol_error: ProtocolError::OffsetOutOfRange,
+                    ..
+                }) => {
                     next = self.recover_out_of_range(next).await;
                     shutdown.sleep(Duration::from_millis(100)).await;
                     continue;
@@ -94,19 +97,30 @@ impl PartitionSink {
                 to = r.offset + 1;
                 match r.record.value.as_deref().map(Event::from_json) {
                     Some(Ok(event)) => events.push(event),
-                    other => tracing::error!(partition, offset = r.offset, ?other, "sink: undecodable record skipped"),
+                    other => tracing::error!(
+                        partition,
+                        offset = r.offset,
+                        ?other,
+                        "sink: undecodable record skipped"
+                    ),
                 }
             }
             if to == next {
                 continue;
             }
-            match writer::write_batch(&self.mysql, &self.topic, partition, next, to, &events).await {
+            match writer::write_batch(&self.mysql, &self.topic, partition, next, to, &events).await
+            {
                 Ok(()) => {
                     failures = 0;
                     next = to;
                 }
                 Err(WriteError::Moved { stored }) => {
-                    tracing::warn!(partition, stored, expected = next, "sink: another sink moved this partition");
+                    tracing::warn!(
+                        partition,
+                        stored,
+                        expected = next,
+                        "sink: another sink moved this partition"
+                    );
                     next = stored;
                 }
                 Err(WriteError::Mysql(e)) => {
@@ -124,8 +138,15 @@ impl PartitionSink {
         match self.client.get_offset(OffsetAt::Earliest).await {
             Ok(earliest) if next < earliest => {
                 let partition = self.client.partition();
-                tracing::error!(partition, next, earliest, "sink: records expired before they were stored");
-                match writer::write_batch(&self.mysql, &self.topic, partition, next, earliest, &[]).await {
+                tracing::error!(
+                    partition,
+                    next,
+                    earliest,
+                    "sink: records expired before they were stored"
+                );
+                match writer::write_batch(&self.mysql, &self.topic, partition, next, earliest, &[])
+                    .await
+                {
                     Ok(()) => earliest,
                     Err(WriteError::Moved { stored }) => stored,
                     Err(WriteError::Mysql(_)) => next,

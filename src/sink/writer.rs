@@ -19,7 +19,11 @@ pub enum WriteError {
 }
 
 /// Makes sure the partition has an offset row and returns its next offset.
-pub async fn start_offset(pool: &Pool, topic: &str, partition: i32) -> Result<i64, mysql_async::Error> {
+pub async fn start_offset(
+    pool: &Pool,
+    topic: &str,
+    partition: i32,
+) -> Result<i64, mysql_async::Error> {
     let mut conn = pool.get_conn().await?;
     conn.exec_drop(
         "INSERT IGNORE INTO sink_offsets (topic, partition_id, next_offset) VALUES (?, ?, 0)",
@@ -27,7 +31,10 @@ pub async fn start_offset(pool: &Pool, topic: &str, partition: i32) -> Result<i6
     )
     .await?;
     let next: Option<i64> = conn
-        .exec_first("SELECT next_offset FROM sink_offsets WHERE topic = ? AND partition_id = ?", (topic, partition))
+        .exec_first(
+            "SELECT next_offset FROM sink_offsets WHERE topic = ? AND partition_id = ?",
+            (topic, partition),
+        )
         .await?;
     Ok(next.unwrap_or(0))
 }
@@ -68,7 +75,10 @@ pub async fn write_batch(
     Ok(())
 }
 
-async fn insert_coupon_issues(tx: &mut mysql_async::Transaction<'_>, events: &[Event]) -> Result<(), mysql_async::Error> {
+async fn insert_coupon_issues(
+    tx: &mut mysql_async::Transaction<'_>,
+    events: &[Event],
+) -> Result<(), mysql_async::Error> {
     let mut params: Vec<Value> = Vec::with_capacity(events.len() * 4);
     for event in events {
         let Event::CouponIssued(e) = event;

@@ -1,0 +1,109 @@
+//! `GET /v1/coupons/{id}`, `/healthz`, `/readyz`, and Redis going away.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use hyper::{Method, StatusCode};
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn get_coupon_reports_total_remaining_issued_and_window() {
+    let app = TestApp::spawn().await;
+    app.create_coupon(11, 50, &["--starts-at", "2024-05-01T10:00:00Z"]);
+    app.issue(11, 1).await;
+    app.issue(11, 2).await;
+    let res = app.coupon(11).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.body["coupon_id"], 11);
+    assert_eq!(res.body["total"], 50);
+    assert_eq!(res.body["remaining"], 48);
+    assert_eq!(res.body["issued"], 2);
+    assert_eq!(res.body["starts_at"], "2024-05-01T10:00:00.000Z");
+    assert!(res.body["ends_at"].is_null());
+}
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_ok_when_every_server_is_up() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        app.request(Method::GET, "/healthz", None).await.status,
+        StatusCode::OK
+    );
+    let ready = app.request(Method::GET, "/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert_eq!(ready.body["redis"], "ok");
+    assert_eq!(ready.body["kafka"], "ok");
+    assert_eq!(ready.body["mysql"], "ok");
+}
+
+/// A Redis server of the test's own, so killing it disturbs no other test.
+struct OwnRedis {
+    child: Child,
+    url: String,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "own redis did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        OwnRedis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn issue_returns_503_with_retry_after_when_redis_is_unreachable() {
+    let mut redis = OwnRedis::start();
+    let url = redis.url.clone();
+    let app = TestApp::spawn_with(|c| c.redis.redis_url = url).await;
+    app.create_coupon(8, 10, &[]);
+    assert_eq!(app.issue(8, 1).await.status, StatusCode::CREATED);
+
+    redis.child.kill().unwrap();
+    redis.child.wait().unwrap();
+
+    let res = app.issue(8, 2).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{}", res.body);
+    assert_eq!(res.body["error"], "unavailable");
+    assert_eq!(res.headers["retry-after"], "1");
+    let ready = app.request(Method::GET, "/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_ne!(ready.body["redis"], "ok");
+}

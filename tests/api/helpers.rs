@@ -1,0 +1,334 @@
+//! `TestApp`: the real service on 127.0.0.1:0 against the real Redis, Kafka
+//! broker and MySQL of the local stack (`scripts/stack up`), with a fresh key
+//! prefix, topic and database per test, and one typed method per endpoint.
+
+use std::{
+    collections::HashSet,
+    net::SocketAddr,
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use flashsale::{
+    app::{self, ServeConfig},
+    config::*,
+    shutdown::{self, Trigger},
+};
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use mysql_async::prelude::*;
+use serde_json::Value;
+use tokio::{net::TcpListener, task::JoinHandle};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+/// A name no other test (nor an earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000_000_000;
+    format!(
+        "{prefix}{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub body: Value,
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub config: ServeConfig,
+    trigger: Option<Trigger>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    pub mysql: mysql_async::Pool,
+}
+
+impl TestApp {
+    /// A fresh prefix, topic and database; migrated; service started.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let name = unique("fs_t");
+        let base = env_or(
+            "FLASHSALE_MYSQL_URL",
+            "mysql://flashsale:flashsale@127.0.0.1:43306/flashsale",
+        );
+        let server = &base[..base.rfind('/').expect("mysql url has a database")];
+        let mut config = ServeConfig {
+            http: HttpSettings {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                body_limit: 4096,
+                max_connections: 20_000,
+                header_read_timeout_ms: 5_000,
+            },
+            redis: RedisSettings {
+                redis_url: env_or("FLASHSALE_REDIS_URL", "redis://127.0.0.1:46379"),
+                key_prefix: format!("{name}:"),
+                redis_pool_size: 4,
+                redis_timeout_ms: 1_000,
+            },
+            mysql: MysqlSettings {
+                mysql_url: format!("{server}/{name}"),
+                mysql_pool_size: 8,
+            },
+            kafka: KafkaSettings {
+                kafka_brokers: env_or("FLASHSALE_KAFKA_BROKERS", "127.0.0.1:49092")
+                    .split(',')
+                    .map(String::from)
+                    .collect(),
+                coupon_topic: format!("{name}-coupon-issued"),
+                kafka_partitions: 2,
+                kafka_timeout_ms: 10_000,
+            },
+            relay: RelaySettings {
+                relay_batch: 500,
+                relay_consumer: "relay-1".into(),
+                relay_claim_idle_ms: 30_000,
+            },
+            sink: SinkSettings {
+                sink_fetch_bytes: 1024 * 1024,
+                sink_max_wait_ms: 100,
+            },
+            run_sink: true,
+        };
+        adjust(&mut config);
+        let mut app = TestApp {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            mysql: mysql_async::Pool::new(config.mysql.mysql_url.as_str()),
+            config,
+            trigger: None,
+            handle: None,
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(256)
+                .build_http(),
+        };
+        app.cli(&["migrate"]).success();
+        app.start().await;
+        app
+    }
+
+    /// Starts the service (again) with the same prefix, topic and database.
+    pub async fn start(&mut self) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.addr = listener.local_addr().unwrap();
+        let (trigger, shutdown) = shutdown::channel();
+        let config = self.config.clone();
+        self.handle = Some(tokio::spawn(app::serve(listener, config, shutdown)));
+        self.trigger = Some(trigger);
+        self.wait_until_ready().await;
+    }
+
+    /// Stops the service: HTTP, relay and sink, wherever they are.
+    pub async fn stop(&mut self) {
+        if let Some(trigger) = self.trigger.take() {
+            trigger.fire();
+        }
+        if let Some(handle) = self.handle.take() {
+            tokio::time::timeout(Duration::from_secs(20), handle)
+                .await
+                .expect("service stops within 20 s")
+                .expect("service task did not panic")
+                .expect("service ran without error");
+        }
+    }
+
+    /// Aborts the service task: no drain, no acknowledgement, like `kill -9`.
+    pub fn crash(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+        self.trigger = None;
+    }
+
+    async fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = self.try_request(Method::GET, "/healthz", None).await {
+                if r.status == StatusCode::OK {
+                    return;
+                }
+            }
+            if let Some(h) = &self.handle {
+                assert!(!h.is_finished(), "service exited during start-up");
+            }
+            assert!(Instant::now() < deadline, "service not up within 20 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs the `flashsale` binary with this app's settings in its environment.
+    pub fn cli(&self, args: &[&str]) -> CliOutput {
+        let c = &self.config;
+        let out = Command::new(env!("CARGO_BIN_EXE_flashsale"))
+            .args(args)
+            .env("FLASHSALE_REDIS_URL", &c.redis.redis_url)
+            .env("FLASHSALE_KEY_PREFIX", &c.redis.key_prefix)
+            .env("FLASHSALE_MYSQL_URL", &c.mysql.mysql_url)
+            .env("FLASHSALE_KAFKA_BROKERS", c.kafka.kafka_brokers.join(","))
+            .env("FLASHSALE_COUPON_TOPIC", &c.kafka.coupon_topic)
+            .env(
+                "FLASHSALE_KAFKA_PARTITIONS",
+                c.kafka.kafka_partitions.to_string(),
+            )
+            .output()
+            .expect("flashsale binary runs");
+        CliOutput {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `flashsale coupon create --id ID --quantity N` plus `extra` flags.
+    pub fn create_coupon(&self, id: u64, quantity: u64, extra: &[&str]) {
+        let (id, quantity) = (id.to_string(), quantity.to_string());
+        let mut args = vec!["coupon", "create", "--id", &id, "--quantity", &quantity];
+        args.extend_from_slice(extra);
+        self.cli(&args).success();
+    }
+
+    pub async fn try_request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, String> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .unwrap();
+        let res = self.client.request(req).await.map_err(|e| e.to_string())?;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("JSON body, got {bytes:?}"))
+        };
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    pub async fn request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Response {
+        self.try_request(method, path, body)
+            .await
+            .expect("request completes")
+    }
+
+    pub async fn issue(&self, coupon_id: u64, user_id: u64) -> Response {
+        let body = serde_json::to_vec(&serde_json::json!({ "user_id": user_id })).unwrap();
+        self.request(
+            Method::POST,
+            &format!("/v1/coupons/{coupon_id}/issue"),
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn issue_raw(&self, coupon_id: u64, body: &[u8]) -> Response {
+        self.request(
+            Method::POST,
+            &format!("/v1/coupons/{coupon_id}/issue"),
+            Some(body.to_vec()),
+        )
+        .await
+    }
+
+    pub async fn issue_raw_path(&self, path: &str, body: &[u8]) -> Response {
+        self.request(Method::POST, path, Some(body.to_vec())).await
+    }
+
+    pub async fn coupon(&self, coupon_id: u64) -> Response {
+        self.request(Method::GET, &format!("/v1/coupons/{coupon_id}"), None)
+            .await
+    }
+
+    /// User ids MySQL holds for the campaign.
+    pub async fn mysql_users(&self, coupon_id: u64) -> Vec<u64> {
+        let mut conn = self.mysql.get_conn().await.unwrap();
+        conn.exec(
+            "SELECT user_id FROM coupon_issues WHERE coupon_id = ?",
+            (coupon_id,),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Polls MySQL until it holds `expected` rows for the campaign (or the deadline passes).
+    pub async fn wait_for_rows(&self, coupon_id: u64, expected: usize) -> Vec<u64> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let users = self.mysql_users(coupon_id).await;
+            if users.len() >= expected || Instant::now() > deadline {
+                return users;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+pub struct CliOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    pub fn success(self) -> Self {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "stdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// The distinct values of `users`, failing on any duplicate.
+pub fn distinct(users: &[u64]) -> HashSet<u64> {
+    let set: HashSet<u64> = users.iter().copied().collect();
+    assert_eq!(set.len(), users.len(), "duplicate user rows");
+    set
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(trigger) = self.trigger.take() {
+            trigger.fire();
+        }
+    }
+}

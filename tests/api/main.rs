@@ -1,0 +1,7 @@
+//! Integration tests: one binary, real servers, real HTTP and CLI.
+
+mod cli;
+mod coupon;
+mod helpers;
+mod issue;
+mod recovery;
