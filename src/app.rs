@@ -10,15 +10,14 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::{
-    config::{
-        HttpSettings, KafkaSettings, MysqlSettings, RedisSettings, RelaySettings, SinkSettings,
-    },
+    config::{HttpSettings, KafkaSettings, MysqlSettings, RedisSettings, RelaySettings, SinkSettings},
     coupons::Coupons,
     http, kafka,
     keys::Keys,
     probes::Probes,
     redis,
     relay::{Outbox, Relay},
+    sales::Sales,
     scripts::Scripts,
     shutdown::Shutdown,
     sink::Sink,
@@ -27,6 +26,7 @@ use crate::{
 /// What the HTTP handlers share.
 pub struct App {
     pub coupons: Coupons,
+    pub sales: Sales,
     pub probes: Probes,
     pub http: HttpSettings,
 }
@@ -44,18 +44,12 @@ pub struct ServeConfig {
 }
 
 /// Runs the service on `listener` until `shutdown` starts.
-pub async fn serve(
-    listener: TcpListener,
-    config: ServeConfig,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
+pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let redis = redis::pool(&config.redis).await?;
     let scripts = Arc::new(Scripts::load(redis.next()).await?);
     let keys = Keys::new(config.redis.key_prefix.clone());
     let kafka = kafka::connect(&config.kafka).await?;
-    let topic = config.kafka.coupon_topic.clone();
-    let partitions = kafka::ensure_topic(&kafka, &topic, &config.kafka).await?;
-    let producers = kafka::partition_clients(&kafka, &topic, partitions).await?;
+    let topics = Arc::new(kafka::Topics::open(&kafka, &config.kafka).await?);
     let mysql = crate::db::pool(&config.mysql)?;
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -67,28 +61,23 @@ pub async fn serve(
             keys.clone(),
             config.relay.relay_consumer.clone(),
         ),
-        partitions: producers.clone(),
+        topics: topics.clone(),
         batch: config.relay.relay_batch,
         claim_idle_ms: config.relay.relay_claim_idle_ms,
     };
     tasks.spawn(relay.run(shutdown.clone()));
+    let sales = Sales::new(redis.clone(), keys.clone(), scripts.clone());
+    tasks.spawn(crate::expiry::run(sales.clone(), shutdown.clone()));
     if config.run_sink {
-        let sink = Sink {
-            mysql: mysql.clone(),
-            topic,
-            partitions: producers,
-            settings: config.sink.clone(),
-        };
+        let partitions = topics.all().cloned().collect();
+        let sink = Sink { mysql: mysql.clone(), partitions, settings: config.sink.clone() };
         tasks.spawn(sink.run(shutdown.clone()));
     }
 
     let app = Arc::new(App {
         coupons: Coupons::new(redis.clone(), keys, scripts),
-        probes: Probes {
-            redis: redis.clone(),
-            mysql: mysql.clone(),
-            kafka,
-        },
+        sales,
+        probes: Probes { redis: redis.clone(), mysql: mysql.clone(), kafka },
         http: config.http.clone(),
     });
     let mut stop = shutdown.clone();
@@ -108,18 +97,9 @@ pub async fn sink(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let kafka = kafka::connect(kafka_settings).await?;
-    let topic = kafka_settings.coupon_topic.clone();
-    let partitions = kafka::ensure_topic(&kafka, &topic, kafka_settings).await?;
-    let partitions = kafka::partition_clients(&kafka, &topic, partitions).await?;
+    let partitions = kafka::Topics::open(&kafka, kafka_settings).await?.all().cloned().collect();
     let mysql = crate::db::pool(mysql)?;
-    Sink {
-        mysql: mysql.clone(),
-        topic,
-        partitions,
-        settings: settings.clone(),
-    }
-    .run(shutdown)
-    .await;
+    Sink { mysql: mysql.clone(), partitions, settings: settings.clone() }.run(shutdown).await;
     let _ = mysql.disconnect().await;
     Ok(())
 }

@@ -14,11 +14,7 @@ use clap::{ArgAction, Args};
 #[derive(Args, Clone)]
 pub struct RedisSettings {
     /// Redis URL (redis://[user:pass@]host:port[/db]).
-    #[arg(
-        long,
-        env = "FLASHSALE_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
-    )]
+    #[arg(long, env = "FLASHSALE_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
     /// Prefix of every Redis key this service owns; lets several deployments (or tests) share one Redis.
     #[arg(long, env = "FLASHSALE_KEY_PREFIX", default_value = "fs:")]
@@ -35,11 +31,7 @@ pub struct RedisSettings {
 #[derive(Args, Clone)]
 pub struct MysqlSettings {
     /// MySQL URL (mysql://user:pass@host:port/database).
-    #[arg(
-        long,
-        env = "FLASHSALE_MYSQL_URL",
-        default_value = "mysql://flashsale:flashsale@127.0.0.1:3306/flashsale"
-    )]
+    #[arg(long, env = "FLASHSALE_MYSQL_URL", default_value = "mysql://flashsale:flashsale@127.0.0.1:3306/flashsale")]
     pub mysql_url: String,
     /// Most MySQL connections this process opens.
     #[arg(long, env = "FLASHSALE_MYSQL_POOL_SIZE", default_value_t = 16)]
@@ -50,17 +42,15 @@ pub struct MysqlSettings {
 #[derive(Args, Clone)]
 pub struct KafkaSettings {
     /// Kafka bootstrap brokers, comma-separated host:port.
-    #[arg(
-        long,
-        env = "FLASHSALE_KAFKA_BROKERS",
-        default_value = "127.0.0.1:9092",
-        value_delimiter = ','
-    )]
+    #[arg(long, env = "FLASHSALE_KAFKA_BROKERS", default_value = "127.0.0.1:9092", value_delimiter = ',')]
     pub kafka_brokers: Vec<String>,
     /// Topic that carries coupon-issued events.
     #[arg(long, env = "FLASHSALE_COUPON_TOPIC", default_value = "coupon-issued")]
     pub coupon_topic: String,
-    /// Partitions of the topic when this service creates it (an existing topic keeps its own).
+    /// Topic that carries order events (reserved, paid, cancelled, expired).
+    #[arg(long, env = "FLASHSALE_ORDER_TOPIC", default_value = "order-events")]
+    pub order_topic: String,
+    /// Partitions of each topic when this service creates it (an existing topic keeps its own).
     #[arg(long, env = "FLASHSALE_KAFKA_PARTITIONS", default_value_t = 4)]
     pub kafka_partitions: i32,
     /// How long a Kafka call may keep retrying before it gives up.
@@ -81,11 +71,7 @@ pub struct HttpSettings {
     #[arg(long, env = "FLASHSALE_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
     /// Time a client has to send its request headers.
-    #[arg(
-        long,
-        env = "FLASHSALE_HEADER_READ_TIMEOUT_MS",
-        default_value_t = 10_000
-    )]
+    #[arg(long, env = "FLASHSALE_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
     pub header_read_timeout_ms: u64,
 }
 

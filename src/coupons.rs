@@ -19,26 +19,16 @@ pub struct Coupons {
 
 impl Coupons {
     pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>) -> Self {
-        Coupons {
-            redis,
-            keys,
-            scripts,
-        }
+        Coupons { redis, keys, scripts }
     }
 
     pub async fn issue(&self, coupon_id: u64, user_id: u64) -> Result<IssueOutcome, Error> {
         let keys = self.keys.coupon(coupon_id);
-        self.scripts
-            .issue_coupon
-            .call(self.redis.next(), &keys, coupon_id, user_id)
-            .await
+        self.scripts.issue_coupon.call(self.redis.next(), &keys, coupon_id, user_id).await
     }
 
     pub async fn info(&self, coupon_id: u64) -> Result<Option<CouponInfo>, Error> {
-        self.scripts
-            .coupon_info
-            .call(self.redis.next(), &self.keys.coupon(coupon_id))
-            .await
+        self.scripts.coupon_info.call(self.redis.next(), &self.keys.coupon(coupon_id)).await
     }
 
     /// Seeds stock and window, then lists the campaign so the relay reads its outbox.
@@ -48,14 +38,12 @@ impl Coupons {
         total: u64,
         starts_at: u64,
         ends_at: u64,
+        discount: u64,
         mode: SeedMode,
     ) -> Result<SeedOutcome, Error> {
         let keys = self.keys.coupon(coupon_id);
-        let outcome = self
-            .scripts
-            .seed_coupon
-            .call(self.redis.next(), &keys, total, starts_at, ends_at, mode)
-            .await?;
+        let outcome =
+            self.scripts.seed_coupon.call(self.redis.next(), &keys, total, starts_at, ends_at, discount, mode).await?;
         let _: () = self.redis.sadd(self.keys.coupons(), coupon_id).await?;
         Ok(outcome)
     }
@@ -71,19 +59,9 @@ impl Coupons {
     pub async fn outbox_pending(&self, coupon_id: u64) -> Result<u64, Error> {
         let summary: Value = self
             .redis
-            .xpending(
-                self.keys.coupon(coupon_id).outbox,
-                crate::keys::OUTBOX_GROUP,
-                (),
-            )
+            .xpending(self.keys.coupon(coupon_id).outbox, crate::keys::OUTBOX_GROUP, ())
             .await
-            .or_else(|e| {
-                if e.details().starts_with("NOGROUP") {
-                    Ok(Value::Null)
-                } else {
-                    Err(e)
-                }
-            })?;
+            .or_else(|e| if e.details().starts_with("NOGROUP") { Ok(Value::Null) } else { Err(e) })?;
         Ok(match summary {
             Value::Array(parts) => parts.first().and_then(|v| v.as_u64()).unwrap_or(0),
             _ => 0,

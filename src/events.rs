@@ -7,10 +7,28 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::order::Order;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     CouponIssued(CouponIssued),
+    /// An order reached a new state (reserved, paid, cancelled, expired):
+    /// the whole order as it is after the change.
+    Order(OrderChanged),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderChanged {
+    /// `s<sale_id>-<outbox entry id>`, unique and stable.
+    pub event_id: String,
+    pub order: Order,
+}
+
+impl OrderChanged {
+    pub fn event_id(sale_id: u64, entry_id: &str) -> String {
+        format!("s{sale_id}-{entry_id}")
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,10 +48,19 @@ impl CouponIssued {
 }
 
 impl Event {
-    /// The Kafka record key: events of one campaign share it, hence a partition.
+    /// The Kafka record key: events of one campaign (or sale) share it, hence a partition.
     pub fn key(&self) -> u64 {
         match self {
             Event::CouponIssued(e) => e.coupon_id,
+            Event::Order(e) => e.order.sale_id,
+        }
+    }
+
+    /// Milliseconds since the epoch at which the event happened (Redis clock).
+    pub fn at(&self) -> u64 {
+        match self {
+            Event::CouponIssued(e) => e.issued_at,
+            Event::Order(e) => e.order.updated_at,
         }
     }
 

@@ -24,12 +24,7 @@ pub async fn connect(settings: &KafkaSettings) -> anyhow::Result<Arc<Client>> {
         .backoff_config(backoff(settings.timeout()))
         .build()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot reach Kafka at {}: {e}",
-                settings.kafka_brokers.join(",")
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!("cannot reach Kafka at {}: {e}", settings.kafka_brokers.join(",")))?;
     Ok(Arc::new(client))
 }
 
@@ -45,11 +40,7 @@ pub fn backoff(deadline: Duration) -> BackoffConfig {
 }
 
 /// Partition count of `topic`, creating it with `settings.kafka_partitions` when missing.
-pub async fn ensure_topic(
-    client: &Client,
-    topic: &str,
-    settings: &KafkaSettings,
-) -> anyhow::Result<i32> {
+pub async fn ensure_topic(client: &Client, topic: &str, settings: &KafkaSettings) -> anyhow::Result<i32> {
     let deadline = tokio::time::Instant::now() + settings.timeout();
     let mut created = false;
     loop {
@@ -66,24 +57,14 @@ pub async fn ensure_topic(
                 .create_topic(topic, settings.kafka_partitions, REPLICATION, timeout_ms)
                 .await
             {
-                Ok(()) => tracing::info!(
-                    topic,
-                    partitions = settings.kafka_partitions,
-                    "created topic"
-                ),
-                Err(Error::ServerError {
-                    protocol_error: ProtocolError::TopicAlreadyExists,
-                    ..
-                }) => {}
+                Ok(()) => tracing::info!(topic, partitions = settings.kafka_partitions, "created topic"),
+                Err(Error::ServerError { protocol_error: ProtocolError::TopicAlreadyExists, .. }) => {}
                 Err(e) => return Err(e.into()),
             }
             created = true;
         }
         if tokio::time::Instant::now() > deadline {
-            anyhow::bail!(
-                "topic {topic} did not appear within {:?}",
-                settings.timeout()
-            );
+            anyhow::bail!("topic {topic} did not appear within {:?}", settings.timeout());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -97,11 +78,38 @@ pub async fn partition_clients(
 ) -> anyhow::Result<Vec<Arc<PartitionClient>>> {
     let mut out = Vec::with_capacity(partitions as usize);
     for p in 0..partitions {
-        out.push(Arc::new(
-            client
-                .partition_client(topic, p, UnknownTopicHandling::Retry)
-                .await?,
-        ));
+        out.push(Arc::new(client.partition_client(topic, p, UnknownTopicHandling::Retry).await?));
     }
     Ok(out)
+}
+
+/// The partitions of both event topics.
+pub struct Topics {
+    pub coupons: Vec<Arc<PartitionClient>>,
+    pub orders: Vec<Arc<PartitionClient>>,
+}
+
+impl Topics {
+    /// Makes sure both topics exist and opens a client per partition.
+    pub async fn open(client: &Client, settings: &KafkaSettings) -> anyhow::Result<Topics> {
+        let open = |topic: String| async move {
+            let n = ensure_topic(client, &topic, settings).await?;
+            partition_clients(client, &topic, n).await
+        };
+        let coupons = open(settings.coupon_topic.clone()).await?;
+        let orders = open(settings.order_topic.clone()).await?;
+        Ok(Topics { coupons, orders })
+    }
+
+    /// The partitions an event goes to.
+    pub fn for_event(&self, event: &crate::events::Event) -> &[Arc<PartitionClient>] {
+        match event {
+            crate::events::Event::CouponIssued(_) => &self.coupons,
+            crate::events::Event::Order(_) => &self.orders,
+        }
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<PartitionClient>> {
+        self.coupons.iter().chain(self.orders.iter())
+    }
 }

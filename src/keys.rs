@@ -8,7 +8,20 @@
 //! | `P{coupon:ID}:meta`          | hash   | `total`, `remaining`, `starts_at`, `ends_at` (ms) |
 //! | `P{coupon:ID}:users`         | set    | ids of users who got the coupon                   |
 //! | `P{coupon:ID}:outbox`        | stream | issue events not yet acknowledged by Kafka        |
+//! | `P{coupon:ID}:used`          | hash   | user -> `sale:order` that holds the coupon        |
 //! | `Pcoupons`                   | set    | ids of every campaign (the relay's stream list)   |
+//! | `P{sale:ID}:meta`            | hash   | `starts_at`, `ends_at`, `per_user_limit`, `hold_ms` |
+//! | `P{sale:ID}:prices`          | hash   | sku -> price (minor units)                        |
+//! | `P{sale:ID}:stock`           | hash   | sku -> remaining                                  |
+//! | `P{sale:ID}:initial`         | hash   | sku -> supplied in all (seed + top-ups)           |
+//! | `P{sale:ID}:bought`          | hash   | user -> quantity held (reserved + paid)           |
+//! | `P{sale:ID}:orders`          | hash   | order id -> order JSON                            |
+//! | `P{sale:ID}:deadlines`       | zset   | reserved order ids by expiry (ms)                 |
+//! | `P{sale:ID}:idem`            | hash   | `user:key` -> fingerprint and first answer        |
+//! | `P{sale:ID}:seq`             | string | last order id                                     |
+//! | `P{sale:ID}:outbox`          | stream | order events not yet acknowledged by Kafka        |
+//! | `Psales`                     | set    | ids of every sale                                 |
+//! | `Prank:products:H`           | zset   | sku -> paid orders in hour H (since the epoch)    |
 //!
 //! `P` is the configured prefix (`FLASHSALE_KEY_PREFIX`, default `fs:`).
 
@@ -27,13 +40,27 @@ pub struct CouponKeys {
     pub meta: String,
     pub users: String,
     pub outbox: String,
+    pub used: String,
+}
+
+/// The keys of one sale, in the order `seed_sale.lua` takes them (outbox last).
+#[derive(Clone, Debug)]
+pub struct SaleKeys {
+    pub meta: String,
+    pub prices: String,
+    pub stock: String,
+    pub initial: String,
+    pub bought: String,
+    pub orders: String,
+    pub deadlines: String,
+    pub idem: String,
+    pub seq: String,
+    pub outbox: String,
 }
 
 impl Keys {
     pub fn new(prefix: impl Into<String>) -> Self {
-        Keys {
-            prefix: prefix.into(),
-        }
+        Keys { prefix: prefix.into() }
     }
 
     pub fn coupon(&self, coupon_id: u64) -> CouponKeys {
@@ -42,7 +69,45 @@ impl Keys {
             meta: format!("{tag}:meta"),
             users: format!("{tag}:users"),
             outbox: format!("{tag}:outbox"),
+            used: format!("{tag}:used"),
         }
+    }
+
+    /// What precedes a coupon id in its keys (`P{coupon:`): scripts that learn
+    /// the coupon from an order build its `used` key from this.
+    pub fn coupon_key_prefix(&self) -> String {
+        format!("{}{{coupon:", self.prefix)
+    }
+
+    pub fn sale(&self, sale_id: u64) -> SaleKeys {
+        let tag = format!("{}{{sale:{sale_id}}}", self.prefix);
+        SaleKeys {
+            meta: format!("{tag}:meta"),
+            prices: format!("{tag}:prices"),
+            stock: format!("{tag}:stock"),
+            initial: format!("{tag}:initial"),
+            bought: format!("{tag}:bought"),
+            orders: format!("{tag}:orders"),
+            deadlines: format!("{tag}:deadlines"),
+            idem: format!("{tag}:idem"),
+            seq: format!("{tag}:seq"),
+            outbox: format!("{tag}:outbox"),
+        }
+    }
+
+    /// The set of every sale id.
+    pub fn sales(&self) -> String {
+        format!("{}sales", self.prefix)
+    }
+
+    /// The product ranking bucket of hour `hour` (hours since the epoch).
+    pub fn ranking_bucket(&self, hour: u64) -> String {
+        format!("{}rank:products:{hour}", self.prefix)
+    }
+
+    /// The sale an outbox key belongs to.
+    pub fn sale_of_outbox(&self, key: &str) -> Option<u64> {
+        key.strip_prefix(&self.prefix)?.strip_prefix("{sale:")?.strip_suffix("}:outbox")?.parse().ok()
     }
 
     /// The set of every campaign id.
@@ -52,11 +117,7 @@ impl Keys {
 
     /// The campaign id an outbox key belongs to.
     pub fn coupon_of_outbox(&self, key: &str) -> Option<u64> {
-        key.strip_prefix(&self.prefix)?
-            .strip_prefix("{coupon:")?
-            .strip_suffix("}:outbox")?
-            .parse()
-            .ok()
+        key.strip_prefix(&self.prefix)?.strip_prefix("{coupon:")?.strip_suffix("}:outbox")?.parse().ok()
     }
 }
 
@@ -72,5 +133,10 @@ mod tests {
         assert_eq!(c.users, "t1:{coupon:42}:users");
         assert_eq!(keys.coupon_of_outbox(&c.outbox), Some(42));
         assert_eq!(keys.coupon_of_outbox("t2:{coupon:42}:outbox"), None);
+        assert_eq!(c.used, format!("{}42}}:used", keys.coupon_key_prefix()));
+        let s = keys.sale(7);
+        assert_eq!(s.meta, "t1:{sale:7}:meta");
+        assert_eq!(keys.sale_of_outbox(&s.outbox), Some(7));
+        assert_eq!(keys.coupon_of_outbox(&s.outbox), None);
     }
 }

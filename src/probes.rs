@@ -22,9 +22,7 @@ pub struct Report {
 
 impl Report {
     pub fn all_ok(&self) -> bool {
-        [self.redis, self.kafka, self.mysql]
-            .iter()
-            .all(|s| *s == "ok")
+        [self.redis, self.kafka, self.mysql].iter().all(|s| *s == "ok")
     }
 }
 
@@ -37,11 +35,7 @@ impl Probes {
         let kafka = async { self.kafka.list_topics().await.is_ok() };
         let mysql = async { crate::db::queries::ping(&self.mysql).await.is_ok() };
         let (redis, kafka, mysql) = tokio::join!(within(redis), within(kafka), within(mysql));
-        Report {
-            redis,
-            kafka,
-            mysql,
-        }
+        Report { redis, kafka, mysql }
     }
 }
 

@@ -7,8 +7,7 @@ use fred::prelude::*;
 use crate::config::RedisSettings;
 
 fn builder(settings: &RedisSettings) -> anyhow::Result<Builder> {
-    let config = Config::from_url(&settings.redis_url)
-        .map_err(|e| anyhow::anyhow!("bad FLASHSALE_REDIS_URL: {e}"))?;
+    let config = Config::from_url(&settings.redis_url).map_err(|e| anyhow::anyhow!("bad FLASHSALE_REDIS_URL: {e}"))?;
     let mut builder = Builder::from_config(config);
     let timeout = settings.timeout();
     builder
@@ -28,23 +27,18 @@ fn builder(settings: &RedisSettings) -> anyhow::Result<Builder> {
 /// The hot-path pool: every client pipelines concurrent commands.
 pub async fn pool(settings: &RedisSettings) -> anyhow::Result<Pool> {
     let pool = builder(settings)?.build_pool(settings.redis_pool_size.max(1))?;
-    pool.init().await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot reach Redis at {}: {e}",
-            crate::config::redact(&settings.redis_url)
-        )
-    })?;
+    pool.init()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach Redis at {}: {e}", crate::config::redact(&settings.redis_url)))?;
     Ok(pool)
 }
 
 /// One client of its own, for a reader that blocks its connection (XREADGROUP BLOCK).
 pub async fn client(settings: &RedisSettings) -> anyhow::Result<Client> {
     let client = builder(settings)?.build()?;
-    client.init().await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot reach Redis at {}: {e}",
-            crate::config::redact(&settings.redis_url)
-        )
-    })?;
+    client
+        .init()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach Redis at {}: {e}", crate::config::redact(&settings.redis_url)))?;
     Ok(client)
 }

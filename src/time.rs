@@ -4,9 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `1700000000123` -> `2023-11-14T22:13:20.123Z`.
@@ -29,9 +27,7 @@ pub fn parse_time_ms(s: &str) -> Result<u64, String> {
     }
     let t = humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
         .map_err(|e| format!("`{s}` is neither RFC 3339 nor seconds since the epoch: {e}"))?;
-    Ok(t.duration_since(UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_millis() as u64)
+    Ok(t.duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -42,10 +38,7 @@ mod tests {
     fn formats_and_parses_round_trip() {
         assert_eq!(rfc3339_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(mysql_datetime(1_700_000_000_123), "2023-11-14 22:13:20.123");
-        assert_eq!(
-            parse_time_ms("2023-11-14T22:13:20Z").unwrap(),
-            1_700_000_000_000
-        );
+        assert_eq!(parse_time_ms("2023-11-14T22:13:20Z").unwrap(), 1_700_000_000_000);
         assert_eq!(parse_time_ms("1700000000").unwrap(), 1_700_000_000_000);
         assert!(parse_time_ms("tomorrow").is_err());
     }

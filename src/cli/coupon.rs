@@ -33,6 +33,9 @@ pub struct CreateArgs {
     /// Closing time, RFC 3339 or seconds since the epoch (default: never).
     #[arg(long, value_parser = parse_time_ms)]
     ends_at: Option<u64>,
+    /// What an order saves with this coupon, in minor units (cents).
+    #[arg(long, default_value_t = 0)]
+    discount: u64,
     /// Reset an existing campaign: new stock, no issued users, its MySQL rows deleted.
     #[arg(long, conflicts_with = "if_absent")]
     replace: bool,
@@ -54,18 +57,11 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
 async fn create(args: CreateArgs) -> anyhow::Result<()> {
     let starts_at = args.starts_at.unwrap_or_else(now_ms);
     let ends_at = args.ends_at.unwrap_or(0);
-    anyhow::ensure!(
-        ends_at == 0 || ends_at > starts_at,
-        "--ends-at must be after --starts-at"
-    );
+    anyhow::ensure!(ends_at == 0 || ends_at > starts_at, "--ends-at must be after --starts-at");
 
     let redis = crate::redis::pool(&args.redis).await?;
     let scripts = Arc::new(Scripts::load(redis.next()).await?);
-    let coupons = Coupons::new(
-        redis.clone(),
-        Keys::new(args.redis.key_prefix.clone()),
-        scripts,
-    );
+    let coupons = Coupons::new(redis.clone(), Keys::new(args.redis.key_prefix.clone()), scripts);
     let mysql = crate::db::pool(&args.mysql)?;
 
     if !args.replace {
@@ -79,28 +75,10 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
             anyhow::bail!("coupon {} exists; pass --replace to reset it", args.id);
         }
     }
-    queries::put_campaign(
-        &mysql,
-        args.id,
-        args.quantity,
-        starts_at,
-        ends_at,
-        args.replace,
-    )
-    .await?;
-    let mode = if args.replace {
-        SeedMode::Replace
-    } else {
-        SeedMode::Create
-    };
-    let outcome = coupons
-        .seed(args.id, args.quantity, starts_at, ends_at, mode)
-        .await?;
-    let ends = if ends_at == 0 {
-        "never".to_string()
-    } else {
-        rfc3339_ms(ends_at)
-    };
+    queries::put_campaign(&mysql, args.id, args.quantity, starts_at, ends_at, args.discount, args.replace).await?;
+    let mode = if args.replace { SeedMode::Replace } else { SeedMode::Create };
+    let outcome = coupons.seed(args.id, args.quantity, starts_at, ends_at, args.discount, mode).await?;
+    let ends = if ends_at == 0 { "never".to_string() } else { rfc3339_ms(ends_at) };
     println!(
         "coupon {}: {:?}, quantity {}, opens {}, closes {}",
         args.id,

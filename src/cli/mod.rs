@@ -2,9 +2,11 @@
 
 mod coupon;
 mod migrate;
+mod sale;
 mod serve;
 mod sink;
 mod status;
+mod stock;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +32,12 @@ pub enum Command {
     /// Manage coupon campaigns.
     #[command(subcommand)]
     Coupon(coupon::Command),
+    /// Manage flash sales.
+    #[command(subcommand)]
+    Sale(sale::Command),
+    /// Adjust a SKU's stock mid-sale.
+    #[command(subcommand)]
+    Stock(stock::Command),
     /// Show Redis stock, outbox, Kafka offsets, sink lag and MySQL rows.
     Status(status::Args),
 }
@@ -42,6 +50,8 @@ impl Cli {
             Command::Migrate(args) => migrate::run(args).await,
             Command::Coupon(cmd) => coupon::run(cmd).await,
             Command::Status(args) => status::run(args).await,
+            Command::Sale(cmd) => sale::run(cmd).await,
+            Command::Stock(cmd) => stock::run(cmd).await,
         }
     }
 }
@@ -53,9 +63,8 @@ fn on_signal() -> crate::shutdown::Shutdown {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler installs");
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler installs");
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
@@ -67,4 +76,36 @@ fn on_signal() -> crate::shutdown::Shutdown {
         trigger.fire();
     });
     shutdown
+}
+
+/// Redis (with the scripts loaded) and MySQL, as the ops commands use them.
+struct Context {
+    redis: fred::prelude::Pool,
+    mysql: mysql_async::Pool,
+    coupons: crate::coupons::Coupons,
+    sales: crate::sales::Sales,
+}
+
+impl Context {
+    async fn connect(
+        redis: &crate::config::RedisSettings,
+        mysql: &crate::config::MysqlSettings,
+    ) -> anyhow::Result<Context> {
+        let pool = crate::redis::pool(redis).await?;
+        let scripts = std::sync::Arc::new(crate::scripts::Scripts::load(pool.next()).await?);
+        let keys = crate::keys::Keys::new(redis.key_prefix.clone());
+        Ok(Context {
+            coupons: crate::coupons::Coupons::new(pool.clone(), keys.clone(), scripts.clone()),
+            sales: crate::sales::Sales::new(pool.clone(), keys, scripts),
+            redis: pool,
+            mysql: crate::db::pool(mysql)?,
+        })
+    }
+
+    async fn close(self) -> anyhow::Result<()> {
+        use fred::interfaces::ClientLike;
+        let _ = self.redis.quit().await;
+        let _ = self.mysql.disconnect().await;
+        Ok(())
+    }
 }

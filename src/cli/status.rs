@@ -59,11 +59,7 @@ struct PartitionStatus {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let redis = crate::redis::pool(&args.redis).await?;
     let scripts = Arc::new(Scripts::load(redis.next()).await?);
-    let coupons = Coupons::new(
-        redis.clone(),
-        Keys::new(args.redis.key_prefix.clone()),
-        scripts,
-    );
+    let coupons = Coupons::new(redis.clone(), Keys::new(args.redis.key_prefix.clone()), scripts);
     let mysql = crate::db::pool(&args.mysql)?;
 
     let ids = match args.coupon {
@@ -90,19 +86,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let kafka = crate::kafka::connect(&args.kafka).await?;
     let stored = queries::sink_offsets(&mysql, &topic).await?;
     let mut partitions = Vec::new();
-    if let Some(t) = kafka
-        .list_topics()
-        .await?
-        .into_iter()
-        .find(|t| t.name == topic)
-    {
+    if let Some(t) = kafka.list_topics().await?.into_iter().find(|t| t.name == topic) {
         for p in t.partitions {
             let client = kafka
-                .partition_client(
-                    topic.as_str(),
-                    p,
-                    rskafka::client::partition::UnknownTopicHandling::Retry,
-                )
+                .partition_client(topic.as_str(), p, rskafka::client::partition::UnknownTopicHandling::Retry)
                 .await?;
             let end_offset = client.get_offset(OffsetAt::Latest).await?;
             let sink_next_offset = stored.iter().find(|(sp, _)| *sp == p).map(|(_, o)| *o);
@@ -114,11 +101,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             });
         }
     }
-    let status = Status {
-        coupons: rows,
-        topic,
-        partitions,
-    };
+    let status = Status { coupons: rows, topic, partitions };
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
@@ -138,27 +121,13 @@ fn print_text(s: &Status) {
     for c in &s.coupons {
         println!(
             "{:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10}",
-            c.coupon_id,
-            c.total,
-            c.remaining,
-            c.issued,
-            c.outbox_len,
-            c.outbox_pending,
-            c.mysql_rows
+            c.coupon_id, c.total, c.remaining, c.issued, c.outbox_len, c.outbox_pending, c.mysql_rows
         );
     }
     println!("\nkafka topic {}", s.topic);
-    println!(
-        "{:>10} {:>12} {:>12} {:>8}",
-        "partition", "end offset", "sink next", "lag"
-    );
+    println!("{:>10} {:>12} {:>12} {:>8}", "partition", "end offset", "sink next", "lag");
     for p in &s.partitions {
-        let next = p
-            .sink_next_offset
-            .map_or("-".to_string(), |o| o.to_string());
-        println!(
-            "{:>10} {:>12} {:>12} {:>8}",
-            p.partition, p.end_offset, next, p.lag
-        );
+        let next = p.sink_next_offset.map_or("-".to_string(), |o| o.to_string());
+        println!("{:>10} {:>12} {:>12} {:>8}", p.partition, p.end_offset, next, p.lag);
     }
 }

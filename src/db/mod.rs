@@ -16,18 +16,10 @@ pub fn pool(settings: &MysqlSettings) -> anyhow::Result<Pool> {
 }
 
 fn builder(settings: &MysqlSettings) -> anyhow::Result<OptsBuilder> {
-    let opts = Opts::from_url(&settings.mysql_url).map_err(|e| {
-        anyhow::anyhow!(
-            "bad FLASHSALE_MYSQL_URL {}: {e}",
-            redact(&settings.mysql_url)
-        )
-    })?;
+    let opts = Opts::from_url(&settings.mysql_url)
+        .map_err(|e| anyhow::anyhow!("bad FLASHSALE_MYSQL_URL {}: {e}", redact(&settings.mysql_url)))?;
     let constraints = PoolConstraints::new(0, settings.mysql_pool_size.max(1)).expect("0 <= max");
     Ok(OptsBuilder::from_opts(opts)
-        .pool_opts(
-            PoolOpts::new()
-                .with_constraints(constraints)
-                .with_reset_connection(false),
-        )
+        .pool_opts(PoolOpts::new().with_constraints(constraints).with_reset_connection(false))
         .init(vec!["SET time_zone = '+00:00'"]))
 }

@@ -3,7 +3,7 @@
 
 use mysql_async::{prelude::*, Pool};
 
-use crate::time::mysql_datetime;
+use crate::{scripts::SaleSpec, time::mysql_datetime};
 
 pub async fn ping(pool: &Pool) -> Result<(), mysql_async::Error> {
     pool.get_conn().await?.ping().await
@@ -17,14 +17,15 @@ pub async fn put_campaign(
     total: u64,
     starts_at: u64,
     ends_at: u64,
+    discount: u64,
     replace: bool,
 ) -> Result<bool, mysql_async::Error> {
     let mut conn = pool.get_conn().await?;
     let ends_at = (ends_at > 0).then(|| mysql_datetime(ends_at));
-    let params = (coupon_id, total, mysql_datetime(starts_at), ends_at);
+    let params = (coupon_id, total, mysql_datetime(starts_at), ends_at, discount);
     if !replace {
         conn.exec_drop(
-            "INSERT IGNORE INTO coupon_campaigns (coupon_id, total, starts_at, ends_at) VALUES (?, ?, ?, ?)",
+            "INSERT IGNORE INTO coupon_campaigns (coupon_id, total, starts_at, ends_at, discount) VALUES (?, ?, ?, ?, ?)",
             params,
         )
         .await?;
@@ -32,15 +33,11 @@ pub async fn put_campaign(
     }
     let mut tx = conn.start_transaction(Default::default()).await?;
     tx.exec_drop(
-        "REPLACE INTO coupon_campaigns (coupon_id, total, starts_at, ends_at) VALUES (?, ?, ?, ?)",
+        "REPLACE INTO coupon_campaigns (coupon_id, total, starts_at, ends_at, discount) VALUES (?, ?, ?, ?, ?)",
         params,
     )
     .await?;
-    tx.exec_drop(
-        "DELETE FROM coupon_issues WHERE coupon_id = ?",
-        (coupon_id,),
-    )
-    .await?;
+    tx.exec_drop("DELETE FROM coupon_issues WHERE coupon_id = ?", (coupon_id,)).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -49,19 +46,13 @@ pub async fn campaign_exists(pool: &Pool, coupon_id: u64) -> Result<bool, mysql_
     let found: Option<u64> = pool
         .get_conn()
         .await?
-        .exec_first(
-            "SELECT coupon_id FROM coupon_campaigns WHERE coupon_id = ?",
-            (coupon_id,),
-        )
+        .exec_first("SELECT coupon_id FROM coupon_campaigns WHERE coupon_id = ?", (coupon_id,))
         .await?;
     Ok(found.is_some())
 }
 
 pub async fn campaign_ids(pool: &Pool) -> Result<Vec<u64>, mysql_async::Error> {
-    pool.get_conn()
-        .await?
-        .query("SELECT coupon_id FROM coupon_campaigns ORDER BY coupon_id")
-        .await
+    pool.get_conn().await?.query("SELECT coupon_id FROM coupon_campaigns ORDER BY coupon_id").await
 }
 
 /// Rows in `coupon_issues` for one campaign.
@@ -69,10 +60,7 @@ pub async fn issued_count(pool: &Pool, coupon_id: u64) -> Result<u64, mysql_asyn
     let n: Option<u64> = pool
         .get_conn()
         .await?
-        .exec_first(
-            "SELECT COUNT(*) FROM coupon_issues WHERE coupon_id = ?",
-            (coupon_id,),
-        )
+        .exec_first("SELECT COUNT(*) FROM coupon_issues WHERE coupon_id = ? AND event_id <> ''", (coupon_id,))
         .await?;
     Ok(n.unwrap_or(0))
 }
@@ -82,5 +70,47 @@ pub async fn sink_offsets(pool: &Pool, topic: &str) -> Result<Vec<(i32, i64)>, m
     pool.get_conn()
         .await?
         .exec("SELECT partition_id, next_offset FROM sink_offsets WHERE topic = ? ORDER BY partition_id", (topic,))
+        .await
+}
+
+/// Writes a sale and its SKUs; `replace` overwrites an existing one and
+/// deletes its orders. Returns false when it exists and `replace` is off.
+pub async fn put_sale(pool: &Pool, sale_id: u64, spec: &SaleSpec, replace: bool) -> Result<bool, mysql_async::Error> {
+    let mut conn = pool.get_conn().await?;
+    let mut tx = conn.start_transaction(Default::default()).await?;
+    let ends_at = (spec.ends_at > 0).then(|| mysql_datetime(spec.ends_at));
+    let verb = if replace { "REPLACE" } else { "INSERT IGNORE" };
+    tx.exec_drop(
+        format!("{verb} INTO sales (sale_id, starts_at, ends_at, per_user_limit, hold_ms) VALUES (?, ?, ?, ?, ?)"),
+        (sale_id, mysql_datetime(spec.starts_at), ends_at, spec.per_user_limit, spec.hold_ms),
+    )
+    .await?;
+    if !replace && tx.affected_rows() == 0 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    for table in ["sale_skus", "order_items", "orders"] {
+        tx.exec_drop(format!("DELETE FROM {table} WHERE sale_id = ?"), (sale_id,)).await?;
+    }
+    tx.exec_batch(
+        "INSERT INTO sale_skus (sale_id, sku, price, stock) VALUES (?, ?, ?, ?)",
+        spec.skus.iter().map(|s| (sale_id, s.sku, s.price, s.stock)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub async fn sale_exists(pool: &Pool, sale_id: u64) -> Result<bool, mysql_async::Error> {
+    let found: Option<u64> =
+        pool.get_conn().await?.exec_first("SELECT sale_id FROM sales WHERE sale_id = ?", (sale_id,)).await?;
+    Ok(found.is_some())
+}
+
+/// Records what a SKU was supplied with in all, after an ops top-up.
+pub async fn set_sku_stock(pool: &Pool, sale_id: u64, sku: u64, stock: u64) -> Result<(), mysql_async::Error> {
+    pool.get_conn()
+        .await?
+        .exec_drop("UPDATE sale_skus SET stock = ? WHERE sale_id = ? AND sku = ?", (stock, sale_id, sku))
         .await
 }

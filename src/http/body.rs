@@ -14,44 +14,29 @@ pub async fn read_json<T: DeserializeOwned>(
     limit: usize,
     fields: &[(&str, &str)],
 ) -> Result<T, ApiError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    let body = Limited::new(req.into_body(), limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                ApiError::PayloadTooLarge(limit)
-            } else {
-                ApiError::BadRequest(
-                    "unreadable_body",
-                    format!("could not read the request body: {e}"),
-                )
-            }
-        })?;
+    let body = Limited::new(req.into_body(), limit).collect().await.map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            ApiError::PayloadTooLarge(limit)
+        } else {
+            ApiError::BadRequest("unreadable_body", format!("could not read the request body: {e}"))
+        }
+    })?;
     parse_json(&body.to_bytes(), fields)
 }
 
 /// Parses `bytes` as `T`. The typed parse is the fast path; only a failure
 /// looks at the JSON again to say which field is wrong.
-pub fn parse_json<T: DeserializeOwned>(
-    bytes: &[u8],
-    fields: &[(&str, &str)],
-) -> Result<T, ApiError> {
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], fields: &[(&str, &str)]) -> Result<T, ApiError> {
     // serde would also take a struct as an array (`[7]`); requests are objects.
     let opens_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     match serde_json::from_slice(bytes) {
         Ok(value) if opens_object => Ok(value),
-        Ok(_) => Err(ApiError::BadRequest(
-            "invalid_body",
-            "the request body must be a JSON object".into(),
-        )),
+        Ok(_) => Err(ApiError::BadRequest("invalid_body", "the request body must be a JSON object".into())),
         Err(e) => Err(explain(bytes, e, fields)),
     }
 }
@@ -60,43 +45,25 @@ fn explain(bytes: &[u8], err: serde_json::Error, fields: &[(&str, &str)]) -> Api
     let value: serde_json::Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
         Err(_) if bytes.iter().all(u8::is_ascii_whitespace) => {
-            return ApiError::BadRequest(
-                "malformed_json",
-                "the request body is empty; expected a JSON object".into(),
-            )
+            return ApiError::BadRequest("malformed_json", "the request body is empty; expected a JSON object".into())
         }
-        Err(e) => {
-            return ApiError::BadRequest(
-                "malformed_json",
-                format!("the request body is not valid JSON: {e}"),
-            )
-        }
+        Err(e) => return ApiError::BadRequest("malformed_json", format!("the request body is not valid JSON: {e}")),
     };
     let Some(object) = value.as_object() else {
-        return ApiError::BadRequest(
-            "invalid_body",
-            "the request body must be a JSON object".into(),
-        );
+        return ApiError::BadRequest("invalid_body", "the request body must be a JSON object".into());
     };
     for (name, expected) in fields {
         match object.get(*name) {
             None | Some(serde_json::Value::Null) => {
-                return ApiError::BadRequest(
-                    "missing_field",
-                    format!("`{name}` is required: {expected}"),
-                )
+                return ApiError::BadRequest("missing_field", format!("`{name}` is required: {expected}"))
             }
             Some(_) => {}
         }
     }
     let message = err.to_string();
-    let field = fields
-        .iter()
-        .find(|(name, _)| message.contains(&format!("`{name}`")) || message.contains(name));
+    let field = fields.iter().find(|(name, _)| message.contains(&format!("`{name}`")) || message.contains(name));
     match field {
-        Some((name, expected)) => {
-            ApiError::BadRequest("invalid_field", format!("`{name}` must be {expected}"))
-        }
+        Some((name, expected)) => ApiError::BadRequest("invalid_field", format!("`{name}` must be {expected}")),
         None if fields.len() == 1 => {
             let (name, expected) = fields[0];
             ApiError::BadRequest("invalid_field", format!("`{name}` must be {expected}"))
@@ -118,9 +85,7 @@ mod tests {
     const FIELDS: &[(&str, &str)] = &[("user_id", "an integer from 0 to 2^64-1")];
 
     fn code(body: &str) -> &'static str {
-        parse_json::<Req>(body.as_bytes(), FIELDS)
-            .unwrap_err()
-            .code()
+        parse_json::<Req>(body.as_bytes(), FIELDS).unwrap_err().code()
     }
 
     #[test]
@@ -133,11 +98,6 @@ mod tests {
         assert_eq!(code(r#"{"user_id":"7"}"#), "invalid_field");
         assert_eq!(code(r#"{"user_id":-1}"#), "invalid_field");
         assert_eq!(code(r#"{"user_id":1.5}"#), "invalid_field");
-        assert_eq!(
-            parse_json::<Req>(br#"{"user_id":7}"#, FIELDS)
-                .unwrap()
-                .user_id,
-            7
-        );
+        assert_eq!(parse_json::<Req>(br#"{"user_id":7}"#, FIELDS).unwrap().user_id, 7);
     }
 }

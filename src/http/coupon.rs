@@ -21,11 +21,7 @@ struct Campaign {
 }
 
 pub async fn handle(app: &App, coupon_id: u64) -> Result<Reply, ApiError> {
-    let info = app
-        .coupons
-        .info(coupon_id)
-        .await?
-        .ok_or(ApiError::UnknownCoupon(coupon_id))?;
+    let info = app.coupons.info(coupon_id).await?.ok_or(ApiError::UnknownCoupon(coupon_id))?;
     Ok(json(
         StatusCode::OK,
         &Campaign {

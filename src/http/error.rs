@@ -4,6 +4,11 @@
 use hyper::{header, StatusCode};
 
 use super::respond::{json, Reply};
+use crate::order::OrderStatus;
+
+fn list(ids: &[u64]) -> String {
+    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -13,10 +18,29 @@ pub enum ApiError {
     AlreadyIssued(u64),
     #[error("coupon {0} is sold out")]
     SoldOut(u64),
-    #[error("coupon campaign {0} has not started yet")]
-    NotStarted(u64),
-    #[error("coupon campaign {0} has ended")]
-    Ended(u64),
+    /// What has not started: "coupon campaign 5", "sale 7".
+    #[error("{0} has not started yet")]
+    NotStarted(String),
+    #[error("{0} has ended")]
+    Ended(String),
+    #[error("no sale {0}")]
+    UnknownSale(u64),
+    #[error("no order {1} in sale {0}")]
+    UnknownOrder(u64, u64),
+    #[error("unknown SKU(s) {}", list(.0))]
+    UnknownSkus(Vec<u64>),
+    #[error("not enough stock for SKU(s) {}", list(.0))]
+    SkusSoldOut(Vec<u64>),
+    #[error("the per-user limit of this sale allows {0} more unit(s)")]
+    LimitExceeded(u64),
+    #[error("the coupon was not issued to this user, or is already used")]
+    CouponUnavailable,
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("the amount paid must equal the amount to pay, {0}")]
+    AmountMismatch(u64),
+    #[error("the order is {}", .0.as_str())]
+    OrderClosed(OrderStatus),
     #[error("{1}")]
     BadRequest(&'static str, String),
     #[error("request body is larger than {0} bytes")]
@@ -34,9 +58,17 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::UnknownCoupon(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::AlreadyIssued(_) => StatusCode::CONFLICT,
-            ApiError::SoldOut(_) => StatusCode::GONE,
+            ApiError::UnknownCoupon(_)
+            | ApiError::NotFound(_)
+            | ApiError::UnknownSale(_)
+            | ApiError::UnknownOrder(..)
+            | ApiError::UnknownSkus(_) => StatusCode::NOT_FOUND,
+            ApiError::AlreadyIssued(_)
+            | ApiError::LimitExceeded(_)
+            | ApiError::CouponUnavailable
+            | ApiError::OrderClosed(_) => StatusCode::CONFLICT,
+            ApiError::SoldOut(_) | ApiError::SkusSoldOut(_) => StatusCode::GONE,
+            ApiError::IdempotencyKeyReused | ApiError::AmountMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotStarted(_) | ApiError::Ended(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -50,9 +82,19 @@ impl ApiError {
         match self {
             ApiError::UnknownCoupon(_) => "unknown_coupon",
             ApiError::AlreadyIssued(_) => "already_issued",
-            ApiError::SoldOut(_) => "sold_out",
+            ApiError::SoldOut(_) | ApiError::SkusSoldOut(_) => "sold_out",
             ApiError::NotStarted(_) => "not_started",
             ApiError::Ended(_) => "ended",
+            ApiError::UnknownSale(_) => "unknown_sale",
+            ApiError::UnknownOrder(..) => "unknown_order",
+            ApiError::UnknownSkus(_) => "unknown_sku",
+            ApiError::LimitExceeded(_) => "limit_exceeded",
+            ApiError::CouponUnavailable => "coupon_unavailable",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::AmountMismatch(_) => "amount_mismatch",
+            ApiError::OrderClosed(OrderStatus::Paid) => "order_paid",
+            ApiError::OrderClosed(OrderStatus::Cancelled) => "order_cancelled",
+            ApiError::OrderClosed(_) => "order_expired",
             ApiError::BadRequest(code, _) => code,
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::NotFound(_) => "not_found",
@@ -63,7 +105,14 @@ impl ApiError {
     }
 
     pub fn into_reply(self) -> Reply {
-        let body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
+        let mut body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
+        // Details a client can act on without parsing the message.
+        match &self {
+            ApiError::UnknownSkus(skus) | ApiError::SkusSoldOut(skus) => body["skus"] = skus.as_slice().into(),
+            ApiError::LimitExceeded(left) => body["left"] = (*left).into(),
+            ApiError::AmountMismatch(to_pay) => body["to_pay"] = (*to_pay).into(),
+            _ => {}
+        }
         let mut reply = json(self.status(), &body);
         let headers = reply.headers_mut();
         match self {

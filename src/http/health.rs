@@ -16,10 +16,6 @@ pub fn healthz() -> Result<Reply, ApiError> {
 
 pub async fn readyz(app: &App) -> Result<Reply, ApiError> {
     let report = app.probes.check().await;
-    let status = if report.all_ok() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if report.all_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     Ok(json(status, &report))
 }

@@ -28,22 +28,13 @@ struct Issued {
 pub async fn handle(app: &App, coupon_id: u64, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let IssueRequest { user_id } = read_json(req, app.http.body_limit, FIELDS).await?;
     match app.coupons.issue(coupon_id, user_id).await? {
-        IssueOutcome::Issued {
-            remaining,
-            issued_at,
-        } => Ok(json(
-            StatusCode::CREATED,
-            &Issued {
-                coupon_id,
-                user_id,
-                issued_at: rfc3339_ms(issued_at),
-                remaining,
-            },
-        )),
+        IssueOutcome::Issued { remaining, issued_at } => {
+            Ok(json(StatusCode::CREATED, &Issued { coupon_id, user_id, issued_at: rfc3339_ms(issued_at), remaining }))
+        }
         IssueOutcome::AlreadyIssued => Err(ApiError::AlreadyIssued(coupon_id)),
         IssueOutcome::SoldOut => Err(ApiError::SoldOut(coupon_id)),
-        IssueOutcome::NotStarted => Err(ApiError::NotStarted(coupon_id)),
-        IssueOutcome::Ended => Err(ApiError::Ended(coupon_id)),
+        IssueOutcome::NotStarted => Err(ApiError::NotStarted(format!("coupon campaign {coupon_id}"))),
+        IssueOutcome::Ended => Err(ApiError::Ended(format!("coupon campaign {coupon_id}"))),
         IssueOutcome::Unknown => Err(ApiError::UnknownCoupon(coupon_id)),
     }
 }

@@ -7,8 +7,13 @@ mod coupon;
 mod error;
 mod health;
 mod issue;
+mod order;
+mod order_view;
+mod rankings;
+mod reserve;
 mod respond;
 mod router;
+mod sale;
 mod server;
 
 pub use server::serve;

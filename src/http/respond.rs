@@ -11,9 +11,6 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Reply {
     let body = serde_json::to_vec(value).expect("replies always serialise");
     let mut reply = Response::new(Full::new(Bytes::from(body)));
     *reply.status_mut() = status;
-    reply.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
+    reply.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     reply
 }

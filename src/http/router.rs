@@ -4,7 +4,7 @@ use std::{convert::Infallible, sync::Arc};
 
 use hyper::{body::Incoming, Method, Request};
 
-use super::{coupon, error::ApiError, health, issue, respond::Reply};
+use super::{coupon, error::ApiError, health, issue, order, rankings, reserve, respond::Reply, sale};
 use crate::app::App;
 
 pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Reply, Infallible> {
@@ -29,7 +29,40 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> 
             Some(_) => Err(ApiError::NotFound(path.to_string())),
         };
     }
+    if let Some(rest) = path.strip_prefix("/v1/sales/") {
+        let mut parts = rest.split('/');
+        let sale_id = id(parts.next().unwrap_or(""), "sale")?;
+        return match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (None, ..) => {
+                allow(&req, &Method::GET, "GET")?;
+                sale::get(app, sale_id).await
+            }
+            (Some("orders"), None, ..) => {
+                allow(&req, &Method::POST, "POST")?;
+                reserve::handle(app, sale_id, req).await
+            }
+            (Some("orders"), Some(order_id), None, _) => {
+                let order_id = id(order_id, "order")?;
+                allow(&req, &Method::GET, "GET")?;
+                order::get(app, sale_id, order_id).await
+            }
+            (Some("orders"), Some(order_id), Some(action @ ("confirm" | "cancel")), None) => {
+                let order_id = id(order_id, "order")?;
+                allow(&req, &Method::POST, "POST")?;
+                if action == "confirm" {
+                    order::confirm(app, sale_id, order_id, req).await
+                } else {
+                    order::cancel(app, sale_id, order_id).await
+                }
+            }
+            _ => Err(ApiError::NotFound(path.to_string())),
+        };
+    }
     match path {
+        "/v1/rankings/products" => {
+            allow(&req, &Method::GET, "GET")?;
+            rankings::get(app, req.uri().query()).await
+        }
         "/healthz" => health::healthz(),
         "/readyz" => health::readyz(app).await,
         _ => Err(ApiError::NotFound(path.to_string())),
@@ -45,10 +78,17 @@ fn allow(req: &Request<Incoming>, method: &Method, allowed: &'static str) -> Res
 }
 
 fn coupon_id(text: &str) -> Result<u64, ApiError> {
+    id(text, "coupon")
+}
+
+/// A path id: `invalid_<what>_id` when it is not a u64.
+fn id(text: &str, what: &'static str) -> Result<u64, ApiError> {
     text.parse().map_err(|_| {
-        ApiError::BadRequest(
-            "invalid_coupon_id",
-            format!("coupon id must be an integer from 0 to 2^64-1, got `{text}`"),
-        )
+        let code = match what {
+            "coupon" => "invalid_coupon_id",
+            "sale" => "invalid_sale_id",
+            _ => "invalid_order_id",
+        };
+        ApiError::BadRequest(code, format!("{what} id must be an integer from 0 to 2^64-1, got `{text}`"))
     })
 }

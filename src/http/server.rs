@@ -19,9 +19,7 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// Serves `app` on `listener` until `shutdown` resolves, then drains.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(app.http.header_read_timeout())
-        .keep_alive(true);
+    http.timer(TokioTimer::new()).header_read_timeout(app.http.header_read_timeout()).keep_alive(true);
     let slots = Arc::new(Semaphore::new(app.http.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

@@ -20,6 +20,7 @@ use tokio::{task::JoinSet, time::Instant};
 
 use crate::{
     events::{partition_for, Event},
+    kafka::Topics,
     shutdown::Shutdown,
 };
 pub use outbox::Outbox;
@@ -33,7 +34,7 @@ const CHUNK: usize = 1000;
 
 pub struct Relay {
     pub outbox: Outbox,
-    pub partitions: Vec<Arc<PartitionClient>>,
+    pub topics: Arc<Topics>,
     pub batch: usize,
     pub claim_idle_ms: u64,
 }
@@ -99,22 +100,22 @@ impl Relay {
     /// Produces `entries` until the broker has all of them, then forgets them
     /// in Redis. Gives up only when shutdown starts (they stay pending).
     async fn deliver(&self, entries: Vec<Entry>, shutdown: &mut Shutdown) -> Result<(), Stopped> {
-        let n = self.partitions.len() as i32;
-        let mut per_partition: Vec<Vec<Record>> = vec![Vec::new(); self.partitions.len()];
+        // Records per partition client, in outbox order.
+        let mut per_partition: Vec<(Arc<PartitionClient>, Vec<Record>)> = Vec::new();
         let mut per_stream: BTreeMap<Arc<str>, Vec<String>> = BTreeMap::new();
         for entry in entries {
-            per_partition[partition_for(entry.event.key(), n) as usize].push(record(&entry.event));
+            let partitions = self.topics.for_event(&entry.event);
+            let client = &partitions[partition_for(entry.event.key(), partitions.len() as i32) as usize];
+            match per_partition.iter_mut().find(|(c, _)| Arc::ptr_eq(c, client)) {
+                Some((_, records)) => records.push(record(&entry.event)),
+                None => per_partition.push((client.clone(), vec![record(&entry.event)])),
+            }
             per_stream.entry(entry.stream).or_default().push(entry.id);
         }
 
         let mut produces = JoinSet::new();
-        for (p, records) in per_partition.into_iter().enumerate() {
-            if records.is_empty() {
-                continue;
-            }
-            let client = self.partitions[p].clone();
-            let shutdown = shutdown.clone();
-            produces.spawn(produce_all(client, records, shutdown));
+        for (client, records) in per_partition {
+            produces.spawn(produce_all(client, records, shutdown.clone()));
         }
         let mut stopped = false;
         while let Some(done) = produces.join_next().await {
@@ -150,10 +151,7 @@ async fn produce_all(
     for chunk in records.chunks(CHUNK) {
         let mut failures = 0;
         loop {
-            match client
-                .produce(chunk.to_vec(), Compression::NoCompression)
-                .await
-            {
+            match client.produce(chunk.to_vec(), Compression::NoCompression).await {
                 Ok(_) => break,
                 Err(e) => {
                     failures += 1;
@@ -169,13 +167,11 @@ async fn produce_all(
 }
 
 fn record(event: &Event) -> Record {
-    let Event::CouponIssued(issued) = event;
     Record {
         key: Some(event.key().to_string().into_bytes()),
         value: Some(event.to_json()),
         headers: BTreeMap::new(),
-        timestamp: DateTime::from_timestamp_millis(issued.issued_at as i64)
-            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+        timestamp: DateTime::from_timestamp_millis(event.at() as i64).unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
     }
 }
 

@@ -7,8 +7,9 @@ use std::{collections::HashMap, sync::Arc};
 use fred::prelude::*;
 
 use crate::{
-    events::{CouponIssued, Event},
+    events::{CouponIssued, Event, OrderChanged},
     keys::{Keys, OUTBOX_GROUP},
+    order::Order,
     scripts::Scripts,
 };
 
@@ -31,40 +32,28 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(
-        reader: Client,
-        redis: Pool,
-        scripts: Arc<Scripts>,
-        keys: Keys,
-        consumer: String,
-    ) -> Self {
-        Outbox {
-            reader,
-            redis,
-            scripts,
-            keys,
-            consumer,
-            streams: Vec::new(),
-        }
+    pub fn new(reader: Client, redis: Pool, scripts: Arc<Scripts>, keys: Keys, consumer: String) -> Self {
+        Outbox { reader, redis, scripts, keys, consumer, streams: Vec::new() }
     }
 
     pub fn has_streams(&self) -> bool {
         !self.streams.is_empty()
     }
 
-    /// Picks up campaigns created since the last call and makes sure their
-    /// stream has the relay's group, starting at 0 so no entry is skipped.
+    /// Picks up campaigns and sales created since the last call and makes sure
+    /// their stream has the relay's group, starting at 0 so no entry is skipped.
     pub async fn refresh(&mut self) -> Result<(), Error> {
-        let ids: Vec<u64> = self.redis.smembers(self.keys.coupons()).await?;
-        for id in ids {
-            let key = self.keys.coupon(id).outbox;
+        let coupons: Vec<u64> = self.redis.smembers(self.keys.coupons()).await?;
+        let sales: Vec<u64> = self.redis.smembers(self.keys.sales()).await?;
+        let keys = coupons
+            .into_iter()
+            .map(|id| self.keys.coupon(id).outbox)
+            .chain(sales.into_iter().map(|id| self.keys.sale(id).outbox));
+        for key in keys.collect::<Vec<_>>() {
             if self.streams.iter().any(|s| **s == *key) {
                 continue;
             }
-            let created: Result<(), Error> = self
-                .redis
-                .xgroup_create(&key, OUTBOX_GROUP, "0", true)
-                .await;
+            let created: Result<(), Error> = self.redis.xgroup_create(&key, OUTBOX_GROUP, "0", true).await;
             match created {
                 Ok(()) => {}
                 Err(e) if e.details().starts_with("BUSYGROUP") => {}
@@ -78,29 +67,14 @@ impl Outbox {
     /// Reads up to `count` entries per stream: with `pending`, the entries this
     /// consumer read before but never acknowledged (no blocking); otherwise
     /// new entries, waiting up to `block_ms` for some.
-    pub async fn read(
-        &self,
-        count: u64,
-        pending: bool,
-        block_ms: u64,
-    ) -> Result<Vec<Entry>, Error> {
+    pub async fn read(&self, count: u64, pending: bool, block_ms: u64) -> Result<Vec<Entry>, Error> {
         let keys: Vec<&str> = self.streams.iter().map(|s| &**s).collect();
         let ids = vec![if pending { "0" } else { ">" }; keys.len()];
         let block = (!pending).then_some(block_ms);
         // Raw reply: a blocking read that times out answers nil, which the
         // typed map form cannot convert.
-        let reply: Value = self
-            .reader
-            .xreadgroup(
-                OUTBOX_GROUP,
-                self.consumer.as_str(),
-                Some(count),
-                block,
-                false,
-                keys,
-                ids,
-            )
-            .await?;
+        let reply: Value =
+            self.reader.xreadgroup(OUTBOX_GROUP, self.consumer.as_str(), Some(count), block, false, keys, ids).await?;
         let mut entries = Vec::new();
         let Value::Array(streams) = reply else {
             return Ok(entries);
@@ -113,12 +87,7 @@ impl Outbox {
                 continue;
             };
             let name = name.as_string().unwrap_or_default();
-            let stream: Arc<str> = self
-                .streams
-                .iter()
-                .find(|s| ***s == *name)
-                .cloned()
-                .unwrap_or_else(|| name.into());
+            let stream: Arc<str> = self.streams.iter().find(|s| ***s == *name).cloned().unwrap_or_else(|| name.into());
             for item in items {
                 let Value::Array(mut entry) = item else {
                     continue;
@@ -128,18 +97,13 @@ impl Outbox {
                     continue;
                 };
                 let fields = match fields {
-                    Some(Value::Array(kv)) => kv
-                        .chunks(2)
-                        .filter_map(|p| Some((p.first()?.as_string()?, p.get(1)?.as_string()?)))
-                        .collect(),
+                    Some(Value::Array(kv)) => {
+                        kv.chunks(2).filter_map(|p| Some((p.first()?.as_string()?, p.get(1)?.as_string()?))).collect()
+                    }
                     _ => HashMap::new(),
                 };
                 match self.decode(&stream, &id, &fields) {
-                    Some(event) => entries.push(Entry {
-                        stream: stream.clone(),
-                        id,
-                        event,
-                    }),
+                    Some(event) => entries.push(Entry { stream: stream.clone(), id, event }),
                     None => {
                         // Not ours to interpret; never block the stream on it.
                         tracing::error!(%stream, %id, ?fields, "undecodable outbox entry skipped");
@@ -152,6 +116,10 @@ impl Outbox {
     }
 
     fn decode(&self, stream: &str, id: &str, fields: &HashMap<String, String>) -> Option<Event> {
+        if let Some(sale_id) = self.keys.sale_of_outbox(stream) {
+            let order = Order::from_json(fields.get("order")?).ok()?;
+            return Some(Event::Order(OrderChanged { event_id: OrderChanged::event_id(sale_id, id), order }));
+        }
         let coupon_id = self.keys.coupon_of_outbox(stream)?;
         let user_id = fields.get("user_id")?.parse().ok()?;
         let issued_at = fields.get("issued_at")?.parse().ok()?;
@@ -194,10 +162,6 @@ impl Outbox {
 
     /// Acknowledges and deletes `ids` of `stream`.
     pub async fn ack(&self, stream: &str, ids: &[String]) -> Result<(), Error> {
-        self.scripts
-            .ack_outbox
-            .call(self.redis.next(), stream, ids)
-            .await
-            .map(|_| ())
+        self.scripts.ack_outbox.call(self.redis.next(), stream, ids).await.map(|_| ())
     }
 }

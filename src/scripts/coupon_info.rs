@@ -17,44 +17,27 @@ pub struct CouponInfo {
     pub ends_at: u64,
     /// Outbox entries not yet acknowledged by Kafka.
     pub outbox_len: u64,
+    /// What an order saves with this coupon (minor units).
+    pub discount: u64,
 }
 
 impl CouponInfoScript {
-    pub async fn call(
-        &self,
-        client: &Client,
-        keys: &CouponKeys,
-    ) -> Result<Option<CouponInfo>, Error> {
+    pub async fn call(&self, client: &Client, keys: &CouponKeys) -> Result<Option<CouponInfo>, Error> {
         let answer: Vec<Value> = self
             .0
             .evalsha_with_reload(
                 client,
-                vec![
-                    keys.meta.as_str(),
-                    keys.users.as_str(),
-                    keys.outbox.as_str(),
-                ],
+                vec![keys.meta.as_str(), keys.users.as_str(), keys.outbox.as_str()],
                 Vec::<String>::new(),
             )
             .await?;
         if answer.is_empty() {
             return Ok(None);
         }
-        let n: Vec<u64> = answer
-            .iter()
-            .filter_map(int)
-            .map(|i| i.max(0) as u64)
-            .collect();
-        let [total, remaining, issued, starts_at, ends_at, outbox_len] = n[..] else {
+        let n: Vec<u64> = answer.iter().filter_map(int).map(|i| i.max(0) as u64).collect();
+        let [total, remaining, issued, starts_at, ends_at, outbox_len, discount] = n[..] else {
             return Err(unexpected("coupon_info", &Value::Array(answer)));
         };
-        Ok(Some(CouponInfo {
-            total,
-            remaining,
-            issued,
-            starts_at,
-            ends_at,
-            outbox_len,
-        }))
+        Ok(Some(CouponInfo { total, remaining, issued, starts_at, ends_at, outbox_len, discount }))
     }
 }

@@ -34,20 +34,15 @@ impl IssueCoupon {
             .0
             .evalsha_with_reload(
                 client,
-                vec![
-                    keys.meta.as_str(),
-                    keys.users.as_str(),
-                    keys.outbox.as_str(),
-                ],
+                vec![keys.meta.as_str(), keys.users.as_str(), keys.outbox.as_str()],
                 vec![user_id.to_string(), coupon_id.to_string()],
             )
             .await?;
         let outcome = match answer.first().and_then(Value::as_str).as_deref() {
             Some("issued") => match (answer.get(1).and_then(int), answer.get(2).and_then(int)) {
-                (Some(remaining), Some(issued_at)) => IssueOutcome::Issued {
-                    remaining: remaining.max(0) as u64,
-                    issued_at: issued_at.max(0) as u64,
-                },
+                (Some(remaining), Some(issued_at)) => {
+                    IssueOutcome::Issued { remaining: remaining.max(0) as u64, issued_at: issued_at.max(0) as u64 }
+                }
                 _ => return Err(unexpected("issue_coupon", &Value::Array(answer))),
             },
             Some("already") => IssueOutcome::AlreadyIssued,

@@ -6,14 +6,26 @@
 //! and retries once.
 
 mod ack_outbox;
+mod adjust_stock;
+mod confirm_order;
 mod coupon_info;
 mod issue_coupon;
+mod release_orders;
+mod reserve_order;
+mod sale_info;
 mod seed_coupon;
+mod seed_sale;
 
 pub use ack_outbox::AckOutbox;
+pub use adjust_stock::{AdjustStock, StockChange};
+pub use confirm_order::{ConfirmOrder, ConfirmOutcome};
 pub use coupon_info::{CouponInfo, CouponInfoScript};
 pub use issue_coupon::{IssueCoupon, IssueOutcome};
+pub use release_orders::ReleaseOrders;
+pub use reserve_order::{Reservation, ReserveOrder, ReserveOutcome};
+pub use sale_info::{SaleInfo, SaleInfoScript, SkuInfo};
 pub use seed_coupon::{SeedCoupon, SeedMode, SeedOutcome};
+pub use seed_sale::{SaleSpec, SeedSale, SkuSpec};
 
 use fred::{prelude::*, types::scripts::Script};
 
@@ -23,19 +35,27 @@ pub struct Scripts {
     pub issue_coupon: IssueCoupon,
     pub coupon_info: CouponInfoScript,
     pub seed_coupon: SeedCoupon,
+    pub seed_sale: SeedSale,
+    pub reserve_order: ReserveOrder,
+    pub confirm_order: ConfirmOrder,
+    pub release_orders: ReleaseOrders,
+    pub adjust_stock: AdjustStock,
+    pub sale_info: SaleInfoScript,
 }
 
 impl Scripts {
     pub async fn load(client: &Client) -> Result<Self, Error> {
         Ok(Scripts {
             ack_outbox: AckOutbox(load(client, include_str!("../../lua/ack_outbox.lua")).await?),
-            issue_coupon: IssueCoupon(
-                load(client, include_str!("../../lua/issue_coupon.lua")).await?,
-            ),
-            coupon_info: CouponInfoScript(
-                load(client, include_str!("../../lua/coupon_info.lua")).await?,
-            ),
+            issue_coupon: IssueCoupon(load(client, include_str!("../../lua/issue_coupon.lua")).await?),
+            coupon_info: CouponInfoScript(load(client, include_str!("../../lua/coupon_info.lua")).await?),
             seed_coupon: SeedCoupon(load(client, include_str!("../../lua/seed_coupon.lua")).await?),
+            seed_sale: SeedSale(load(client, include_str!("../../lua/seed_sale.lua")).await?),
+            reserve_order: ReserveOrder(load(client, include_str!("../../lua/reserve_order.lua")).await?),
+            confirm_order: ConfirmOrder(load(client, include_str!("../../lua/confirm_order.lua")).await?),
+            release_orders: ReleaseOrders(load(client, include_str!("../../lua/release_orders.lua")).await?),
+            adjust_stock: AdjustStock(load(client, include_str!("../../lua/adjust_stock.lua")).await?),
+            sale_info: SaleInfoScript(load(client, include_str!("../../lua/sale_info.lua")).await?),
         })
     }
 }
@@ -48,10 +68,7 @@ async fn load(client: &Client, source: &'static str) -> Result<Script, Error> {
 
 /// A script answered something its wrapper does not know: a bug, never user input.
 fn unexpected(script: &str, value: &Value) -> Error {
-    Error::new(
-        ErrorKind::Parse,
-        format!("{script}.lua answered unexpectedly: {value:?}"),
-    )
+    Error::new(ErrorKind::Parse, format!("{script}.lua answered unexpectedly: {value:?}"))
 }
 
 fn int(value: &Value) -> Option<i64> {
@@ -60,4 +77,15 @@ fn int(value: &Value) -> Option<i64> {
         Value::String(s) => s.parse().ok(),
         _ => None,
     }
+}
+
+fn text(value: Option<&Value>) -> Option<String> {
+    value.and_then(Value::as_string)
+}
+
+/// Decodes the order JSON a script answered with.
+fn order_of(script: &str, value: Option<&Value>) -> Result<crate::order::Order, Error> {
+    let json = text(value).ok_or_else(|| unexpected(script, value.unwrap_or(&Value::Null)))?;
+    crate::order::Order::from_json(&json)
+        .map_err(|e| Error::new(ErrorKind::Parse, format!("{script}.lua answered a bad order ({e}): {json}")))
 }

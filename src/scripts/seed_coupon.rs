@@ -30,6 +30,7 @@ impl SeedCoupon {
         total: u64,
         starts_at: u64,
         ends_at: u64,
+        discount: u64,
         mode: SeedMode,
     ) -> Result<SeedOutcome, Error> {
         let mode = match mode {
@@ -40,12 +41,13 @@ impl SeedCoupon {
             .0
             .evalsha_with_reload(
                 client,
-                vec![keys.meta.as_str(), keys.users.as_str()],
+                vec![keys.meta.as_str(), keys.users.as_str(), keys.used.as_str()],
                 vec![
                     total.to_string(),
                     starts_at.to_string(),
                     ends_at.to_string(),
                     mode.to_string(),
+                    discount.to_string(),
                 ],
             )
             .await?;

@@ -1,9 +1,10 @@
-//! The sink: the Kafka event topic -> MySQL, one task per partition.
+//! The sink: the Kafka event topics -> MySQL, one task per partition.
 //!
 //! Each task resumes from the next offset stored in MySQL, fetches a batch,
 //! and writes its rows and the new offset in one transaction: no row lost,
 //! none doubled, whatever crashes where. Knows nothing of HTTP or Redis.
 
+mod rows;
 mod writer;
 
 use std::{sync::Arc, time::Duration};
@@ -20,7 +21,7 @@ use writer::WriteError;
 
 pub struct Sink {
     pub mysql: Pool,
-    pub topic: String,
+    /// Every partition of every event topic this sink owns.
     pub partitions: Vec<Arc<PartitionClient>>,
     pub settings: SinkSettings,
 }
@@ -31,9 +32,9 @@ impl Sink {
         let mut tasks = JoinSet::new();
         for client in self.partitions {
             let worker = PartitionSink {
+                topic: client.topic().to_string(),
                 client,
                 mysql: self.mysql.clone(),
-                topic: self.topic.clone(),
                 settings: self.settings.clone(),
             };
             tasks.spawn(worker.run(shutdown.clone()));
@@ -75,10 +76,7 @@ impl PartitionSink {
             };
             let records = match fetched {
                 Ok((records, _high_watermark)) => records,
-                Err(KafkaError::ServerError {
-                    protocol_error: ProtocolError::OffsetOutOfRange,
-                    ..
-                }) => {
+                Err(KafkaError::ServerError { protocol_error: ProtocolError::OffsetOutOfRange, .. }) => {
                     next = self.recover_out_of_range(next).await;
                     shutdown.sleep(Duration::from_millis(100)).await;
                     continue;
@@ -97,30 +95,19 @@ impl PartitionSink {
                 to = r.offset + 1;
                 match r.record.value.as_deref().map(Event::from_json) {
                     Some(Ok(event)) => events.push(event),
-                    other => tracing::error!(
-                        partition,
-                        offset = r.offset,
-                        ?other,
-                        "sink: undecodable record skipped"
-                    ),
+                    other => tracing::error!(partition, offset = r.offset, ?other, "sink: undecodable record skipped"),
                 }
             }
             if to == next {
                 continue;
             }
-            match writer::write_batch(&self.mysql, &self.topic, partition, next, to, &events).await
-            {
+            match writer::write_batch(&self.mysql, &self.topic, partition, next, to, &events).await {
                 Ok(()) => {
                     failures = 0;
                     next = to;
                 }
                 Err(WriteError::Moved { stored }) => {
-                    tracing::warn!(
-                        partition,
-                        stored,
-                        expected = next,
-                        "sink: another sink moved this partition"
-                    );
+                    tracing::warn!(partition, stored, expected = next, "sink: another sink moved this partition");
                     next = stored;
                 }
                 Err(WriteError::Mysql(e)) => {
@@ -138,15 +125,8 @@ impl PartitionSink {
         match self.client.get_offset(OffsetAt::Earliest).await {
             Ok(earliest) if next < earliest => {
                 let partition = self.client.partition();
-                tracing::error!(
-                    partition,
-                    next,
-                    earliest,
-                    "sink: records expired before they were stored"
-                );
-                match writer::write_batch(&self.mysql, &self.topic, partition, next, earliest, &[])
-                    .await
-                {
+                tracing::error!(partition, next, earliest, "sink: records expired before they were stored");
+                match writer::write_batch(&self.mysql, &self.topic, partition, next, earliest, &[]).await {
                     Ok(()) => earliest,
                     Err(WriteError::Moved { stored }) => stored,
                     Err(WriteError::Mysql(_)) => next,

@@ -2,11 +2,12 @@
 //! rows and the partition's next offset, guarded so two sinks on one
 //! partition cannot both commit the same range.
 
-use mysql_async::{prelude::*, Pool, TxOpts, Value};
+use mysql_async::{prelude::*, Pool, TxOpts};
 
-use crate::{events::Event, time::mysql_datetime};
+use super::rows;
+use crate::events::Event;
 
-/// Rows per INSERT statement: few round trips, statements well under max_allowed_packet.
+/// Events per INSERT statement: few round trips, statements well under max_allowed_packet.
 const ROWS_PER_INSERT: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,11 +20,7 @@ pub enum WriteError {
 }
 
 /// Makes sure the partition has an offset row and returns its next offset.
-pub async fn start_offset(
-    pool: &Pool,
-    topic: &str,
-    partition: i32,
-) -> Result<i64, mysql_async::Error> {
+pub async fn start_offset(pool: &Pool, topic: &str, partition: i32) -> Result<i64, mysql_async::Error> {
     let mut conn = pool.get_conn().await?;
     conn.exec_drop(
         "INSERT IGNORE INTO sink_offsets (topic, partition_id, next_offset) VALUES (?, ?, 0)",
@@ -31,10 +28,7 @@ pub async fn start_offset(
     )
     .await?;
     let next: Option<i64> = conn
-        .exec_first(
-            "SELECT next_offset FROM sink_offsets WHERE topic = ? AND partition_id = ?",
-            (topic, partition),
-        )
+        .exec_first("SELECT next_offset FROM sink_offsets WHERE topic = ? AND partition_id = ?", (topic, partition))
         .await?;
     Ok(next.unwrap_or(0))
 }
@@ -63,8 +57,13 @@ pub async fn write_batch(
         tx.rollback().await?;
         return Err(WriteError::Moved { stored });
     }
-    for chunk in events.chunks(ROWS_PER_INSERT) {
-        insert_coupon_issues(&mut tx, chunk).await?;
+    let (coupons, orders): (Vec<&Event>, Vec<&Event>) =
+        events.iter().partition(|e| matches!(e, Event::CouponIssued(_)));
+    for chunk in coupons.chunks(ROWS_PER_INSERT) {
+        rows::insert_coupon_issues(&mut tx, chunk).await?;
+    }
+    for chunk in orders.chunks(ROWS_PER_INSERT) {
+        rows::upsert_orders(&mut tx, chunk).await?;
     }
     tx.exec_drop(
         "UPDATE sink_offsets SET next_offset = ? WHERE topic = ? AND partition_id = ?",
@@ -73,29 +72,4 @@ pub async fn write_batch(
     .await?;
     tx.commit().await?;
     Ok(())
-}
-
-async fn insert_coupon_issues(
-    tx: &mut mysql_async::Transaction<'_>,
-    events: &[Event],
-) -> Result<(), mysql_async::Error> {
-    let mut params: Vec<Value> = Vec::with_capacity(events.len() * 4);
-    for event in events {
-        let Event::CouponIssued(e) = event;
-        params.push(e.coupon_id.into());
-        params.push(e.user_id.into());
-        params.push(e.event_id.as_str().into());
-        params.push(mysql_datetime(e.issued_at).into());
-    }
-    let rows = params.len() / 4;
-    if rows == 0 {
-        return Ok(());
-    }
-    let mut sql = String::with_capacity(120 + rows * 16);
-    sql.push_str("INSERT INTO coupon_issues (coupon_id, user_id, event_id, issued_at) VALUES ");
-    for i in 0..rows {
-        sql.push_str(if i == 0 { "(?,?,?,?)" } else { ",(?,?,?,?)" });
-    }
-    sql.push_str(" ON DUPLICATE KEY UPDATE coupon_id = coupon_id");
-    tx.exec_drop(sql, params).await
 }

@@ -13,42 +13,16 @@ async fn creating_an_existing_coupon_fails_unless_replace_or_if_absent() {
     assert!(again.stderr.contains("exists"), "{}", again.stderr);
     assert_eq!(app.coupon(21).await.body["remaining"], 4, "left untouched");
 
-    app.cli(&[
-        "coupon",
-        "create",
-        "--id",
-        "21",
-        "--quantity",
-        "9",
-        "--if-absent",
-    ])
-    .success();
+    app.cli(&["coupon", "create", "--id", "21", "--quantity", "9", "--if-absent"]).success();
     assert_eq!(app.coupon(21).await.body["remaining"], 4, "left untouched");
 
-    app.cli(&[
-        "coupon",
-        "create",
-        "--id",
-        "21",
-        "--quantity",
-        "9",
-        "--replace",
-    ])
-    .success();
+    app.cli(&["coupon", "create", "--id", "21", "--quantity", "9", "--replace"]).success();
     let campaign = app.coupon(21).await.body;
     assert_eq!(
-        (
-            campaign["total"].as_u64(),
-            campaign["remaining"].as_u64(),
-            campaign["issued"].as_u64()
-        ),
+        (campaign["total"].as_u64(), campaign["remaining"].as_u64(), campaign["issued"].as_u64()),
         (Some(9), Some(9), Some(0))
     );
-    assert_eq!(
-        app.issue(21, 1).await.status,
-        hyper::StatusCode::CREATED,
-        "user 1 may take the new campaign"
-    );
+    assert_eq!(app.issue(21, 1).await.status, hyper::StatusCode::CREATED, "user 1 may take the new campaign");
 }
 
 #[tokio::test]
@@ -70,12 +44,7 @@ async fn status_reports_redis_stock_outbox_kafka_offsets_and_mysql_rows() {
     let status = loop {
         let out = app.cli(&["status", "--coupon", "31", "--json"]).success();
         let status: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        let lag: i64 = status["partitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["lag"].as_i64().unwrap())
-            .sum();
+        let lag: i64 = status["partitions"].as_array().unwrap().iter().map(|p| p["lag"].as_i64().unwrap()).sum();
         if lag == 0 || std::time::Instant::now() > deadline {
             break status;
         }
@@ -87,12 +56,7 @@ async fn status_reports_redis_stock_outbox_kafka_offsets_and_mysql_rows() {
     assert_eq!(coupon["issued"], 4);
     assert_eq!(coupon["outbox_len"], 0);
     assert_eq!(coupon["mysql_rows"], 4);
-    let ends: i64 = status["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["end_offset"].as_i64().unwrap())
-        .sum();
+    let ends: i64 = status["partitions"].as_array().unwrap().iter().map(|p| p["end_offset"].as_i64().unwrap()).sum();
     assert_eq!(ends, 4, "four events in Kafka");
     let text = app.cli(&["status"]).success().stdout;
     assert!(text.contains("31"), "{text}");
@@ -103,10 +67,7 @@ async fn cli_says_clearly_when_a_server_is_unreachable() {
     let app = TestApp::spawn().await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_flashsale"))
         .args(["migrate"])
-        .env(
-            "FLASHSALE_MYSQL_URL",
-            "mysql://flashsale:flashsale@127.0.0.1:1/x",
-        )
+        .env("FLASHSALE_MYSQL_URL", "mysql://flashsale:flashsale@127.0.0.1:1/x")
         .output()
         .unwrap();
     assert_ne!(out.status.code(), Some(0));

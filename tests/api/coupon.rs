@@ -28,10 +28,7 @@ async fn get_coupon_reports_total_remaining_issued_and_window() {
 #[tokio::test]
 async fn healthz_and_readyz_answer_ok_when_every_server_is_up() {
     let app = TestApp::spawn().await;
-    assert_eq!(
-        app.request(Method::GET, "/healthz", None).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.request(Method::GET, "/healthz", None).await.status, StatusCode::OK);
     let ready = app.request(Method::GET, "/readyz", None).await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
     assert_eq!(ready.body["redis"], "ok");
@@ -47,37 +44,18 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start() -> OwnRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server on PATH");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "own redis did not start"
-            );
+            assert!(std::time::Instant::now() < deadline, "own redis did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        OwnRedis {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-        }
+        OwnRedis { child, url: format!("redis://127.0.0.1:{port}") }
     }
 }
 

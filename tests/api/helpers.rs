@@ -31,17 +31,8 @@ fn env_or(name: &str, default: &str) -> String {
 
 /// A name no other test (nor an earlier run) uses.
 pub fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-        % 1_000_000_000_000;
-    format!(
-        "{prefix}{}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        nanos
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000_000;
+    format!("{prefix}{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
 }
 
 pub struct Response {
@@ -67,10 +58,7 @@ impl TestApp {
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
         let name = unique("fs_t");
-        let base = env_or(
-            "FLASHSALE_MYSQL_URL",
-            "mysql://flashsale:flashsale@127.0.0.1:43306/flashsale",
-        );
+        let base = env_or("FLASHSALE_MYSQL_URL", "mysql://flashsale:flashsale@127.0.0.1:43306/flashsale");
         let server = &base[..base.rfind('/').expect("mysql url has a database")];
         let mut config = ServeConfig {
             http: HttpSettings {
@@ -83,30 +71,21 @@ impl TestApp {
                 redis_url: env_or("FLASHSALE_REDIS_URL", "redis://127.0.0.1:46379"),
                 key_prefix: format!("{name}:"),
                 redis_pool_size: 4,
-                redis_timeout_ms: 1_000,
+                redis_timeout_ms: 5_000,
             },
-            mysql: MysqlSettings {
-                mysql_url: format!("{server}/{name}"),
-                mysql_pool_size: 8,
-            },
+            mysql: MysqlSettings { mysql_url: format!("{server}/{name}"), mysql_pool_size: 8 },
             kafka: KafkaSettings {
                 kafka_brokers: env_or("FLASHSALE_KAFKA_BROKERS", "127.0.0.1:49092")
                     .split(',')
                     .map(String::from)
                     .collect(),
                 coupon_topic: format!("{name}-coupon-issued"),
+                order_topic: format!("{name}-order-events"),
                 kafka_partitions: 2,
                 kafka_timeout_ms: 10_000,
             },
-            relay: RelaySettings {
-                relay_batch: 500,
-                relay_consumer: "relay-1".into(),
-                relay_claim_idle_ms: 30_000,
-            },
-            sink: SinkSettings {
-                sink_fetch_bytes: 1024 * 1024,
-                sink_max_wait_ms: 100,
-            },
+            relay: RelaySettings { relay_batch: 500, relay_consumer: "relay-1".into(), relay_claim_idle_ms: 30_000 },
+            sink: SinkSettings { sink_fetch_bytes: 1024 * 1024, sink_max_wait_ms: 100 },
             run_sink: true,
         };
         adjust(&mut config);
@@ -116,9 +95,7 @@ impl TestApp {
             config,
             trigger: None,
             handle: None,
-            client: Client::builder(TokioExecutor::new())
-                .pool_max_idle_per_host(256)
-                .build_http(),
+            client: Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http(),
         };
         app.cli(&["migrate"]).success();
         app.start().await;
@@ -184,10 +161,8 @@ impl TestApp {
             .env("FLASHSALE_MYSQL_URL", &c.mysql.mysql_url)
             .env("FLASHSALE_KAFKA_BROKERS", c.kafka.kafka_brokers.join(","))
             .env("FLASHSALE_COUPON_TOPIC", &c.kafka.coupon_topic)
-            .env(
-                "FLASHSALE_KAFKA_PARTITIONS",
-                c.kafka.kafka_partitions.to_string(),
-            )
+            .env("FLASHSALE_ORDER_TOPIC", &c.kafka.order_topic)
+            .env("FLASHSALE_KAFKA_PARTITIONS", c.kafka.kafka_partitions.to_string())
             .output()
             .expect("flashsale binary runs");
         CliOutput {
@@ -205,65 +180,112 @@ impl TestApp {
         self.cli(&args).success();
     }
 
-    pub async fn try_request(
+    pub async fn try_request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Response, String> {
+        self.try_request_with(method, path, body, &[]).await
+    }
+
+    pub async fn try_request_with(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
     ) -> Result<Response, String> {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr));
+        let mut req = Request::builder().method(method).uri(format!("http://{}{path}", self.addr));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }
-        let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .unwrap();
+        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap();
         let res = self.client.request(req).await.map_err(|e| e.to_string())?;
         let status = res.status();
         let headers = res.headers().clone();
-        let bytes = res
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
+        let bytes = res.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
         let body = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("JSON body, got {bytes:?}"))
         };
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        Ok(Response { status, headers, body })
     }
 
     pub async fn request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Response {
-        self.try_request(method, path, body)
-            .await
-            .expect("request completes")
+        self.try_request(method, path, body).await.expect("request completes")
     }
 
     pub async fn issue(&self, coupon_id: u64, user_id: u64) -> Response {
         let body = serde_json::to_vec(&serde_json::json!({ "user_id": user_id })).unwrap();
-        self.request(
-            Method::POST,
-            &format!("/v1/coupons/{coupon_id}/issue"),
-            Some(body),
-        )
-        .await
+        self.request(Method::POST, &format!("/v1/coupons/{coupon_id}/issue"), Some(body)).await
     }
 
     pub async fn issue_raw(&self, coupon_id: u64, body: &[u8]) -> Response {
-        self.request(
-            Method::POST,
-            &format!("/v1/coupons/{coupon_id}/issue"),
-            Some(body.to_vec()),
-        )
-        .await
+        self.request(Method::POST, &format!("/v1/coupons/{coupon_id}/issue"), Some(body.to_vec())).await
+    }
+
+    /// POST a JSON value, with extra headers.
+    pub async fn post(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Response {
+        let body = serde_json::to_vec(body).unwrap();
+        self.try_request_with(Method::POST, path, Some(body), headers).await.expect("request completes")
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path, None).await
+    }
+
+    /// `flashsale sale create --id ID --sku ... ` plus `extra` flags.
+    pub fn create_sale(&self, id: u64, skus: &[&str], extra: &[&str]) {
+        let id = id.to_string();
+        let mut args = vec!["sale", "create", "--id", &id];
+        for sku in skus {
+            args.extend(["--sku", sku]);
+        }
+        args.extend_from_slice(extra);
+        self.cli(&args).success();
+    }
+
+    pub async fn reserve(&self, sale: u64, user: u64, items: &[(u64, u64)]) -> Response {
+        let items: Vec<Value> = items.iter().map(|(sku, q)| serde_json::json!({"sku": sku, "quantity": q})).collect();
+        self.post(&format!("/v1/sales/{sale}/orders"), &serde_json::json!({"user_id": user, "items": items}), &[]).await
+    }
+
+    pub async fn confirm(&self, sale: u64, order: u64, amount: u64) -> Response {
+        let body = serde_json::json!({"payment_key": format!("pay-{order}"), "amount": amount});
+        self.post(&format!("/v1/sales/{sale}/orders/{order}/confirm"), &body, &[]).await
+    }
+
+    pub async fn cancel(&self, sale: u64, order: u64) -> Response {
+        self.post(&format!("/v1/sales/{sale}/orders/{order}/cancel"), &Value::Null, &[]).await
+    }
+
+    /// SKU -> remaining, from `GET /v1/sales/{sale}`.
+    pub async fn remaining(&self, sale: u64) -> std::collections::BTreeMap<u64, u64> {
+        let sale = self.get(&format!("/v1/sales/{sale}")).await.body;
+        sale["skus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["sku"].as_u64().unwrap(), s["remaining"].as_u64().unwrap()))
+            .collect()
+    }
+
+    /// Runs a MySQL query returning rows of `T`.
+    pub async fn sql<T: FromRow + Send + 'static>(&self, query: &str) -> Vec<T> {
+        self.mysql.get_conn().await.unwrap().query(query).await.unwrap()
+    }
+
+    /// Polls `query` (one number) until it equals `expected` or the deadline passes; returns the last value.
+    pub async fn wait_for_sql(&self, query: &str, expected: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let n: Vec<Option<u64>> = self.sql(query).await;
+            let n = n.first().copied().flatten().unwrap_or(0);
+            if n == expected || Instant::now() > deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn issue_raw_path(&self, path: &str, body: &[u8]) -> Response {
@@ -271,19 +293,15 @@ impl TestApp {
     }
 
     pub async fn coupon(&self, coupon_id: u64) -> Response {
-        self.request(Method::GET, &format!("/v1/coupons/{coupon_id}"), None)
-            .await
+        self.request(Method::GET, &format!("/v1/coupons/{coupon_id}"), None).await
     }
 
     /// User ids MySQL holds for the campaign.
     pub async fn mysql_users(&self, coupon_id: u64) -> Vec<u64> {
         let mut conn = self.mysql.get_conn().await.unwrap();
-        conn.exec(
-            "SELECT user_id FROM coupon_issues WHERE coupon_id = ?",
-            (coupon_id,),
-        )
-        .await
-        .unwrap()
+        conn.exec("SELECT user_id FROM coupon_issues WHERE coupon_id = ? AND event_id <> ''", (coupon_id,))
+            .await
+            .unwrap()
     }
 
     /// Polls MySQL until it holds `expected` rows for the campaign (or the deadline passes).
@@ -307,13 +325,7 @@ pub struct CliOutput {
 
 impl CliOutput {
     pub fn success(self) -> Self {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "stdout: {}\nstderr: {}",
-            self.stdout,
-            self.stderr
-        );
+        assert_eq!(self.code, Some(0), "stdout: {}\nstderr: {}", self.stdout, self.stderr);
         self
     }
 }

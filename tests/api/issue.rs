@@ -41,11 +41,7 @@ async fn two_thousand_users_race_for_a_hundred_coupons_and_exactly_a_hundred_win
     assert_eq!(campaign.body["issued"], 100);
 
     let rows = app.wait_for_rows(42, 100).await;
-    assert_eq!(
-        distinct(&rows),
-        distinct(&winners),
-        "MySQL holds exactly the winners"
-    );
+    assert_eq!(distinct(&rows), distinct(&winners), "MySQL holds exactly the winners");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -88,12 +84,8 @@ async fn issue_answers_201_with_the_remaining_stock() {
 #[tokio::test]
 async fn issue_returns_403_not_started_before_the_window_opens() {
     let app = TestApp::spawn().await;
-    let tomorrow = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 86_400)
-        .to_string();
+    let tomorrow =
+        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 86_400).to_string();
     app.create_coupon(5, 10, &["--starts-at", &tomorrow]);
     let res = app.issue(5, 1).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
@@ -104,16 +96,7 @@ async fn issue_returns_403_not_started_before_the_window_opens() {
 #[tokio::test]
 async fn issue_returns_403_ended_after_the_window_closes() {
     let app = TestApp::spawn().await;
-    app.create_coupon(
-        6,
-        10,
-        &[
-            "--starts-at",
-            "2020-01-01T00:00:00Z",
-            "--ends-at",
-            "2020-01-02T00:00:00Z",
-        ],
-    );
+    app.create_coupon(6, 10, &["--starts-at", "2020-01-01T00:00:00Z", "--ends-at", "2020-01-02T00:00:00Z"]);
     let res = app.issue(6, 1).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
     assert_eq!(res.body["error"], "ended");
@@ -151,34 +134,19 @@ async fn malformed_bodies_get_400_naming_the_problem_and_take_nothing() {
     ];
     for (body, code) in cases {
         let res = app.issue_raw(3, body).await;
-        assert_eq!(
-            res.status,
-            StatusCode::BAD_REQUEST,
-            "{}",
-            String::from_utf8_lossy(body)
-        );
-        assert_eq!(
-            res.body["error"],
-            *code,
-            "{}",
-            String::from_utf8_lossy(body)
-        );
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(body));
+        assert_eq!(res.body["error"], *code, "{}", String::from_utf8_lossy(body));
         assert!(res.body["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     let res = app.issue_raw(3, br#"{"user_id":"7"}"#).await;
-    assert!(
-        res.body["message"].as_str().unwrap().contains("user_id"),
-        "message names the field"
-    );
+    assert!(res.body["message"].as_str().unwrap().contains("user_id"), "message names the field");
     assert_eq!(app.coupon(3).await.body["remaining"], 5);
 }
 
 #[tokio::test]
 async fn a_bad_coupon_id_in_the_path_is_a_400() {
     let app = TestApp::spawn().await;
-    let res = app
-        .issue_raw_path("/v1/coupons/abc/issue", br#"{"user_id":1}"#)
-        .await;
+    let res = app.issue_raw_path("/v1/coupons/abc/issue", br#"{"user_id":1}"#).await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
     assert_eq!(res.body["error"], "invalid_coupon_id");
 }
@@ -202,9 +170,7 @@ async fn unknown_routes_and_wrong_methods_get_json_errors() {
     let res = app.request(hyper::Method::GET, "/nope", None).await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     assert_eq!(res.body["error"], "not_found");
-    let res = app
-        .request(hyper::Method::GET, "/v1/coupons/1/issue", None)
-        .await;
+    let res = app.request(hyper::Method::GET, "/v1/coupons/1/issue", None).await;
     assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(res.headers["allow"], "POST");
 }

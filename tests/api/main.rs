@@ -4,4 +4,5 @@ mod cli;
 mod coupon;
 mod helpers;
 mod issue;
+mod orders;
 mod recovery;

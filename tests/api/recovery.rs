@@ -11,11 +11,7 @@ use hyper::StatusCode;
 
 use crate::helpers::{distinct, TestApp};
 
-async fn issue_all(
-    app: &Arc<TestApp>,
-    coupon: u64,
-    users: std::ops::RangeInclusive<u64>,
-) -> Vec<u64> {
+async fn issue_all(app: &Arc<TestApp>, coupon: u64, users: std::ops::RangeInclusive<u64>) -> Vec<u64> {
     let mut tasks = tokio::task::JoinSet::new();
     for user in users {
         let app = app.clone();
@@ -71,6 +67,7 @@ async fn killing_a_separate_sink_process_mid_stream_loses_and_doubles_nothing() 
             .env("FLASHSALE_MYSQL_URL", &c.mysql.mysql_url)
             .env("FLASHSALE_KAFKA_BROKERS", c.kafka.kafka_brokers.join(","))
             .env("FLASHSALE_COUPON_TOPIC", &c.kafka.coupon_topic)
+            .env("FLASHSALE_ORDER_TOPIC", &c.kafka.order_topic)
             // Small fetches: many small transactions, so the kill lands mid-stream.
             .env("FLASHSALE_SINK_FETCH_BYTES", fetch_bytes)
             .stdout(Stdio::null())
@@ -90,10 +87,7 @@ async fn killing_a_separate_sink_process_mid_stream_loses_and_doubles_nothing() 
         assert!(Instant::now() < deadline, "the sink wrote nothing");
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
-    assert!(
-        rows_at_kill < 2000,
-        "killed after it had finished: not mid-stream"
-    );
+    assert!(rows_at_kill < 2000, "killed after it had finished: not mid-stream");
 
     let mut second = sink("1048576");
     let rows = app.wait_for_rows(60, 2000).await;

@@ -1,0 +1,41 @@
+-- confirm_order.lua: a payment confirmation turns a reserved order into a paid one.
+--
+-- KEYS[1] orders  [2] deadlines  [3] outbox  (the sale's keys)
+-- KEYS[4] ranking bucket of the current hour (zset sku -> paid orders)
+-- ARGV[1] order id  ARGV[2] amount paid  ARGV[3] payment key  ARGV[4] bucket TTL (s)
+--
+-- Returns {'paid', order_json} (also when it already was: idempotent)
+--   | {'cancelled' | 'expired', order_json} | {'late', order_json} (reserved but past
+--   its deadline: the caller releases it as expired) | {'amount_mismatch', to_pay}
+--   | {'unknown_order'}
+-- Paying only before the deadline and expiring only after it gives a confirm
+-- racing the expiry exactly one winner.
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then
+  return {'unknown_order'}
+end
+local order = cjson.decode(raw)
+if order.status ~= 'reserved' then
+  return {order.status, raw}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now >= order.expires_at then
+  return {'late', raw}
+end
+if tonumber(ARGV[2]) ~= order.to_pay then
+  return {'amount_mismatch', tostring(order.to_pay)}
+end
+order.status = 'paid'
+order.payment_key = ARGV[3]
+order.updated_at = now
+order.version = order.version + 1
+local json = cjson.encode(order)
+redis.call('HSET', KEYS[1], ARGV[1], json)
+redis.call('ZREM', KEYS[2], ARGV[1])
+for _, item in ipairs(order.items) do
+  redis.call('ZINCRBY', KEYS[4], 1, item.sku)
+end
+redis.call('EXPIRE', KEYS[4], tonumber(ARGV[4]))
+redis.call('XADD', KEYS[3], '*', 'order', json)
+return {'paid', json}

@@ -1,0 +1,72 @@
+-- release_orders.lua: cancel one reserved order, or expire every overdue one.
+--
+-- KEYS[1] stock  [2] bought  [3] orders  [4] deadlines  [5] outbox  (the sale's keys)
+-- ARGV[1] mode: 'cancel' or 'expire'
+-- ARGV[2] coupon key prefix, e.g. 'fs:{coupon:' (the coupon id and '}:used' are appended)
+-- ARGV[3] order id (cancel) or most orders to expire in this call (expire)
+--
+-- Releasing gives back each SKU's stock, the user's per-sale quantity and the
+-- coupon, sets the status, bumps the order's version and appends it to the outbox.
+-- A reserved order past its deadline is released as 'expired' whichever mode
+-- found it, so a cancel, a confirm and the expiry task never disagree.
+--
+-- cancel returns {status, order_json} with the status after the call
+--   ('cancelled', or 'paid' / 'expired' when it was already so) | {'unknown_order'}
+-- expire returns {released_count}
+-- The coupon's used-mark lives under another hash tag: on Redis Cluster the
+-- coupon and the sale must share a slot.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local function release(id, status)
+  local raw = redis.call('HGET', KEYS[3], id)
+  if not raw then
+    return nil
+  end
+  local order = cjson.decode(raw)
+  if order.status ~= 'reserved' then
+    return order, raw, false
+  end
+  if now >= order.expires_at then
+    status = 'expired'
+  end
+  local quantity = 0
+  for _, item in ipairs(order.items) do
+    redis.call('HINCRBY', KEYS[1], item.sku, item.quantity)
+    quantity = quantity + item.quantity
+  end
+  if redis.call('HINCRBY', KEYS[2], order.user_id, -quantity) <= 0 then
+    redis.call('HDEL', KEYS[2], order.user_id)
+  end
+  if order.coupon_id ~= cjson.null then
+    redis.call('HDEL', ARGV[2] .. order.coupon_id .. '}:used', order.user_id)
+  end
+  order.status = status
+  order.updated_at = now
+  order.version = order.version + 1
+  local json = cjson.encode(order)
+  redis.call('HSET', KEYS[3], id, json)
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('XADD', KEYS[5], '*', 'order', json)
+  return order, json, true
+end
+
+if ARGV[1] == 'cancel' then
+  local order, json = release(ARGV[3], 'cancelled')
+  if not order then
+    return {'unknown_order'}
+  end
+  return {order.status, json}
+end
+
+local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+local released = 0
+for _, id in ipairs(due) do
+  local _, _, changed = release(id, 'expired')
+  if changed then
+    released = released + 1
+  else
+    redis.call('ZREM', KEYS[4], id)
+  end
+end
+return {released}

@@ -1,0 +1,110 @@
+//! `flashsale sale create`: write a sale to MySQL and seed Redis.
+
+use crate::{
+    config::{MysqlSettings, RedisSettings},
+    db::queries,
+    scripts::{SaleSpec, SeedMode, SkuSpec},
+    time::{now_ms, parse_time_ms, rfc3339_ms},
+};
+
+/// Highest unit price accepted (minor units): keeps order totals exact in Lua's doubles.
+const MAX_PRICE: u64 = 1_000_000_000;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Create a sale: MySQL rows, then Redis stock. An existing id is an error
+    /// unless --replace (reset stock, limits and orders) or --if-absent.
+    Create(CreateArgs),
+}
+
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    /// Sale id.
+    #[arg(long)]
+    id: u64,
+    /// A SKU as SKU:PRICE:STOCK (price in minor units), repeated per SKU.
+    #[arg(long = "sku", value_parser = parse_sku, required = true)]
+    skus: Vec<SkuSpec>,
+    /// Most units one user may hold (reserved + paid) in this sale; 0: no limit.
+    #[arg(long, default_value_t = 0)]
+    per_user: u64,
+    /// How long a reservation waits for payment before it expires (e.g. 10m, 90s).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    hold: std::time::Duration,
+    /// Opening time, RFC 3339 or seconds since the epoch (default: now).
+    #[arg(long, value_parser = parse_time_ms)]
+    starts_at: Option<u64>,
+    /// Closing time, RFC 3339 or seconds since the epoch (default: never).
+    #[arg(long, value_parser = parse_time_ms)]
+    ends_at: Option<u64>,
+    /// Reset an existing sale: new SKUs and stock, no orders (Redis and MySQL).
+    #[arg(long, conflicts_with = "if_absent")]
+    replace: bool,
+    /// Leave an existing sale as it is and succeed.
+    #[arg(long)]
+    if_absent: bool,
+    #[command(flatten)]
+    redis: RedisSettings,
+    #[command(flatten)]
+    mysql: MysqlSettings,
+}
+
+fn parse_sku(s: &str) -> Result<SkuSpec, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let [sku, price, stock] = parts[..] else {
+        return Err(format!("`{s}` is not SKU:PRICE:STOCK"));
+    };
+    let num =
+        |v: &str, what: &str| v.parse::<u64>().map_err(|_| format!("{what} `{v}` in `{s}` is not a whole number"));
+    let spec = SkuSpec { sku: num(sku, "SKU")?, price: num(price, "price")?, stock: num(stock, "stock")? };
+    if spec.price > MAX_PRICE {
+        return Err(format!("price in `{s}` is above {MAX_PRICE}"));
+    }
+    Ok(spec)
+}
+
+pub async fn run(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Create(args) => create(args).await,
+    }
+}
+
+async fn create(args: CreateArgs) -> anyhow::Result<()> {
+    let mut skus = args.skus.clone();
+    skus.sort_by_key(|s| s.sku);
+    anyhow::ensure!(skus.windows(2).all(|w| w[0].sku != w[1].sku), "a SKU is given twice");
+    let spec = SaleSpec {
+        starts_at: args.starts_at.unwrap_or_else(now_ms),
+        ends_at: args.ends_at.unwrap_or(0),
+        per_user_limit: args.per_user,
+        hold_ms: args.hold.as_millis() as u64,
+        skus,
+    };
+    anyhow::ensure!(spec.ends_at == 0 || spec.ends_at > spec.starts_at, "--ends-at must be after --starts-at");
+    anyhow::ensure!(spec.hold_ms >= 1000, "--hold must be at least 1s");
+
+    let ctx = super::Context::connect(&args.redis, &args.mysql).await?;
+    if !args.replace {
+        let exists = queries::sale_exists(&ctx.mysql, args.id).await? || ctx.sales.info(args.id).await?.is_some();
+        if exists {
+            if args.if_absent {
+                println!("sale {} exists; left as it is", args.id);
+                return ctx.close().await;
+            }
+            anyhow::bail!("sale {} exists; pass --replace to reset it", args.id);
+        }
+    }
+    queries::put_sale(&ctx.mysql, args.id, &spec, args.replace).await?;
+    let mode = if args.replace { SeedMode::Replace } else { SeedMode::Create };
+    let outcome = ctx.sales.seed(args.id, &spec, mode).await?;
+    let ends = if spec.ends_at == 0 { "never".to_string() } else { rfc3339_ms(spec.ends_at) };
+    println!(
+        "sale {}: {outcome:?}, {} SKU(s), per-user limit {}, hold {}s, opens {}, closes {ends}",
+        args.id,
+        spec.skus.len(),
+        spec.per_user_limit,
+        spec.hold_ms / 1000,
+        rfc3339_ms(spec.starts_at)
+    );
+    ctx.close().await
+}

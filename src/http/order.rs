@@ -1,0 +1,55 @@
+//! One order: `GET .../orders/{order_id}`, `POST .../confirm` (payment
+//! callback) and `POST .../cancel`.
+
+use hyper::{body::Incoming, Request, StatusCode};
+use serde::Deserialize;
+
+use super::{
+    body::read_json,
+    error::ApiError,
+    order_view::OrderView,
+    respond::{json, Reply},
+};
+use crate::{app::App, order::OrderStatus, scripts::ConfirmOutcome};
+
+const MAX_PAYMENT_KEY: usize = 128;
+
+pub async fn get(app: &App, sale_id: u64, order_id: u64) -> Result<Reply, ApiError> {
+    let order = app.sales.order(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))?;
+    Ok(json(StatusCode::OK, &OrderView::from(&order)))
+}
+
+#[derive(Deserialize)]
+struct Confirmation {
+    payment_key: String,
+    amount: u64,
+}
+
+const FIELDS: &[(&str, &str)] = &[
+    ("payment_key", "the payment gateway's reference, a string"),
+    ("amount", "the amount paid in minor units, an integer"),
+];
+
+pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let body: Confirmation = read_json(req, app.http.body_limit, FIELDS).await?;
+    if body.payment_key.is_empty() || body.payment_key.len() > MAX_PAYMENT_KEY {
+        return Err(ApiError::BadRequest(
+            "invalid_field",
+            format!("`payment_key` must be 1 to {MAX_PAYMENT_KEY} characters"),
+        ));
+    }
+    match app.sales.confirm(sale_id, order_id, body.amount, &body.payment_key).await? {
+        ConfirmOutcome::Paid(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
+        ConfirmOutcome::Closed(order) => Err(ApiError::OrderClosed(order.status)),
+        ConfirmOutcome::AmountMismatch { to_pay } => Err(ApiError::AmountMismatch(to_pay)),
+        ConfirmOutcome::UnknownOrder | ConfirmOutcome::Late => Err(ApiError::UnknownOrder(sale_id, order_id)),
+    }
+}
+
+pub async fn cancel(app: &App, sale_id: u64, order_id: u64) -> Result<Reply, ApiError> {
+    let order = app.sales.cancel(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))?;
+    match order.status {
+        OrderStatus::Cancelled => Ok(json(StatusCode::OK, &OrderView::from(&order))),
+        other => Err(ApiError::OrderClosed(other)),
+    }
+}

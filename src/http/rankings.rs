@@ -1,0 +1,80 @@
+//! `GET /v1/rankings/products?window=3d&limit=5` — most-paid products over a
+//! sliding window (paid orders containing the SKU, not quantities), from
+//! hourly Redis buckets the confirm script keeps.
+
+use hyper::StatusCode;
+use serde::Serialize;
+
+use super::{
+    error::ApiError,
+    respond::{json, Reply},
+};
+use crate::{app::App, sales::MAX_RANKING_HOURS};
+
+const DEFAULT_LIMIT: usize = 10;
+const MAX_LIMIT: usize = 100;
+
+#[derive(Serialize)]
+struct Ranking {
+    window: String,
+    products: Vec<Product>,
+}
+
+#[derive(Serialize)]
+struct Product {
+    sku: u64,
+    paid_orders: u64,
+}
+
+pub async fn get(app: &App, query: Option<&str>) -> Result<Reply, ApiError> {
+    let (mut window, mut limit) = ("1d".to_string(), DEFAULT_LIMIT);
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("window", w)) => window = w.to_string(),
+            Some(("limit", l)) => {
+                limit = l.parse().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(|| {
+                    ApiError::BadRequest("invalid_query", format!("`limit` must be from 1 to {MAX_LIMIT}"))
+                })?
+            }
+            _ => {}
+        }
+    }
+    let hours = window_hours(&window).ok_or_else(|| {
+        ApiError::BadRequest(
+            "invalid_query",
+            format!("`window` must be like 6h or 3d, at most {} days", MAX_RANKING_HOURS / 24),
+        )
+    })?;
+    let products = app
+        .sales
+        .top_products(hours, limit)
+        .await?
+        .into_iter()
+        .map(|(sku, paid_orders)| Product { sku, paid_orders })
+        .collect();
+    Ok(json(StatusCode::OK, &Ranking { window, products }))
+}
+
+fn window_hours(window: &str) -> Option<u64> {
+    let (n, unit) = window.split_at(window.len().checked_sub(1)?);
+    let n: u64 = n.parse().ok()?;
+    let hours = match unit {
+        "h" => n,
+        "d" => n.checked_mul(24)?,
+        _ => return None,
+    };
+    (1..=MAX_RANKING_HOURS).contains(&hours).then_some(hours)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn windows_parse_in_hours_and_days_within_bounds() {
+        assert_eq!(super::window_hours("3d"), Some(72));
+        assert_eq!(super::window_hours("6h"), Some(6));
+        assert_eq!(super::window_hours("0h"), None);
+        assert_eq!(super::window_hours("31d"), None);
+        assert_eq!(super::window_hours("d"), None);
+        assert_eq!(super::window_hours("3w"), None);
+    }
+}

@@ -1,0 +1,155 @@
+//! Sales, orders and product rankings in Redis, through the typed scripts:
+//! the only door the HTTP handlers, the expiry task and the CLI use.
+
+use std::sync::Arc;
+
+use fred::prelude::*;
+
+use crate::{
+    keys::Keys,
+    order::Order,
+    scripts::{
+        ConfirmOutcome, Reservation, ReserveOutcome, SaleInfo, SaleSpec, Scripts, SeedMode, SeedOutcome, StockChange,
+    },
+    time::now_ms,
+};
+
+/// Longest ranking window served; hourly buckets live this long.
+pub const MAX_RANKING_HOURS: u64 = 30 * 24;
+const HOUR_MS: u64 = 3_600_000;
+
+#[derive(Clone)]
+pub struct Sales {
+    redis: Pool,
+    keys: Keys,
+    scripts: Arc<Scripts>,
+}
+
+/// A reservation request as the API takes it.
+pub struct NewOrder<'a> {
+    pub sale_id: u64,
+    pub user_id: u64,
+    pub lines: &'a [(u64, u64)],
+    pub coupon_id: Option<u64>,
+    pub idempotency_key: Option<&'a str>,
+}
+
+impl Sales {
+    pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>) -> Self {
+        Sales { redis, keys, scripts }
+    }
+
+    pub async fn reserve(&self, new: &NewOrder<'_>) -> Result<ReserveOutcome, Error> {
+        let coupon_keys = new.coupon_id.map(|id| (id, self.keys.coupon(id)));
+        let idempotency = new.idempotency_key.map(|key| (format!("{}:{key}", new.user_id), fingerprint(new)));
+        let reservation = Reservation {
+            sale_id: new.sale_id,
+            user_id: new.user_id,
+            lines: new.lines,
+            coupon: coupon_keys.as_ref().map(|(id, keys)| (*id, keys)),
+            idempotency,
+        };
+        self.scripts.reserve_order.call(self.redis.next(), &self.keys.sale(new.sale_id), &reservation).await
+    }
+
+    /// Pays a reserved order. A confirmation after the deadline releases the
+    /// order as expired and answers `Closed` with it.
+    pub async fn confirm(
+        &self,
+        sale_id: u64,
+        order_id: u64,
+        amount: u64,
+        payment_key: &str,
+    ) -> Result<ConfirmOutcome, Error> {
+        let keys = self.keys.sale(sale_id);
+        let bucket = self.keys.ranking_bucket(now_ms() / HOUR_MS);
+        let ttl = (MAX_RANKING_HOURS + 1) * 3600;
+        let client = self.redis.next();
+        match self.scripts.confirm_order.call(client, &keys, &bucket, ttl, order_id, amount, payment_key).await? {
+            ConfirmOutcome::Late => match self.cancel(sale_id, order_id).await? {
+                Some(order) => Ok(ConfirmOutcome::Closed(order)),
+                None => Ok(ConfirmOutcome::UnknownOrder),
+            },
+            other => Ok(other),
+        }
+    }
+
+    /// Cancels a reserved order (a reserved order past its deadline becomes
+    /// expired instead). The answer's status says what the order is now.
+    pub async fn cancel(&self, sale_id: u64, order_id: u64) -> Result<Option<Order>, Error> {
+        let prefix = self.keys.coupon_key_prefix();
+        self.scripts.release_orders.cancel(self.redis.next(), &self.keys.sale(sale_id), &prefix, order_id).await
+    }
+
+    /// Expires up to `limit` overdue reservations of one sale.
+    pub async fn expire_due(&self, sale_id: u64, limit: u64) -> Result<u64, Error> {
+        let prefix = self.keys.coupon_key_prefix();
+        self.scripts.release_orders.expire(self.redis.next(), &self.keys.sale(sale_id), &prefix, limit).await
+    }
+
+    pub async fn order(&self, sale_id: u64, order_id: u64) -> Result<Option<Order>, Error> {
+        let json: Option<String> = self.redis.next().hget(self.keys.sale(sale_id).orders, order_id).await?;
+        json.map(|j| {
+            Order::from_json(&j)
+                .map_err(|e| Error::new(ErrorKind::Parse, format!("stored order {sale_id}/{order_id}: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Every order Redis holds for a sale (for reconcile and status).
+    pub async fn orders(&self, sale_id: u64) -> Result<Vec<Order>, Error> {
+        let all: std::collections::HashMap<u64, String> =
+            self.redis.next().hgetall(self.keys.sale(sale_id).orders).await?;
+        let mut orders = all
+            .into_values()
+            .map(|j| Order::from_json(&j).map_err(|e| Error::new(ErrorKind::Parse, format!("stored order: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        orders.sort_by_key(|o| o.order_id);
+        Ok(orders)
+    }
+
+    pub async fn info(&self, sale_id: u64) -> Result<Option<SaleInfo>, Error> {
+        self.scripts.sale_info.call(self.redis.next(), &self.keys.sale(sale_id)).await
+    }
+
+    /// Seeds the sale, then lists it so the relay and the expiry task find it.
+    pub async fn seed(&self, sale_id: u64, spec: &SaleSpec, mode: SeedMode) -> Result<SeedOutcome, Error> {
+        let outcome = self.scripts.seed_sale.call(self.redis.next(), &self.keys.sale(sale_id), spec, mode).await?;
+        let _: () = self.redis.next().sadd(self.keys.sales(), sale_id).await?;
+        Ok(outcome)
+    }
+
+    /// (remaining, supplied in all) after the change; None for an unknown SKU.
+    pub async fn adjust_stock(&self, sale_id: u64, sku: u64, change: StockChange) -> Result<Option<(u64, u64)>, Error> {
+        self.scripts.adjust_stock.call(self.redis.next(), &self.keys.sale(sale_id), sku, change).await
+    }
+
+    pub async fn ids(&self) -> Result<Vec<u64>, Error> {
+        let mut ids: Vec<u64> = self.redis.next().smembers(self.keys.sales()).await?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Most-paid products over the last `hours` (hourly buckets, the current
+    /// one included): (sku, paid orders), best first.
+    pub async fn top_products(&self, hours: u64, limit: usize) -> Result<Vec<(u64, u64)>, Error> {
+        let now_hour = now_ms() / HOUR_MS;
+        let hours = hours.clamp(1, MAX_RANKING_HOURS);
+        let keys: Vec<String> = (0..hours).map(|h| self.keys.ranking_bucket(now_hour - h)).collect();
+        let scored: Vec<(String, f64)> = self.redis.next().zunion(keys, None, None, true).await?;
+        let mut ranked: Vec<(u64, u64)> =
+            scored.into_iter().filter_map(|(sku, n)| Some((sku.parse().ok()?, n.max(0.0) as u64))).collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(limit);
+        Ok(ranked)
+    }
+}
+
+/// What makes two requests "the same" for an Idempotency-Key: user, lines
+/// (in SKU order) and coupon.
+fn fingerprint(new: &NewOrder<'_>) -> String {
+    let mut lines = new.lines.to_vec();
+    lines.sort_unstable();
+    let lines: Vec<String> = lines.iter().map(|(sku, q)| format!("{sku}x{q}")).collect();
+    format!("{}|{}|{}", new.user_id, lines.join(","), new.coupon_id.map(|c| c.to_string()).unwrap_or_default())
+}

@@ -1,0 +1,56 @@
+//! `lua/confirm_order.lua`: payment confirmation, reserved -> paid.
+
+use fred::{prelude::*, types::scripts::Script};
+
+use super::{order_of, text, unexpected};
+use crate::{keys::SaleKeys, order::Order};
+
+pub struct ConfirmOrder(pub(super) Script);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmOutcome {
+    /// Paid now, or already paid before (idempotent).
+    Paid(Order),
+    /// Cancelled or expired: cannot be paid.
+    Closed(Order),
+    /// Still reserved but past its deadline: to be released as expired.
+    Late,
+    AmountMismatch {
+        to_pay: u64,
+    },
+    UnknownOrder,
+}
+
+impl ConfirmOrder {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn call(
+        &self,
+        client: &Client,
+        keys: &SaleKeys,
+        ranking_bucket: &str,
+        bucket_ttl_secs: u64,
+        order_id: u64,
+        amount: u64,
+        payment_key: &str,
+    ) -> Result<ConfirmOutcome, Error> {
+        let answer: Vec<Value> = self
+            .0
+            .evalsha_with_reload(
+                client,
+                vec![keys.orders.as_str(), keys.deadlines.as_str(), keys.outbox.as_str(), ranking_bucket],
+                vec![order_id.to_string(), amount.to_string(), payment_key.to_string(), bucket_ttl_secs.to_string()],
+            )
+            .await?;
+        let outcome = match text(answer.first()).as_deref() {
+            Some("paid") => ConfirmOutcome::Paid(order_of("confirm_order", answer.get(1))?),
+            Some("cancelled" | "expired") => ConfirmOutcome::Closed(order_of("confirm_order", answer.get(1))?),
+            Some("late") => ConfirmOutcome::Late,
+            Some("amount_mismatch") => {
+                ConfirmOutcome::AmountMismatch { to_pay: text(answer.get(1)).and_then(|s| s.parse().ok()).unwrap_or(0) }
+            }
+            Some("unknown_order") => ConfirmOutcome::UnknownOrder,
+            _ => return Err(unexpected("confirm_order", &Value::Array(answer))),
+        };
+        Ok(outcome)
+    }
+}

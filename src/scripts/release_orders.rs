@@ -1,0 +1,62 @@
+//! `lua/release_orders.lua`: cancel one order, or expire the overdue ones;
+//! either way stock, the user's limit and the coupon come back.
+
+use fred::{prelude::*, types::scripts::Script};
+
+use super::{int, order_of, text, unexpected};
+use crate::{keys::SaleKeys, order::Order};
+
+pub struct ReleaseOrders(pub(super) Script);
+
+impl ReleaseOrders {
+    fn keys(keys: &SaleKeys) -> Vec<&str> {
+        vec![&keys.stock, &keys.bought, &keys.orders, &keys.deadlines, &keys.outbox]
+    }
+
+    /// The order after the call (its status says what happened: cancelled,
+    /// or paid / expired when it already was), or None when unknown.
+    pub async fn cancel(
+        &self,
+        client: &Client,
+        keys: &SaleKeys,
+        coupon_prefix: &str,
+        order_id: u64,
+    ) -> Result<Option<Order>, Error> {
+        let answer: Vec<Value> = self
+            .0
+            .evalsha_with_reload(
+                client,
+                Self::keys(keys),
+                vec!["cancel".to_string(), coupon_prefix.to_string(), order_id.to_string()],
+            )
+            .await?;
+        match text(answer.first()).as_deref() {
+            Some("unknown_order") => Ok(None),
+            Some(_) => Ok(Some(order_of("release_orders", answer.get(1))?)),
+            None => Err(unexpected("release_orders", &Value::Array(answer))),
+        }
+    }
+
+    /// Expires up to `limit` overdue reservations; returns how many.
+    pub async fn expire(
+        &self,
+        client: &Client,
+        keys: &SaleKeys,
+        coupon_prefix: &str,
+        limit: u64,
+    ) -> Result<u64, Error> {
+        let answer: Vec<Value> = self
+            .0
+            .evalsha_with_reload(
+                client,
+                Self::keys(keys),
+                vec!["expire".to_string(), coupon_prefix.to_string(), limit.to_string()],
+            )
+            .await?;
+        answer
+            .first()
+            .and_then(int)
+            .map(|n| n.max(0) as u64)
+            .ok_or_else(|| unexpected("release_orders", &Value::Array(answer)))
+    }
+}

@@ -1,0 +1,63 @@
+//! `lua/seed_sale.lua`: create or replace a sale's window, limits and SKUs.
+
+use fred::{prelude::*, types::scripts::Script};
+
+use super::{unexpected, SeedMode, SeedOutcome};
+use crate::keys::SaleKeys;
+
+pub struct SeedSale(pub(super) Script);
+
+/// A sale as ops define it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaleSpec {
+    pub starts_at: u64,
+    /// 0: never closes.
+    pub ends_at: u64,
+    /// Most units one user may hold (reserved + paid) in this sale; 0: no limit.
+    pub per_user_limit: u64,
+    /// How long a reservation waits for payment.
+    pub hold_ms: u64,
+    pub skus: Vec<SkuSpec>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SkuSpec {
+    pub sku: u64,
+    pub price: u64,
+    pub stock: u64,
+}
+
+impl SeedSale {
+    pub async fn call(
+        &self,
+        client: &Client,
+        keys: &SaleKeys,
+        spec: &SaleSpec,
+        mode: SeedMode,
+    ) -> Result<SeedOutcome, Error> {
+        let k = keys;
+        let keys = vec![&k.meta, &k.prices, &k.stock, &k.initial, &k.bought, &k.orders, &k.deadlines, &k.idem, &k.seq];
+        let mode = match mode {
+            SeedMode::Create => "create",
+            SeedMode::Replace => "replace",
+        };
+        let mut args = vec![
+            spec.starts_at.to_string(),
+            spec.ends_at.to_string(),
+            spec.per_user_limit.to_string(),
+            spec.hold_ms.to_string(),
+            mode.to_string(),
+        ];
+        for s in &spec.skus {
+            args.extend([s.sku.to_string(), s.price.to_string(), s.stock.to_string()]);
+        }
+        let keys: Vec<&str> = keys.into_iter().map(String::as_str).collect();
+        let answer: Value = self.0.evalsha_with_reload(client, keys, args).await?;
+        match answer.as_str().as_deref() {
+            Some("created") => Ok(SeedOutcome::Created),
+            Some("replaced") => Ok(SeedOutcome::Replaced),
+            Some("exists") => Ok(SeedOutcome::Exists),
+            _ => Err(unexpected("seed_sale", &answer)),
+        }
+    }
+}

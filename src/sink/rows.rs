@@ -1,0 +1,152 @@
+//! The rows each event becomes, as multi-row statements (one round trip per
+//! chunk). Every statement is idempotent: a replayed event changes nothing,
+//! and an older order event never overwrites a newer one.
+
+use mysql_async::{prelude::*, Transaction, Value};
+
+use crate::{
+    events::Event,
+    order::{Order, OrderStatus},
+    time::mysql_datetime,
+};
+
+/// `INSERT INTO t (cols) VALUES (?,..),(?,..) <tail>` for `rows` rows.
+fn multi_insert(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let one = format!("({})", vec!["?"; columns].join(","));
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * (one.len() + 1));
+    sql.push_str(head);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&one);
+    }
+    sql.push_str(tail);
+    sql
+}
+
+/// A coupon issue; fills in a placeholder row an order event may have made first.
+pub async fn insert_coupon_issues(tx: &mut Transaction<'_>, events: &[&Event]) -> Result<(), mysql_async::Error> {
+    let mut params: Vec<Value> = Vec::with_capacity(events.len() * 4);
+    for event in events {
+        if let Event::CouponIssued(e) = event {
+            params.extend([
+                e.coupon_id.into(),
+                e.user_id.into(),
+                e.event_id.as_str().into(),
+                mysql_datetime(e.issued_at).into(),
+            ]);
+        }
+    }
+    if params.is_empty() {
+        return Ok(());
+    }
+    let sql = multi_insert(
+        "INSERT INTO coupon_issues (coupon_id, user_id, event_id, issued_at) VALUES ",
+        4,
+        params.len() / 4,
+        // issued_at first: it tests event_id before that is filled in.
+        " ON DUPLICATE KEY UPDATE issued_at = IF(event_id = '', VALUES(issued_at), issued_at), \
+           event_id = IF(event_id = '', VALUES(event_id), event_id)",
+    );
+    tx.exec_drop(sql, params).await
+}
+
+/// Orders (moved only to a higher version), their lines (once), and the
+/// coupon each holds or gave back.
+pub async fn upsert_orders(tx: &mut Transaction<'_>, events: &[&Event]) -> Result<(), mysql_async::Error> {
+    let changes: Vec<(&str, &Order)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Order(c) => Some((c.event_id.as_str(), &c.order)),
+            Event::CouponIssued(_) => None,
+        })
+        .collect();
+    if changes.is_empty() {
+        return Ok(());
+    }
+
+    let mut params: Vec<Value> = Vec::with_capacity(changes.len() * 14);
+    for (event_id, o) in &changes {
+        params.extend([
+            o.sale_id.into(),
+            o.order_id.into(),
+            o.user_id.into(),
+            o.status.as_str().into(),
+            o.total.into(),
+            o.discount.into(),
+            o.to_pay.into(),
+            o.coupon_id.into(),
+            o.payment_key.clone().into(),
+            o.version.into(),
+            (*event_id).into(),
+            mysql_datetime(o.created_at).into(),
+            mysql_datetime(o.expires_at).into(),
+            mysql_datetime(o.updated_at).into(),
+        ]);
+    }
+    let newer = "VALUES(version) > version";
+    let sql = multi_insert(
+        "INSERT INTO orders (sale_id, order_id, user_id, status, total, discount, to_pay, coupon_id, payment_key, \
+         version, event_id, created_at, expires_at, updated_at) VALUES ",
+        14,
+        changes.len(),
+        &format!(
+            " ON DUPLICATE KEY UPDATE status = IF({newer}, VALUES(status), status), \
+             payment_key = IF({newer}, VALUES(payment_key), payment_key), \
+             event_id = IF({newer}, VALUES(event_id), event_id), \
+             updated_at = IF({newer}, VALUES(updated_at), updated_at), \
+             version = GREATEST(version, VALUES(version))"
+        ),
+    );
+    tx.exec_drop(sql, params).await?;
+
+    let mut params: Vec<Value> = Vec::new();
+    for (_, o) in changes.iter().filter(|(_, o)| o.version == 1) {
+        for item in &o.items {
+            params.extend([
+                o.sale_id.into(),
+                o.order_id.into(),
+                item.sku.into(),
+                item.quantity.into(),
+                item.price.into(),
+            ]);
+        }
+    }
+    if !params.is_empty() {
+        let sql = multi_insert(
+            "INSERT INTO order_items (sale_id, order_id, sku, quantity, price) VALUES ",
+            5,
+            params.len() / 5,
+            " ON DUPLICATE KEY UPDATE quantity = quantity",
+        );
+        tx.exec_drop(sql, params).await?;
+    }
+
+    let mut params: Vec<Value> = Vec::new();
+    for (_, o) in changes.iter().filter(|(_, o)| o.coupon_id.is_some()) {
+        let holds = matches!(o.status, OrderStatus::Reserved | OrderStatus::Paid);
+        params.extend([
+            o.coupon_id.into(),
+            o.user_id.into(),
+            holds.then_some(o.sale_id).into(),
+            holds.then_some(o.order_id).into(),
+            o.updated_at.into(),
+        ]);
+    }
+    if !params.is_empty() {
+        let newer = "VALUES(used_version) > used_version";
+        let sql = multi_insert(
+            "INSERT INTO coupon_issues (coupon_id, user_id, used_sale_id, used_order_id, used_version) VALUES ",
+            5,
+            params.len() / 5,
+            &format!(
+                " ON DUPLICATE KEY UPDATE used_sale_id = IF({newer}, VALUES(used_sale_id), used_sale_id), \
+                 used_order_id = IF({newer}, VALUES(used_order_id), used_order_id), \
+                 used_version = GREATEST(used_version, VALUES(used_version))"
+            ),
+        );
+        tx.exec_drop(sql, params).await?;
+    }
+    Ok(())
+}
