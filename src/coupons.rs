@@ -68,6 +68,11 @@ impl Coupons {
         })
     }
 
+    /// Every user Redis has issued the coupon to.
+    pub async fn users(&self, coupon_id: u64) -> Result<Vec<u64>, Error> {
+        self.redis.next().smembers(self.keys.coupon(coupon_id).users).await
+    }
+
     pub fn redis(&self) -> &Pool {
         &self.redis
     }

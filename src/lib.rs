@@ -26,6 +26,7 @@ pub mod kafka;
 pub mod keys;
 pub mod order;
 pub mod probes;
+pub mod reconcile;
 pub mod redis;
 pub mod relay;
 pub mod sales;

@@ -2,6 +2,7 @@
 
 mod coupon;
 mod migrate;
+mod reconcile;
 mod sale;
 mod serve;
 mod sink;
@@ -38,6 +39,8 @@ pub enum Command {
     /// Adjust a SKU's stock mid-sale.
     #[command(subcommand)]
     Stock(stock::Command),
+    /// Compare Redis with MySQL row by row; --repair writes what MySQL lacks.
+    Reconcile(reconcile::Args),
     /// Show Redis stock, outbox, Kafka offsets, sink lag and MySQL rows.
     Status(status::Args),
 }
@@ -51,6 +54,7 @@ impl Cli {
             Command::Coupon(cmd) => coupon::run(cmd).await,
             Command::Status(args) => status::run(args).await,
             Command::Sale(cmd) => sale::run(cmd).await,
+            Command::Reconcile(args) => reconcile::run(args).await,
             Command::Stock(cmd) => stock::run(cmd).await,
         }
     }

@@ -114,3 +114,46 @@ pub async fn set_sku_stock(pool: &Pool, sale_id: u64, sku: u64, stock: u64) -> R
         .exec_drop("UPDATE sale_skus SET stock = ? WHERE sale_id = ? AND sku = ?", (stock, sale_id, sku))
         .await
 }
+
+/// Users MySQL holds an issued coupon for (placeholder rows excluded).
+pub async fn coupon_users(pool: &Pool, coupon_id: u64) -> Result<Vec<u64>, mysql_async::Error> {
+    pool.get_conn()
+        .await?
+        .exec("SELECT user_id FROM coupon_issues WHERE coupon_id = ? AND event_id <> ''", (coupon_id,))
+        .await
+}
+
+/// Writes issue rows Redis has and MySQL lacks (issue time unknown: now).
+pub async fn repair_coupon_issues(pool: &Pool, coupon_id: u64, users: &[u64]) -> Result<(), mysql_async::Error> {
+    let now = mysql_datetime(crate::time::now_ms());
+    pool.get_conn()
+        .await?
+        .exec_batch(
+            "INSERT INTO coupon_issues (coupon_id, user_id, event_id, issued_at) VALUES (?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE issued_at = IF(event_id = '', VALUES(issued_at), issued_at), \
+             event_id = IF(event_id = '', VALUES(event_id), event_id)",
+            users.iter().map(|u| (coupon_id, *u, format!("repair-c{coupon_id}-u{u}"), now.clone())),
+        )
+        .await
+}
+
+/// (order id, status, version) of every order MySQL holds for a sale.
+pub async fn order_states(pool: &Pool, sale_id: u64) -> Result<Vec<(u64, String, u32)>, mysql_async::Error> {
+    pool.get_conn()
+        .await?
+        .exec("SELECT order_id, status, version FROM orders WHERE sale_id = ? ORDER BY order_id", (sale_id,))
+        .await
+}
+
+/// (sku, units) held by reserved and paid orders of a sale, per MySQL.
+pub async fn held_units(pool: &Pool, sale_id: u64) -> Result<Vec<(u64, u64)>, mysql_async::Error> {
+    pool.get_conn()
+        .await?
+        .exec(
+            "SELECT i.sku, CAST(SUM(i.quantity) AS UNSIGNED) FROM order_items i \
+             JOIN orders o ON o.sale_id = i.sale_id AND o.order_id = i.order_id \
+             WHERE i.sale_id = ? AND o.status IN ('reserved', 'paid') GROUP BY i.sku ORDER BY i.sku",
+            (sale_id,),
+        )
+        .await
+}

@@ -4,7 +4,7 @@
 //! and writes its rows and the new offset in one transaction: no row lost,
 //! none doubled, whatever crashes where. Knows nothing of HTTP or Redis.
 
-mod rows;
+pub(crate) mod rows;
 mod writer;
 
 use std::{sync::Arc, time::Duration};

@@ -102,7 +102,9 @@ pub async fn upsert_orders(tx: &mut Transaction<'_>, events: &[&Event]) -> Resul
     tx.exec_drop(sql, params).await?;
 
     let mut params: Vec<Value> = Vec::new();
-    for (_, o) in changes.iter().filter(|(_, o)| o.version == 1) {
+    // Every event carries the lines; inserting them each time (a no-op after
+    // the first) keeps a repaired order whole even if it never saw version 1.
+    for (_, o) in &changes {
         for item in &o.items {
             params.extend([
                 o.sale_id.into(),
@@ -149,4 +151,16 @@ pub async fn upsert_orders(tx: &mut Transaction<'_>, events: &[&Event]) -> Resul
         tx.exec_drop(sql, params).await?;
     }
     Ok(())
+}
+
+/// Writes reconcile's repairs: the same idempotent, version-guarded rows the
+/// sink writes, in one transaction.
+pub async fn write_repair(pool: &mysql_async::Pool, events: &[Event]) -> Result<(), mysql_async::Error> {
+    let mut conn = pool.get_conn().await?;
+    let mut tx = conn.start_transaction(mysql_async::TxOpts::default()).await?;
+    let refs: Vec<&Event> = events.iter().collect();
+    for chunk in refs.chunks(500) {
+        upsert_orders(&mut tx, chunk).await?;
+    }
+    tx.commit().await
 }

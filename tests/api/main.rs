@@ -5,4 +5,5 @@ mod coupon;
 mod helpers;
 mod issue;
 mod orders;
+mod reconcile;
 mod recovery;

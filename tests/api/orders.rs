@@ -76,6 +76,8 @@ async fn five_thousand_users_race_for_three_skus_and_nothing_is_oversold() {
     let units: Vec<(u64, u64)> =
         app.sql("SELECT sku, CAST(SUM(quantity) AS UNSIGNED) FROM order_items WHERE sale_id = 7 GROUP BY sku").await;
     assert_eq!(units.into_iter().collect::<BTreeMap<_, _>>(), reserved);
+    let reconcile = app.cli(&["reconcile", "--sale", "7"]).success();
+    assert!(reconcile.stdout.contains("agree"), "{}", reconcile.stdout);
 }
 
 #[tokio::test]
