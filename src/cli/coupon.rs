@@ -1,14 +1,9 @@
 //! `flashsale coupon create`: write a campaign to MySQL and seed Redis.
 
-use fred::interfaces::ClientLike;
-use std::sync::Arc;
-
 use crate::{
     config::{MysqlSettings, RedisSettings},
-    coupons::Coupons,
     db::queries,
-    keys::Keys,
-    scripts::{Scripts, SeedMode},
+    scripts::SeedMode,
     time::{now_ms, parse_time_ms, rfc3339_ms},
 };
 
@@ -59,18 +54,16 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     let ends_at = args.ends_at.unwrap_or(0);
     anyhow::ensure!(ends_at == 0 || ends_at > starts_at, "--ends-at must be after --starts-at");
 
-    let redis = crate::redis::pool(&args.redis).await?;
-    let scripts = Arc::new(Scripts::load(redis.next()).await?);
-    let coupons = Coupons::new(redis.clone(), Keys::new(args.redis.key_prefix.clone()), scripts);
-    let mysql = crate::db::pool(&args.mysql)?;
+    let ctx = super::Context::connect(&args.redis, &args.mysql).await?;
+    let (coupons, mysql) = (&ctx.coupons, &ctx.mysql);
 
     if !args.replace {
-        let in_mysql = queries::campaign_exists(&mysql, args.id).await?;
+        let in_mysql = queries::campaign_exists(mysql, args.id).await?;
         let in_redis = coupons.info(args.id).await?.is_some();
         if in_mysql || in_redis {
             if args.if_absent {
                 println!("coupon {} exists; left as it is", args.id);
-                return Ok(());
+                return ctx.close().await;
             }
             anyhow::bail!("coupon {} exists; pass --replace to reset it", args.id);
         }
@@ -87,7 +80,5 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         rfc3339_ms(starts_at),
         ends
     );
-    let _ = redis.quit().await;
-    let _ = mysql.disconnect().await;
-    Ok(())
+    ctx.close().await
 }
