@@ -74,3 +74,43 @@ async fn cli_says_clearly_when_a_server_is_unreachable() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach MySQL"));
     drop(app);
 }
+
+#[tokio::test]
+async fn stock_add_and_set_top_up_a_sold_out_sku_mid_sale() {
+    let app = TestApp::spawn().await;
+    app.create_sale(90, &["1:100:2"], &[]);
+    assert_eq!(app.reserve(90, 1, &[(1, 2)]).await.status, hyper::StatusCode::CREATED);
+    assert_eq!(app.reserve(90, 2, &[(1, 1)]).await.status, hyper::StatusCode::GONE);
+
+    let out = app.cli(&["stock", "add", "--sale", "90", "--sku", "1", "--quantity", "3"]).success();
+    assert!(out.stdout.contains("remaining 3"), "{}", out.stdout);
+    assert_eq!(app.reserve(90, 2, &[(1, 1)]).await.status, hyper::StatusCode::CREATED);
+    app.cli(&["stock", "set", "--sale", "90", "--sku", "1", "--quantity", "10"]).success();
+
+    let sale = app.get("/v1/sales/90").await.body;
+    assert_eq!(sale["skus"][0]["remaining"], 10);
+    assert_eq!(sale["skus"][0]["stock"], 13, "supplied in all: 2 + 3 + (10 - 2)");
+    let stock: Vec<u64> = app.sql("SELECT stock FROM sale_skus WHERE sale_id = 90 AND sku = 1").await;
+    assert_eq!(stock, vec![13]);
+    let unknown = app.cli(&["stock", "add", "--sale", "90", "--sku", "9", "--quantity", "1"]);
+    assert_ne!(unknown.code, Some(0));
+    assert!(unknown.stderr.contains("no SKU 9"), "{}", unknown.stderr);
+    app.wait_for_sql("SELECT COUNT(*) FROM orders WHERE sale_id = 90", 2).await;
+    app.cli(&["reconcile", "--sale", "90"]).success();
+}
+
+#[tokio::test]
+async fn sale_create_refuses_an_existing_id_and_bad_skus() {
+    let app = TestApp::spawn().await;
+    app.create_sale(91, &["1:100:2"], &[]);
+    let again = app.cli(&["sale", "create", "--id", "91", "--sku", "1:100:5"]);
+    assert_ne!(again.code, Some(0));
+    assert!(again.stderr.contains("exists"), "{}", again.stderr);
+    app.cli(&["sale", "create", "--id", "91", "--sku", "1:100:5", "--if-absent"]).success();
+    assert_eq!(app.remaining(91).await[&1], 2);
+    app.cli(&["sale", "create", "--id", "91", "--sku", "1:100:5", "--replace"]).success();
+    assert_eq!(app.remaining(91).await[&1], 5);
+    let bad = app.cli(&["sale", "create", "--id", "92", "--sku", "1:abc:5"]);
+    assert_ne!(bad.code, Some(0));
+    assert!(bad.stderr.contains("price"), "{}", bad.stderr);
+}

@@ -95,3 +95,42 @@ async fn killing_a_separate_sink_process_mid_stream_loses_and_doubles_nothing() 
     second.wait().unwrap();
     assert_eq!(distinct(&rows), distinct(&winners));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crashing_the_service_while_orders_change_state_leaves_mysql_equal_to_redis() {
+    let app = TestApp::spawn().await;
+    app.create_sale(80, &["1:100:5000", "2:50:5000"], &[]);
+    let app = Arc::new(app);
+    churn_orders(&app, 0..600).await;
+    let mut app = Arc::try_unwrap(app).ok().expect("no other owner");
+    app.crash();
+    app.start().await;
+    let app = Arc::new(app);
+    churn_orders(&app, 600..900).await;
+
+    // 900 orders; 600 of them changed state once more: 1,500 events in all.
+    let settled = "SELECT COUNT(*) FROM orders WHERE sale_id = 80 AND version = IF(status = 'reserved', 1, 2)";
+    assert_eq!(app.wait_for_sql(settled, 900).await, 900);
+    let out = app.cli(&["reconcile", "--sale", "80"]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+}
+
+/// Reserves one order per user; pays a third of them and cancels a third.
+async fn churn_orders(app: &Arc<TestApp>, users: std::ops::Range<u64>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for user in users {
+        let app = app.clone();
+        tasks.spawn(async move {
+            let order = app.reserve(80, user, &[(1, 1), (2, 2)]).await.body;
+            let id = order["order_id"].as_u64().unwrap();
+            match user % 3 {
+                0 => assert_eq!(app.confirm(80, id, 200).await.status, StatusCode::OK),
+                1 => assert_eq!(app.cancel(80, id).await.status, StatusCode::OK),
+                _ => {}
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}
