@@ -7,6 +7,7 @@ use fred::prelude::*;
 
 use crate::{
     keys::Keys,
+    metrics::METRICS,
     scripts::{CouponInfo, IssueOutcome, Scripts, SeedMode, SeedOutcome},
 };
 
@@ -24,7 +25,9 @@ impl Coupons {
 
     pub async fn issue(&self, coupon_id: u64, user_id: u64) -> Result<IssueOutcome, Error> {
         let keys = self.keys.coupon(coupon_id);
-        self.scripts.issue_coupon.call(self.redis.next(), &keys, coupon_id, user_id).await
+        let outcome = self.scripts.issue_coupon.call(self.redis.next(), &keys, coupon_id, user_id).await?;
+        METRICS.outcome("issue_coupon", outcome.name());
+        Ok(outcome)
     }
 
     pub async fn info(&self, coupon_id: u64) -> Result<Option<CouponInfo>, Error> {

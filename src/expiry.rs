@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::{relay::backoff, sales::Sales, shutdown::Shutdown};
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::{metrics::METRICS, relay::backoff, sales::Sales, shutdown::Shutdown};
 
 /// How often overdue reservations are looked for.
 const TICK: Duration = Duration::from_millis(200);
@@ -30,9 +32,13 @@ pub async fn run(sales: Sales, mut shutdown: Shutdown) {
         for &sale_id in &ids {
             loop {
                 match sales.expire_due(sale_id, BATCH).await {
-                    Ok(n) if n == BATCH => continue,
+                    Ok(n) if n == BATCH => {
+                        METRICS.orders_expired.fetch_add(n, Relaxed);
+                        continue;
+                    }
                     Ok(0) => break,
                     Ok(n) => {
+                        METRICS.orders_expired.fetch_add(n, Relaxed);
                         tracing::debug!(sale_id, released = n, "expired reservations");
                         break;
                     }

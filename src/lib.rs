@@ -24,6 +24,7 @@ pub mod expiry;
 pub mod http;
 pub mod kafka;
 pub mod keys;
+pub mod metrics;
 pub mod order;
 pub mod probes;
 pub mod reconcile;

@@ -157,3 +157,10 @@ pub async fn held_units(pool: &Pool, sale_id: u64) -> Result<Vec<(u64, u64)>, my
         )
         .await
 }
+
+/// Order rows MySQL holds for a sale.
+pub async fn order_count(pool: &Pool, sale_id: u64) -> Result<u64, mysql_async::Error> {
+    let n: Option<u64> =
+        pool.get_conn().await?.exec_first("SELECT COUNT(*) FROM orders WHERE sale_id = ?", (sale_id,)).await?;
+    Ok(n.unwrap_or(0))
+}

@@ -4,6 +4,7 @@
 
 mod body;
 mod coupon;
+mod dashboard;
 mod error;
 mod health;
 mod issue;

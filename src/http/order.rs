@@ -10,7 +10,7 @@ use super::{
     order_view::OrderView,
     respond::{json, Reply},
 };
-use crate::{app::App, order::OrderStatus, scripts::ConfirmOutcome};
+use crate::{app::App, metrics::METRICS, order::OrderStatus, scripts::ConfirmOutcome};
 
 const MAX_PAYMENT_KEY: usize = 128;
 
@@ -38,7 +38,9 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
             format!("`payment_key` must be 1 to {MAX_PAYMENT_KEY} characters"),
         ));
     }
-    match app.sales.confirm(sale_id, order_id, body.amount, &body.payment_key).await? {
+    let outcome = app.sales.confirm(sale_id, order_id, body.amount, &body.payment_key).await?;
+    METRICS.outcome("confirm_order", outcome.name());
+    match outcome {
         ConfirmOutcome::Paid(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
         ConfirmOutcome::Closed(order) => Err(ApiError::OrderClosed(order.status)),
         ConfirmOutcome::AmountMismatch { to_pay } => Err(ApiError::AmountMismatch(to_pay)),
@@ -47,9 +49,18 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
 }
 
 pub async fn cancel(app: &App, sale_id: u64, order_id: u64) -> Result<Reply, ApiError> {
-    let order = app.sales.cancel(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))?;
+    let Some(order) = app.sales.cancel(sale_id, order_id).await? else {
+        METRICS.outcome("cancel_order", "unknown_order");
+        return Err(ApiError::UnknownOrder(sale_id, order_id));
+    };
     match order.status {
-        OrderStatus::Cancelled => Ok(json(StatusCode::OK, &OrderView::from(&order))),
-        other => Err(ApiError::OrderClosed(other)),
+        OrderStatus::Cancelled => {
+            METRICS.outcome("cancel_order", "cancelled");
+            Ok(json(StatusCode::OK, &OrderView::from(&order)))
+        }
+        other => {
+            METRICS.outcome("cancel_order", "closed");
+            Err(ApiError::OrderClosed(other))
+        }
     }
 }

@@ -11,7 +11,7 @@ use super::{
     order_view::OrderView,
     respond::{json, Reply},
 };
-use crate::{app::App, sales::NewOrder, scripts::ReserveOutcome};
+use crate::{app::App, metrics::METRICS, sales::NewOrder, scripts::ReserveOutcome};
 
 /// Most lines in one order.
 pub const MAX_LINES: usize = 20;
@@ -50,7 +50,9 @@ pub async fn handle(app: &App, sale_id: u64, req: Request<Incoming>) -> Result<R
         coupon_id: body.coupon_id,
         idempotency_key: idempotency_key.as_deref(),
     };
-    match app.sales.reserve(&new).await? {
+    let outcome = app.sales.reserve(&new).await?;
+    METRICS.outcome("reserve_order", outcome.name());
+    match outcome {
         ReserveOutcome::Reserved(order) => Ok(json(StatusCode::CREATED, &OrderView::from(&order))),
         ReserveOutcome::Replay(order) => {
             let mut reply = json(StatusCode::CREATED, &OrderView::from(&order));

@@ -14,3 +14,9 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Reply {
     reply.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     reply
 }
+
+pub fn text(body: String, content_type: &'static str) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from(body)));
+    reply.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    reply
+}

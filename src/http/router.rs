@@ -1,15 +1,45 @@
 //! Routing: method and path to handler. Errors become replies here and only here.
 
-use std::{convert::Infallible, sync::Arc};
+use std::{convert::Infallible, sync::Arc, time::Instant};
 
 use hyper::{body::Incoming, Method, Request};
 
-use super::{coupon, error::ApiError, health, issue, order, rankings, reserve, respond::Reply, sale};
-use crate::app::App;
+use super::{coupon, dashboard, error::ApiError, health, issue, order, rankings, reserve, respond::Reply, sale};
+use crate::{
+    app::App,
+    metrics::{Route, METRICS},
+};
 
 pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Reply, Infallible> {
-    let result = dispatch(&app, req).await;
-    Ok(result.unwrap_or_else(ApiError::into_reply))
+    let started = Instant::now();
+    let route = classify(req.uri().path());
+    let reply = dispatch(&app, req).await.unwrap_or_else(ApiError::into_reply);
+    METRICS.request(route, reply.status().as_u16(), started.elapsed());
+    Ok(reply)
+}
+
+/// The metrics route of a path (by shape only; ids are not checked here).
+fn classify(path: &str) -> Route {
+    if let Some(rest) = path.strip_prefix("/v1/coupons/") {
+        return if rest.ends_with("/issue") { Route::IssueCoupon } else { Route::GetCoupon };
+    }
+    if let Some(rest) = path.strip_prefix("/v1/sales/") {
+        return match rest.split('/').count() {
+            1 => Route::GetSale,
+            2 => Route::ReserveOrder,
+            3 => Route::GetOrder,
+            _ if rest.ends_with("/confirm") => Route::ConfirmOrder,
+            _ if rest.ends_with("/cancel") => Route::CancelOrder,
+            _ => Route::Other,
+        };
+    }
+    match path {
+        "/v1/rankings/products" => Route::Rankings,
+        "/healthz" | "/readyz" => Route::Health,
+        "/metrics" => Route::Metrics,
+        _ if path.starts_with("/dashboard") || path.starts_with("/v1/dashboard") => Route::Dashboard,
+        _ => Route::Other,
+    }
 }
 
 async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> {
@@ -62,6 +92,18 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> 
         "/v1/rankings/products" => {
             allow(&req, &Method::GET, "GET")?;
             rankings::get(app, req.uri().query()).await
+        }
+        "/dashboard" => {
+            allow(&req, &Method::GET, "GET")?;
+            dashboard::page()
+        }
+        "/v1/dashboard/stats" => {
+            allow(&req, &Method::GET, "GET")?;
+            dashboard::stats(app, req.uri().query()).await
+        }
+        "/metrics" => {
+            allow(&req, &Method::GET, "GET")?;
+            Ok(super::respond::text(METRICS.render(), "text/plain; version=0.0.4"))
         }
         "/healthz" => health::healthz(),
         "/readyz" => health::readyz(app).await,

@@ -16,11 +16,14 @@ use rskafka::{
     client::partition::{Compression, PartitionClient},
     record::Record,
 };
+use std::sync::atomic::Ordering::Relaxed;
+
 use tokio::{task::JoinSet, time::Instant};
 
 use crate::{
     events::{partition_for, Event},
     kafka::Topics,
+    metrics::METRICS,
     shutdown::Shutdown,
 };
 pub use outbox::Outbox;
@@ -52,6 +55,13 @@ impl Relay {
             if refreshed.is_none_or(|at| at.elapsed() >= REFRESH_EVERY) {
                 if let Err(e) = self.outbox.refresh().await {
                     tracing::warn!(error = %e, "relay: cannot list outbox streams");
+                }
+                match self.outbox.backlog().await {
+                    Ok((entries, pending)) => {
+                        METRICS.outbox_entries.store(entries as i64, Relaxed);
+                        METRICS.outbox_pending.store(pending as i64, Relaxed);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "relay: cannot measure the outbox"),
                 }
                 refreshed = Some(Instant::now());
             }
@@ -90,9 +100,13 @@ impl Relay {
                 pending = false;
                 continue;
             }
+            let n = entries.len() as u64;
             if self.deliver(entries, &mut shutdown).await.is_err() {
                 break;
             }
+            METRICS.relay_events.fetch_add(n, Relaxed);
+            METRICS.relay_batches.fetch_add(1, Relaxed);
+            METRICS.relay_batch_size.observe_us(n);
         }
         tracing::info!("relay stopped");
     }
@@ -151,9 +165,14 @@ async fn produce_all(
     for chunk in records.chunks(CHUNK) {
         let mut failures = 0;
         loop {
+            let started = std::time::Instant::now();
             match client.produce(chunk.to_vec(), Compression::NoCompression).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    METRICS.kafka_produce.observe(started.elapsed());
+                    break;
+                }
                 Err(e) => {
+                    METRICS.kafka_produce_errors.fetch_add(1, Relaxed);
                     failures += 1;
                     tracing::warn!(error = %e, partition = client.partition(), "relay: produce failed, retrying");
                     if shutdown.sleep(backoff(failures)).await {

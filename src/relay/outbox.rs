@@ -160,6 +160,21 @@ impl Outbox {
         Ok(claimed)
     }
 
+    /// (entries in all outbox streams, entries read but not acknowledged):
+    /// an XLEN and an XPENDING per stream (the relay asks once a second).
+    pub async fn backlog(&self) -> Result<(u64, u64), Error> {
+        let (mut entries, mut pending) = (0, 0);
+        for stream in &self.streams {
+            let len: u64 = self.redis.xlen(&**stream).await?;
+            let summary: Value = self.redis.xpending(&**stream, OUTBOX_GROUP, ()).await?;
+            entries += len;
+            if let Value::Array(parts) = summary {
+                pending += parts.first().and_then(Value::as_u64).unwrap_or(0);
+            }
+        }
+        Ok((entries, pending))
+    }
+
     /// Acknowledges and deletes `ids` of `stream`.
     pub async fn ack(&self, stream: &str, ids: &[String]) -> Result<(), Error> {
         self.scripts.ack_outbox.call(self.redis.next(), stream, ids).await.map(|_| ())

@@ -21,6 +21,18 @@ pub enum ConfirmOutcome {
     UnknownOrder,
 }
 
+impl ConfirmOutcome {
+    /// The outcome's name in metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConfirmOutcome::Paid(_) => "paid",
+            ConfirmOutcome::Closed(_) | ConfirmOutcome::Late => "closed",
+            ConfirmOutcome::AmountMismatch { .. } => "amount_mismatch",
+            ConfirmOutcome::UnknownOrder => "unknown_order",
+        }
+    }
+}
+
 impl ConfirmOrder {
     #[allow(clippy::too_many_arguments)]
     pub async fn call(

@@ -22,6 +22,20 @@ pub enum IssueOutcome {
     Unknown,
 }
 
+impl IssueOutcome {
+    /// The outcome's name in metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            IssueOutcome::Issued { .. } => "issued",
+            IssueOutcome::AlreadyIssued => "already_issued",
+            IssueOutcome::SoldOut => "sold_out",
+            IssueOutcome::NotStarted => "not_started",
+            IssueOutcome::Ended => "ended",
+            IssueOutcome::Unknown => "unknown",
+        }
+    }
+}
+
 impl IssueCoupon {
     pub async fn call(
         &self,

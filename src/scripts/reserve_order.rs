@@ -40,6 +40,24 @@ pub enum ReserveOutcome {
     CouponUnavailable,
 }
 
+impl ReserveOutcome {
+    /// The outcome's name in metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ReserveOutcome::Reserved(_) => "reserved",
+            ReserveOutcome::Replay(_) => "replay",
+            ReserveOutcome::IdempotencyMismatch => "idempotency_mismatch",
+            ReserveOutcome::UnknownSale => "unknown_sale",
+            ReserveOutcome::NotStarted => "not_started",
+            ReserveOutcome::Ended => "ended",
+            ReserveOutcome::UnknownSkus(_) => "unknown_sku",
+            ReserveOutcome::SoldOut(_) => "sold_out",
+            ReserveOutcome::LimitExceeded { .. } => "limit_exceeded",
+            ReserveOutcome::CouponUnavailable => "coupon_unavailable",
+        }
+    }
+}
+
 impl ReserveOrder {
     pub async fn call(&self, client: &Client, keys: &SaleKeys, r: &Reservation<'_>) -> Result<ReserveOutcome, Error> {
         let mut k: Vec<&str> = vec![

@@ -16,7 +16,9 @@ use rskafka::client::{
 };
 use tokio::task::JoinSet;
 
-use crate::{config::SinkSettings, events::Event, relay::backoff, shutdown::Shutdown};
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::{config::SinkSettings, events::Event, metrics::METRICS, relay::backoff, shutdown::Shutdown};
 use writer::WriteError;
 
 pub struct Sink {
@@ -74,8 +76,8 @@ impl PartitionSink {
                 fetched = self.client.fetch_records(next, 1..self.settings.sink_fetch_bytes, self.settings.sink_max_wait_ms) => fetched,
                 () = shutdown.wait() => break,
             };
-            let records = match fetched {
-                Ok((records, _high_watermark)) => records,
+            let (records, watermark) = match fetched {
+                Ok(fetched) => fetched,
                 Err(KafkaError::ServerError { protocol_error: ProtocolError::OffsetOutOfRange, .. }) => {
                     next = self.recover_out_of_range(next).await;
                     shutdown.sleep(Duration::from_millis(100)).await;
@@ -99,10 +101,15 @@ impl PartitionSink {
                 }
             }
             if to == next {
+                METRICS.set_sink_lag(&self.topic, partition, watermark - next);
                 continue;
             }
+            let started = std::time::Instant::now();
             match writer::write_batch(&self.mysql, &self.topic, partition, next, to, &events).await {
                 Ok(()) => {
+                    METRICS.mysql_write.observe(started.elapsed());
+                    METRICS.sink_events.fetch_add(events.len() as u64, Relaxed);
+                    METRICS.set_sink_lag(&self.topic, partition, watermark - to);
                     failures = 0;
                     next = to;
                 }
@@ -111,6 +118,7 @@ impl PartitionSink {
                     next = stored;
                 }
                 Err(WriteError::Mysql(e)) => {
+                    METRICS.mysql_errors.fetch_add(1, Relaxed);
                     failures += 1;
                     tracing::warn!(error = %e, partition, "sink: MySQL write failed, retrying");
                     shutdown.sleep(backoff(failures)).await;

@@ -211,6 +211,17 @@ impl TestApp {
         Ok(Response { status, headers, body })
     }
 
+    /// GET returning (status, content type, body text): for non-JSON pages.
+    pub async fn try_request_raw(&self, path: &str) -> (StatusCode, String, String) {
+        let req = Request::builder().uri(format!("http://{}{path}", self.addr)).body(Full::new(Bytes::new())).unwrap();
+        let res = self.client.request(req).await.expect("request completes");
+        let status = res.status();
+        let content_type =
+            res.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (status, content_type, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     pub async fn request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Response {
         self.try_request(method, path, body).await.expect("request completes")
     }

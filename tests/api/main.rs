@@ -4,6 +4,7 @@ mod cli;
 mod coupon;
 mod helpers;
 mod issue;
+mod metrics;
 mod orders;
 mod reconcile;
 mod recovery;

@@ -1,0 +1,73 @@
+//! The live view: `GET /dashboard` (a static page, no build step) and the
+//! small JSON it polls, `GET /v1/dashboard/stats?coupon=ID` or `?sale=ID`.
+
+use hyper::StatusCode;
+use serde::Serialize;
+
+use super::{
+    error::ApiError,
+    respond::{json, text, Reply},
+};
+use crate::{
+    app::App,
+    db::queries,
+    metrics::{BOUNDS_US, METRICS},
+    time::now_ms,
+};
+
+const PAGE: &str = include_str!("dashboard.html");
+
+pub fn page() -> Result<Reply, ApiError> {
+    Ok(text(PAGE.to_string(), "text/html; charset=utf-8"))
+}
+
+#[derive(Serialize)]
+struct Stats {
+    at_ms: u64,
+    /// Requests answered by this process, all routes.
+    requests_total: u64,
+    latency_bounds_ms: Vec<f64>,
+    /// Cumulative API latency counts per bound, then +Inf.
+    latency_cumulative: Vec<u64>,
+    remaining: u64,
+    outbox_entries: i64,
+    sink_lag: i64,
+    mysql_rows: u64,
+}
+
+pub async fn stats(app: &App, query: Option<&str>) -> Result<Reply, ApiError> {
+    let mut subject = None;
+    for pair in query.unwrap_or("").split('&') {
+        match pair.split_once('=') {
+            Some(("coupon", id)) => subject = Some(("coupon", id)),
+            Some(("sale", id)) => subject = Some(("sale", id)),
+            _ => {}
+        }
+    }
+    let bad = || ApiError::BadRequest("invalid_query", "pass ?coupon=ID or ?sale=ID".into());
+    let (kind, id) = subject.ok_or_else(bad)?;
+    let id: u64 = id.parse().map_err(|_| bad())?;
+    let mysql = &app.probes.mysql;
+    let unavailable = |e: mysql_async::Error| {
+        tracing::warn!(error = %e, "dashboard: MySQL query failed");
+        ApiError::Unavailable
+    };
+    let (remaining, mysql_rows) = if kind == "coupon" {
+        let info = app.coupons.info(id).await?.ok_or(ApiError::UnknownCoupon(id))?;
+        (info.remaining, queries::issued_count(mysql, id).await.map_err(unavailable)?)
+    } else {
+        let info = app.sales.info(id).await?.ok_or(ApiError::UnknownSale(id))?;
+        (info.skus.iter().map(|s| s.remaining).sum(), queries::order_count(mysql, id).await.map_err(unavailable)?)
+    };
+    let stats = Stats {
+        at_ms: now_ms(),
+        requests_total: METRICS.requests_total(),
+        latency_bounds_ms: BOUNDS_US.iter().map(|b| *b as f64 / 1000.0).collect(),
+        latency_cumulative: METRICS.api_latency_cumulative(),
+        remaining,
+        outbox_entries: METRICS.outbox_entries.load(std::sync::atomic::Ordering::Relaxed),
+        sink_lag: METRICS.sink_lag_total(),
+        mysql_rows,
+    };
+    Ok(json(StatusCode::OK, &stats))
+}

@@ -1,0 +1,87 @@
+//! A lock-free histogram with fixed bucket bounds: one atomic add per
+//! observation, read as cumulative counts for Prometheus and the dashboard.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Upper bounds in microseconds: 100 µs .. 10 s.
+pub const BOUNDS_US: [u64; 16] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000,
+];
+
+pub struct Histogram {
+    /// Observations per bucket (not cumulative); the last slot is +Inf.
+    buckets: [AtomicU64; BOUNDS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub const fn new() -> Self {
+        Histogram { buckets: [const { AtomicU64::new(0) }; BOUNDS_US.len() + 1], sum_us: AtomicU64::new(0) }
+    }
+
+    pub fn observe_us(&self, us: u64) {
+        let slot = BOUNDS_US.iter().position(|b| us <= *b).unwrap_or(BOUNDS_US.len());
+        self.buckets[slot].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+    }
+
+    pub fn observe(&self, elapsed: std::time::Duration) {
+        self.observe_us(elapsed.as_micros().min(u64::MAX as u128) as u64);
+    }
+
+    /// Cumulative counts per bound, then +Inf (the total).
+    pub fn cumulative(&self) -> Vec<u64> {
+        let mut total = 0;
+        self.buckets
+            .iter()
+            .map(|b| {
+                total += b.load(Relaxed);
+                total
+            })
+            .collect()
+    }
+
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_us.load(Relaxed) as f64 / 1e6
+    }
+
+    /// Writes the histogram in Prometheus text format, bounds and sum in
+    /// seconds (observations were microseconds).
+    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
+        self.render_scaled(out, name, labels, 1e-6);
+    }
+
+    /// As `render`, bounds and sum multiplied by `scale` (1.0 for plain counts).
+    pub fn render_scaled(&self, out: &mut String, name: &str, labels: &str, scale: f64) {
+        use std::fmt::Write;
+        let counts = self.cumulative();
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (bound, count) in BOUNDS_US.iter().zip(&counts) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{}\"}} {count}", *bound as f64 * scale);
+        }
+        let total = counts.last().copied().unwrap_or(0);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {total}");
+        let braces = |s: &str| if s.is_empty() { String::new() } else { format!("{{{s}}}") };
+        let _ = writeln!(out, "{name}_sum{} {}", braces(labels), self.sum_us.load(Relaxed) as f64 * scale);
+        let _ = writeln!(out, "{name}_count{} {total}", braces(labels));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn observations_land_in_their_bucket_and_render_cumulatively() {
+        let h = super::Histogram::new();
+        h.observe_us(80);
+        h.observe_us(3_000);
+        h.observe_us(20_000_000);
+        let c = h.cumulative();
+        assert_eq!((c[0], c[5], *c.last().unwrap()), (1, 2, 3));
+        let mut out = String::new();
+        h.render(&mut out, "x_seconds", "route=\"a\"");
+        assert!(out.contains("x_seconds_bucket{route=\"a\",le=\"0.0001\"} 1"));
+        assert!(out.contains("x_seconds_bucket{route=\"a\",le=\"+Inf\"} 3"));
+        assert!(out.contains("x_seconds_count{route=\"a\"} 3"));
+    }
+}

@@ -1,0 +1,73 @@
+//! `GET /metrics` (Prometheus text) and the live view's page and JSON.
+
+use hyper::StatusCode;
+
+use crate::helpers::TestApp;
+
+/// The value of one sample line (`name{labels} value`) in a scrape, 0 when absent.
+fn sample(scrape: &str, series: &str) -> f64 {
+    scrape.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+}
+
+async fn scrape(app: &TestApp) -> String {
+    let res = app.try_request_raw("/metrics").await;
+    assert_eq!(res.0, StatusCode::OK);
+    assert!(res.1.starts_with("text/plain"), "{}", res.1);
+    res.2
+}
+
+#[tokio::test]
+async fn metrics_count_requests_outcomes_and_the_pipe_in_prometheus_format() {
+    let app = TestApp::spawn().await;
+    app.create_coupon(1, 3, &[]);
+    let before = scrape(&app).await;
+    for user in 1..=5 {
+        app.issue(1, user).await;
+    }
+    app.issue(1, 1).await;
+    app.wait_for_rows(1, 3).await;
+    let after = scrape(&app).await;
+
+    let delta = |series: &str| sample(&after, series) - sample(&before, series);
+    // Other tests share the process-wide counters: they only ever add.
+    assert!(delta(r#"flashsale_http_requests_total{route="issue_coupon",status="201"}"#) >= 3.0);
+    assert!(delta(r#"flashsale_http_requests_total{route="issue_coupon",status="410"}"#) >= 2.0);
+    assert!(delta(r#"flashsale_script_outcomes_total{script="issue_coupon",outcome="issued"}"#) >= 3.0);
+    assert!(delta(r#"flashsale_script_outcomes_total{script="issue_coupon",outcome="sold_out"}"#) >= 1.0);
+    assert!(delta(r#"flashsale_http_request_duration_seconds_count{route="issue_coupon"}"#) >= 6.0);
+    assert!(delta("flashsale_relay_events_total") >= 3.0);
+    assert!(delta("flashsale_sink_events_total") >= 3.0);
+    for name in
+        ["flashsale_outbox_entries", "flashsale_kafka_produce_duration_seconds_count", "flashsale_mysql_errors_total"]
+    {
+        assert!(after.contains(&format!("\n{name} ")), "{name} is exported");
+    }
+    assert!(after.contains("# TYPE flashsale_http_request_duration_seconds histogram"));
+}
+
+#[tokio::test]
+async fn the_dashboard_page_and_its_stats_follow_a_campaign() {
+    let app = TestApp::spawn().await;
+    app.create_coupon(2, 10, &[]);
+    let page = app.try_request_raw("/dashboard").await;
+    assert_eq!(page.0, StatusCode::OK);
+    assert!(page.1.starts_with("text/html"));
+    assert!(page.2.contains("/v1/dashboard/stats"));
+
+    let first = app.get("/v1/dashboard/stats?coupon=2").await.body;
+    assert_eq!(first["remaining"], 10);
+    for user in 1..=4 {
+        app.issue(2, user).await;
+    }
+    app.wait_for_rows(2, 4).await;
+    let second = app.get("/v1/dashboard/stats?coupon=2").await.body;
+    assert_eq!(second["remaining"], 6);
+    assert_eq!(second["mysql_rows"], 4);
+    assert!(second["requests_total"].as_u64() > first["requests_total"].as_u64());
+    assert_eq!(
+        second["latency_cumulative"].as_array().unwrap().len(),
+        second["latency_bounds_ms"].as_array().unwrap().len() + 1
+    );
+    assert_eq!(app.get("/v1/dashboard/stats").await.body["error"], "invalid_query");
+    assert_eq!(app.get("/v1/dashboard/stats?sale=404").await.body["error"], "unknown_sale");
+}
