@@ -2,7 +2,8 @@
 //! answers, the outbox carries and the sink writes. One shape everywhere.
 //!
 //! Lua numbers are doubles, so the scripts write ids as strings; this type
-//! reads ids written either way and writes them as numbers.
+//! reads ids written either way and writes them as numbers, except
+//! [`Order::to_lua_json`], which writes them the scripts' way.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,9 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    pub const ALL: [OrderStatus; 4] =
+        [OrderStatus::Reserved, OrderStatus::Paid, OrderStatus::Cancelled, OrderStatus::Expired];
+
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Reserved => "reserved",
@@ -23,6 +27,19 @@ impl OrderStatus {
             OrderStatus::Cancelled => "cancelled",
             OrderStatus::Expired => "expired",
         }
+    }
+
+    /// The order takes stock and counts toward the user's limit.
+    pub fn holds_stock(self) -> bool {
+        matches!(self, OrderStatus::Reserved | OrderStatus::Paid)
+    }
+}
+
+impl std::str::FromStr for OrderStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OrderStatus::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| format!("unknown order status `{s}`"))
     }
 }
 
@@ -63,6 +80,25 @@ pub struct Order {
 impl Order {
     pub fn from_json(json: &str) -> Result<Order, serde_json::Error> {
         serde_json::from_str(json)
+    }
+
+    /// The JSON the Lua scripts store and read: every id (order, sale, user,
+    /// coupon, each item's SKU) as a string, since a Lua number is a double and
+    /// would round ids above 2^53 — and the scripts build keys from them.
+    pub fn to_lua_json(&self) -> String {
+        let mut v = serde_json::to_value(self).expect("an order serializes");
+        let text = |v: &mut serde_json::Value| {
+            if let Some(n) = v.as_u64() {
+                *v = n.to_string().into();
+            }
+        };
+        for field in ["order_id", "sale_id", "user_id", "coupon_id"] {
+            text(&mut v[field]);
+        }
+        for item in v["items"].as_array_mut().into_iter().flatten() {
+            text(&mut item["sku"]);
+        }
+        v.to_string()
     }
 }
 
@@ -126,5 +162,52 @@ mod tests {
         let again = serde_json::to_string(&order).unwrap();
         assert!(again.contains(r#""user_id":18446744073709551615"#));
         assert_eq!(Order::from_json(&again).unwrap(), order);
+    }
+
+    #[test]
+    fn lua_json_writes_every_id_as_a_string_and_round_trips() {
+        let mut order = Order {
+            order_id: 9_007_199_254_740_993, // 2^53 + 1: a double cannot hold it
+            sale_id: 7,
+            user_id: u64::MAX,
+            status: OrderStatus::Paid,
+            items: vec![OrderItem { sku: 12, quantity: 2, price: 9900 }, OrderItem { sku: 13, quantity: 1, price: 5 }],
+            total: 19805,
+            discount: 500,
+            to_pay: 19305,
+            coupon_id: Some(42),
+            payment_key: Some("pay-1".into()),
+            created_at: 1_700_000_000_123,
+            expires_at: 1_700_000_600_123,
+            updated_at: 1_700_000_000_456,
+            version: 2,
+        };
+        let json = order.to_lua_json();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        for field in ["order_id", "sale_id", "user_id", "coupon_id"] {
+            assert!(v[field].is_string(), "{field} in {json}");
+        }
+        assert_eq!(v["items"][1]["sku"], "13");
+        assert_eq!(v["user_id"], "18446744073709551615");
+        assert_eq!(
+            (v["total"].as_u64(), v["items"][0]["quantity"].as_u64()),
+            (Some(19805), Some(2)),
+            "amounts stay numbers"
+        );
+        assert_eq!(Order::from_json(&json).unwrap(), order);
+
+        order.coupon_id = None;
+        order.payment_key = None;
+        let json = order.to_lua_json();
+        assert!(json.contains(r#""coupon_id":null"#), "{json}");
+        assert_eq!(Order::from_json(&json).unwrap(), order);
+    }
+
+    #[test]
+    fn status_parses_what_as_str_writes() {
+        for status in OrderStatus::ALL {
+            assert_eq!(status.as_str().parse::<OrderStatus>(), Ok(status));
+        }
+        assert!("refunded".parse::<OrderStatus>().is_err());
     }
 }

@@ -1,18 +1,27 @@
 //! Sales, orders and product rankings in Redis, through the typed scripts:
 //! the only door the HTTP handlers, the expiry task and the CLI use.
 
+mod restore;
+
 use std::sync::Arc;
 
 use fred::prelude::*;
 
 use crate::{
-    keys::Keys,
+    keys::{Keys, OUTBOX_GROUP},
     order::Order,
     scripts::{
         ConfirmOutcome, Reservation, ReserveOutcome, SaleInfo, SaleSpec, Scripts, SeedMode, SeedOutcome, StockChange,
     },
     time::now_ms,
 };
+
+/// Where a sale being restored opens until its orders are back, so no
+/// reservation takes a unit or an order id halfway through: 2^53 ms, far in
+/// the future and still exact in a Lua double.
+const CLOSED_UNTIL_RESTORED: u64 = 1 << 53;
+/// Orders written per HSET while restoring.
+const RESTORE_CHUNK: usize = 500;
 
 /// Longest ranking window served; hourly buckets live this long.
 pub const MAX_RANKING_HOURS: u64 = 30 * 24;
@@ -117,6 +126,56 @@ impl Sales {
         let outcome = self.scripts.seed_sale.call(self.redis.next(), &self.keys.sale(sale_id), spec, mode).await?;
         let _: () = self.redis.next().sadd(self.keys.sales(), sale_id).await?;
         Ok(outcome)
+    }
+
+    /// Rebuilds a sale Redis lost from what MySQL recorded: `spec` with
+    /// stock = supplied in all, and every order. Remaining stock, per-user
+    /// holdings, coupon used-marks, deadlines and the order sequence follow
+    /// from the orders; idempotency keys and rankings are not recorded in
+    /// MySQL and stay lost.
+    ///
+    /// For a sale that is not live in Redis: it replaces whatever Redis holds
+    /// for it. The sale is seeded closed and opened by the last write, so
+    /// nobody reserves against a half-restored sale; confirm, cancel and the
+    /// expiry task may act on the orders already written, which are whole.
+    /// Checks everything before the first write.
+    pub async fn restore(&self, sale_id: u64, spec: &SaleSpec, orders: &[Order]) -> Result<(), Error> {
+        let plan = restore::Restored::of(sale_id, spec, orders)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("sale {sale_id}: {e}")))?;
+        let keys = self.keys.sale(sale_id);
+        let client = self.redis.next();
+
+        let closed = SaleSpec { starts_at: CLOSED_UNTIL_RESTORED, ..spec.clone() };
+        self.seed(sale_id, &closed, SeedMode::Replace).await?;
+        if !plan.remaining.is_empty() {
+            let _: () = client.hset(&keys.stock, plan.remaining).await?;
+        }
+        if !plan.bought.is_empty() {
+            let _: () = client.hset(&keys.bought, plan.bought).await?;
+        }
+        // Before the orders: a release of a restored order gives its coupon back.
+        for (coupon, user, holder) in plan.coupon_marks {
+            let _: () = client.hset(self.keys.coupon(coupon).used, (user, holder)).await?;
+        }
+        for chunk in orders.chunks(RESTORE_CHUNK) {
+            let fields: Vec<(u64, String)> = chunk.iter().map(|o| (o.order_id, o.to_lua_json())).collect();
+            let _: () = client.hset(&keys.orders, fields).await?;
+        }
+        if !plan.deadlines.is_empty() {
+            let _: () = client.zadd(&keys.deadlines, None, None, false, false, plan.deadlines).await?;
+        }
+        if let Some(last) = plan.last_order_id {
+            let _: () = client.set(&keys.seq, last, None, None, false).await?;
+        }
+        // A relay that knew the old stream still reads it with its group, and
+        // a stream that vanished with the sale took the group along: every read
+        // would fail with NOGROUP until it is back.
+        let group: Result<(), Error> = client.xgroup_create(&keys.outbox, OUTBOX_GROUP, "0", true).await;
+        match group {
+            Err(e) if !e.details().starts_with("BUSYGROUP") => return Err(e),
+            _ => {}
+        }
+        client.hset(&keys.meta, ("starts_at", spec.starts_at)).await
     }
 
     /// (remaining, supplied in all) after the change; None for an unknown SKU.

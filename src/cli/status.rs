@@ -1,24 +1,23 @@
-//! `flashsale status`: where every issued coupon is on its way to MySQL.
+//! `flashsale status`: where every coupon and order is on its way to MySQL —
+//! Redis stock, orders and outboxes, Kafka end offsets against the sink's,
+//! MySQL rows. One file per part under `status/`.
 
-use fred::interfaces::ClientLike;
-use std::sync::Arc;
+mod coupon;
+mod partitions;
+mod sale;
 
-use rskafka::client::partition::OffsetAt;
 use serde::Serialize;
 
-use crate::{
-    config::{KafkaSettings, MysqlSettings, RedisSettings},
-    coupons::Coupons,
-    db::queries,
-    keys::Keys,
-    scripts::Scripts,
-};
+use crate::config::{KafkaSettings, MysqlSettings, RedisSettings};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Only this campaign (default: every campaign Redis knows).
+    /// Only this campaign (default: every campaign Redis knows, unless --sale is given).
     #[arg(long)]
     coupon: Option<u64>,
+    /// Only this sale (default: every sale Redis knows, unless --coupon is given).
+    #[arg(long)]
+    sale: Option<u64>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -32,102 +31,61 @@ pub struct Args {
 
 #[derive(Serialize)]
 struct Status {
-    coupons: Vec<CouponStatus>,
+    coupons: Vec<coupon::CouponStatus>,
+    sales: Vec<sale::SaleStatus>,
+    /// The coupon topic; `partitions` are its partitions.
     topic: String,
-    partitions: Vec<PartitionStatus>,
-}
-
-#[derive(Serialize)]
-struct CouponStatus {
-    coupon_id: u64,
-    total: u64,
-    remaining: u64,
-    issued: u64,
-    outbox_len: u64,
-    outbox_pending: u64,
-    mysql_rows: u64,
-}
-
-#[derive(Serialize)]
-struct PartitionStatus {
-    partition: i32,
-    end_offset: i64,
-    sink_next_offset: Option<i64>,
-    lag: i64,
+    partitions: Vec<partitions::PartitionStatus>,
+    order_topic: String,
+    order_partitions: Vec<partitions::PartitionStatus>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let redis = crate::redis::pool(&args.redis).await?;
-    let scripts = Arc::new(Scripts::load(redis.next()).await?);
-    let coupons = Coupons::new(redis.clone(), Keys::new(args.redis.key_prefix.clone()), scripts);
-    let mysql = crate::db::pool(&args.mysql)?;
-
-    let ids = match args.coupon {
-        Some(id) => vec![id],
-        None => coupons.ids().await?,
+    let ctx = super::Context::connect(&args.redis, &args.mysql).await?;
+    // Naming a coupon or a sale narrows the report to what was named.
+    let coupon_ids = match (args.coupon, args.sale) {
+        (Some(id), _) => vec![id],
+        (None, Some(_)) => Vec::new(),
+        (None, None) => ctx.coupons.ids().await?,
     };
-    let mut rows = Vec::new();
-    for id in ids {
-        let Some(info) = coupons.info(id).await? else {
-            anyhow::bail!("no coupon campaign {id} in Redis");
-        };
-        rows.push(CouponStatus {
-            coupon_id: id,
-            total: info.total,
-            remaining: info.remaining,
-            issued: info.issued,
-            outbox_len: info.outbox_len,
-            outbox_pending: coupons.outbox_pending(id).await?,
-            mysql_rows: queries::issued_count(&mysql, id).await?,
-        });
+    let sale_ids = match (args.sale, args.coupon) {
+        (Some(id), _) => vec![id],
+        (None, Some(_)) => Vec::new(),
+        (None, None) => ctx.sales.ids().await?,
+    };
+    let mut coupons = Vec::new();
+    for id in coupon_ids {
+        coupons.push(coupon::of(&ctx.coupons, &ctx.mysql, id).await?);
+    }
+    let mut sales = Vec::new();
+    for id in sale_ids {
+        sales.push(sale::of(&ctx.sales, &ctx.mysql, id).await?);
     }
 
-    let topic = args.kafka.coupon_topic.clone();
     let kafka = crate::kafka::connect(&args.kafka).await?;
-    let stored = queries::sink_offsets(&mysql, &topic).await?;
-    let mut partitions = Vec::new();
-    if let Some(t) = kafka.list_topics().await?.into_iter().find(|t| t.name == topic) {
-        for p in t.partitions {
-            let client = kafka
-                .partition_client(topic.as_str(), p, rskafka::client::partition::UnknownTopicHandling::Retry)
-                .await?;
-            let end_offset = client.get_offset(OffsetAt::Latest).await?;
-            let sink_next_offset = stored.iter().find(|(sp, _)| *sp == p).map(|(_, o)| *o);
-            partitions.push(PartitionStatus {
-                partition: p,
-                end_offset,
-                sink_next_offset,
-                lag: end_offset - sink_next_offset.unwrap_or(0),
-            });
-        }
-    }
-    let status = Status { coupons: rows, topic, partitions };
+    let (topic, order_topic) = (args.kafka.coupon_topic.clone(), args.kafka.order_topic.clone());
+    let status = Status {
+        coupons,
+        sales,
+        partitions: partitions::of(&kafka, &ctx.mysql, &topic).await?,
+        topic,
+        order_partitions: partitions::of(&kafka, &ctx.mysql, &order_topic).await?,
+        order_topic,
+    };
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
         print_text(&status);
     }
-    let _ = redis.quit().await;
-    let _ = mysql.disconnect().await;
-    Ok(())
+    ctx.close().await
 }
 
 fn print_text(s: &Status) {
-    println!(
-        "{:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10}",
-        "coupon", "total", "remaining", "issued", "outbox", "pending", "mysql"
-    );
-    for c in &s.coupons {
-        println!(
-            "{:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10}",
-            c.coupon_id, c.total, c.remaining, c.issued, c.outbox_len, c.outbox_pending, c.mysql_rows
-        );
+    coupon::print(&s.coupons);
+    for sale in &s.sales {
+        sale::print(sale);
     }
-    println!("\nkafka topic {}", s.topic);
-    println!("{:>10} {:>12} {:>12} {:>8}", "partition", "end offset", "sink next", "lag");
-    for p in &s.partitions {
-        let next = p.sink_next_offset.map_or("-".to_string(), |o| o.to_string());
-        println!("{:>10} {:>12} {:>12} {:>8}", p.partition, p.end_offset, next, p.lag);
-    }
+    partitions::print(&s.topic, &s.partitions);
+    partitions::print(&s.order_topic, &s.order_partitions);
 }

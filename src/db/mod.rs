@@ -1,9 +1,10 @@
-//! MySQL: the connection pool, the schema migrations in `sql/`, and the
-//! queries the CLI and the readiness probe share. Sessions run in UTC so
-//! `DATETIME(3)` columns hold UTC.
+//! MySQL: the connection pool, the schema migrations in `sql/`, the queries
+//! the CLI and the readiness probe share, and the reads a sale is restored
+//! from. Sessions run in UTC so `DATETIME(3)` columns hold UTC.
 
 mod migrate;
 pub mod queries;
+pub mod restore;
 
 pub use migrate::migrate;
 

@@ -54,16 +54,18 @@ impl Histogram {
 
     /// As `render`, bounds and sum multiplied by `scale` (1.0 for plain counts).
     pub fn render_scaled(&self, out: &mut String, name: &str, labels: &str, scale: f64) {
+        // Divide by the inverse: 100 / 1e6 prints 0.0001, 100 * 1e-6 does not.
+        let divisor = (1.0 / scale).round();
         use std::fmt::Write;
         let counts = self.cumulative();
         let sep = if labels.is_empty() { "" } else { "," };
         for (bound, count) in BOUNDS_US.iter().zip(&counts) {
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{}\"}} {count}", *bound as f64 * scale);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{}\"}} {count}", *bound as f64 / divisor);
         }
         let total = counts.last().copied().unwrap_or(0);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {total}");
         let braces = |s: &str| if s.is_empty() { String::new() } else { format!("{{{s}}}") };
-        let _ = writeln!(out, "{name}_sum{} {}", braces(labels), self.sum_us.load(Relaxed) as f64 * scale);
+        let _ = writeln!(out, "{name}_sum{} {}", braces(labels), self.sum_us.load(Relaxed) as f64 / divisor);
         let _ = writeln!(out, "{name}_count{} {total}", braces(labels));
     }
 }

@@ -5,6 +5,7 @@ mod coupon;
 mod helpers;
 mod issue;
 mod metrics;
+mod ops;
 mod orders;
 mod reconcile;
 mod recovery;

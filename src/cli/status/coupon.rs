@@ -1,0 +1,44 @@
+//! One campaign's status: Redis stock and outbox against MySQL rows.
+
+use serde::Serialize;
+
+use crate::{coupons::Coupons, db::queries};
+
+#[derive(Serialize)]
+pub struct CouponStatus {
+    coupon_id: u64,
+    total: u64,
+    remaining: u64,
+    issued: u64,
+    outbox_len: u64,
+    outbox_pending: u64,
+    mysql_rows: u64,
+}
+
+pub async fn of(coupons: &Coupons, mysql: &mysql_async::Pool, coupon_id: u64) -> anyhow::Result<CouponStatus> {
+    let Some(info) = coupons.info(coupon_id).await? else {
+        anyhow::bail!("no coupon campaign {coupon_id} in Redis");
+    };
+    Ok(CouponStatus {
+        coupon_id,
+        total: info.total,
+        remaining: info.remaining,
+        issued: info.issued,
+        outbox_len: info.outbox_len,
+        outbox_pending: coupons.outbox_pending(coupon_id).await?,
+        mysql_rows: queries::issued_count(mysql, coupon_id).await?,
+    })
+}
+
+pub fn print(rows: &[CouponStatus]) {
+    println!(
+        "{:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10}",
+        "coupon", "total", "remaining", "issued", "outbox", "pending", "mysql"
+    );
+    for c in rows {
+        println!(
+            "{:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10}",
+            c.coupon_id, c.total, c.remaining, c.issued, c.outbox_len, c.outbox_pending, c.mysql_rows
+        );
+    }
+}

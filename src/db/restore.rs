@@ -1,0 +1,110 @@
+//! MySQL reads that describe a sale as the sink recorded it: its window and
+//! SKUs, its orders with their lines, and order counts by status. What
+//! `stock load` rebuilds Redis from and what `status` compares Redis with.
+//!
+//! Times come back as milliseconds since the epoch. `TIMESTAMPDIFF` from the
+//! epoch rather than `UNIX_TIMESTAMP`: it ignores the session time zone (the
+//! columns hold UTC) and, unlike `UNIX_TIMESTAMP` on MariaDB before 11.5 and
+//! MySQL before 8.0.28, does not answer NULL after 2038.
+
+use std::collections::BTreeMap;
+
+use mysql_async::{prelude::*, Pool};
+
+use crate::{
+    order::{Order, OrderItem, OrderStatus},
+    scripts::{SaleSpec, SkuSpec},
+};
+
+/// `col` as milliseconds since the epoch (UTC).
+fn ms(col: &str) -> String {
+    format!("CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {col}) DIV 1000 AS UNSIGNED)")
+}
+
+/// The sale's window, limits and SKUs (stock = supplied in all); None when
+/// MySQL has no such sale.
+pub async fn sale(pool: &Pool, sale_id: u64) -> Result<Option<SaleSpec>, mysql_async::Error> {
+    let mut conn = pool.get_conn().await?;
+    let row: Option<(u64, Option<u64>, u64, u64)> = conn
+        .exec_first(
+            format!(
+                "SELECT {}, {}, per_user_limit, hold_ms FROM sales WHERE sale_id = ?",
+                ms("starts_at"),
+                ms("ends_at")
+            ),
+            (sale_id,),
+        )
+        .await?;
+    let Some((starts_at, ends_at, per_user_limit, hold_ms)) = row else {
+        return Ok(None);
+    };
+    let skus = conn
+        .exec_map(
+            "SELECT sku, price, stock FROM sale_skus WHERE sale_id = ? ORDER BY sku",
+            (sale_id,),
+            |(sku, price, stock)| SkuSpec { sku, price, stock },
+        )
+        .await?;
+    Ok(Some(SaleSpec { starts_at, ends_at: ends_at.unwrap_or(0), per_user_limit, hold_ms, skus }))
+}
+
+/// Every order of the sale with its lines, by order id.
+pub async fn orders(pool: &Pool, sale_id: u64) -> anyhow::Result<Vec<Order>> {
+    let mut conn = pool.get_conn().await?;
+    let mut items: BTreeMap<u64, Vec<OrderItem>> = BTreeMap::new();
+    let lines: Vec<(u64, u64, u64, u64)> = conn
+        .exec(
+            "SELECT order_id, sku, quantity, price FROM order_items WHERE sale_id = ? ORDER BY order_id, sku",
+            (sale_id,),
+        )
+        .await?;
+    for (order_id, sku, quantity, price) in lines {
+        items.entry(order_id).or_default().push(OrderItem { sku, quantity, price });
+    }
+    type Row = (u64, u64, String, u64, u64, u64, Option<u64>, Option<String>, u32, u64, u64, u64);
+    let rows: Vec<Row> = conn
+        .exec(
+            format!(
+                "SELECT order_id, user_id, status, total, discount, to_pay, coupon_id, payment_key, version, {}, {}, {} \
+                 FROM orders WHERE sale_id = ? ORDER BY order_id",
+                ms("created_at"),
+                ms("expires_at"),
+                ms("updated_at")
+            ),
+            (sale_id,),
+        )
+        .await?;
+    rows.into_iter()
+        .map(|(order_id, user_id, status, total, discount, to_pay, coupon_id, payment_key, version, c, e, u)| {
+            let status: OrderStatus = status.parse().map_err(|e| anyhow::anyhow!("order {order_id}: {e}"))?;
+            // Lines are written with the order's first event; an order without
+            // them cannot be priced or released, so it is not guessed at.
+            let items = items.remove(&order_id).filter(|i| !i.is_empty());
+            let items = items.ok_or_else(|| anyhow::anyhow!("order {order_id} has no lines in order_items"))?;
+            Ok(Order {
+                order_id,
+                sale_id,
+                user_id,
+                status,
+                items,
+                total,
+                discount,
+                to_pay,
+                coupon_id,
+                payment_key,
+                created_at: c,
+                expires_at: e,
+                updated_at: u,
+                version,
+            })
+        })
+        .collect()
+}
+
+/// Order rows by status (statuses with none left out).
+pub async fn order_counts(pool: &Pool, sale_id: u64) -> Result<Vec<(String, u64)>, mysql_async::Error> {
+    pool.get_conn()
+        .await?
+        .exec("SELECT status, COUNT(*) FROM orders WHERE sale_id = ? GROUP BY status ORDER BY status", (sale_id,))
+        .await
+}

@@ -1,0 +1,128 @@
+//! What a sale rebuilt from MySQL holds in Redis, derived from its spec and
+//! orders — and checked — before [`Sales::restore`](super::Sales::restore)
+//! writes any of it.
+
+use std::collections::BTreeMap;
+
+use crate::{order::Order, scripts::SaleSpec};
+
+#[derive(Debug, PartialEq)]
+pub(super) struct Restored {
+    /// SKU -> remaining: supplied minus what reserved and paid orders hold.
+    pub remaining: Vec<(u64, u64)>,
+    /// User -> units held by reserved and paid orders.
+    pub bought: Vec<(u64, u64)>,
+    /// (coupon, user, `sale:order`): the coupon a reserved or paid order holds.
+    pub coupon_marks: Vec<(u64, u64, String)>,
+    /// (expires_at, order id) of every reserved order.
+    pub deadlines: Vec<(f64, u64)>,
+    /// The highest order id, where the sequence resumes.
+    pub last_order_id: Option<u64>,
+}
+
+impl Restored {
+    pub fn of(sale_id: u64, spec: &SaleSpec, orders: &[Order]) -> Result<Restored, String> {
+        let mut held: BTreeMap<u64, u64> = spec.skus.iter().map(|s| (s.sku, 0)).collect();
+        let mut bought: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut restored = Restored {
+            remaining: Vec::new(),
+            bought: Vec::new(),
+            coupon_marks: Vec::new(),
+            deadlines: Vec::new(),
+            last_order_id: orders.iter().map(|o| o.order_id).max(),
+        };
+        for o in orders {
+            if o.sale_id != sale_id {
+                return Err(format!("order {} belongs to sale {}, not {sale_id}", o.order_id, o.sale_id));
+            }
+            if !o.status.holds_stock() {
+                continue;
+            }
+            for item in &o.items {
+                // A line for a SKU the sale lacks would give Redis stock nobody supplied.
+                let units = held.get_mut(&item.sku).ok_or_else(|| {
+                    format!("order {} holds SKU {}, which sale {sale_id} does not have", o.order_id, item.sku)
+                })?;
+                *units += item.quantity;
+                *bought.entry(o.user_id).or_default() += item.quantity;
+            }
+            if let Some(coupon) = o.coupon_id {
+                restored.coupon_marks.push((coupon, o.user_id, format!("{sale_id}:{}", o.order_id)));
+            }
+            if o.status == crate::order::OrderStatus::Reserved {
+                restored.deadlines.push((o.expires_at as f64, o.order_id));
+            }
+        }
+        for s in &spec.skus {
+            let units = held[&s.sku];
+            let remaining = s.stock.checked_sub(units).ok_or_else(|| {
+                format!("SKU {}: orders hold {units} units, more than the {} supplied", s.sku, s.stock)
+            })?;
+            restored.remaining.push((s.sku, remaining));
+        }
+        restored.bought = bought.into_iter().collect();
+        Ok(restored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Restored;
+    use crate::{
+        order::{Order, OrderItem, OrderStatus},
+        scripts::{SaleSpec, SkuSpec},
+    };
+
+    fn order(order_id: u64, user_id: u64, status: OrderStatus, lines: &[(u64, u64)], coupon: Option<u64>) -> Order {
+        Order {
+            order_id,
+            sale_id: 7,
+            user_id,
+            status,
+            items: lines.iter().map(|&(sku, quantity)| OrderItem { sku, quantity, price: 100 }).collect(),
+            total: 0,
+            discount: 0,
+            to_pay: 0,
+            coupon_id: coupon,
+            payment_key: None,
+            created_at: 1_000,
+            expires_at: 1_000 + order_id,
+            updated_at: 1_000,
+            version: 1,
+        }
+    }
+
+    fn spec() -> SaleSpec {
+        let skus = vec![SkuSpec { sku: 1, price: 100, stock: 10 }, SkuSpec { sku: 2, price: 100, stock: 5 }];
+        SaleSpec { starts_at: 0, ends_at: 0, per_user_limit: 0, hold_ms: 60_000, skus }
+    }
+
+    #[test]
+    fn only_reserved_and_paid_orders_hold_stock_limits_coupons_and_only_reserved_ones_a_deadline() {
+        let orders = [
+            order(1, 50, OrderStatus::Paid, &[(1, 2), (2, 1)], None),
+            order(2, 51, OrderStatus::Cancelled, &[(1, 4)], Some(9)),
+            order(3, 50, OrderStatus::Reserved, &[(2, 3)], Some(9)),
+            order(4, 52, OrderStatus::Expired, &[(2, 1)], None),
+        ];
+        let r = Restored::of(7, &spec(), &orders).unwrap();
+        assert_eq!(r.remaining, vec![(1, 8), (2, 1)]);
+        assert_eq!(r.bought, vec![(50, 6)]);
+        assert_eq!(r.coupon_marks, vec![(9, 50, "7:3".to_string())]);
+        assert_eq!(r.deadlines, vec![(1_003.0, 3)]);
+        assert_eq!(r.last_order_id, Some(4));
+
+        let empty = Restored::of(7, &spec(), &[]).unwrap();
+        assert_eq!((empty.remaining, empty.last_order_id), (vec![(1, 10), (2, 5)], None));
+    }
+
+    #[test]
+    fn orders_that_do_not_fit_the_sale_are_refused() {
+        let over =
+            [order(1, 1, OrderStatus::Paid, &[(2, 4)], None), order(2, 2, OrderStatus::Reserved, &[(2, 2)], None)];
+        assert!(Restored::of(7, &spec(), &over).unwrap_err().contains("more than the 5 supplied"));
+        let unknown = [order(1, 1, OrderStatus::Paid, &[(3, 1)], None)];
+        assert!(Restored::of(7, &spec(), &unknown).unwrap_err().contains("SKU 3"));
+        assert!(Restored::of(8, &spec(), &unknown).unwrap_err().contains("not 8"));
+    }
+}
