@@ -92,6 +92,12 @@ impl Relay {
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(error = %e, "relay: cannot read the outbox");
+                    if e.details().contains("NOGROUP") {
+                        // Redis lost a stream (restart without AOF, a replaced
+                        // sale): forget every group and create them anew.
+                        self.outbox.forget_streams();
+                        refreshed = None;
+                    }
                     shutdown.sleep(backoff(failures)).await;
                     continue;
                 }

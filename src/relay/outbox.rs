@@ -36,6 +36,11 @@ impl Outbox {
         Outbox { reader, redis, scripts, keys, consumer, streams: Vec::new() }
     }
 
+    /// Makes the next `refresh` check (and create) every stream's group again.
+    pub fn forget_streams(&mut self) {
+        self.streams.clear();
+    }
+
     pub fn has_streams(&self) -> bool {
         !self.streams.is_empty()
     }

@@ -134,3 +134,22 @@ async fn churn_orders(app: &Arc<TestApp>, users: std::ops::Range<u64>) {
         done.unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_relay_recovers_when_redis_loses_an_outbox_stream_and_its_group() {
+    let app = TestApp::spawn().await;
+    app.create_coupon(81, 100, &[]);
+    assert_eq!(app.issue(81, 1).await.status, StatusCode::CREATED);
+    app.wait_for_rows(81, 1).await;
+
+    // As after a Redis restart without AOF: the stream, and with it the relay's group, is gone.
+    let outbox = format!("{}{{coupon:81}}:outbox", app.config.redis.key_prefix);
+    let deleted = Command::new("redis-cli").args(["-u", &app.config.redis.redis_url, "DEL", &outbox]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&deleted.stdout).trim(), "1");
+
+    for user in 2..=5 {
+        assert_eq!(app.issue(81, user).await.status, StatusCode::CREATED);
+    }
+    let rows = app.wait_for_rows(81, 5).await;
+    assert_eq!(rows.len(), 5, "events after the loss still reach MySQL");
+}
