@@ -25,6 +25,7 @@ use crate::{
 
 /// What the HTTP handlers share.
 pub struct App {
+    pub guard: http::Guard,
     pub coupons: Coupons,
     pub sales: Sales,
     pub probes: Probes,
@@ -75,6 +76,7 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
     }
 
     let app = Arc::new(App {
+        guard: http::Guard::new(&config.http),
         coupons: Coupons::new(redis.clone(), keys, scripts),
         sales,
         probes: Probes { redis: redis.clone(), mysql: mysql.clone(), kafka },

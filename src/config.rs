@@ -73,6 +73,47 @@ pub struct HttpSettings {
     /// Time a client has to send its request headers.
     #[arg(long, env = "FLASHSALE_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
     pub header_read_timeout_ms: u64,
+    /// Largest request head (request line + headers) in bytes; larger: 431.
+    #[arg(long, env = "FLASHSALE_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+    /// Deepest JSON nesting accepted in a body (deeper: 400 `too_deep`).
+    #[arg(long, env = "FLASHSALE_MAX_JSON_DEPTH", default_value_t = 8)]
+    pub max_json_depth: usize,
+    /// Time one request may take before it is answered 503 `timeout`.
+    #[arg(long, env = "FLASHSALE_REQUEST_TIMEOUT_MS", default_value_t = 5_000)]
+    pub request_timeout_ms: u64,
+    /// Requests per second one client IP may make on the API (burst: one second's worth); 0: no limit.
+    #[arg(long, env = "FLASHSALE_RATE_PER_IP", default_value_t = 0)]
+    pub rate_per_ip: u32,
+    /// Issue/reserve requests per second one user may make (burst: one second's worth); 0: no limit.
+    #[arg(long, env = "FLASHSALE_RATE_PER_USER", default_value_t = 0)]
+    pub rate_per_user: u32,
+    /// Reservations in flight at once for one sale; more are answered 429; 0: no cap.
+    #[arg(long, env = "FLASHSALE_SALE_ADMISSION", default_value_t = 0)]
+    pub sale_admission: usize,
+    /// HS256 secret: when set, users are identified by a verified JWT (`sub` = user id), not the body.
+    #[arg(long, env = "FLASHSALE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+}
+
+/// A secret setting: its Debug and Display never show the value.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.len() < 16 {
+            return Err("a secret must be at least 16 characters".into());
+        }
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 /// The relay: outbox streams in Redis -> Kafka.
@@ -128,6 +169,10 @@ impl HttpSettings {
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)
     }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
 }
 
 impl KafkaSettings {
@@ -177,5 +222,12 @@ mod tests {
     fn redact_hides_the_password_and_keeps_the_rest() {
         assert_eq!(redact("mysql://u:p@h:1/db"), "mysql://u:***@h:1/db");
         assert_eq!(redact("redis://h:1"), "redis://h:1");
+    }
+
+    #[test]
+    fn secrets_never_print_and_must_be_long_enough() {
+        let secret: super::Secret = "0123456789abcdef-secret".parse().unwrap();
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+        assert!("short".parse::<super::Secret>().is_err());
     }
 }

@@ -8,6 +8,7 @@ mod serve;
 mod sink;
 mod status;
 mod stock;
+mod token;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +42,8 @@ pub enum Command {
     Stock(stock::Command),
     /// Compare Redis with MySQL row by row; --repair writes what MySQL lacks.
     Reconcile(reconcile::Args),
+    /// Print a user token signed with FLASHSALE_JWT_SECRET (for auth-on setups).
+    Token(token::Args),
     /// Show Redis stock, outbox, Kafka offsets, sink lag and MySQL rows.
     Status(status::Args),
 }
@@ -55,6 +58,7 @@ impl Cli {
             Command::Status(args) => status::run(args).await,
             Command::Sale(cmd) => sale::run(cmd).await,
             Command::Reconcile(args) => reconcile::run(args).await,
+            Command::Token(args) => token::run(args).await,
             Command::Stock(cmd) => stock::run(cmd).await,
         }
     }

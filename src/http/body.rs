@@ -6,14 +6,16 @@ use hyper::{body::Incoming, header, Request};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::config::HttpSettings;
 
 /// Reads at most `limit` bytes of body and parses it as `T`.
 /// `fields` lists `T`'s required fields with what each must be, for the 400 message.
 pub async fn read_json<T: DeserializeOwned>(
     req: Request<Incoming>,
-    limit: usize,
+    limits: &HttpSettings,
     fields: &[(&str, &str)],
 ) -> Result<T, ApiError> {
+    let limit = limits.body_limit;
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
@@ -26,7 +28,37 @@ pub async fn read_json<T: DeserializeOwned>(
             ApiError::BadRequest("unreadable_body", format!("could not read the request body: {e}"))
         }
     })?;
-    parse_json(&body.to_bytes(), fields)
+    let body = body.to_bytes();
+    check_depth(&body, limits.max_json_depth)?;
+    parse_json(&body, fields)
+}
+
+/// Rejects JSON nested deeper than `max` before any parser recurses into it.
+fn check_depth(bytes: &[u8], max: usize) -> Result<(), ApiError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return Err(ApiError::BadRequest("too_deep", format!("JSON may nest at most {max} levels")));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Parses `bytes` as `T`. The typed parse is the fast path; only a failure
@@ -86,6 +118,13 @@ mod tests {
 
     fn code(body: &str) -> &'static str {
         parse_json::<Req>(body.as_bytes(), FIELDS).unwrap_err().code()
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert!(check_depth(br#"{"a":[{"b":1}]}"#, 3).is_ok());
+        assert!(check_depth(br#"{"a":[{"b":[1]}]}"#, 3).is_err());
+        assert!(check_depth(br#"{"a":"[[[[[[\"[["}"#, 1).is_ok());
     }
 
     #[test]

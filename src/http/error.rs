@@ -51,6 +51,12 @@ pub enum ApiError {
     MethodNotAllowed(&'static str),
     #[error("a backing service is unavailable; retry shortly")]
     Unavailable,
+    #[error("too many requests; retry after the Retry-After seconds")]
+    TooManyRequests(std::time::Duration),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("the request took too long")]
+    Timeout,
     #[error("internal error")]
     Internal,
 }
@@ -73,7 +79,9 @@ impl ApiError {
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,6 +108,9 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Unavailable => "unavailable",
+            ApiError::TooManyRequests(_) => "rate_limited",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Timeout => "timeout",
             ApiError::Internal => "internal",
         }
     }
@@ -116,8 +127,15 @@ impl ApiError {
         let mut reply = json(self.status(), &body);
         let headers = reply.headers_mut();
         match self {
-            ApiError::Unavailable => {
+            ApiError::Unavailable | ApiError::Timeout => {
                 headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            }
+            ApiError::TooManyRequests(wait) => {
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                headers.insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            }
+            ApiError::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             }
             ApiError::MethodNotAllowed(allow) => {
                 headers.insert(header::ALLOW, header::HeaderValue::from_static(allow));

@@ -12,7 +12,9 @@ use crate::{app::App, scripts::IssueOutcome, time::rfc3339_ms};
 
 #[derive(Deserialize)]
 struct IssueRequest {
-    user_id: u64,
+    /// Required unless auth is on (then the token names the user).
+    #[serde(default)]
+    user_id: Option<u64>,
 }
 
 const FIELDS: &[(&str, &str)] = &[("user_id", "an integer from 0 to 2^64-1")];
@@ -26,7 +28,9 @@ struct Issued {
 }
 
 pub async fn handle(app: &App, coupon_id: u64, req: Request<Incoming>) -> Result<Reply, ApiError> {
-    let IssueRequest { user_id } = read_json(req, app.http.body_limit, FIELDS).await?;
+    let headers = req.headers().clone();
+    let body: IssueRequest = read_json(req, &app.http, FIELDS).await?;
+    let user_id = app.guard.user(&headers, body.user_id)?;
     match app.coupons.issue(coupon_id, user_id).await? {
         IssueOutcome::Issued { remaining, issued_at } => {
             Ok(json(StatusCode::CREATED, &Issued { coupon_id, user_id, issued_at: rfc3339_ms(issued_at), remaining }))

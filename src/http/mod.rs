@@ -2,12 +2,15 @@
 //! mapping from errors to status codes (`error.rs`). Handlers call the typed
 //! stores; they never build Redis commands, Kafka records or SQL themselves.
 
+mod auth;
 mod body;
 mod coupon;
 mod dashboard;
 mod error;
+mod guard;
 mod health;
 mod issue;
+mod limit;
 mod order;
 mod order_view;
 mod rankings;
@@ -17,4 +20,6 @@ mod router;
 mod sale;
 mod server;
 
+pub use auth::Jwt;
+pub use guard::Guard;
 pub use server::serve;

@@ -1,7 +1,7 @@
 //! One order: `GET .../orders/{order_id}`, `POST .../confirm` (payment
 //! callback) and `POST .../cancel`.
 
-use hyper::{body::Incoming, Request, StatusCode};
+use hyper::{body::Incoming, HeaderMap, Request, StatusCode};
 use serde::Deserialize;
 
 use super::{
@@ -14,8 +14,9 @@ use crate::{app::App, metrics::METRICS, order::OrderStatus, scripts::ConfirmOutc
 
 const MAX_PAYMENT_KEY: usize = 128;
 
-pub async fn get(app: &App, sale_id: u64, order_id: u64) -> Result<Reply, ApiError> {
+pub async fn get(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap) -> Result<Reply, ApiError> {
     let order = app.sales.order(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))?;
+    app.guard.owner(headers, order.user_id)?;
     Ok(json(StatusCode::OK, &OrderView::from(&order)))
 }
 
@@ -31,7 +32,7 @@ const FIELDS: &[(&str, &str)] = &[
 ];
 
 pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incoming>) -> Result<Reply, ApiError> {
-    let body: Confirmation = read_json(req, app.http.body_limit, FIELDS).await?;
+    let body: Confirmation = read_json(req, &app.http, FIELDS).await?;
     if body.payment_key.is_empty() || body.payment_key.len() > MAX_PAYMENT_KEY {
         return Err(ApiError::BadRequest(
             "invalid_field",
@@ -48,7 +49,12 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
     }
 }
 
-pub async fn cancel(app: &App, sale_id: u64, order_id: u64) -> Result<Reply, ApiError> {
+pub async fn cancel(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap) -> Result<Reply, ApiError> {
+    if app.guard.auth_on() {
+        // Check the owner before changing anything.
+        let order = app.sales.order(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))?;
+        app.guard.owner(headers, order.user_id)?;
+    }
     let Some(order) = app.sales.cancel(sale_id, order_id).await? else {
         METRICS.outcome("cancel_order", "unknown_order");
         return Err(ApiError::UnknownOrder(sale_id, order_id));

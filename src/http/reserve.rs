@@ -22,7 +22,9 @@ const MAX_IDEMPOTENCY_KEY: usize = 128;
 
 #[derive(Deserialize)]
 struct OrderRequest {
-    user_id: u64,
+    /// Required unless auth is on (then the token names the user).
+    #[serde(default)]
+    user_id: Option<u64>,
     items: Vec<Line>,
     #[serde(default)]
     coupon_id: Option<u64>,
@@ -41,11 +43,14 @@ const FIELDS: &[(&str, &str)] = &[
 
 pub async fn handle(app: &App, sale_id: u64, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let idempotency_key = idempotency_key(req.headers().get("idempotency-key"))?;
-    let body: OrderRequest = read_json(req, app.http.body_limit, FIELDS).await?;
+    let headers = req.headers().clone();
+    let body: OrderRequest = read_json(req, &app.http, FIELDS).await?;
+    let user_id = app.guard.user(&headers, body.user_id)?;
     let lines = validate(&body.items)?;
+    let _ticket = app.guard.admit(sale_id)?;
     let new = NewOrder {
         sale_id,
-        user_id: body.user_id,
+        user_id,
         lines: &lines,
         coupon_id: body.coupon_id,
         idempotency_key: idempotency_key.as_deref(),

@@ -1,6 +1,6 @@
 //! Routing: method and path to handler. Errors become replies here and only here.
 
-use std::{convert::Infallible, sync::Arc, time::Instant};
+use std::{convert::Infallible, net::IpAddr, sync::Arc, time::Instant};
 
 use hyper::{body::Incoming, Method, Request};
 
@@ -10,10 +10,20 @@ use crate::{
     metrics::{Route, METRICS},
 };
 
-pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+pub async fn route(app: Arc<App>, peer: IpAddr, req: Request<Incoming>) -> Result<Reply, Infallible> {
     let started = Instant::now();
     let route = classify(req.uri().path());
-    let reply = dispatch(&app, req).await.unwrap_or_else(ApiError::into_reply);
+    let guarded = async {
+        if req.uri().path().starts_with("/v1/") {
+            app.guard.check_ip(peer)?;
+        }
+        dispatch(&app, req).await
+    };
+    let reply = match tokio::time::timeout(app.http.request_timeout(), guarded).await {
+        Ok(result) => result,
+        Err(_) => Err(ApiError::Timeout),
+    }
+    .unwrap_or_else(ApiError::into_reply);
     METRICS.request(route, reply.status().as_u16(), started.elapsed());
     Ok(reply)
 }
@@ -74,7 +84,7 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> 
             (Some("orders"), Some(order_id), None, _) => {
                 let order_id = id(order_id, "order")?;
                 allow(&req, &Method::GET, "GET")?;
-                order::get(app, sale_id, order_id).await
+                order::get(app, sale_id, order_id, req.headers()).await
             }
             (Some("orders"), Some(order_id), Some(action @ ("confirm" | "cancel")), None) => {
                 let order_id = id(order_id, "order")?;
@@ -82,7 +92,7 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> 
                 if action == "confirm" {
                     order::confirm(app, sale_id, order_id, req).await
                 } else {
-                    order::cancel(app, sale_id, order_id).await
+                    order::cancel(app, sale_id, order_id, req.headers()).await
                 }
             }
             _ => Err(ApiError::NotFound(path.to_string())),

@@ -19,7 +19,10 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// Serves `app` on `listener` until `shutdown` resolves, then drains.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(app.http.header_read_timeout()).keep_alive(true);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(app.http.header_read_timeout())
+        .max_buf_size(app.http.max_header_bytes.max(8192))
+        .keep_alive(true);
     let slots = Arc::new(Semaphore::new(app.http.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -31,9 +34,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             permit = slots.clone().acquire_owned() => permit.expect("semaphore never closes"),
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -45,7 +48,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let service = service_fn(move |req| router::route(app.clone(), req));
+        let ip = peer.ip();
+        let service = service_fn(move |req| router::route(app.clone(), ip, req));
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             let _ = conn.await;

@@ -1,13 +1,8 @@
 //! `GET /v1/coupons/{id}`, `/healthz`, `/readyz`, and Redis going away.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
-
 use hyper::{Method, StatusCode};
 
-use crate::helpers::TestApp;
+use crate::helpers::{OwnRedis, TestApp};
 
 #[tokio::test]
 async fn get_coupon_reports_total_remaining_issued_and_window() {
@@ -36,41 +31,15 @@ async fn healthz_and_readyz_answer_ok_when_every_server_is_up() {
     assert_eq!(ready.body["mysql"], "ok");
 }
 
-/// A Redis server of the test's own, so killing it disturbs no other test.
-struct OwnRedis {
-    child: Child,
-    url: String,
-}
-
-impl OwnRedis {
-    fn start() -> OwnRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "own redis did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        OwnRedis { child, url: format!("redis://127.0.0.1:{port}") }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn issue_returns_503_with_retry_after_when_redis_is_unreachable() {
     let mut redis = OwnRedis::start();
     let url = redis.url.clone();
-    let app = TestApp::spawn_with(|c| c.redis.redis_url = url).await;
+    let app = TestApp::spawn_with(|c| {
+        c.redis.redis_url = url;
+        c.redis.redis_timeout_ms = 1_000;
+    })
+    .await;
     app.create_coupon(8, 10, &[]);
     assert_eq!(app.issue(8, 1).await.status, StatusCode::CREATED);
 

@@ -66,6 +66,13 @@ impl TestApp {
                 body_limit: 4096,
                 max_connections: 20_000,
                 header_read_timeout_ms: 5_000,
+                max_header_bytes: 16 * 1024,
+                max_json_depth: 8,
+                request_timeout_ms: 5_000,
+                rate_per_ip: 0,
+                rate_per_user: 0,
+                sale_admission: 0,
+                jwt_secret: None,
             },
             redis: RedisSettings {
                 redis_url: env_or("FLASHSALE_REDIS_URL", "redis://127.0.0.1:46379"),
@@ -138,10 +145,10 @@ impl TestApp {
     async fn wait_until_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = self.try_request(Method::GET, "/healthz", None).await {
-                if r.status == StatusCode::OK {
-                    return;
-                }
+            // A one-off connection: the pooled client would keep a connection
+            // open and skew tests that count connections.
+            if healthz_once(self.addr).await {
+                return;
             }
             if let Some(h) = &self.handle {
                 assert!(!h.is_finished(), "service exited during start-up");
@@ -354,4 +361,45 @@ impl Drop for TestApp {
             trigger.fire();
         }
     }
+}
+
+/// A Redis server of the test's own, so killing it disturbs no other test.
+pub struct OwnRedis {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl OwnRedis {
+    pub fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "own redis did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        OwnRedis { child, url: format!("redis://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn healthz_once(addr: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else { return false };
+    if stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await.is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    answer.starts_with(b"HTTP/1.1 200")
 }

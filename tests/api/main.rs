@@ -4,6 +4,7 @@ mod cli;
 mod coupon;
 mod helpers;
 mod issue;
+mod limits;
 mod metrics;
 mod ops;
 mod orders;

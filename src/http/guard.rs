@@ -1,0 +1,87 @@
+//! The request guard: identity (JWT or body), rate limits and admission,
+//! built once from the HTTP settings and consulted by the router and handlers.
+
+use std::{net::IpAddr, sync::Arc};
+
+use hyper::HeaderMap;
+
+use super::{
+    auth::Jwt,
+    error::ApiError,
+    limit::{Admission, RateLimiter, Ticket},
+};
+use crate::config::HttpSettings;
+
+pub struct Guard {
+    jwt: Option<Jwt>,
+    per_ip: Option<RateLimiter>,
+    per_user: Option<RateLimiter>,
+    admission: Option<Arc<Admission>>,
+}
+
+impl Guard {
+    pub fn new(settings: &HttpSettings) -> Guard {
+        Guard {
+            jwt: settings.jwt_secret.as_ref().map(Jwt::new),
+            per_ip: (settings.rate_per_ip > 0).then(|| RateLimiter::new(settings.rate_per_ip)),
+            per_user: (settings.rate_per_user > 0).then(|| RateLimiter::new(settings.rate_per_user)),
+            admission: (settings.sale_admission > 0).then(|| Admission::new(settings.sale_admission)),
+        }
+    }
+
+    pub fn auth_on(&self) -> bool {
+        self.jwt.is_some()
+    }
+
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+        match &self.per_ip {
+            Some(limiter) => limiter.check(ip).map_err(ApiError::TooManyRequests),
+            None => Ok(()),
+        }
+    }
+
+    /// The acting user: the token's with auth on (a body `user_id` must then
+    /// match it), else the body's. Also takes the user's rate-limit token.
+    pub fn user(&self, headers: &HeaderMap, body_user: Option<u64>) -> Result<u64, ApiError> {
+        let user = match (&self.jwt, body_user) {
+            (Some(jwt), body) => {
+                let user = jwt.user(headers)?;
+                if body.is_some_and(|b| b != user) {
+                    return Err(ApiError::Unauthorized("`user_id` differs from the token's user"));
+                }
+                user
+            }
+            (None, Some(user)) => user,
+            (None, None) => {
+                return Err(ApiError::BadRequest(
+                    "missing_field",
+                    "`user_id` is required: an integer from 0 to 2^64-1".into(),
+                ))
+            }
+        };
+        if let Some(limiter) = &self.per_user {
+            limiter.check(user).map_err(ApiError::TooManyRequests)?;
+        }
+        Ok(user)
+    }
+
+    /// With auth on, only the owner may act on an order.
+    pub fn owner(&self, headers: &HeaderMap, owner: u64) -> Result<(), ApiError> {
+        match &self.jwt {
+            Some(jwt) if jwt.user(headers)? != owner => {
+                Err(ApiError::Unauthorized("the order belongs to another user"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A place among the sale's reservations in flight, when capped.
+    pub fn admit(&self, sale_id: u64) -> Result<Option<Ticket>, ApiError> {
+        match &self.admission {
+            Some(admission) => {
+                admission.enter(sale_id).map(Some).ok_or(ApiError::TooManyRequests(std::time::Duration::from_secs(1)))
+            }
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Limits and identity: every limit is a named setting with a default, and
+//! each is driven here through the real listener.
+
+use std::time::{Duration, Instant};
+
+use hyper::StatusCode;
+use serde_json::json;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::helpers::{OwnRedis, TestApp};
+
+const SECRET: &str = "test-secret-0123456789abcdef";
+
+/// Sends raw bytes on a fresh connection and returns what the server answers
+/// before it closes (or `wait` passes).
+async fn raw(app: &TestApp, request: &[u8], wait: Duration) -> String {
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(wait, stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn json_nested_deeper_than_the_limit_is_a_400() {
+    let app = TestApp::spawn().await;
+    app.create_coupon(1, 5, &[]);
+    let deep = format!(r#"{{"user_id":1,"x":{}1{}}}"#, "[".repeat(20), "]".repeat(20));
+    let res = app.issue_raw(1, deep.as_bytes()).await;
+    assert_eq!((res.status, res.body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("too_deep")));
+    assert_eq!(app.coupon(1).await.body["remaining"], 5);
+}
+
+#[tokio::test]
+async fn a_request_head_over_the_limit_gets_431() {
+    let app = TestApp::spawn().await;
+    let big = "x".repeat(20 * 1024);
+    let answer = raw(
+        &app,
+        format!("GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: {big}\r\n\r\n").as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.80}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let app = TestApp::spawn_with(|c| c.http.header_read_timeout_ms = 300).await;
+    let started = Instant::now();
+    let answer = raw(&app, b"POST /v1/coupons/1/issue HTTP/1.1\r\nHost: a\r\n", Duration::from_secs(10)).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "closed after the header read timeout");
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer:.80}");
+}
+
+#[tokio::test]
+async fn a_request_that_outlives_the_request_timeout_gets_503_timeout() {
+    let mut redis = OwnRedis::start();
+    let url = redis.url.clone();
+    let app = TestApp::spawn_with(|c| {
+        c.redis.redis_url = url;
+        c.http.request_timeout_ms = 300;
+    })
+    .await;
+    app.create_coupon(1, 5, &[]);
+    redis.child.kill().unwrap();
+    redis.child.wait().unwrap();
+    let started = Instant::now();
+    let res = app.issue(1, 1).await;
+    assert_eq!((res.status, res.body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("timeout")));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_until_one_closes() {
+    let app = TestApp::spawn_with(|c| c.http.max_connections = 2).await;
+    let hold = || async {
+        let mut s = TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        s
+    };
+    let first = hold().await;
+    let _second = hold().await;
+    let mut third = TcpStream::connect(app.addr).await.unwrap();
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 512];
+    let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "the third connection waits while two are open: {early:?} {:?}",
+        String::from_utf8_lossy(&buf[..64])
+    );
+    drop(first);
+    let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf))
+        .await
+        .expect("served once a slot frees")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn too_many_requests_from_one_ip_get_429_with_retry_after() {
+    let app = TestApp::spawn_with(|c| c.http.rate_per_ip = 5).await;
+    app.create_coupon(1, 100, &[]);
+    let mut statuses = Vec::new();
+    for user in 0..8 {
+        statuses.push(app.issue(1, user).await);
+    }
+    let limited: Vec<_> = statuses.iter().filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS).collect();
+    assert!(!limited.is_empty(), "8 requests at once exceed 5/s");
+    assert_eq!(limited[0].body["error"], "rate_limited");
+    assert!(limited[0].headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK, "health checks are not limited");
+}
+
+#[tokio::test]
+async fn too_many_requests_from_one_user_get_429_and_others_are_not_affected() {
+    let app = TestApp::spawn_with(|c| c.http.rate_per_user = 2).await;
+    app.create_sale(1, &["1:100:100"], &[]);
+    let mut limited = 0;
+    for _ in 0..4 {
+        let res = app.reserve(1, 7, &[(1, 1)]).await;
+        if res.status == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 1);
+    assert_eq!(app.reserve(1, 8, &[(1, 1)]).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn with_auth_on_the_user_comes_from_a_verified_token() {
+    let app = TestApp::spawn_with(|c| c.http.jwt_secret = Some(SECRET.parse().unwrap())).await;
+    app.create_coupon(1, 10, &[]);
+    app.create_sale(2, &["1:100:10"], &[]);
+    let token = |user: &str, ttl: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_flashsale"))
+            .args(["token", "--user", user, "--ttl", ttl])
+            .env("FLASHSALE_JWT_SECRET", SECRET)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        format!("Bearer {}", String::from_utf8(out.stdout).unwrap().trim())
+    };
+    let seven = token("7", "1h");
+
+    let anonymous = app.post("/v1/coupons/1/issue", &json!({"user_id": 7}), &[]).await;
+    assert_eq!((anonymous.status, anonymous.body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+    let issued = app.post("/v1/coupons/1/issue", &json!({}), &[("authorization", &seven)]).await;
+    assert_eq!(issued.status, StatusCode::CREATED);
+    assert_eq!(issued.body["user_id"], 7);
+    let mismatch = app.post("/v1/coupons/1/issue", &json!({"user_id": 8}), &[("authorization", &seven)]).await;
+    assert_eq!(mismatch.status, StatusCode::UNAUTHORIZED);
+    let forged = app.post("/v1/coupons/1/issue", &json!({}), &[("authorization", "Bearer a.b.c")]).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.coupon(1).await.body["issued"], 1, "only the verified request counted");
+
+    let order = app
+        .post("/v1/sales/2/orders", &json!({"items": [{"sku": 1, "quantity": 1}]}), &[("authorization", &seven)])
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED);
+    let id = order.body["order_id"].as_u64().unwrap();
+    let eight = token("8", "1h");
+    let theirs = app.post(&format!("/v1/sales/2/orders/{id}/cancel"), &json!(null), &[("authorization", &eight)]).await;
+    assert_eq!(theirs.status, StatusCode::UNAUTHORIZED, "only the owner cancels");
+    let mine = app.post(&format!("/v1/sales/2/orders/{id}/cancel"), &json!(null), &[("authorization", &seven)]).await;
+    assert_eq!(mine.status, StatusCode::OK);
+}
