@@ -109,6 +109,29 @@ impl TestApp {
         app
     }
 
+    /// Like `spawn_with`, but the service is not started in this process:
+    /// for tests that run `flashsale serve` as a child process to kill it.
+    pub async fn prepare_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let mut app = Self::spawn_with(adjust).await;
+        app.stop().await;
+        app
+    }
+
+    /// The environment `flashsale` needs to act on this app's servers, names and settings.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let c = &self.config;
+        vec![
+            ("FLASHSALE_REDIS_URL", c.redis.redis_url.clone()),
+            ("FLASHSALE_KEY_PREFIX", c.redis.key_prefix.clone()),
+            ("FLASHSALE_REDIS_TIMEOUT_MS", c.redis.redis_timeout_ms.to_string()),
+            ("FLASHSALE_MYSQL_URL", c.mysql.mysql_url.clone()),
+            ("FLASHSALE_KAFKA_BROKERS", c.kafka.kafka_brokers.join(",")),
+            ("FLASHSALE_COUPON_TOPIC", c.kafka.coupon_topic.clone()),
+            ("FLASHSALE_ORDER_TOPIC", c.kafka.order_topic.clone()),
+            ("FLASHSALE_KAFKA_PARTITIONS", c.kafka.kafka_partitions.to_string()),
+        ]
+    }
+
     /// Starts the service (again) with the same prefix, topic and database.
     pub async fn start(&mut self) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -236,6 +259,19 @@ impl TestApp {
     pub async fn issue(&self, coupon_id: u64, user_id: u64) -> Response {
         let body = serde_json::to_vec(&serde_json::json!({ "user_id": user_id })).unwrap();
         self.request(Method::POST, &format!("/v1/coupons/{coupon_id}/issue"), Some(body)).await
+    }
+
+    /// `issue`, but a failed connection is an `Err` (the service may be down).
+    pub async fn try_issue(&self, coupon_id: u64, user_id: u64) -> Result<Response, String> {
+        let body = serde_json::to_vec(&serde_json::json!({ "user_id": user_id })).unwrap();
+        self.try_request(Method::POST, &format!("/v1/coupons/{coupon_id}/issue"), Some(body)).await
+    }
+
+    /// `reserve`, but a failed connection is an `Err`.
+    pub async fn try_reserve(&self, sale: u64, user: u64, items: &[(u64, u64)]) -> Result<Response, String> {
+        let items: Vec<Value> = items.iter().map(|(sku, q)| serde_json::json!({"sku": sku, "quantity": q})).collect();
+        let body = serde_json::to_vec(&serde_json::json!({"user_id": user, "items": items})).unwrap();
+        self.try_request(Method::POST, &format!("/v1/sales/{sale}/orders"), Some(body)).await
     }
 
     pub async fn issue_raw(&self, coupon_id: u64, body: &[u8]) -> Response {

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, real servers, real HTTP and CLI.
 
+mod chaos;
 mod cli;
 mod coupon;
 mod helpers;
