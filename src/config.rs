@@ -103,7 +103,8 @@ pub struct Secret(pub String);
 impl std::str::FromStr for Secret {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if s.len() < 16 {
+        // Empty means "not set" (so `VAR=` turns a compose default off).
+        if !s.is_empty() && s.len() < 16 {
             return Err("a secret must be at least 16 characters".into());
         }
         Ok(Secret(s.to_string()))

@@ -17,6 +17,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(!args.jwt_secret.0.is_empty(), "FLASHSALE_JWT_SECRET is empty: auth is off, no token needed");
     let exp = now_ms() / 1000 + args.ttl.as_secs();
     println!("{}", Jwt::new(&args.jwt_secret).sign(args.user, exp));
     Ok(())

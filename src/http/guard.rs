@@ -22,7 +22,7 @@ pub struct Guard {
 impl Guard {
     pub fn new(settings: &HttpSettings) -> Guard {
         Guard {
-            jwt: settings.jwt_secret.as_ref().map(Jwt::new),
+            jwt: settings.jwt_secret.as_ref().filter(|s| !s.0.is_empty()).map(Jwt::new),
             per_ip: (settings.rate_per_ip > 0).then(|| RateLimiter::new(settings.rate_per_ip)),
             per_user: (settings.rate_per_user > 0).then(|| RateLimiter::new(settings.rate_per_user)),
             admission: (settings.sale_admission > 0).then(|| Admission::new(settings.sale_admission)),

@@ -2,6 +2,7 @@
 
 mod chaos;
 mod cli;
+mod compose;
 mod coupon;
 mod helpers;
 mod issue;

@@ -1,0 +1,736 @@
+//! `compose/` and the `Dockerfile` against the binary they package: the
+//! FLASHSALE_* variables the compose file sets are flags the binary reads (and
+//! their values parse), the ports line up with FLASHSALE_LISTEN and the config
+//! defaults, the image builds `flashsale` and every container runs subcommands
+//! that exist, start-up waits on health checks, Grafana is wired to its
+//! datasource and dashboard, and every metric the dashboard queries is in a live
+//! `GET /metrics` scrape. No Docker engine is needed: the files are parsed.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use clap::{CommandFactory, Parser};
+use flashsale::cli::Cli;
+use hyper::StatusCode;
+use serde_json::Value;
+use yaml_rust2::{Yaml, YamlLoader};
+
+use crate::helpers::TestApp;
+
+const COMPOSE: &str = "compose/docker-compose.yml";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn yaml(rel: &str) -> Yaml {
+    let mut docs = YamlLoader::load_from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} is not YAML: {e}"));
+    assert_eq!(docs.len(), 1, "{rel}: one YAML document");
+    docs.remove(0)
+}
+
+/// A scalar as text (YAML may type `1` or `true`; compose passes them as strings).
+fn scalar(y: &Yaml) -> Option<String> {
+    match y {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Compose interpolation with every variable unset: `${NAME:-default}` and
+/// `${NAME-default}` give the default, `${NAME}` gives "", `$$` is a literal `$`.
+fn interpolate(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i + 1..];
+        if let Some(r) = rest.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix('{') {
+            let end = r.find('}').unwrap_or_else(|| panic!("unclosed ${{ in {text:?}"));
+            let expr = &r[..end];
+            let value = match expr.split_once(":-").or_else(|| expr.split_once('-')) {
+                Some((_, default)) => default,
+                None => {
+                    assert!(!expr.contains(['?', '+']), "{text:?}: only ${{NAME}} and ${{NAME:-default}} are used");
+                    ""
+                }
+            };
+            out.push_str(value);
+            rest = &r[end + 1..];
+        } else {
+            panic!("{text:?}: write variables as ${{NAME}} (or $$ for a literal $)");
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A list of strings, or one string split on whitespace (compose's two forms).
+fn words(y: &Yaml) -> Vec<String> {
+    match y {
+        Yaml::Array(items) => items.iter().map(|i| scalar(i).expect("a scalar list item")).collect(),
+        Yaml::BadValue => Vec::new(),
+        other => shell_words(&scalar(other).expect("a string or a list")),
+    }
+}
+
+/// Words of one shell line: whitespace-separated, single and double quotes grouping.
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut word, mut quote, mut in_word) = (Vec::new(), String::new(), None, false);
+    for c in line.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => (quote, in_word) = (Some(c), true),
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (_, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    assert!(quote.is_none(), "unbalanced quote in {line:?}");
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+/// A service's `environment`, map or `KEY=VALUE` list form, interpolated.
+fn environment(service: &Yaml) -> BTreeMap<String, String> {
+    match &service["environment"] {
+        Yaml::Hash(map) => {
+            map.iter().map(|(k, v)| (scalar(k).unwrap(), interpolate(&scalar(v).unwrap_or_default()))).collect()
+        }
+        Yaml::Array(items) => items
+            .iter()
+            .map(|i| {
+                let item = scalar(i).unwrap();
+                let (k, v) = item.split_once('=').unwrap_or((&item, ""));
+                (k.to_string(), interpolate(v))
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+fn services(compose: &Yaml) -> Vec<(String, &Yaml)> {
+    compose["services"].as_hash().expect("services").iter().map(|(k, v)| (scalar(k).unwrap(), v)).collect()
+}
+
+fn service<'a>(compose: &'a Yaml, name: &str) -> &'a Yaml {
+    let s = &compose["services"][name];
+    assert!(!s.is_badvalue(), "no service `{name}` in {COMPOSE}");
+    s
+}
+
+/// Every `env = "NAME"` in the sources under src/.
+fn env_vars_read_by_the_binary() -> BTreeSet<String> {
+    fn walk(dir: &Path, found: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, _) in text.match_indices("env = \"") {
+                    let rest = &text[i + "env = \"".len()..];
+                    found.insert(rest[..rest.find('"').unwrap()].to_string());
+                }
+            }
+        }
+    }
+    let mut found = BTreeSet::new();
+    walk(&root().join("src"), &mut found);
+    assert!(found.contains("FLASHSALE_LISTEN"), "the scan finds the settings in src/config.rs");
+    found
+}
+
+/// One instruction of a Dockerfile stage: keyword (upper case) and the rest.
+type Instruction = (String, String);
+
+/// Stages (name, instructions) of the Dockerfile, continuation lines joined.
+fn dockerfile_stages() -> Vec<(String, Vec<Instruction>)> {
+    let mut stages: Vec<(String, Vec<Instruction>)> = Vec::new();
+    let mut logical = String::new();
+    for line in read("Dockerfile").lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') || (trimmed.is_empty() && logical.is_empty()) {
+            continue;
+        }
+        if let Some(head) = trimmed.strip_suffix('\\') {
+            logical.push_str(head);
+            logical.push(' ');
+            continue;
+        }
+        logical.push_str(trimmed);
+        let text = std::mem::take(&mut logical);
+        let (keyword, rest) = text.split_once(char::is_whitespace).unwrap_or((&text, ""));
+        let (keyword, rest) = (keyword.to_ascii_uppercase(), rest.trim().to_string());
+        if keyword == "FROM" {
+            let parts: Vec<&str> = rest.split_whitespace().collect();
+            let name = match parts.as_slice() {
+                [_, as_, name] if as_.eq_ignore_ascii_case("as") => name.to_string(),
+                _ => format!("stage{}", stages.len()),
+            };
+            stages.push((name, vec![(keyword, rest)]));
+        } else {
+            stages.last_mut().expect("FROM first").1.push((keyword, rest));
+        }
+    }
+    stages
+}
+
+fn json_words(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_else(|_| panic!("exec (JSON) form expected: {text}"))
+}
+
+/// ENTRYPOINT, CMD, ENV and EXPOSE of the image (its last stage).
+struct Image {
+    entrypoint: Vec<String>,
+    cmd: Vec<String>,
+    env: BTreeMap<String, String>,
+    expose: Vec<u16>,
+    user: Option<String>,
+}
+
+fn image() -> Image {
+    let stages = dockerfile_stages();
+    let (_, last) = stages.last().expect("a stage");
+    let mut image = Image { entrypoint: vec![], cmd: vec![], env: BTreeMap::new(), expose: vec![], user: None };
+    for (keyword, rest) in last {
+        match keyword.as_str() {
+            "ENTRYPOINT" => image.entrypoint = json_words(rest),
+            "CMD" => image.cmd = json_words(rest),
+            "USER" => image.user = Some(rest.clone()),
+            "EXPOSE" => {
+                image.expose.extend(rest.split_whitespace().map(|p| p.trim_end_matches("/tcp").parse::<u16>().unwrap()))
+            }
+            "ENV" => {
+                for pair in rest.split_whitespace() {
+                    let (k, v) = pair.split_once('=').expect("ENV KEY=VALUE");
+                    image.env.insert(k.to_string(), v.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    image
+}
+
+/// The `flashsale ...` command lines a container built from the Dockerfile runs:
+/// the image's ENTRYPOINT/CMD as the service overrides them, or the lines of an
+/// `sh -c` script.
+fn invocations(name: &str, service: &Yaml, image: &Image) -> Vec<Vec<String>> {
+    let entrypoint_set = !service["entrypoint"].is_badvalue();
+    let entrypoint = if entrypoint_set { words(&service["entrypoint"]) } else { image.entrypoint.clone() };
+    let command = match &service["command"] {
+        Yaml::BadValue if entrypoint_set => vec![], // a new entrypoint drops the image's CMD
+        Yaml::BadValue => image.cmd.clone(),
+        c => words(c),
+    };
+    let argv: Vec<String> = entrypoint.into_iter().chain(command).map(|w| interpolate(&w)).collect();
+    match argv.first().map(String::as_str) {
+        Some("flashsale") => vec![argv],
+        Some("/bin/sh" | "sh" | "/bin/bash" | "bash") => {
+            assert!(argv.len() == 3 && argv[1].starts_with('-') && argv[1].contains('c'), "{name}: sh -c SCRIPT");
+            let script = argv[2].replace("\\\n", " ");
+            let mut commands: Vec<Vec<String>> = Vec::new();
+            for line in script.lines() {
+                let mut current = Vec::new();
+                for word in shell_words(line) {
+                    if ["&&", ";", "||"].contains(&word.as_str()) {
+                        commands.push(std::mem::take(&mut current));
+                    } else {
+                        current.push(word);
+                    }
+                }
+                commands.push(current);
+            }
+            commands.retain(|c| !c.is_empty());
+            if commands.len() > 1 {
+                assert!(
+                    argv[1].contains('e') || script.contains("&&"),
+                    "{name}: a failed step must fail the container (sh -e or &&)"
+                );
+            }
+            let flashsale: Vec<Vec<String>> = commands.into_iter().filter(|c| c[0] == "flashsale").collect();
+            assert!(!flashsale.is_empty(), "{name}: its script runs no flashsale command");
+            flashsale
+        }
+        other => panic!("{name}: runs {other:?}, not flashsale"),
+    }
+}
+
+/// The subcommand an argv names (`coupon create` -> the `create` under `coupon`).
+fn leaf(argv: &[String]) -> clap::Command {
+    let mut cmd = Cli::command();
+    for word in &argv[1..] {
+        match cmd.find_subcommand(word) {
+            Some(sub) => cmd = sub.clone(),
+            None => break,
+        }
+    }
+    cmd
+}
+
+/// FLASHSALE_* name -> (long flag, default) over every subcommand.
+fn settings() -> BTreeMap<String, (String, Option<String>)> {
+    fn walk(cmd: &clap::Command, out: &mut BTreeMap<String, (String, Option<String>)>) {
+        for arg in cmd.get_arguments() {
+            if let (Some(env), Some(long)) = (arg.get_env(), arg.get_long()) {
+                let default = arg.get_default_values().first().map(|d| d.to_string_lossy().into_owned());
+                out.insert(env.to_string_lossy().into_owned(), (long.to_string(), default));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(&Cli::command(), &mut out);
+    out
+}
+
+/// Services built from the repository's Dockerfile, with their flashsale command lines.
+fn built_services(compose: &Yaml) -> Vec<(String, &Yaml, Vec<Vec<String>>)> {
+    let image = image();
+    let compose_dir = root().join("compose");
+    let mut built = Vec::new();
+    for (name, s) in services(compose) {
+        let build = &s["build"];
+        if build.is_badvalue() {
+            continue;
+        }
+        let (context, dockerfile) = match build {
+            Yaml::String(context) => (context.clone(), "Dockerfile".to_string()),
+            b => (scalar(&b["context"]).unwrap_or(".".into()), scalar(&b["dockerfile"]).unwrap_or("Dockerfile".into())),
+        };
+        let context = compose_dir.join(context).canonicalize().unwrap();
+        assert_eq!(context, root().canonicalize().unwrap(), "{name}: builds from the repository root");
+        assert_eq!(dockerfile, "Dockerfile", "{name}: builds the repository's Dockerfile");
+        let lines = invocations(&name, s, &image);
+        built.push((name, s, lines));
+    }
+    assert!(built.len() >= 3, "init, service and sink are built from the Dockerfile");
+    built
+}
+
+/// (host, port) of `scheme://[user[:pass]@]host:port[/...]` or `host:port`.
+fn host_port(url: &str) -> (String, u16) {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap();
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = hostport.rsplit_once(':').unwrap_or_else(|| panic!("{url}: no port"));
+    (host.to_string(), port.parse().unwrap_or_else(|_| panic!("{url}: bad port")))
+}
+
+#[test]
+fn compose_sets_only_flashsale_variables_the_binary_reads_with_values_that_parse() {
+    let compose = yaml(COMPOSE);
+    let read_by_binary = env_vars_read_by_the_binary();
+    let settings = settings();
+    for (name, s) in services(&compose) {
+        for key in environment(s).keys().filter(|k| k.starts_with("FLASHSALE_")) {
+            assert!(read_by_binary.contains(key), "{name}: {key} is set, but no `env = \"{key}\"` is in src/");
+        }
+    }
+    for key in image().env.keys().filter(|k| k.starts_with("FLASHSALE_")) {
+        assert!(read_by_binary.contains(key), "the Dockerfile sets {key}, but no `env = \"{key}\"` is in src/");
+    }
+    for (name, s, lines) in built_services(&compose) {
+        let env = environment(s);
+        for key in env.keys().filter(|k| k.starts_with("FLASHSALE_")) {
+            let readers: Vec<&Vec<String>> = lines
+                .iter()
+                .filter(|argv| leaf(argv).get_arguments().any(|a| a.get_env().is_some_and(|e| e == key.as_str())))
+                .collect();
+            assert!(!readers.is_empty(), "{name}: {key} is set, but none of its commands {lines:?} reads it");
+        }
+        // Each command line parses, with the compose values given as the flags they stand for.
+        for argv in &lines {
+            let mut full = argv.clone();
+            for arg in leaf(argv).get_arguments() {
+                let Some(value) = arg.get_env().and_then(|e| env.get(e.to_str().unwrap())) else { continue };
+                full.push(format!("--{}={value}", arg.get_long().unwrap()));
+            }
+            if let Err(e) = Cli::try_parse_from(&full) {
+                panic!("{name}: `{}` does not parse:\n{e}", full.join(" "));
+            }
+        }
+    }
+    assert!(settings.contains_key("FLASHSALE_RELAY_CONSUMER"));
+}
+
+#[test]
+fn compose_ports_match_the_listen_address_and_the_config_defaults() {
+    let compose = yaml(COMPOSE);
+    let settings = settings();
+    let image = image();
+    let default_port = |var: &str| {
+        let default = settings[var].1.clone().unwrap_or_else(|| panic!("{var} has a default"));
+        host_port(default.split(',').next().unwrap()).1
+    };
+    let prometheus = yaml("compose/prometheus.yml");
+    let mut servers = 0;
+    for (name, s, lines) in built_services(&compose) {
+        let env = environment(s);
+        // Connections to the other containers: the servers' standard ports, as in the config defaults.
+        for var in ["FLASHSALE_REDIS_URL", "FLASHSALE_MYSQL_URL", "FLASHSALE_KAFKA_BROKERS"] {
+            let Some(value) = env.get(var) else { continue };
+            for target in value.split(',') {
+                let (host, port) = host_port(target);
+                let server = service(&compose, &host);
+                assert_eq!(port, default_port(var), "{name}: {var}={value} uses the default port");
+                let server_command = words(&server["command"]).join(" ");
+                assert!(!server_command.contains("--port"), "{host} listens on its standard port");
+                if let Some(advertised) = environment(server).get("KAFKA_ADVERTISED_LISTENERS") {
+                    assert!(advertised.contains(&format!("//{host}:{port}")), "{host} advertises {target}");
+                }
+            }
+            if var == "FLASHSALE_MYSQL_URL" {
+                let mysql = environment(service(&compose, &host_port(value).0));
+                let creds = format!("{}:{}@", mysql["MYSQL_USER"], mysql["MYSQL_PASSWORD"]);
+                assert!(value.contains(&creds), "{name}: {var} uses MySQL's MYSQL_USER/MYSQL_PASSWORD");
+                assert!(value.ends_with(&format!("/{}", mysql["MYSQL_DATABASE"])), "{name}: the same database");
+            }
+        }
+        // The HTTP listener: FLASHSALE_LISTEN (compose, else the image, else the default) on all
+        // interfaces, published, health-checked, scraped and exposed on that port.
+        if !lines.iter().any(|argv| argv.get(1).is_some_and(|c| c == "serve")) {
+            assert!(s["ports"].is_badvalue(), "{name}: publishes a port but serves no HTTP");
+            continue;
+        }
+        servers += 1;
+        let listen = env
+            .get("FLASHSALE_LISTEN")
+            .or(image.env.get("FLASHSALE_LISTEN"))
+            .cloned()
+            .unwrap_or_else(|| settings["FLASHSALE_LISTEN"].1.clone().unwrap());
+        let listen: SocketAddr = listen.parse().unwrap();
+        assert!(listen.ip().is_unspecified(), "{name}: FLASHSALE_LISTEN={listen} must listen on every interface");
+        let port = listen.port();
+        let published = s["ports"].as_vec().unwrap_or_else(|| panic!("{name}: publishes its port"));
+        for p in published {
+            let target = match p {
+                Yaml::Hash(_) => scalar(&p["target"]).unwrap(),
+                other => {
+                    let spec = interpolate(&scalar(other).unwrap());
+                    spec.trim_end_matches("/tcp").rsplit(':').next().unwrap().to_string()
+                }
+            };
+            assert_eq!(target, port.to_string(), "{name}: publishes container port {port}");
+        }
+        let health = words(&s["healthcheck"]["test"]).join(" ");
+        assert!(health.contains(&format!("/{port}")), "{name}: its health check asks port {port}: {health}");
+        let targets: Vec<String> = prometheus["scrape_configs"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .filter(|job| scalar(&job["metrics_path"]).is_none_or(|p| p == "/metrics"))
+            .flat_map(|job| job["static_configs"].as_vec().unwrap().iter().flat_map(|c| words(&c["targets"])))
+            .collect();
+        assert!(targets.contains(&format!("{name}:{port}")), "Prometheus scrapes {name}:{port}/metrics: {targets:?}");
+        assert!(image.expose.contains(&port), "the Dockerfile EXPOSEs {port}");
+    }
+    assert_eq!(servers, 1, "one service runs `flashsale serve`");
+}
+
+#[test]
+fn the_dockerfile_builds_the_binary_the_services_run() {
+    let stages = dockerfile_stages();
+    assert!(stages.len() >= 2, "multi-stage");
+    let (builder, build_steps) = &stages[0];
+    let build = build_steps
+        .iter()
+        .find(|(k, rest)| k == "RUN" && rest.contains("cargo build"))
+        .map(|(_, rest)| rest.clone())
+        .expect("the builder runs cargo build");
+    for flag in ["--release", "--locked", "--bin flashsale"] {
+        assert!(build.contains(flag), "cargo build {flag}: {build}");
+    }
+    // The builder copies every input: manifests, src/, and what src/ embeds (include_str!/include_bytes!).
+    let copied: BTreeSet<String> = build_steps
+        .iter()
+        .filter(|(k, _)| k == "COPY")
+        .flat_map(|(_, rest)| {
+            let parts: Vec<&str> = rest.split_whitespace().filter(|p| !p.starts_with("--")).collect();
+            parts[..parts.len() - 1].iter().map(|p| p.trim_end_matches('/').to_string()).collect::<Vec<_>>()
+        })
+        .collect();
+    let mut needed: BTreeSet<String> = ["Cargo.toml", "Cargo.lock", "src"].map(String::from).into();
+    fn embedded(dir: &Path, needed: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                embedded(&path, needed);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for marker in ["include_str!(\"", "include_bytes!(\""] {
+                    for (i, _) in text.match_indices(marker) {
+                        let rest = &text[i + marker.len()..];
+                        let file = path.parent().unwrap().join(&rest[..rest.find('"').unwrap()]);
+                        let Ok(file) = file.canonicalize() else { continue }; // a mention in a comment
+                        let top = file.strip_prefix(root().canonicalize().unwrap()).unwrap().components().next();
+                        needed.insert(top.unwrap().as_os_str().to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
+    }
+    embedded(&root().join("src"), &mut needed);
+    assert!(needed.contains("lua") && needed.contains("sql"), "{needed:?}");
+    for input in &needed {
+        assert!(copied.contains(input), "the builder stage copies {input} (copies {copied:?})");
+    }
+    let ignored: Vec<String> = read(".dockerignore").lines().map(|l| l.trim().trim_matches('/').to_string()).collect();
+    for entry in ["target", ".stack", ".git", "k6/out"] {
+        assert!(ignored.iter().any(|i| i == entry), ".dockerignore lists {entry}");
+    }
+    for input in &needed {
+        assert!(!ignored.contains(input), ".dockerignore must not drop {input}");
+    }
+
+    // The final stage takes the built binary into PATH and runs it as a non-root user.
+    let (_, last) = stages.last().unwrap();
+    let from = last[0].1.split_whitespace().next().unwrap();
+    assert!(from.starts_with("debian:") && from.ends_with("-slim"), "a slim Debian final stage: {from}");
+    let copy = last
+        .iter()
+        .find(|(k, rest)| k == "COPY" && rest.contains(&format!("--from={builder}")))
+        .map(|(_, rest)| rest.split_whitespace().collect::<Vec<_>>())
+        .expect("the final stage copies from the builder");
+    let (source, dest) = (copy[copy.len() - 2], copy[copy.len() - 1]);
+    assert!(source.ends_with("/flashsale") && build.contains(source.trim_end_matches("/flashsale")), "{source}");
+    assert_eq!(dest, "/usr/local/bin/flashsale", "the binary lands in PATH");
+    let image = image();
+    let user = image.user.expect("a USER");
+    assert!(!["root", "0", "0:0"].contains(&user.as_str()), "non-root: {user}");
+    assert_eq!(image.entrypoint, ["flashsale"]);
+    assert_eq!(image.cmd, ["serve"]);
+    let argv: Vec<String> = image.entrypoint.iter().chain(&image.cmd).cloned().collect();
+    assert!(Cli::try_parse_from(&argv).is_ok(), "the image's default command parses: {argv:?}");
+
+    // Every container built from it runs flashsale subcommands that exist, with flags that exist.
+    let compose = yaml(COMPOSE);
+    let mut subcommands = BTreeSet::new();
+    for (name, _, lines) in built_services(&compose) {
+        for argv in lines {
+            if let Err(e) = Cli::try_parse_from(&argv) {
+                panic!("{name}: `{}` is not a valid flashsale command line:\n{e}", argv.join(" "));
+            }
+            subcommands
+                .insert(argv[1..].iter().take_while(|w| !w.starts_with('-')).cloned().collect::<Vec<_>>().join(" "));
+        }
+    }
+    for expected in ["serve", "sink", "migrate", "coupon create", "sale create"] {
+        assert!(subcommands.contains(expected), "a container runs `flashsale {expected}`: {subcommands:?}");
+    }
+}
+
+#[test]
+fn compose_start_order_waits_for_health_checks_and_the_init_container() {
+    let compose = yaml(COMPOSE);
+    for (name, s) in services(&compose) {
+        let Some(deps) = s["depends_on"].as_hash() else { continue };
+        for (dep, spec) in deps {
+            let dep = scalar(dep).unwrap();
+            let target = service(&compose, &dep);
+            match scalar(&spec["condition"]).as_deref() {
+                Some("service_healthy") => {
+                    assert!(
+                        !target["healthcheck"]["test"].is_badvalue(),
+                        "{name} waits for {dep} to be healthy: it needs a healthcheck"
+                    )
+                }
+                Some("service_completed_successfully") => {
+                    assert!(target["restart"].is_badvalue() || scalar(&target["restart"]).as_deref() == Some("no"))
+                }
+                Some("service_started") => {}
+                other => panic!("{name} -> {dep}: condition {other:?}"),
+            }
+        }
+    }
+    // Whatever talks to Redis, MySQL or Kafka waits for it to be healthy; the service and the
+    // sink wait for the init container (schema, demo data) to finish.
+    for (name, s, lines) in built_services(&compose) {
+        let env = environment(s);
+        for (var, dep) in
+            [("FLASHSALE_REDIS_URL", "redis"), ("FLASHSALE_MYSQL_URL", "mysql"), ("FLASHSALE_KAFKA_BROKERS", "kafka")]
+        {
+            if env.contains_key(var) {
+                let condition = scalar(&s["depends_on"][dep]["condition"]);
+                assert_eq!(condition.as_deref(), Some("service_healthy"), "{name} waits for {dep}");
+            }
+        }
+        let runs_migrate = lines.iter().any(|argv| argv[1] == "migrate");
+        if !runs_migrate {
+            let init = s["depends_on"]
+                .as_hash()
+                .unwrap()
+                .iter()
+                .find(|(_, spec)| scalar(&spec["condition"]).as_deref() == Some("service_completed_successfully"))
+                .map(|(dep, _)| scalar(dep).unwrap())
+                .unwrap_or_else(|| panic!("{name} waits for the init container"));
+            let init_lines = invocations(&init, service(&compose, &init), &image());
+            assert!(init_lines.iter().any(|argv| argv[1] == "migrate"), "{init} runs flashsale migrate");
+        }
+    }
+    let redis = words(&service(&compose, "redis")["command"]).join(" ");
+    assert!(redis.contains("--appendonly yes") && redis.contains("--appendfsync everysec"), "{redis}");
+}
+
+#[test]
+fn grafana_is_provisioned_with_the_prometheus_datasource_and_the_dashboard() {
+    let compose = yaml(COMPOSE);
+    let grafana = service(&compose, "grafana");
+    let mounts: BTreeMap<String, String> = words(&grafana["volumes"])
+        .iter()
+        .map(|v| {
+            let parts: Vec<&str> = v.split(':').collect();
+            (parts[0].to_string(), parts[1].to_string())
+        })
+        .collect();
+    assert_eq!(mounts["./grafana/provisioning"], "/etc/grafana/provisioning");
+    let dashboards_dir = &mounts["./grafana/dashboards"];
+    let providers = yaml("compose/grafana/provisioning/dashboards/dashboards.yml");
+    let paths: Vec<String> =
+        providers["providers"].as_vec().unwrap().iter().map(|p| scalar(&p["options"]["path"]).unwrap()).collect();
+    assert!(paths.contains(dashboards_dir), "the provider reads {dashboards_dir}: {paths:?}");
+    let home = &environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"];
+    assert_eq!(home, &format!("{dashboards_dir}/flashsale.json"));
+
+    let datasources = yaml("compose/grafana/provisioning/datasources/prometheus.yml");
+    let ds = &datasources["datasources"][0];
+    assert_eq!(scalar(&ds["type"]).as_deref(), Some("prometheus"));
+    let url = scalar(&ds["url"]).unwrap();
+    let (host, port) = host_port(&url);
+    assert!(!service(&compose, &host).is_badvalue(), "{url} is the compose Prometheus");
+    let published = words(&service(&compose, &host)["ports"]).join(" ");
+    assert!(published.ends_with(&format!(":{port}")), "Prometheus listens on {port}: {published}");
+    let uid = scalar(&ds["uid"]).unwrap();
+
+    let dashboard: Value = serde_json::from_str(&read("compose/grafana/dashboards/flashsale.json")).unwrap();
+    let mut refs = Vec::new();
+    collect(&dashboard, "datasource", &mut refs);
+    assert!(!refs.is_empty());
+    for r in refs {
+        assert_eq!(r["uid"], uid.as_str(), "panels use the provisioned datasource: {r}");
+    }
+}
+
+/// Every value under `key`, anywhere in `v`.
+fn collect(v: &Value, key: &str, out: &mut Vec<Value>) {
+    match v {
+        Value::Object(map) => {
+            for (k, x) in map {
+                if k == key {
+                    out.push(x.clone());
+                } else {
+                    collect(x, key, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|x| collect(x, key, out)),
+        _ => {}
+    }
+}
+
+/// Identifiers in a PromQL expression (functions, labels, metric names), string literals skipped.
+fn promql_identifiers(expr: &str) -> Vec<String> {
+    let (mut out, mut chars) = (Vec::new(), expr.chars().peekable());
+    while let Some(c) = chars.next() {
+        if c == '"' || c == '\'' {
+            while let Some(d) = chars.next() {
+                if d == '\\' {
+                    chars.next();
+                } else if d == c {
+                    break;
+                }
+            }
+        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' || c == '$' {
+            let mut word = c.to_string();
+            while let Some(&d) = chars.peek() {
+                if d.is_ascii_alphanumeric() || d == '_' || d == ':' {
+                    word.push(d);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            out.push(word);
+        } else if c.is_ascii_digit() {
+            while chars.peek().is_some_and(|d| d.is_ascii_alphanumeric() || *d == '.') {
+                chars.next(); // numbers and durations (0.99, 5m)
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_metric_the_grafana_dashboard_queries_is_in_a_live_scrape() {
+    let app = TestApp::spawn().await;
+    app.create_coupon(1, 5, &[]);
+    assert_eq!(app.issue(1, 7).await.status, StatusCode::CREATED);
+    app.wait_for_rows(1, 1).await; // relay, Kafka and the sink have all run
+    let (status, _, scrape) = app.try_request_raw("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let exported: BTreeSet<String> = scrape
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l[..l.find(['{', ' ']).unwrap_or(l.len())].to_string())
+        .collect();
+    assert!(exported.contains("flashsale_http_request_duration_seconds_bucket"), "{exported:?}");
+    assert!(exported.contains("flashsale_sink_lag"), "the sink has reported its lag: {exported:?}");
+
+    let dashboard: Value = serde_json::from_str(&read("compose/grafana/dashboards/flashsale.json")).unwrap();
+    let mut exprs = Vec::new();
+    collect(&dashboard, "expr", &mut exprs);
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let mut queried = BTreeSet::new();
+    for expr in &exprs {
+        let expr = expr.as_str().expect("expr is a string");
+        let names: Vec<String> = promql_identifiers(expr).into_iter().filter(|w| w.starts_with("flashsale_")).collect();
+        assert!(!names.is_empty(), "queries a flashsale metric: {expr}");
+        for name in names {
+            assert!(
+                exported.contains(&name),
+                "the dashboard queries {name}, which GET /metrics does not export: {expr}"
+            );
+            queried.insert(name);
+        }
+    }
+    // The figures of the service's own live view and the pipe, all on the dashboard.
+    for needed in [
+        "flashsale_http_requests_total",
+        "flashsale_http_request_duration_seconds_bucket",
+        "flashsale_script_outcomes_total",
+        "flashsale_outbox_entries",
+        "flashsale_outbox_pending",
+        "flashsale_relay_events_total",
+        "flashsale_kafka_produce_duration_seconds_bucket",
+        "flashsale_sink_lag",
+        "flashsale_sink_events_total",
+        "flashsale_mysql_errors_total",
+        "flashsale_orders_expired_total",
+    ] {
+        assert!(queried.contains(needed), "the dashboard shows {needed}");
+    }
+}
