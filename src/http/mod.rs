@@ -11,6 +11,7 @@ mod guard;
 mod health;
 mod issue;
 mod limit;
+mod metrics_server;
 mod order;
 mod order_view;
 mod rankings;
@@ -22,4 +23,5 @@ mod server;
 
 pub use auth::Jwt;
 pub use guard::Guard;
+pub use metrics_server::serve_metrics;
 pub use server::serve;

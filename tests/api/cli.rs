@@ -114,3 +114,34 @@ async fn sale_create_refuses_an_existing_id_and_bad_skus() {
     assert_ne!(bad.code, Some(0));
     assert!(bad.stderr.contains("price"), "{}", bad.stderr);
 }
+
+#[tokio::test]
+async fn a_separate_sink_serves_its_own_metrics() {
+    let app = TestApp::spawn_with(|c| c.run_sink = false).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut sink = std::process::Command::new(env!("CARGO_BIN_EXE_flashsale"))
+        .arg("sink")
+        .envs(app.env().iter().map(|(k, v)| (*k, v.as_str())))
+        .env("FLASHSALE_METRICS_LISTEN", format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    app.create_coupon(1, 5, &[]);
+    app.issue(1, 1).await;
+    app.wait_for_rows(1, 1).await;
+    let scrape = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    sink.kill().unwrap();
+    sink.wait().unwrap();
+    assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape:.100}");
+    assert!(scrape.contains("\nflashsale_sink_events_total 1\n"), "the sink counted its one event");
+    assert!(scrape.contains("flashsale_sink_lag{topic="));
+}

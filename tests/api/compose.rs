@@ -413,6 +413,17 @@ fn compose_ports_match_the_listen_address_and_the_config_defaults() {
         }
         // The HTTP listener: FLASHSALE_LISTEN (compose, else the image, else the default) on all
         // interfaces, published, health-checked, scraped and exposed on that port.
+        let targets: Vec<String> = prometheus["scrape_configs"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .filter(|job| scalar(&job["metrics_path"]).is_none_or(|p| p == "/metrics"))
+            .flat_map(|job| job["static_configs"].as_vec().unwrap().iter().flat_map(|c| words(&c["targets"])))
+            .collect();
+        if let Some(metrics) = env.get("FLASHSALE_METRICS_LISTEN") {
+            let port = metrics.parse::<SocketAddr>().unwrap().port();
+            assert!(targets.contains(&format!("{name}:{port}")), "Prometheus scrapes {name}:{port}/metrics");
+        }
         if !lines.iter().any(|argv| argv.get(1).is_some_and(|c| c == "serve")) {
             assert!(s["ports"].is_badvalue(), "{name}: publishes a port but serves no HTTP");
             continue;
@@ -439,13 +450,6 @@ fn compose_ports_match_the_listen_address_and_the_config_defaults() {
         }
         let health = words(&s["healthcheck"]["test"]).join(" ");
         assert!(health.contains(&format!("/{port}")), "{name}: its health check asks port {port}: {health}");
-        let targets: Vec<String> = prometheus["scrape_configs"]
-            .as_vec()
-            .unwrap()
-            .iter()
-            .filter(|job| scalar(&job["metrics_path"]).is_none_or(|p| p == "/metrics"))
-            .flat_map(|job| job["static_configs"].as_vec().unwrap().iter().flat_map(|c| words(&c["targets"])))
-            .collect();
         assert!(targets.contains(&format!("{name}:{port}")), "Prometheus scrapes {name}:{port}/metrics: {targets:?}");
         assert!(image.expose.contains(&port), "the Dockerfile EXPOSEs {port}");
     }
