@@ -114,3 +114,25 @@ mod tests {
         assert!(jwt().verify("a.b").is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_tokens_are_rejected_without_panicking(token in "[A-Za-z0-9_.-]{0,200}") {
+            let jwt = Jwt::new(&"a-test-secret-of-some-length".parse().unwrap());
+            prop_assert!(jwt.verify(&token).is_err());
+        }
+
+        #[test]
+        fn every_user_id_survives_sign_and_verify(user in any::<u64>()) {
+            let jwt = Jwt::new(&"a-test-secret-of-some-length".parse().unwrap());
+            let token = jwt.sign(user, now_ms() / 1000 + 60);
+            prop_assert_eq!(jwt.verify(&token).unwrap(), user);
+        }
+    }
+}

@@ -140,3 +140,47 @@ mod tests {
         assert_eq!(parse_json::<Req>(br#"{"user_id":7}"#, FIELDS).unwrap().user_id, 7);
     }
 }
+
+/// Properties of the parsing layer over arbitrary input: it never panics, and
+/// it accepts exactly what it should.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Req {
+        user_id: u64,
+    }
+
+    const FIELDS: &[(&str, &str)] = &[("user_id", "an integer")];
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_errors_are_400s(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = check_depth(&bytes, 8);
+            if let Err(e) = parse_json::<Req>(&bytes, FIELDS) {
+                prop_assert_eq!(e.status(), hyper::StatusCode::BAD_REQUEST);
+            }
+        }
+
+        #[test]
+        fn any_user_id_round_trips(user_id in any::<u64>(), pad in "[ \\n]{0,3}") {
+            let body = format!("{pad}{{\"user_id\":{user_id}}}{pad}");
+            prop_assert_eq!(parse_json::<Req>(body.as_bytes(), FIELDS).unwrap(), Req { user_id });
+        }
+
+        #[test]
+        fn depth_is_counted_exactly(depth in 1usize..40) {
+            let body = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+            prop_assert_eq!(check_depth(body.as_bytes(), 16).is_ok(), depth <= 16);
+        }
+
+        #[test]
+        fn brackets_inside_strings_never_count(noise in "[\\[\\]{}a-z]{0,64}") {
+            let body = serde_json::json!({ "user_id": 1, "note": noise }).to_string();
+            prop_assert!(check_depth(body.as_bytes(), 1).is_ok());
+        }
+    }
+}
