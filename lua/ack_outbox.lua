@@ -5,13 +5,22 @@
 -- ARGV[2..] entry ids
 --
 -- XACK and XDEL together, so an entry is never acknowledged yet kept, nor
--- deleted yet still pending. Returns the number of entries deleted.
-local ids = {}
+-- deleted yet still pending. Ids go in slices: Lua's unpack() takes a few
+-- thousand values at most. Returns the number of entries deleted.
+local deleted = 0
+local slice = {}
+local function flush()
+  if #slice > 0 then
+    redis.call('XACK', KEYS[1], ARGV[1], unpack(slice))
+    deleted = deleted + redis.call('XDEL', KEYS[1], unpack(slice))
+    slice = {}
+  end
+end
 for i = 2, #ARGV do
-  ids[#ids + 1] = ARGV[i]
+  slice[#slice + 1] = ARGV[i]
+  if #slice == 1000 then
+    flush()
+  end
 end
-if #ids == 0 then
-  return 0
-end
-redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
-return redis.call('XDEL', KEYS[1], unpack(ids))
+flush()
+return deleted

@@ -121,7 +121,7 @@ impl fmt::Debug for Secret {
 #[derive(Args, Clone)]
 pub struct RelaySettings {
     /// Outbox entries read (and produced) per batch.
-    #[arg(long, env = "FLASHSALE_RELAY_BATCH", default_value_t = 2000)]
+    #[arg(long, env = "FLASHSALE_RELAY_BATCH", default_value_t = 10_000)]
     pub relay_batch: usize,
     /// Consumer name in the outbox consumer group; keep it stable across restarts
     /// so a restarted relay resends what it had read but not yet acknowledged.

@@ -32,8 +32,9 @@ pub use outbox::Outbox;
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// How long one blocking read waits for new entries.
 const BLOCK_MS: u64 = 100;
-/// Most records in one produce request.
-const CHUNK: usize = 1000;
+/// Most record bytes in one produce request: large requests amortise the
+/// broker's per-request cost; Kafka's default message.max.bytes is 1 MiB.
+const CHUNK_BYTES: usize = 512 * 1024;
 
 pub struct Relay {
     pub outbox: Outbox,
@@ -168,7 +169,7 @@ async fn produce_all(
     records: Vec<Record>,
     mut shutdown: Shutdown,
 ) -> Result<(), Stopped> {
-    for chunk in records.chunks(CHUNK) {
+    for chunk in chunks(&records, CHUNK_BYTES) {
         let mut failures = 0;
         loop {
             let started = std::time::Instant::now();
@@ -191,6 +192,25 @@ async fn produce_all(
     Ok(())
 }
 
+/// Consecutive slices of `records` of at most `max_bytes` each (a single
+/// larger record goes alone).
+fn chunks(records: &[Record], max_bytes: usize) -> Vec<&[Record]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, r) in records.iter().enumerate() {
+        let size = r.approximate_size();
+        if i > start && bytes + size > max_bytes {
+            out.push(&records[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < records.len() {
+        out.push(&records[start..]);
+    }
+    out
+}
+
 fn record(event: &Event) -> Record {
     Record {
         key: Some(event.key().to_string().into_bytes()),
@@ -203,4 +223,28 @@ fn record(event: &Event) -> Record {
 /// 50 ms, doubling, at most 2 s.
 pub fn backoff(failures: u32) -> Duration {
     Duration::from_millis((50u64 << failures.min(6)).min(2_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_stay_under_the_byte_limit_and_keep_order() {
+        let records: Vec<Record> = (0..100)
+            .map(|i| Record {
+                key: Some(vec![b'k']),
+                value: Some(vec![i as u8; 100]),
+                headers: BTreeMap::new(),
+                timestamp: DateTime::<Utc>::UNIX_EPOCH,
+            })
+            .collect();
+        let size = records[0].approximate_size();
+        let chunks = chunks(&records, size * 10);
+        assert_eq!(chunks.len(), 10);
+        assert!(chunks.iter().all(|c| c.len() == 10));
+        let flat: Vec<&Record> = chunks.iter().flat_map(|c| c.iter()).collect();
+        assert!(flat.iter().zip(&records).all(|(a, b)| *a == b));
+        assert_eq!(super::chunks(&records[..1], 1).len(), 1, "an oversized record goes alone");
+    }
 }
