@@ -9,6 +9,8 @@ use crate::{
     keys::Keys,
     metrics::METRICS,
     scripts::{CouponInfo, IssueOutcome, Scripts, SeedMode, SeedOutcome},
+    soldout::SoldOut,
+    time::now_ms,
 };
 
 #[derive(Clone)]
@@ -16,16 +18,26 @@ pub struct Coupons {
     redis: Pool,
     keys: Keys,
     scripts: Arc<Scripts>,
+    /// Campaigns known to be sold out a moment ago (see `soldout`).
+    sold_out: Arc<SoldOut>,
 }
 
 impl Coupons {
     pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>) -> Self {
-        Coupons { redis, keys, scripts }
+        Coupons { redis, keys, scripts, sold_out: Arc::default() }
     }
 
     pub async fn issue(&self, coupon_id: u64, user_id: u64) -> Result<IssueOutcome, Error> {
+        let now = now_ms();
+        if self.sold_out.is_set(coupon_id, now) {
+            METRICS.outcome("issue_coupon", "sold_out");
+            return Ok(IssueOutcome::SoldOut);
+        }
         let keys = self.keys.coupon(coupon_id);
         let outcome = self.scripts.issue_coupon.call(self.redis.next(), &keys, coupon_id, user_id).await?;
+        if outcome == IssueOutcome::SoldOut {
+            self.sold_out.set(coupon_id, now);
+        }
         METRICS.outcome("issue_coupon", outcome.name());
         Ok(outcome)
     }

@@ -34,4 +34,5 @@ pub mod sales;
 pub mod scripts;
 pub mod shutdown;
 pub mod sink;
+pub mod soldout;
 pub mod time;

@@ -13,6 +13,7 @@ use crate::{
     scripts::{
         ConfirmOutcome, Reservation, ReserveOutcome, SaleInfo, SaleSpec, Scripts, SeedMode, SeedOutcome, StockChange,
     },
+    soldout::{sku_key, SoldOut},
     time::now_ms,
 };
 
@@ -32,6 +33,8 @@ pub struct Sales {
     redis: Pool,
     keys: Keys,
     scripts: Arc<Scripts>,
+    /// SKUs known to be sold out a moment ago (see `soldout`).
+    sold_out: Arc<SoldOut>,
 }
 
 /// A reservation request as the API takes it.
@@ -45,10 +48,24 @@ pub struct NewOrder<'a> {
 
 impl Sales {
     pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>) -> Self {
-        Sales { redis, keys, scripts }
+        Sales { redis, keys, scripts, sold_out: Arc::default() }
     }
 
     pub async fn reserve(&self, new: &NewOrder<'_>) -> Result<ReserveOutcome, Error> {
+        let now = now_ms();
+        // A retry with an Idempotency-Key must replay its first answer, so it
+        // always goes to the script.
+        if new.idempotency_key.is_none() {
+            let short: Vec<u64> = new
+                .lines
+                .iter()
+                .map(|(sku, _)| *sku)
+                .filter(|sku| self.sold_out.is_set(sku_key(new.sale_id, *sku), now))
+                .collect();
+            if !short.is_empty() {
+                return Ok(ReserveOutcome::SoldOut(short));
+            }
+        }
         let coupon_keys = new.coupon_id.map(|id| (id, self.keys.coupon(id)));
         let idempotency = new.idempotency_key.map(|key| (format!("{}:{key}", new.user_id), fingerprint(new)));
         let reservation = Reservation {
@@ -58,7 +75,20 @@ impl Sales {
             coupon: coupon_keys.as_ref().map(|(id, keys)| (*id, keys)),
             idempotency,
         };
-        self.scripts.reserve_order.call(self.redis.next(), &self.keys.sale(new.sale_id), &reservation).await
+        let outcome =
+            self.scripts.reserve_order.call(self.redis.next(), &self.keys.sale(new.sale_id), &reservation).await?;
+        if let ReserveOutcome::SoldOut(skus) = &outcome {
+            // Only a SKU with nothing left: a large order that did not fit
+            // says nothing about a small one.
+            if let Ok(Some(info)) = self.info(new.sale_id).await {
+                for sku in skus {
+                    if info.skus.iter().any(|s| s.sku == *sku && s.remaining == 0) {
+                        self.sold_out.set(sku_key(new.sale_id, *sku), now);
+                    }
+                }
+            }
+        }
+        Ok(outcome)
     }
 
     /// Pays a reserved order. A confirmation after the deadline releases the
