@@ -1,10 +1,11 @@
 //! `flashsale coupon create`: write a campaign to MySQL and seed Redis.
 
+use super::create_args::{Existing, Window};
 use crate::{
     config::{MysqlSettings, RedisSettings},
     db::queries,
     scripts::SeedMode,
-    time::{now_ms, parse_time_ms, rfc3339_ms},
+    time::rfc3339_ms,
 };
 
 #[derive(clap::Subcommand)]
@@ -22,21 +23,13 @@ pub struct CreateArgs {
     /// Coupons to hand out.
     #[arg(long)]
     quantity: u64,
-    /// Opening time, RFC 3339 or seconds since the epoch (default: now).
-    #[arg(long, value_parser = parse_time_ms)]
-    starts_at: Option<u64>,
-    /// Closing time, RFC 3339 or seconds since the epoch (default: never).
-    #[arg(long, value_parser = parse_time_ms)]
-    ends_at: Option<u64>,
+    #[command(flatten)]
+    window: Window,
     /// What an order saves with this coupon, in minor units (cents).
     #[arg(long, default_value_t = 0)]
     discount: u64,
-    /// Reset an existing campaign: new stock, no issued users, its MySQL rows deleted.
-    #[arg(long, conflicts_with = "if_absent")]
-    replace: bool,
-    /// Leave an existing campaign as it is and succeed.
-    #[arg(long)]
-    if_absent: bool,
+    #[command(flatten)]
+    existing: Existing,
     #[command(flatten)]
     redis: RedisSettings,
     #[command(flatten)]
@@ -50,26 +43,25 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
 }
 
 async fn create(args: CreateArgs) -> anyhow::Result<()> {
-    let starts_at = args.starts_at.unwrap_or_else(now_ms);
-    let ends_at = args.ends_at.unwrap_or(0);
-    anyhow::ensure!(ends_at == 0 || ends_at > starts_at, "--ends-at must be after --starts-at");
+    let (starts_at, ends_at) = args.window.resolve()?;
+    let Existing { replace, if_absent } = args.existing;
 
     let ctx = super::Context::connect(&args.redis, &args.mysql).await?;
     let (coupons, mysql) = (&ctx.coupons, &ctx.mysql);
 
-    if !args.replace {
+    if !replace {
         let in_mysql = queries::campaign_exists(mysql, args.id).await?;
         let in_redis = coupons.info(args.id).await?.is_some();
         if in_mysql || in_redis {
-            if args.if_absent {
+            if if_absent {
                 println!("coupon {} exists; left as it is", args.id);
                 return ctx.close().await;
             }
             anyhow::bail!("coupon {} exists; pass --replace to reset it", args.id);
         }
     }
-    queries::put_campaign(&mysql, args.id, args.quantity, starts_at, ends_at, args.discount, args.replace).await?;
-    let mode = if args.replace { SeedMode::Replace } else { SeedMode::Create };
+    queries::put_campaign(&mysql, args.id, args.quantity, starts_at, ends_at, args.discount, replace).await?;
+    let mode = if replace { SeedMode::Replace } else { SeedMode::Create };
     let outcome = coupons.seed(args.id, args.quantity, starts_at, ends_at, args.discount, mode).await?;
     let ends = if ends_at == 0 { "never".to_string() } else { rfc3339_ms(ends_at) };
     println!(

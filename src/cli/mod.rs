@@ -1,6 +1,7 @@
 //! The `flashsale` command line: one file per subcommand.
 
 mod coupon;
+mod create_args;
 mod migrate;
 mod reconcile;
 mod sale;

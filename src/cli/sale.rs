@@ -1,10 +1,11 @@
 //! `flashsale sale create`: write a sale to MySQL and seed Redis.
 
+use super::create_args::{Existing, Window};
 use crate::{
     config::{MysqlSettings, RedisSettings},
     db::queries,
     scripts::{SaleSpec, SeedMode, SkuSpec},
-    time::{now_ms, parse_time_ms, rfc3339_ms},
+    time::rfc3339_ms,
 };
 
 /// Highest unit price accepted (minor units): keeps order totals exact in Lua's doubles.
@@ -31,18 +32,10 @@ pub struct CreateArgs {
     /// How long a reservation waits for payment before it expires (e.g. 10m, 90s).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     hold: std::time::Duration,
-    /// Opening time, RFC 3339 or seconds since the epoch (default: now).
-    #[arg(long, value_parser = parse_time_ms)]
-    starts_at: Option<u64>,
-    /// Closing time, RFC 3339 or seconds since the epoch (default: never).
-    #[arg(long, value_parser = parse_time_ms)]
-    ends_at: Option<u64>,
-    /// Reset an existing sale: new SKUs and stock, no orders (Redis and MySQL).
-    #[arg(long, conflicts_with = "if_absent")]
-    replace: bool,
-    /// Leave an existing sale as it is and succeed.
-    #[arg(long)]
-    if_absent: bool,
+    #[command(flatten)]
+    window: Window,
+    #[command(flatten)]
+    existing: Existing,
     #[command(flatten)]
     redis: RedisSettings,
     #[command(flatten)]
@@ -73,29 +66,24 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     let mut skus = args.skus.clone();
     skus.sort_by_key(|s| s.sku);
     anyhow::ensure!(skus.windows(2).all(|w| w[0].sku != w[1].sku), "a SKU is given twice");
-    let spec = SaleSpec {
-        starts_at: args.starts_at.unwrap_or_else(now_ms),
-        ends_at: args.ends_at.unwrap_or(0),
-        per_user_limit: args.per_user,
-        hold_ms: args.hold.as_millis() as u64,
-        skus,
-    };
-    anyhow::ensure!(spec.ends_at == 0 || spec.ends_at > spec.starts_at, "--ends-at must be after --starts-at");
+    let (starts_at, ends_at) = args.window.resolve()?;
+    let spec =
+        SaleSpec { starts_at, ends_at, per_user_limit: args.per_user, hold_ms: args.hold.as_millis() as u64, skus };
     anyhow::ensure!(spec.hold_ms >= 1000, "--hold must be at least 1s");
 
     let ctx = super::Context::connect(&args.redis, &args.mysql).await?;
-    if !args.replace {
+    if !args.existing.replace {
         let exists = queries::sale_exists(&ctx.mysql, args.id).await? || ctx.sales.info(args.id).await?.is_some();
         if exists {
-            if args.if_absent {
+            if args.existing.if_absent {
                 println!("sale {} exists; left as it is", args.id);
                 return ctx.close().await;
             }
             anyhow::bail!("sale {} exists; pass --replace to reset it", args.id);
         }
     }
-    queries::put_sale(&ctx.mysql, args.id, &spec, args.replace).await?;
-    let mode = if args.replace { SeedMode::Replace } else { SeedMode::Create };
+    queries::put_sale(&ctx.mysql, args.id, &spec, args.existing.replace).await?;
+    let mode = if args.existing.replace { SeedMode::Replace } else { SeedMode::Create };
     let outcome = ctx.sales.seed(args.id, &spec, mode).await?;
     let ends = if spec.ends_at == 0 { "never".to_string() } else { rfc3339_ms(spec.ends_at) };
     println!(
