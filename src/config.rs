@@ -14,7 +14,7 @@ use clap::{ArgAction, Args};
 #[derive(Args, Clone)]
 pub struct RedisSettings {
     /// Redis URL (redis://[user:pass@]host:port[/db]).
-    #[arg(long, env = "FLASHSALE_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(long, env = "FLASHSALE_REDIS_URL", hide_env_values = true, default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
     /// Prefix of every Redis key this service owns; lets several deployments (or tests) share one Redis.
     #[arg(long, env = "FLASHSALE_KEY_PREFIX", default_value = "fs:")]
@@ -31,7 +31,12 @@ pub struct RedisSettings {
 #[derive(Args, Clone)]
 pub struct MysqlSettings {
     /// MySQL URL (mysql://user:pass@host:port/database).
-    #[arg(long, env = "FLASHSALE_MYSQL_URL", default_value = "mysql://flashsale:flashsale@127.0.0.1:3306/flashsale")]
+    #[arg(
+        long,
+        env = "FLASHSALE_MYSQL_URL",
+        hide_env_values = true,
+        default_value = "mysql://flashsale:flashsale@127.0.0.1:3306/flashsale"
+    )]
     pub mysql_url: String,
     /// Most MySQL connections this process opens.
     #[arg(long, env = "FLASHSALE_MYSQL_POOL_SIZE", default_value_t = 16)]
