@@ -10,5 +10,6 @@ mod limits;
 mod metrics;
 mod ops;
 mod orders;
+mod own_redis;
 mod reconcile;
 mod recovery;
