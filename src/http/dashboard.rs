@@ -36,16 +36,15 @@ struct Stats {
 }
 
 pub async fn stats(app: &App, query: Option<&str>) -> Result<Reply, ApiError> {
-    let mut subject = None;
-    for pair in query.unwrap_or("").split('&') {
-        match pair.split_once('=') {
-            Some(("coupon", id)) => subject = Some(("coupon", id)),
-            Some(("sale", id)) => subject = Some(("sale", id)),
-            _ => {}
-        }
+    let bad = || ApiError::BadRequest("invalid_query", "pass exactly one of ?coupon=ID or ?sale=ID".into());
+    let mut subjects = query.unwrap_or("").split('&').filter_map(|pair| match pair.split_once('=') {
+        Some((kind @ ("coupon" | "sale"), id)) => Some((kind, id)),
+        _ => None,
+    });
+    let (kind, id) = subjects.next().ok_or_else(bad)?;
+    if subjects.next().is_some() {
+        return Err(bad());
     }
-    let bad = || ApiError::BadRequest("invalid_query", "pass ?coupon=ID or ?sale=ID".into());
-    let (kind, id) = subject.ok_or_else(bad)?;
     let id: u64 = id.parse().map_err(|_| bad())?;
     let mysql = &app.probes.mysql;
     let unavailable = |e: mysql_async::Error| {

@@ -27,24 +27,29 @@ struct Product {
 }
 
 pub async fn get(app: &App, query: Option<&str>) -> Result<Reply, ApiError> {
-    let (mut window, mut limit) = ("1d".to_string(), DEFAULT_LIMIT);
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("window", w)) => window = w.to_string(),
-            Some(("limit", l)) => {
-                limit = l.parse().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(|| {
-                    ApiError::BadRequest("invalid_query", format!("`limit` must be from 1 to {MAX_LIMIT}"))
-                })?
-            }
-            _ => {}
-        }
-    }
-    let hours = window_hours(&window).ok_or_else(|| {
+    let bad_window = || {
         ApiError::BadRequest(
             "invalid_query",
             format!("`window` must be like 6h or 3d, at most {} days", MAX_RANKING_HOURS / 24),
         )
-    })?;
+    };
+    let bad_limit = || ApiError::BadRequest("invalid_query", format!("`limit` must be from 1 to {MAX_LIMIT}"));
+    let (mut window, mut limit) = ("1d", DEFAULT_LIMIT);
+    let mut hours = 24;
+    // Every occurrence is checked: a bad value is never hidden by a later good one.
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("window", w)) => {
+                hours = window_hours(w).ok_or_else(bad_window)?;
+                window = w;
+            }
+            Some(("limit", l)) => {
+                limit = l.parse().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(bad_limit)?
+            }
+            _ => {}
+        }
+    }
+    let window = window.to_string();
     let products = app
         .sales
         .top_products(hours, limit)

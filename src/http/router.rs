@@ -115,8 +115,14 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> 
             allow(&req, &Method::GET, "GET")?;
             Ok(super::respond::text(METRICS.render(), "text/plain; version=0.0.4"))
         }
-        "/healthz" => health::healthz(),
-        "/readyz" => health::readyz(app).await,
+        "/healthz" => {
+            allow(&req, &Method::GET, "GET")?;
+            health::healthz()
+        }
+        "/readyz" => {
+            allow(&req, &Method::GET, "GET")?;
+            health::readyz(app).await
+        }
         _ => Err(ApiError::NotFound(path.to_string())),
     }
 }

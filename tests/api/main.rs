@@ -8,6 +8,7 @@ mod helpers;
 mod issue;
 mod limits;
 mod metrics;
+mod openapi;
 mod ops;
 mod orders;
 mod own_redis;

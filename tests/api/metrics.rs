@@ -71,3 +71,14 @@ async fn the_dashboard_page_and_its_stats_follow_a_campaign() {
     assert_eq!(app.get("/v1/dashboard/stats").await.body["error"], "invalid_query");
     assert_eq!(app.get("/v1/dashboard/stats?sale=404").await.body["error"], "unknown_sale");
 }
+
+#[tokio::test]
+async fn a_bad_query_parameter_is_never_hidden_by_a_good_one() {
+    let app = TestApp::spawn().await;
+    app.create_coupon(3, 10, &[]);
+    for query in ["/v1/dashboard/stats?coupon=-1&coupon=3", "/v1/dashboard/stats?coupon=3&sale=1"] {
+        assert_eq!(app.get(query).await.body["error"], "invalid_query", "{query}");
+    }
+    assert_eq!(app.get("/v1/rankings/products?window=bogus&window=3d").await.body["error"], "invalid_query");
+    assert_eq!(app.get("/v1/rankings/products?window=3d&window=6h").await.status, StatusCode::OK);
+}
