@@ -2,7 +2,7 @@
 --
 -- KEYS[1] stock  [2] bought  [3] orders  [4] deadlines  [5] outbox  (the sale's keys)
 -- ARGV[1] mode: 'cancel' or 'expire'
--- ARGV[2] coupon key prefix, e.g. 'fs:{coupon:' (the coupon id and '}:used' are appended)
+-- ARGV[2] coupon key prefix, e.g. 'fs:{coupon:' (the coupon id and '}:used' / '}:meta' are appended)
 -- ARGV[3] order id (cancel) or most orders to expire in this call (expire)
 --
 -- Releasing gives back each SKU's stock, the user's per-sale quantity and the
@@ -40,6 +40,7 @@ local function release(id, status)
   end
   if order.coupon_id ~= cjson.null then
     redis.call('HDEL', ARGV[2] .. order.coupon_id .. '}:used', order.user_id)
+    order.coupon_seq = redis.call('HINCRBY', ARGV[2] .. order.coupon_id .. '}:meta', 'use_seq', 1)
   end
   order.status = status
   order.updated_at = now

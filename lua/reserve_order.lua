@@ -88,14 +88,18 @@ for _, item in ipairs(items) do
 end
 redis.call('HINCRBY', KEYS[4], user, quantity)
 local id = redis.call('INCR', KEYS[8])
+-- coupon_seq orders every change of this coupon's use (taken or given back),
+-- so MySQL can tell the newer of two events however close in time.
+local coupon_seq = cjson.null
 if coupon ~= '' then
   redis.call('HSET', KEYS[12], user, sale .. ':' .. id)
+  coupon_seq = redis.call('HINCRBY', KEYS[10], 'use_seq', 1)
 end
 local expires_at = now + tonumber(meta[4])
 local order = {
   order_id = tostring(id), sale_id = sale, user_id = user, status = 'reserved', items = items,
   total = total, discount = discount, to_pay = total - discount,
-  coupon_id = coupon ~= '' and coupon or cjson.null, payment_key = cjson.null,
+  coupon_id = coupon ~= '' and coupon or cjson.null, coupon_seq = coupon_seq, payment_key = cjson.null,
   created_at = now, expires_at = expires_at, updated_at = now, version = 1,
 }
 local json = cjson.encode(order)

@@ -4,7 +4,7 @@
 ALTER TABLE coupon_campaigns
   ADD COLUMN discount BIGINT UNSIGNED NOT NULL DEFAULT 0;
 
--- used_* is written by order events; used_version (the writing event's updated_at, ms) keeps a late, older event
+-- used_* is written by order events; used_version (the coupon's use sequence at that event) keeps a late, older event
 -- from undoing a newer one. A row may arrive from an order event before its
 -- own issue event (different partitions): event_id is '' until that one lands.
 ALTER TABLE coupon_issues

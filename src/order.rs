@@ -67,6 +67,10 @@ pub struct Order {
     pub to_pay: u64,
     #[serde(with = "opt_id", default)]
     pub coupon_id: Option<u64>,
+    /// The coupon's use sequence at this event (bumped when the coupon is taken
+    /// or given back): orders coupon-use events exactly, however close in time.
+    #[serde(default)]
+    pub coupon_seq: Option<u64>,
     #[serde(default)]
     pub payment_key: Option<String>,
     /// Milliseconds since the epoch, Redis clock.
@@ -176,6 +180,7 @@ mod tests {
             discount: 500,
             to_pay: 19305,
             coupon_id: Some(42),
+            coupon_seq: Some(3),
             payment_key: Some("pay-1".into()),
             created_at: 1_700_000_000_123,
             expires_at: 1_700_000_600_123,

@@ -91,6 +91,8 @@ pub async fn orders(pool: &Pool, sale_id: u64) -> anyhow::Result<Vec<Order>> {
                 discount,
                 to_pay,
                 coupon_id,
+                // New events for it take a fresh sequence from the coupon (still in Redis).
+                coupon_seq: None,
                 payment_key,
                 created_at: c,
                 expires_at: e,

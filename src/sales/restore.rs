@@ -84,6 +84,7 @@ mod tests {
             discount: 0,
             to_pay: 0,
             coupon_id: coupon,
+            coupon_seq: None,
             payment_key: None,
             created_at: 1_000,
             expires_at: 1_000 + order_id,

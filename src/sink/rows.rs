@@ -133,7 +133,7 @@ pub async fn upsert_orders(tx: &mut Transaction<'_>, events: &[&Event]) -> Resul
             o.user_id.into(),
             holds.then_some(o.sale_id).into(),
             holds.then_some(o.order_id).into(),
-            o.updated_at.into(),
+            o.coupon_seq.unwrap_or(0).into(),
         ]);
     }
     if !params.is_empty() {
