@@ -172,3 +172,27 @@ async fn with_auth_on_the_user_comes_from_a_verified_token() {
     let mine = app.post(&format!("/v1/sales/2/orders/{id}/cancel"), &json!(null), &[("authorization", &seven)]).await;
     assert_eq!(mine.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reservations_past_the_sales_admission_cap_get_429() {
+    let app = std::sync::Arc::new(TestApp::spawn_with(|c| c.http.sale_admission = 1).await);
+    app.create_sale(1, &["1:100:100000"], &[]);
+    app.create_sale(2, &["1:100:100000"], &[]);
+    let mut tasks = tokio::task::JoinSet::new();
+    for user in 0..300 {
+        let app = app.clone();
+        tasks.spawn(async move { app.reserve(1, user, &[(1, 1)]).await.status });
+    }
+    let (mut created, mut capped) = (0, 0);
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::TOO_MANY_REQUESTS => capped += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(capped > 0, "300 at once exceed one in flight");
+    assert!(created > 0);
+    assert_eq!(app.remaining(1).await[&1], 100_000 - created, "a capped request took nothing");
+    assert_eq!(app.reserve(2, 1, &[(1, 1)]).await.status, StatusCode::CREATED, "other sales are not affected");
+}
