@@ -1,4 +1,12 @@
--- Shared wrk `done` hook: one JSON line with req/s, latency percentiles (ms) and errors.
+-- Shared by the wrk scripts: numbers each thread (`tid`, for distinct user
+-- ids across threads) and prints one JSON line at the end with req/s,
+-- latency percentiles (ms) and errors.
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+
 function done(summary, latency, requests)
   local secs = summary.duration / 1e6
   local e = summary.errors
