@@ -26,9 +26,30 @@ fn outage() -> Duration {
     Duration::from_secs(secs)
 }
 
-fn stack_pid(name: &str) -> i32 {
+/// The pid of a stack server: from its pid file under `.stack/`, else (a
+/// server `scripts/stack up` found already running) whoever listens on `port`.
+fn stack_pid(name: &str, port: u16) -> i32 {
     let path = format!("{}/.stack/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")).trim().parse().unwrap()
+    let from_file = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<i32>().ok());
+    if let Some(pid) =
+        from_file.filter(|pid| Command::new("kill").args(["-0", &pid.to_string()]).status().is_ok_and(|s| s.success()))
+    {
+        return pid;
+    }
+    let out = Command::new("ss").args(["-ltnpH", &format!("sport = :{port}")]).output().expect("ss runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("pid=")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid file {path} and nothing listens on {port}: {text}"))
+}
+
+/// The port of a server URL in this app's settings (`scheme://host:port/...` or `host:port`).
+fn port_of(url: &str) -> u16 {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host_port = rest.split('/').next().unwrap().rsplit('@').next().unwrap();
+    host_port.rsplit(':').next().unwrap().parse().unwrap()
 }
 
 fn signal(pid: i32, sig: &str) {
@@ -192,7 +213,7 @@ async fn chaos_broker_outage_keeps_the_hot_path_up_and_drains_after() {
     let _service = Service::start(&app, port);
     let spike = Spike::start(&app, 8);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let broker = stack_pid("kafka/tansu.pid");
+    let broker = stack_pid("kafka/tansu.pid", port_of(&app.config.kafka.kafka_brokers[0]));
     signal(broker, "-STOP");
     let before = spike.issued.lock().unwrap().len();
     tokio::time::sleep(outage()).await;
@@ -214,7 +235,7 @@ async fn chaos_mysql_outage_the_sink_resumes_from_its_offsets() {
     let _service = Service::start(&app, port);
     let spike = Spike::start(&app, 8);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mysql = stack_pid("mysql/mysqld.pid");
+    let mysql = stack_pid("mysql/mysqld.pid", port_of(&app.config.mysql.mysql_url));
     signal(mysql, "-STOP");
     tokio::time::sleep(outage()).await;
     signal(mysql, "-CONT");
@@ -238,7 +259,7 @@ async fn chaos_redis_restart_with_aof_loses_at_most_the_fsync_window() {
     // Users issued more than 2 s before the crash must survive (appendfsync everysec).
     let settled: BTreeSet<u64> = spike.issued.lock().unwrap().clone();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    signal(stack_pid("redis/redis.pid"), "-KILL");
+    signal(stack_pid("redis/redis.pid", port_of(&app.config.redis.redis_url)), "-KILL");
     let up = Command::new(format!("{}/scripts/stack", env!("CARGO_MANIFEST_DIR"))).arg("up").output().unwrap();
     assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
     tokio::time::sleep(Duration::from_secs(2)).await;
