@@ -3,6 +3,7 @@
 mod chaos;
 mod cli;
 mod compose;
+mod compose_files;
 mod coupon;
 mod helpers;
 mod issue;
