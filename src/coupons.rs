@@ -87,8 +87,4 @@ impl Coupons {
     pub async fn users(&self, coupon_id: u64) -> Result<Vec<u64>, Error> {
         self.redis.next().smembers(self.keys.coupon(coupon_id).users).await
     }
-
-    pub fn redis(&self) -> &Pool {
-        &self.redis
-    }
 }

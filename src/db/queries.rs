@@ -51,10 +51,6 @@ pub async fn campaign_exists(pool: &Pool, coupon_id: u64) -> Result<bool, mysql_
     Ok(found.is_some())
 }
 
-pub async fn campaign_ids(pool: &Pool) -> Result<Vec<u64>, mysql_async::Error> {
-    pool.get_conn().await?.query("SELECT coupon_id FROM coupon_campaigns ORDER BY coupon_id").await
-}
-
 /// Rows in `coupon_issues` for one campaign.
 pub async fn issued_count(pool: &Pool, coupon_id: u64) -> Result<u64, mysql_async::Error> {
     let n: Option<u64> = pool

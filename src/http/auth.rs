@@ -4,7 +4,7 @@
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use hmac::{Hmac, Mac};
-use hyper::{header::AUTHORIZATION, HeaderMap};
+use hyper::header::HeaderValue;
 use serde::Deserialize;
 use sha2::Sha256;
 
@@ -31,10 +31,9 @@ impl Jwt {
         Jwt { key: Hmac::new_from_slice(secret.0.as_bytes()).expect("HMAC takes any key length") }
     }
 
-    /// The user id of a valid bearer token in `headers`.
-    pub fn user(&self, headers: &HeaderMap) -> Result<u64, ApiError> {
-        let token = headers
-            .get(AUTHORIZATION)
+    /// The user id of a valid bearer token in an `Authorization` header.
+    pub fn user(&self, authorization: Option<&HeaderValue>) -> Result<u64, ApiError> {
+        let token = authorization
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthorized("an `Authorization: Bearer <JWT>` header is required"))?;

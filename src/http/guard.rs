@@ -3,7 +3,7 @@
 
 use std::{net::IpAddr, sync::Arc};
 
-use hyper::HeaderMap;
+use hyper::header::HeaderValue;
 
 use super::{
     auth::Jwt,
@@ -42,10 +42,10 @@ impl Guard {
 
     /// The acting user: the token's with auth on (a body `user_id` must then
     /// match it), else the body's. Also takes the user's rate-limit token.
-    pub fn user(&self, headers: &HeaderMap, body_user: Option<u64>) -> Result<u64, ApiError> {
+    pub fn user(&self, authorization: Option<&HeaderValue>, body_user: Option<u64>) -> Result<u64, ApiError> {
         let user = match (&self.jwt, body_user) {
             (Some(jwt), body) => {
-                let user = jwt.user(headers)?;
+                let user = jwt.user(authorization)?;
                 if body.is_some_and(|b| b != user) {
                     return Err(ApiError::Unauthorized("`user_id` differs from the token's user"));
                 }
@@ -66,9 +66,9 @@ impl Guard {
     }
 
     /// With auth on, only the owner may act on an order.
-    pub fn owner(&self, headers: &HeaderMap, owner: u64) -> Result<(), ApiError> {
+    pub fn owner(&self, authorization: Option<&HeaderValue>, owner: u64) -> Result<(), ApiError> {
         match &self.jwt {
-            Some(jwt) if jwt.user(headers)? != owner => {
+            Some(jwt) if jwt.user(authorization)? != owner => {
                 Err(ApiError::Unauthorized("the order belongs to another user"))
             }
             _ => Ok(()),

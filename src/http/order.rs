@@ -1,7 +1,7 @@
 //! One order: `GET .../orders/{order_id}`, `POST .../confirm` (payment
 //! callback) and `POST .../cancel`.
 
-use hyper::{body::Incoming, HeaderMap, Request, StatusCode};
+use hyper::{body::Incoming, header::AUTHORIZATION, HeaderMap, Request, StatusCode};
 use serde::Deserialize;
 
 use super::{
@@ -16,7 +16,7 @@ const MAX_PAYMENT_KEY: usize = 128;
 
 pub async fn get(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap) -> Result<Reply, ApiError> {
     let order = app.sales.order(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))?;
-    app.guard.owner(headers, order.user_id)?;
+    app.guard.owner(headers.get(AUTHORIZATION), order.user_id)?;
     Ok(json(StatusCode::OK, &OrderView::from(&order)))
 }
 
@@ -53,7 +53,7 @@ pub async fn cancel(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap)
     if app.guard.auth_on() {
         // Check the owner before changing anything.
         let order = app.sales.order(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))?;
-        app.guard.owner(headers, order.user_id)?;
+        app.guard.owner(headers.get(AUTHORIZATION), order.user_id)?;
     }
     let Some(order) = app.sales.cancel(sale_id, order_id).await? else {
         METRICS.outcome("cancel_order", "unknown_order");

@@ -42,10 +42,6 @@ impl Histogram {
             .collect()
     }
 
-    pub fn sum_seconds(&self) -> f64 {
-        self.sum_us.load(Relaxed) as f64 / 1e6
-    }
-
     /// Writes the histogram in Prometheus text format, bounds and sum in
     /// seconds (observations were microseconds).
     pub fn render(&self, out: &mut String, name: &str, labels: &str) {
