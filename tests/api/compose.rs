@@ -9,7 +9,6 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
-    path::Path,
 };
 
 use clap::Parser;
@@ -160,26 +159,17 @@ fn the_dockerfile_builds_the_binary_the_services_run() {
         })
         .collect();
     let mut needed: BTreeSet<String> = ["Cargo.toml", "Cargo.lock", "src"].map(String::from).into();
-    fn embedded(dir: &Path, needed: &mut BTreeSet<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                embedded(&path, needed);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                for marker in ["include_str!(\"", "include_bytes!(\""] {
-                    for (i, _) in text.match_indices(marker) {
-                        let rest = &text[i + marker.len()..];
-                        let file = path.parent().unwrap().join(&rest[..rest.find('"').unwrap()]);
-                        let Ok(file) = file.canonicalize() else { continue }; // a mention in a comment
-                        let top = file.strip_prefix(root().canonicalize().unwrap()).unwrap().components().next();
-                        needed.insert(top.unwrap().as_os_str().to_string_lossy().into_owned());
-                    }
-                }
+    for (path, text) in rust_sources() {
+        for marker in ["include_str!(\"", "include_bytes!(\""] {
+            for (i, _) in text.match_indices(marker) {
+                let rest = &text[i + marker.len()..];
+                let file = path.parent().unwrap().join(&rest[..rest.find('"').unwrap()]);
+                let Ok(file) = file.canonicalize() else { continue }; // a mention in a comment
+                let top = file.strip_prefix(root().canonicalize().unwrap()).unwrap().components().next();
+                needed.insert(top.unwrap().as_os_str().to_string_lossy().into_owned());
             }
         }
     }
-    embedded(&root().join("src"), &mut needed);
     assert!(needed.contains("lua") && needed.contains("sql"), "{needed:?}");
     for input in &needed {
         assert!(copied.contains(input), "the builder stage copies {input} (copies {copied:?})");

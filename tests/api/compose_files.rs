@@ -130,24 +130,33 @@ pub fn service<'a>(compose: &'a Yaml, name: &str) -> &'a Yaml {
     s
 }
 
-/// Every `env = "NAME"` in the sources under src/.
-pub fn env_vars_read_by_the_binary() -> BTreeSet<String> {
-    fn walk(dir: &Path, found: &mut BTreeSet<String>) {
+/// (path, text) of every Rust source under src/.
+pub fn rust_sources() -> Vec<(PathBuf, String)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
-                walk(&path, found);
+                walk(&path, out);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                for (i, _) in text.match_indices("env = \"") {
-                    let rest = &text[i + "env = \"".len()..];
-                    found.insert(rest[..rest.find('"').unwrap()].to_string());
-                }
+                out.push((path, text));
             }
         }
     }
+    let mut out = Vec::new();
+    walk(&root().join("src"), &mut out);
+    out
+}
+
+/// Every `env = "NAME"` in the sources under src/.
+pub fn env_vars_read_by_the_binary() -> BTreeSet<String> {
     let mut found = BTreeSet::new();
-    walk(&root().join("src"), &mut found);
+    for (_, text) in rust_sources() {
+        for (i, _) in text.match_indices("env = \"") {
+            let rest = &text[i + "env = \"".len()..];
+            found.insert(rest[..rest.find('"').unwrap()].to_string());
+        }
+    }
     assert!(found.contains("FLASHSALE_LISTEN"), "the scan finds the settings in src/config.rs");
     found
 }
