@@ -1,16 +1,21 @@
--- issue_coupon.lua: first-come coupon issuance, atomically.
+-- issue_coupon.lua: first-come coupon issuance for one or more users, atomically.
 --
 -- KEYS[1]  campaign hash   {coupon:ID}:meta    fields total, remaining, starts_at, ends_at (ms since epoch; ends_at 0 = never)
 -- KEYS[2]  issued users    {coupon:ID}:users   set of user ids
 -- KEYS[3]  outbox stream   {coupon:ID}:outbox  one entry per issue, removed by the relay once Kafka has it
--- ARGV[1]  user id (decimal string)
--- ARGV[2]  coupon id (decimal string), copied into the outbox entry
+-- ARGV[1]  coupon id (decimal string), copied into the outbox entries
+-- ARGV[2..] user ids (decimal strings), in arrival order; the service batches
+--          concurrent requests for one campaign into one call
 --
 -- Returns one of
---   {'issued', remaining, issued_at_ms, outbox_entry_id}
---   {'unknown'} | {'not_started'} | {'ended'} | {'already'} | {'sold_out'}
--- Checks run in this order and nothing is written unless every one passes, so a
--- decrement, the user's membership and the outbox record are never separated.
+--   {'unknown'} | {'not_started'} | {'ended'}     for every user of the call
+--   {now_ms, r1, r2, ...}                         one r per user, in order:
+--       r >= 0  issued; r is the stock remaining right after this user's issue
+--       r = -1  already issued to this user
+--       r = -2  sold out
+-- Each user is checked and served in turn; nothing is written for a user
+-- unless every check passes, so a decrement, the user's membership and the
+-- outbox record are never separated.
 local meta = redis.call('HMGET', KEYS[1], 'remaining', 'starts_at', 'ends_at')
 if not meta[1] then
   return {'unknown'}
@@ -24,13 +29,25 @@ local ends_at = tonumber(meta[3])
 if ends_at > 0 and now >= ends_at then
   return {'ended'}
 end
-if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
-  return {'already'}
+local now_text = string.format('%d', now)
+local remaining = tonumber(meta[1])
+local issued = 0
+local answer = {now}
+for i = 2, #ARGV do
+  local user = ARGV[i]
+  if remaining <= 0 then
+    -- Sold out: a holder still learns they hold it.
+    answer[i] = redis.call('SISMEMBER', KEYS[2], user) == 1 and -1 or -2
+  elseif redis.call('SADD', KEYS[2], user) == 0 then
+    answer[i] = -1
+  else
+    remaining = remaining - 1
+    issued = issued + 1
+    redis.call('XADD', KEYS[3], '*', 'coupon_id', ARGV[1], 'user_id', user, 'issued_at', now_text)
+    answer[i] = remaining
+  end
 end
-if tonumber(meta[1]) <= 0 then
-  return {'sold_out'}
+if issued > 0 then
+  redis.call('HINCRBY', KEYS[1], 'remaining', -issued)
 end
-local remaining = redis.call('HINCRBY', KEYS[1], 'remaining', -1)
-redis.call('SADD', KEYS[2], ARGV[1])
-local id = redis.call('XADD', KEYS[3], '*', 'coupon_id', ARGV[2], 'user_id', ARGV[1], 'issued_at', now)
-return {'issued', remaining, now, id}
+return answer

@@ -1,112 +1,158 @@
--- reserve_order.lua: reserve a multi-SKU order, atomically.
+-- reserve_order.lua: reserve multi-SKU orders of one sale, each atomically.
 --
 -- KEYS[1] meta  [2] prices  [3] stock  [4] bought  [5] orders  [6] deadlines
 -- KEYS[7] idem  [8] seq     [9] outbox (the sale's keys, see seed_sale.lua)
 -- KEYS[10] coupon meta  [11] coupon users  [12] coupon used (user -> "sale:order"), only with a coupon
--- ARGV[1] sale id   ARGV[2] user id   ARGV[3] idempotency key ('' = none)   ARGV[4] request fingerprint
--- ARGV[5] coupon id ('' = none)   ARGV[6] number of lines, then sku, quantity pairs (distinct skus)
+-- ARGV[1] sale id   ARGV[2] coupon id ('' = none), the same for every request of the call
+-- then one record per request, in arrival order (the service batches concurrent
+-- requests for one sale and coupon campaign into one call):
+--   user id, idempotency key ('' = none), request fingerprint, number of lines n,
+--   then n sku, quantity pairs (distinct skus)
 --
--- Checks, in order: idempotency key (replay or mismatch), sale exists, window open,
--- every SKU exists, every SKU has the stock, the user's total stays within the
--- per-user limit, the coupon was issued to this user and is unused. Only then:
--- decrement each SKU, add to the user's total, mark the coupon used, store the
--- order (status reserved, deadline), register the deadline, remember the answer
--- under the idempotency key, and append the order to the outbox.
+-- Checks per request, in order: idempotency key (replay or mismatch), sale exists,
+-- window open, every SKU exists, every SKU has the stock, the user's total stays
+-- within the per-user limit, the coupon was issued to this user and is unused.
+-- Only then: decrement each SKU, add to the user's total, mark the coupon used,
+-- store the order (status reserved, deadline), register the deadline, remember
+-- the answer under the idempotency key, and append the order to the outbox.
+-- Requests are served one after the other: each sees what the earlier ones took.
 --
--- Returns {'reserved', order_json} | {'replay', first_answer_json} | {'idem_mismatch'}
+-- Returns one answer per request, in order, each one of
+--   {'reserved', order_json} | {'replay', first_answer_json} | {'idem_mismatch'}
 --   | {'unknown_sale'} | {'not_started'} | {'ended'} | {'unknown_sku', 'sku,sku'}
 --   | {'sold_out', 'sku,sku'} | {'limit_exceeded', left} | {'coupon_unavailable'}
 -- Ids travel as strings in the order JSON: Lua numbers are doubles.
-local sale, user, idem_key = ARGV[1], ARGV[2], ARGV[3]
-if idem_key ~= '' then
-  local prior = redis.call('HGET', KEYS[7], idem_key)
-  if prior then
-    local sep = string.find(prior, '\n', 1, true)
-    if string.sub(prior, 1, sep - 1) == ARGV[4] then
-      return {'replay', string.sub(prior, sep + 1)}
-    end
-    return {'idem_mismatch'}
-  end
-end
+local sale, coupon = ARGV[1], ARGV[2]
 
+-- Shared by every request of the call: the window, prices, the coupon's discount.
 local meta = redis.call('HMGET', KEYS[1], 'starts_at', 'ends_at', 'per_user_limit', 'hold_ms')
+local closed, now = nil, 0
 if not meta[1] then
-  return {'unknown_sale'}
+  closed = 'unknown_sale'
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local ends_at = tonumber(meta[2])
+  if now < tonumber(meta[1]) then
+    closed = 'not_started'
+  elseif ends_at > 0 and now >= ends_at then
+    closed = 'ended'
+  end
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now < tonumber(meta[1]) then
-  return {'not_started'}
+local prices, stock = {}, {}
+local function price_of(sku)
+  local price = prices[sku]
+  if price == nil then
+    price = redis.call('HGET', KEYS[2], sku)
+    price = price and tonumber(price) or false
+    prices[sku] = price
+  end
+  return price
 end
-local ends_at = tonumber(meta[2])
-if ends_at > 0 and now >= ends_at then
-  return {'ended'}
+-- Stock as this call last left it: read once, then kept in step with its own writes.
+local function stock_of(sku)
+  local left = stock[sku]
+  if left == nil then
+    left = tonumber(redis.call('HGET', KEYS[3], sku) or '0')
+    stock[sku] = left
+  end
+  return left
 end
+local discount_of_coupon = nil
 
-local items, unknown, short = {}, {}, {}
-local total, quantity = 0, 0
-for i = 1, tonumber(ARGV[6]) do
-  local sku = ARGV[5 + 2 * i]
-  local q = tonumber(ARGV[6 + 2 * i])
-  local price = redis.call('HGET', KEYS[2], sku)
-  if not price then
-    unknown[#unknown + 1] = sku
-  else
-    if tonumber(redis.call('HGET', KEYS[3], sku) or '0') < q then
-      short[#short + 1] = sku
+local function reserve(user, idem_key, fingerprint, first, n)
+  if idem_key ~= '' then
+    local prior = redis.call('HGET', KEYS[7], idem_key)
+    if prior then
+      local sep = string.find(prior, '\n', 1, true)
+      if string.sub(prior, 1, sep - 1) == fingerprint then
+        return {'replay', string.sub(prior, sep + 1)}
+      end
+      return {'idem_mismatch'}
     end
-    items[#items + 1] = {sku = sku, quantity = q, price = tonumber(price)}
-    total = total + tonumber(price) * q
-    quantity = quantity + q
   end
-end
-if #unknown > 0 then
-  return {'unknown_sku', table.concat(unknown, ',')}
-end
-if #short > 0 then
-  return {'sold_out', table.concat(short, ',')}
-end
-local limit = tonumber(meta[3])
-local held = tonumber(redis.call('HGET', KEYS[4], user) or '0')
-if limit > 0 and held + quantity > limit then
-  return {'limit_exceeded', tostring(limit - held)}
+  if closed then
+    return {closed}
+  end
+
+  local items, unknown, short = {}, {}, {}
+  local total, quantity = 0, 0
+  for i = 0, n - 1 do
+    local sku = ARGV[first + 2 * i]
+    local q = tonumber(ARGV[first + 2 * i + 1])
+    local price = price_of(sku)
+    if not price then
+      unknown[#unknown + 1] = sku
+    else
+      if stock_of(sku) < q then
+        short[#short + 1] = sku
+      end
+      items[#items + 1] = {sku = sku, quantity = q, price = price}
+      total = total + price * q
+      quantity = quantity + q
+    end
+  end
+  if #unknown > 0 then
+    return {'unknown_sku', table.concat(unknown, ',')}
+  end
+  if #short > 0 then
+    return {'sold_out', table.concat(short, ',')}
+  end
+  local limit = tonumber(meta[3])
+  local held = tonumber(redis.call('HGET', KEYS[4], user) or '0')
+  if limit > 0 and held + quantity > limit then
+    return {'limit_exceeded', tostring(limit - held)}
+  end
+
+  local discount = 0
+  if coupon ~= '' then
+    if redis.call('SISMEMBER', KEYS[11], user) == 0 or redis.call('HEXISTS', KEYS[12], user) == 1 then
+      return {'coupon_unavailable'}
+    end
+    if discount_of_coupon == nil then
+      discount_of_coupon = tonumber(redis.call('HGET', KEYS[10], 'discount') or '0')
+    end
+    discount = discount_of_coupon
+    if discount > total then
+      discount = total
+    end
+  end
+
+  for _, item in ipairs(items) do
+    redis.call('HINCRBY', KEYS[3], item.sku, -item.quantity)
+    stock[item.sku] = stock[item.sku] - item.quantity
+  end
+  redis.call('HINCRBY', KEYS[4], user, quantity)
+  local id = redis.call('INCR', KEYS[8])
+  -- coupon_seq orders every change of this coupon's use (taken or given back),
+  -- so MySQL can tell the newer of two events however close in time.
+  local coupon_seq = cjson.null
+  if coupon ~= '' then
+    redis.call('HSET', KEYS[12], user, sale .. ':' .. id)
+    coupon_seq = redis.call('HINCRBY', KEYS[10], 'use_seq', 1)
+  end
+  local expires_at = now + tonumber(meta[4])
+  local order = {
+    order_id = tostring(id), sale_id = sale, user_id = user, status = 'reserved', items = items,
+    total = total, discount = discount, to_pay = total - discount,
+    coupon_id = coupon ~= '' and coupon or cjson.null, coupon_seq = coupon_seq, payment_key = cjson.null,
+    created_at = now, expires_at = expires_at, updated_at = now, version = 1,
+  }
+  local json = cjson.encode(order)
+  redis.call('HSET', KEYS[5], id, json)
+  redis.call('ZADD', KEYS[6], expires_at, id)
+  if idem_key ~= '' then
+    redis.call('HSET', KEYS[7], idem_key, fingerprint .. '\n' .. json)
+  end
+  redis.call('XADD', KEYS[9], '*', 'order', json)
+  return {'reserved', json}
 end
 
-local coupon, discount = ARGV[5], 0
-if coupon ~= '' then
-  if redis.call('SISMEMBER', KEYS[11], user) == 0 or redis.call('HEXISTS', KEYS[12], user) == 1 then
-    return {'coupon_unavailable'}
-  end
-  discount = tonumber(redis.call('HGET', KEYS[10], 'discount') or '0')
-  if discount > total then
-    discount = total
-  end
+local answers = {}
+local i = 3
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 3])
+  answers[#answers + 1] = reserve(ARGV[i], ARGV[i + 1], ARGV[i + 2], i + 4, n)
+  i = i + 4 + 2 * n
 end
-
-for _, item in ipairs(items) do
-  redis.call('HINCRBY', KEYS[3], item.sku, -item.quantity)
-end
-redis.call('HINCRBY', KEYS[4], user, quantity)
-local id = redis.call('INCR', KEYS[8])
--- coupon_seq orders every change of this coupon's use (taken or given back),
--- so MySQL can tell the newer of two events however close in time.
-local coupon_seq = cjson.null
-if coupon ~= '' then
-  redis.call('HSET', KEYS[12], user, sale .. ':' .. id)
-  coupon_seq = redis.call('HINCRBY', KEYS[10], 'use_seq', 1)
-end
-local expires_at = now + tonumber(meta[4])
-local order = {
-  order_id = tostring(id), sale_id = sale, user_id = user, status = 'reserved', items = items,
-  total = total, discount = discount, to_pay = total - discount,
-  coupon_id = coupon ~= '' and coupon or cjson.null, coupon_seq = coupon_seq, payment_key = cjson.null,
-  created_at = now, expires_at = expires_at, updated_at = now, version = 1,
-}
-local json = cjson.encode(order)
-redis.call('HSET', KEYS[5], id, json)
-redis.call('ZADD', KEYS[6], expires_at, id)
-if idem_key ~= '' then
-  redis.call('HSET', KEYS[7], idem_key, ARGV[4] .. '\n' .. json)
-end
-redis.call('XADD', KEYS[9], '*', 'order', json)
-return {'reserved', json}
+return answers

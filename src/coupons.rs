@@ -6,6 +6,7 @@ use std::sync::Arc;
 use fred::prelude::*;
 
 use crate::{
+    batch::Batcher,
     keys::Keys,
     metrics::METRICS,
     scripts::{CouponInfo, IssueOutcome, Scripts, SeedMode, SeedOutcome},
@@ -20,11 +21,23 @@ pub struct Coupons {
     scripts: Arc<Scripts>,
     /// Campaigns known to be sold out a moment ago (see `soldout`).
     sold_out: Arc<SoldOut>,
+    /// Concurrent issues of one campaign share a script call (see `batch`).
+    issues: Batcher<u64, u64, IssueOutcome>,
 }
+
+/// Users served by one `issue_coupon.lua` call at most.
+const MAX_BATCH: usize = 256;
 
 impl Coupons {
     pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>) -> Self {
-        Coupons { redis, keys, scripts, sold_out: Arc::default() }
+        let issues = {
+            let (redis, keys, scripts) = (redis.clone(), keys.clone(), scripts.clone());
+            Batcher::spawn(redis.size(), MAX_BATCH, &METRICS.issue_batch_size, move |coupon_id, users: Vec<u64>| {
+                let (client, keys, scripts) = (redis.next().clone(), keys.coupon(coupon_id), scripts.clone());
+                async move { scripts.issue_coupon.call(&client, &keys, coupon_id, &users).await }
+            })
+        };
+        Coupons { redis, keys, scripts, sold_out: Arc::default(), issues }
     }
 
     pub async fn issue(&self, coupon_id: u64, user_id: u64) -> Result<IssueOutcome, Error> {
@@ -33,8 +46,7 @@ impl Coupons {
             METRICS.outcome("issue_coupon", "sold_out");
             return Ok(IssueOutcome::SoldOut);
         }
-        let keys = self.keys.coupon(coupon_id);
-        let outcome = self.scripts.issue_coupon.call(self.redis.next(), &keys, coupon_id, user_id).await?;
+        let outcome = self.issues.call(coupon_id, user_id).await?;
         if outcome == IssueOutcome::SoldOut {
             self.sold_out.set(coupon_id, now);
         }

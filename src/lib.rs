@@ -4,7 +4,8 @@
 //! - [`http`]: the HTTP API (hyper): accept loop, router, one file per endpoint.
 //! - [`scripts`]: typed wrappers of the Lua scripts in `lua/` — the hot path.
 //!   One script checks, decrements, dedups and appends to the outbox stream.
-//! - [`coupons`]: campaign state in Redis, through the scripts.
+//! - [`coupons`]: campaign state in Redis, through the scripts; [`batch`]: concurrent
+//!   requests for one campaign or sale share one script call.
 //! - [`keys`]: the Redis key layout.
 //! - [`events`]: the events relay and sink share.
 //! - [`relay`]: outbox streams -> Kafka, acknowledged only after the broker has them.
@@ -15,6 +16,7 @@
 //! - [`probes`]: readiness; [`shutdown`]: one signal for every task; [`time`]: clocks and formats.
 
 pub mod app;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod coupons;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use fred::prelude::*;
 
 use crate::{
+    batch::Batcher,
     keys::{Keys, OUTBOX_GROUP},
+    metrics::METRICS,
     order::Order,
     scripts::{
         ConfirmOutcome, Reservation, ReserveOutcome, SaleInfo, SaleSpec, Scripts, SeedMode, SeedOutcome, StockChange,
@@ -35,7 +37,13 @@ pub struct Sales {
     scripts: Arc<Scripts>,
     /// SKUs known to be sold out a moment ago (see `soldout`).
     sold_out: Arc<SoldOut>,
+    /// Concurrent reservations of one sale (and coupon campaign) share a
+    /// script call (see `batch`).
+    reservations: Batcher<(u64, Option<u64>), Reservation, ReserveOutcome>,
 }
+
+/// Reservations served by one `reserve_order.lua` call at most.
+const MAX_BATCH: usize = 128;
 
 /// A reservation request as the API takes it.
 pub struct NewOrder<'a> {
@@ -48,7 +56,23 @@ pub struct NewOrder<'a> {
 
 impl Sales {
     pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>) -> Self {
-        Sales { redis, keys, scripts, sold_out: Arc::default() }
+        let reservations = {
+            let (redis, keys, scripts) = (redis.clone(), keys.clone(), scripts.clone());
+            Batcher::spawn(
+                redis.size(),
+                MAX_BATCH,
+                &METRICS.reserve_batch_size,
+                move |(sale_id, coupon_id): (u64, Option<u64>), requests: Vec<Reservation>| {
+                    let (client, sale, scripts) = (redis.next().clone(), keys.sale(sale_id), scripts.clone());
+                    let coupon = coupon_id.map(|id| (id, keys.coupon(id)));
+                    async move {
+                        let coupon = coupon.as_ref().map(|(id, keys)| (*id, keys));
+                        scripts.reserve_order.call(&client, &sale, sale_id, coupon, &requests).await
+                    }
+                },
+            )
+        };
+        Sales { redis, keys, scripts, sold_out: Arc::default(), reservations }
     }
 
     pub async fn reserve(&self, new: &NewOrder<'_>) -> Result<ReserveOutcome, Error> {
@@ -66,17 +90,9 @@ impl Sales {
                 return Ok(ReserveOutcome::SoldOut(short));
             }
         }
-        let coupon_keys = new.coupon_id.map(|id| (id, self.keys.coupon(id)));
         let idempotency = new.idempotency_key.map(|key| (format!("{}:{key}", new.user_id), fingerprint(new)));
-        let reservation = Reservation {
-            sale_id: new.sale_id,
-            user_id: new.user_id,
-            lines: new.lines,
-            coupon: coupon_keys.as_ref().map(|(id, keys)| (*id, keys)),
-            idempotency,
-        };
-        let outcome =
-            self.scripts.reserve_order.call(self.redis.next(), &self.keys.sale(new.sale_id), &reservation).await?;
+        let reservation = Reservation { user_id: new.user_id, lines: new.lines.to_vec(), idempotency };
+        let outcome = self.reservations.call((new.sale_id, new.coupon_id), reservation).await?;
         if let ReserveOutcome::SoldOut(skus) = &outcome {
             // Only a SKU with nothing left: a large order that did not fit
             // says nothing about a small one.

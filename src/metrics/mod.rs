@@ -101,6 +101,9 @@ pub struct Metrics {
     pub relay_events: AtomicU64,
     pub relay_batches: AtomicU64,
     pub relay_batch_size: Histogram,
+    /// Requests carried per `issue_coupon.lua` / `reserve_order.lua` call (see `batch`).
+    pub issue_batch_size: Histogram,
+    pub reserve_batch_size: Histogram,
     pub kafka_produce: Histogram,
     pub kafka_produce_errors: AtomicU64,
     pub outbox_entries: AtomicI64,
@@ -120,6 +123,8 @@ pub static METRICS: Metrics = Metrics {
     relay_events: AtomicU64::new(0),
     relay_batches: AtomicU64::new(0),
     relay_batch_size: Histogram::new(),
+    issue_batch_size: Histogram::new(),
+    reserve_batch_size: Histogram::new(),
     kafka_produce: Histogram::new(),
     kafka_produce_errors: AtomicU64::new(0),
     outbox_entries: AtomicI64::new(0),
@@ -209,6 +214,14 @@ impl Metrics {
                     writeln!(out, "flashsale_script_outcomes_total{{script=\"{script}\",outcome=\"{outcome}\"}} {n}");
             }
         }
+        header(&mut out, "flashsale_script_batch_size", "histogram", "Requests carried per hot-path script call");
+        self.issue_batch_size.render_scaled(&mut out, "flashsale_script_batch_size", "script=\"issue_coupon\"", 1.0);
+        self.reserve_batch_size.render_scaled(
+            &mut out,
+            "flashsale_script_batch_size",
+            "script=\"reserve_order\"",
+            1.0,
+        );
         counter(
             &mut out,
             "flashsale_relay_events_total",

@@ -37,35 +37,40 @@ impl IssueOutcome {
 }
 
 impl IssueCoupon {
+    /// Serves `users` in order in one call; one outcome per user.
     pub async fn call(
         &self,
         client: &Client,
         keys: &CouponKeys,
         coupon_id: u64,
-        user_id: u64,
-    ) -> Result<IssueOutcome, Error> {
+        users: &[u64],
+    ) -> Result<Vec<IssueOutcome>, Error> {
+        let mut args = Vec::with_capacity(users.len() + 1);
+        args.push(coupon_id.to_string());
+        args.extend(users.iter().map(u64::to_string));
         let answer: Vec<Value> = self
             .0
-            .evalsha_with_reload(
-                client,
-                vec![keys.meta.as_str(), keys.users.as_str(), keys.outbox.as_str()],
-                vec![user_id.to_string(), coupon_id.to_string()],
-            )
+            .evalsha_with_reload(client, vec![keys.meta.as_str(), keys.users.as_str(), keys.outbox.as_str()], args)
             .await?;
-        let outcome = match answer.first().and_then(Value::as_str).as_deref() {
-            Some("issued") => match (answer.get(1).and_then(int), answer.get(2).and_then(int)) {
-                (Some(remaining), Some(issued_at)) => {
-                    IssueOutcome::Issued { remaining: remaining.max(0) as u64, issued_at: issued_at.max(0) as u64 }
-                }
-                _ => return Err(unexpected("issue_coupon", &Value::Array(answer))),
-            },
-            Some("already") => IssueOutcome::AlreadyIssued,
-            Some("sold_out") => IssueOutcome::SoldOut,
-            Some("not_started") => IssueOutcome::NotStarted,
-            Some("ended") => IssueOutcome::Ended,
-            Some("unknown") => IssueOutcome::Unknown,
-            _ => return Err(unexpected("issue_coupon", &Value::Array(answer))),
+        let every = |outcome| Ok(vec![outcome; users.len()]);
+        match answer.first().and_then(Value::as_str).as_deref() {
+            Some("unknown") => return every(IssueOutcome::Unknown),
+            Some("not_started") => return every(IssueOutcome::NotStarted),
+            Some("ended") => return every(IssueOutcome::Ended),
+            _ => {}
+        }
+        let (Some(issued_at), true) = (answer.first().and_then(int), answer.len() == users.len() + 1) else {
+            return Err(unexpected("issue_coupon", &Value::Array(answer)));
         };
-        Ok(outcome)
+        let issued_at = issued_at.max(0) as u64;
+        answer[1..]
+            .iter()
+            .map(|r| match int(r) {
+                Some(-1) => Ok(IssueOutcome::AlreadyIssued),
+                Some(-2) => Ok(IssueOutcome::SoldOut),
+                Some(remaining) if remaining >= 0 => Ok(IssueOutcome::Issued { remaining: remaining as u64, issued_at }),
+                _ => Err(unexpected("issue_coupon", r)),
+            })
+            .collect()
     }
 }

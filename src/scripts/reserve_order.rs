@@ -10,13 +10,12 @@ use crate::{
 
 pub struct ReserveOrder(pub(super) Script);
 
-/// One reservation request, validated.
-pub struct Reservation<'a> {
-    pub sale_id: u64,
+/// One reservation request of a call, validated. The sale and the coupon
+/// campaign are the call's (every request of a call shares them).
+pub struct Reservation {
     pub user_id: u64,
     /// Distinct SKUs with quantities > 0.
-    pub lines: &'a [(u64, u64)],
-    pub coupon: Option<(u64, &'a CouponKeys)>,
+    pub lines: Vec<(u64, u64)>,
     /// `user:key` and the request's fingerprint, when the client sent an Idempotency-Key.
     pub idempotency: Option<(String, String)>,
 }
@@ -59,7 +58,15 @@ impl ReserveOutcome {
 }
 
 impl ReserveOrder {
-    pub async fn call(&self, client: &Client, keys: &SaleKeys, r: &Reservation<'_>) -> Result<ReserveOutcome, Error> {
+    /// Serves `requests` in order in one call; one outcome per request.
+    pub async fn call(
+        &self,
+        client: &Client,
+        keys: &SaleKeys,
+        sale_id: u64,
+        coupon: Option<(u64, &CouponKeys)>,
+        requests: &[Reservation],
+    ) -> Result<Vec<ReserveOutcome>, Error> {
         let mut k: Vec<&str> = vec![
             &keys.meta,
             &keys.prices,
@@ -71,41 +78,45 @@ impl ReserveOrder {
             &keys.seq,
             &keys.outbox,
         ];
-        if let Some((_, coupon)) = r.coupon {
+        if let Some((_, coupon)) = coupon {
             k.extend([coupon.meta.as_str(), coupon.users.as_str(), coupon.used.as_str()]);
         }
-        let (idem_key, fingerprint) = r.idempotency.clone().unwrap_or_default();
-        let mut args = Vec::with_capacity(6 + 2 * r.lines.len());
-        args.extend([
-            r.sale_id.to_string(),
-            r.user_id.to_string(),
-            idem_key,
-            fingerprint,
-            r.coupon.map(|(id, _)| id.to_string()).unwrap_or_default(),
-            r.lines.len().to_string(),
-        ]);
-        for (sku, quantity) in r.lines {
-            args.extend([sku.to_string(), quantity.to_string()]);
+        let lines: usize = requests.iter().map(|r| r.lines.len()).sum();
+        let mut args = Vec::with_capacity(2 + 4 * requests.len() + 2 * lines);
+        args.extend([sale_id.to_string(), coupon.map(|(id, _)| id.to_string()).unwrap_or_default()]);
+        for r in requests {
+            let (idem_key, fingerprint) = r.idempotency.clone().unwrap_or_default();
+            args.extend([r.user_id.to_string(), idem_key, fingerprint, r.lines.len().to_string()]);
+            for (sku, quantity) in &r.lines {
+                args.extend([sku.to_string(), quantity.to_string()]);
+            }
         }
-        let answer: Vec<Value> = self.0.evalsha_with_reload(client, k, args).await?;
-        let skus = |v: Option<&Value>| -> Vec<u64> {
-            text(v).map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or_default()
-        };
-        let outcome = match text(answer.first()).as_deref() {
-            Some("reserved") => ReserveOutcome::Reserved(order_of("reserve_order", answer.get(1))?),
-            Some("replay") => ReserveOutcome::Replay(order_of("reserve_order", answer.get(1))?),
-            Some("idem_mismatch") => ReserveOutcome::IdempotencyMismatch,
-            Some("unknown_sale") => ReserveOutcome::UnknownSale,
-            Some("not_started") => ReserveOutcome::NotStarted,
-            Some("ended") => ReserveOutcome::Ended,
-            Some("unknown_sku") => ReserveOutcome::UnknownSkus(skus(answer.get(1))),
-            Some("sold_out") => ReserveOutcome::SoldOut(skus(answer.get(1))),
-            Some("limit_exceeded") => ReserveOutcome::LimitExceeded {
-                left: text(answer.get(1)).and_then(|s| s.parse::<i64>().ok()).unwrap_or(0).max(0) as u64,
-            },
-            Some("coupon_unavailable") => ReserveOutcome::CouponUnavailable,
-            _ => return Err(unexpected("reserve_order", &Value::Array(answer))),
-        };
-        Ok(outcome)
+        let answers: Vec<Value> = self.0.evalsha_with_reload(client, k, args).await?;
+        if answers.len() != requests.len() {
+            return Err(unexpected("reserve_order", &Value::Array(answers)));
+        }
+        answers.into_iter().map(outcome).collect()
     }
+}
+
+fn outcome(answer: Value) -> Result<ReserveOutcome, Error> {
+    let Value::Array(answer) = answer else { return Err(unexpected("reserve_order", &answer)) };
+    let skus = |v: Option<&Value>| -> Vec<u64> {
+        text(v).map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or_default()
+    };
+    Ok(match text(answer.first()).as_deref() {
+        Some("reserved") => ReserveOutcome::Reserved(order_of("reserve_order", answer.get(1))?),
+        Some("replay") => ReserveOutcome::Replay(order_of("reserve_order", answer.get(1))?),
+        Some("idem_mismatch") => ReserveOutcome::IdempotencyMismatch,
+        Some("unknown_sale") => ReserveOutcome::UnknownSale,
+        Some("not_started") => ReserveOutcome::NotStarted,
+        Some("ended") => ReserveOutcome::Ended,
+        Some("unknown_sku") => ReserveOutcome::UnknownSkus(skus(answer.get(1))),
+        Some("sold_out") => ReserveOutcome::SoldOut(skus(answer.get(1))),
+        Some("limit_exceeded") => ReserveOutcome::LimitExceeded {
+            left: text(answer.get(1)).and_then(|s| s.parse::<i64>().ok()).unwrap_or(0).max(0) as u64,
+        },
+        Some("coupon_unavailable") => ReserveOutcome::CouponUnavailable,
+        _ => return Err(unexpected("reserve_order", &Value::Array(answer))),
+    })
 }

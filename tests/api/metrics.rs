@@ -5,11 +5,11 @@ use hyper::StatusCode;
 use crate::helpers::TestApp;
 
 /// The value of one sample line (`name{labels} value`) in a scrape, 0 when absent.
-fn sample(scrape: &str, series: &str) -> f64 {
+pub fn sample(scrape: &str, series: &str) -> f64 {
     scrape.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
 }
 
-async fn scrape(app: &TestApp) -> String {
+pub async fn scrape(app: &TestApp) -> String {
     let res = app.try_request_raw("/metrics").await;
     assert_eq!(res.0, StatusCode::OK);
     assert!(res.1.starts_with("text/plain"), "{}", res.1);
