@@ -96,7 +96,7 @@ impl Sales {
         if let ReserveOutcome::SoldOut(skus) = &outcome {
             // Only a SKU with nothing left: a large order that did not fit
             // says nothing about a small one.
-            if let Ok(Some(info)) = self.info(new.sale_id).await {
+            if let Ok(Some(info)) = Box::pin(self.info(new.sale_id)).await {
                 for sku in skus {
                     if info.skus.iter().any(|s| s.sku == *sku && s.remaining == 0) {
                         self.sold_out.set(sku_key(new.sale_id, *sku), now);

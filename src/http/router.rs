@@ -59,12 +59,12 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> 
             Some((id, "issue")) => {
                 let id = coupon_id(id)?;
                 allow(&req, &Method::POST, "POST")?;
-                issue::handle(app, id, req).await
+                Box::pin(issue::handle(app, id, req)).await
             }
             None => {
                 let id = coupon_id(rest)?;
                 allow(&req, &Method::GET, "GET")?;
-                coupon::handle(app, id).await
+                Box::pin(coupon::handle(app, id)).await
             }
             Some(_) => Err(ApiError::NotFound(path.to_string())),
         };
@@ -75,24 +75,24 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> 
         return match (parts.next(), parts.next(), parts.next(), parts.next()) {
             (None, ..) => {
                 allow(&req, &Method::GET, "GET")?;
-                sale::get(app, sale_id).await
+                Box::pin(sale::get(app, sale_id)).await
             }
             (Some("orders"), None, ..) => {
                 allow(&req, &Method::POST, "POST")?;
-                reserve::handle(app, sale_id, req).await
+                Box::pin(reserve::handle(app, sale_id, req)).await
             }
             (Some("orders"), Some(order_id), None, _) => {
                 let order_id = id(order_id, "order")?;
                 allow(&req, &Method::GET, "GET")?;
-                order::get(app, sale_id, order_id, req.headers()).await
+                Box::pin(order::get(app, sale_id, order_id, req.headers())).await
             }
             (Some("orders"), Some(order_id), Some(action @ ("confirm" | "cancel")), None) => {
                 let order_id = id(order_id, "order")?;
                 allow(&req, &Method::POST, "POST")?;
                 if action == "confirm" {
-                    order::confirm(app, sale_id, order_id, req).await
+                    Box::pin(order::confirm(app, sale_id, order_id, req)).await
                 } else {
-                    order::cancel(app, sale_id, order_id, req.headers()).await
+                    Box::pin(order::cancel(app, sale_id, order_id, req.headers())).await
                 }
             }
             _ => Err(ApiError::NotFound(path.to_string())),
@@ -101,7 +101,7 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> 
     match path {
         "/v1/rankings/products" => {
             allow(&req, &Method::GET, "GET")?;
-            rankings::get(app, req.uri().query()).await
+            Box::pin(rankings::get(app, req.uri().query())).await
         }
         "/dashboard" => {
             allow(&req, &Method::GET, "GET")?;
@@ -109,7 +109,7 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> 
         }
         "/v1/dashboard/stats" => {
             allow(&req, &Method::GET, "GET")?;
-            dashboard::stats(app, req.uri().query()).await
+            Box::pin(dashboard::stats(app, req.uri().query())).await
         }
         "/metrics" => {
             allow(&req, &Method::GET, "GET")?;
@@ -121,7 +121,7 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> 
         }
         "/readyz" => {
             allow(&req, &Method::GET, "GET")?;
-            health::readyz(app).await
+            Box::pin(health::readyz(app)).await
         }
         _ => Err(ApiError::NotFound(path.to_string())),
     }

@@ -108,8 +108,9 @@ async fn dashboard_numbers_move_during_a_spike_in_headless_chromium() {
     let peak_p99 = series(|s| s.p99_ms).into_iter().fold(0.0, f64::max);
     let peak_lag = series(|s| s.lag).into_iter().fold(0.0, f64::max);
     // The spike lasts ~3 s, so some one-poll window holds well over a tenth of it.
+    // (req/s is the whole process's: tests running beside this one only add to
+    // it, so it is not compared with the idle reading.)
     assert!(peak_rps * 10.0 >= issued as f64, "req/s peaked at {peak_rps} for {issued} issues");
-    assert!(peak_rps > idle.rps.unwrap(), "req/s rose above the idle {:?}", idle.rps);
     assert!(peak_p99 > 0.0, "p99 shown during the spike");
     assert!(settled.lag.is_some(), "lag shown: {settled:?}");
     let errors: Vec<Value> = browser.console().await.into_iter().filter(|e| e["level"] == "SEVERE").collect();
