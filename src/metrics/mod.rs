@@ -216,12 +216,7 @@ impl Metrics {
         }
         header(&mut out, "flashsale_script_batch_size", "histogram", "Requests carried per hot-path script call");
         self.issue_batch_size.render_scaled(&mut out, "flashsale_script_batch_size", "script=\"issue_coupon\"", 1.0);
-        self.reserve_batch_size.render_scaled(
-            &mut out,
-            "flashsale_script_batch_size",
-            "script=\"reserve_order\"",
-            1.0,
-        );
+        self.reserve_batch_size.render_scaled(&mut out, "flashsale_script_batch_size", "script=\"reserve_order\"", 1.0);
         counter(
             &mut out,
             "flashsale_relay_events_total",

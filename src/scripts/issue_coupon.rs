@@ -68,7 +68,9 @@ impl IssueCoupon {
             .map(|r| match int(r) {
                 Some(-1) => Ok(IssueOutcome::AlreadyIssued),
                 Some(-2) => Ok(IssueOutcome::SoldOut),
-                Some(remaining) if remaining >= 0 => Ok(IssueOutcome::Issued { remaining: remaining as u64, issued_at }),
+                Some(remaining) if remaining >= 0 => {
+                    Ok(IssueOutcome::Issued { remaining: remaining as u64, issued_at })
+                }
                 _ => Err(unexpected("issue_coupon", r)),
             })
             .collect()
