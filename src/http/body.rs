@@ -1,7 +1,8 @@
 //! Reading request bodies: a size limit, then JSON into a typed request, with
 //! a 400 that names the offending field when the JSON does not fit.
 
-use http_body_util::{BodyExt, Limited};
+use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::{body::Incoming, header, Request};
 use serde::de::DeserializeOwned;
 
@@ -21,16 +22,35 @@ pub async fn read_json<T: DeserializeOwned>(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    let body = Limited::new(req.into_body(), limit).collect().await.map_err(|e| {
-        if e.is::<http_body_util::LengthLimitError>() {
-            ApiError::PayloadTooLarge(limit)
-        } else {
-            ApiError::BadRequest("unreadable_body", format!("could not read the request body: {e}"))
-        }
-    })?;
-    let body = body.to_bytes();
+    let body = read_limited(req.into_body(), limit).await?;
     check_depth(&body, limits.max_json_depth)?;
     parse_json(&body, fields)
+}
+
+/// The whole body, at most `limit` bytes. A body that arrives in one frame (a
+/// small JSON request nearly always does) is taken as it is, without copying.
+async fn read_limited(mut body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    let unreadable =
+        |e: hyper::Error| ApiError::BadRequest("unreadable_body", format!("could not read the request body: {e}"));
+    let (mut first, mut joined, mut len): (Option<Bytes>, Option<Vec<u8>>, usize) = (None, None, 0);
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(unreadable)?.into_data() else { continue };
+        len += data.len();
+        if len > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        match (&mut joined, first.take()) {
+            (Some(buf), _) => buf.extend_from_slice(&data),
+            (None, None) => first = Some(data),
+            (None, Some(head)) => {
+                let mut buf = Vec::with_capacity(len);
+                buf.extend_from_slice(&head);
+                buf.extend_from_slice(&data);
+                joined = Some(buf);
+            }
+        }
+    }
+    Ok(joined.map(Bytes::from).or(first).unwrap_or_default())
 }
 
 /// Rejects JSON nested deeper than `max` before any parser recurses into it.

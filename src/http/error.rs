@@ -2,6 +2,7 @@
 //! status codes and JSON bodies `{"error": "<code>", "message": "..."}`.
 
 use hyper::{header, StatusCode};
+use serde::Serialize;
 
 use super::respond::{json, Reply};
 use crate::order::OrderStatus;
@@ -116,12 +117,13 @@ impl ApiError {
     }
 
     pub fn into_reply(self) -> Reply {
-        let mut body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
+        let message = self.to_string();
+        let mut body = ErrorBody { error: self.code(), message: &message, skus: None, left: None, to_pay: None };
         // Details a client can act on without parsing the message.
         match &self {
-            ApiError::UnknownSkus(skus) | ApiError::SkusSoldOut(skus) => body["skus"] = skus.as_slice().into(),
-            ApiError::LimitExceeded(left) => body["left"] = (*left).into(),
-            ApiError::AmountMismatch(to_pay) => body["to_pay"] = (*to_pay).into(),
+            ApiError::UnknownSkus(skus) | ApiError::SkusSoldOut(skus) => body.skus = Some(skus),
+            ApiError::LimitExceeded(left) => body.left = Some(*left),
+            ApiError::AmountMismatch(to_pay) => body.to_pay = Some(*to_pay),
             _ => {}
         }
         let mut reply = json(self.status(), &body);
@@ -144,6 +146,20 @@ impl ApiError {
         }
         reply
     }
+}
+
+/// Every error reply's body: `error` (the stable code) and `message`, plus the
+/// details some errors carry.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'static str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skus: Option<&'a [u64]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    left: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to_pay: Option<u64>,
 }
 
 /// Redis failures seen by a handler: the client could not reach Redis in time
