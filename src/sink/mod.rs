@@ -2,7 +2,8 @@
 //!
 //! Each task resumes from the next offset stored in MySQL, fetches a batch,
 //! and writes its rows and the new offset in one transaction: no row lost,
-//! none doubled, whatever crashes where. Knows nothing of HTTP or Redis.
+//! none doubled, whatever crashes where. While a batch is written, the next
+//! one is fetched. Knows nothing of HTTP or Redis.
 
 pub(crate) mod rows;
 mod writer;
@@ -46,6 +47,9 @@ impl Sink {
     }
 }
 
+/// A fetch's records and the partition's high watermark.
+type Fetched = Result<(Vec<rskafka::record::RecordAndOffset>, i64), KafkaError>;
+
 struct PartitionSink {
     client: Arc<PartitionClient>,
     mysql: Pool,
@@ -71,10 +75,15 @@ impl PartitionSink {
         };
         tracing::info!(topic = %self.topic, partition, next, "sink: resuming");
         failures = 0;
+        // The next batch's fetch runs while this batch is written to MySQL.
+        let mut prefetched: Option<(i64, Fetched)> = None;
         while !shutdown.is_started() {
-            let fetched = tokio::select! {
-                fetched = self.client.fetch_records(next, 1..self.settings.sink_fetch_bytes, self.settings.sink_max_wait_ms) => fetched,
-                () = shutdown.wait() => break,
+            let fetched = match prefetched.take() {
+                Some((at, fetched)) if at == next => fetched,
+                _ => tokio::select! {
+                    fetched = self.fetch(next) => fetched,
+                    () = shutdown.wait() => break,
+                },
             };
             let (records, watermark) = match fetched {
                 Ok(fetched) => fetched,
@@ -105,13 +114,22 @@ impl PartitionSink {
                 continue;
             }
             let started = std::time::Instant::now();
-            match writer::write_batch(&self.mysql, &self.topic, partition, next, to, &events).await {
-                Ok(()) => {
+            let write = async {
+                let written = writer::write_batch(&self.mysql, &self.topic, partition, next, to, &events).await;
+                if written.is_ok() {
+                    // Counted when committed, not when the fetch beside it returns.
                     METRICS.mysql_write.observe(started.elapsed());
                     METRICS.sink_events.fetch_add(events.len() as u64, Relaxed);
                     METRICS.set_sink_lag(&self.topic, partition, watermark - to);
+                }
+                written
+            };
+            let (written, ahead) = tokio::join!(write, self.fetch(to));
+            match written {
+                Ok(()) => {
                     failures = 0;
                     next = to;
+                    prefetched = Some((to, ahead));
                 }
                 Err(WriteError::Moved { stored }) => {
                     tracing::warn!(partition, stored, expected = next, "sink: another sink moved this partition");
@@ -125,6 +143,10 @@ impl PartitionSink {
                 }
             }
         }
+    }
+
+    async fn fetch(&self, offset: i64) -> Fetched {
+        self.client.fetch_records(offset, 1..self.settings.sink_fetch_bytes, self.settings.sink_max_wait_ms).await
     }
 
     /// The stored offset is outside what the broker holds. Below the earliest
