@@ -58,7 +58,7 @@ impl TestApp {
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
         let name = unique("fs_t");
-        let base = env_or("FLASHSALE_MYSQL_URL", "mysql://flashsale:flashsale@127.0.0.1:43306/flashsale");
+        let base = env_or("FLASHSALE_MYSQL_URL", "mysql://flashsale:flashsale@127.0.0.1:23306/flashsale");
         let server = &base[..base.rfind('/').expect("mysql url has a database")];
         let mut config = ServeConfig {
             http: HttpSettings {
@@ -75,14 +75,14 @@ impl TestApp {
                 jwt_secret: None,
             },
             redis: RedisSettings {
-                redis_url: env_or("FLASHSALE_REDIS_URL", "redis://127.0.0.1:46379"),
+                redis_url: env_or("FLASHSALE_REDIS_URL", "redis://127.0.0.1:26379"),
                 key_prefix: format!("{name}:"),
                 redis_pool_size: 4,
                 redis_timeout_ms: 5_000,
             },
             mysql: MysqlSettings { mysql_url: format!("{server}/{name}"), mysql_pool_size: 8 },
             kafka: KafkaSettings {
-                kafka_brokers: env_or("FLASHSALE_KAFKA_BROKERS", "127.0.0.1:49092")
+                kafka_brokers: env_or("FLASHSALE_KAFKA_BROKERS", "127.0.0.1:29092")
                     .split(',')
                     .map(String::from)
                     .collect(),
