@@ -106,19 +106,33 @@ impl Order {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum IdRepr {
-    Num(u64),
-    Text(String),
+/// An id as the scripts write it (a decimal string) or as a number. A plain
+/// visitor, not an untagged enum: that one tries each form in turn and builds
+/// an error for every miss, once per id of every order read.
+struct IdRepr(u64);
+
+impl<'de> Deserialize<'de> for IdRepr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = IdRepr;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an id: an integer from 0 to 2^64-1, as a number or a decimal string")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<IdRepr, E> {
+                Ok(IdRepr(n))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<IdRepr, E> {
+                s.parse().map(IdRepr).map_err(|_| E::custom(format!("bad id `{s}`")))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl IdRepr {
-    fn into_u64<E: serde::de::Error>(self) -> Result<u64, E> {
-        match self {
-            IdRepr::Num(n) => Ok(n),
-            IdRepr::Text(s) => s.parse().map_err(|_| E::custom(format!("bad id `{s}`"))),
-        }
+    fn into_u64<E>(self) -> Result<u64, E> {
+        Ok(self.0)
     }
 }
 
