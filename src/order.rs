@@ -130,12 +130,6 @@ impl<'de> Deserialize<'de> for IdRepr {
     }
 }
 
-impl IdRepr {
-    fn into_u64<E>(self) -> Result<u64, E> {
-        Ok(self.0)
-    }
-}
-
 mod id {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -144,7 +138,7 @@ mod id {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        super::IdRepr::deserialize(d)?.into_u64()
+        Ok(super::IdRepr::deserialize(d)?.0)
     }
 }
 
@@ -159,7 +153,7 @@ mod opt_id {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        Option::<super::IdRepr>::deserialize(d)?.map(|r| r.into_u64()).transpose()
+        Ok(Option::<super::IdRepr>::deserialize(d)?.map(|r| r.0))
     }
 }
 
