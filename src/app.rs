@@ -70,7 +70,11 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
     let sales = Sales::new(redis.clone(), keys.clone(), scripts.clone());
     tasks.spawn(crate::expiry::run(sales.clone(), shutdown.clone()));
     if config.run_sink {
-        let partitions = topics.all().cloned().collect();
+        // Its own client, hence its own broker connections: a broker answers
+        // one connection's requests in order, so the sink's long-polling
+        // fetches would hold the relay's produce requests back behind them.
+        let consumer = kafka::connect(&config.kafka).await?;
+        let partitions = kafka::Topics::open(&consumer, &config.kafka).await?.all().cloned().collect();
         let sink = Sink { mysql: mysql.clone(), partitions, settings: config.sink.clone() };
         tasks.spawn(sink.run(shutdown.clone()));
     }

@@ -34,7 +34,7 @@ const REFRESH_EVERY: Duration = Duration::from_secs(1);
 const BLOCK_MS: u64 = 100;
 /// Most record bytes in one produce request: large requests amortise the
 /// broker's per-request cost; Kafka's default message.max.bytes is 1 MiB.
-const CHUNK_BYTES: usize = 512 * 1024;
+pub const CHUNK_BYTES: usize = 512 * 1024;
 
 pub struct Relay {
     pub outbox: Outbox,
@@ -194,7 +194,7 @@ async fn produce_all(
 
 /// Consecutive slices of `records` of at most `max_bytes` each (a single
 /// larger record goes alone).
-fn chunks(records: &[Record], max_bytes: usize) -> Vec<&[Record]> {
+pub fn chunks(records: &[Record], max_bytes: usize) -> Vec<&[Record]> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, r) in records.iter().enumerate() {
@@ -211,7 +211,8 @@ fn chunks(records: &[Record], max_bytes: usize) -> Vec<&[Record]> {
     out
 }
 
-fn record(event: &Event) -> Record {
+/// The Kafka record of an event: key = campaign (or sale) id, value = the event's JSON.
+pub fn record(event: &Event) -> Record {
     Record {
         key: Some(event.key().to_string().into_bytes()),
         value: Some(event.to_json()),
