@@ -81,7 +81,7 @@ impl PartitionSink {
             let fetched = match prefetched.take() {
                 Some((at, fetched)) if at == next => fetched,
                 _ => tokio::select! {
-                    fetched = self.fetch(next) => fetched,
+                    fetched = self.fetch(next, self.settings.sink_max_wait_ms) => fetched,
                     () = shutdown.wait() => break,
                 },
             };
@@ -124,7 +124,11 @@ impl PartitionSink {
                 }
                 written
             };
-            let (written, ahead) = tokio::join!(write, self.fetch(to));
+            // Records the broker already holds are fetched without waiting
+            // (a broker may hold a fetch for its whole wait even when it has
+            // records); only a caught-up sink long-polls.
+            let wait = if watermark > to { 0 } else { self.settings.sink_max_wait_ms };
+            let (written, ahead) = tokio::join!(write, self.fetch(to, wait));
             match written {
                 Ok(()) => {
                     failures = 0;
@@ -145,8 +149,8 @@ impl PartitionSink {
         }
     }
 
-    async fn fetch(&self, offset: i64) -> Fetched {
-        self.client.fetch_records(offset, 1..self.settings.sink_fetch_bytes, self.settings.sink_max_wait_ms).await
+    async fn fetch(&self, offset: i64, max_wait_ms: i32) -> Fetched {
+        self.client.fetch_records(offset, 1..self.settings.sink_fetch_bytes, max_wait_ms).await
     }
 
     /// The stored offset is outside what the broker holds. Below the earliest
