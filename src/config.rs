@@ -146,6 +146,11 @@ pub struct SinkSettings {
     /// Longest the broker may hold a fetch open waiting for new records.
     #[arg(long, env = "FLASHSALE_SINK_MAX_WAIT_MS", default_value_t = 200)]
     pub sink_max_wait_ms: i32,
+    /// The same, once a partition's last fetch found nothing new (a broker
+    /// answers as soon as records arrive; tansu holds the fetch for the whole
+    /// wait, so on it the first records after a quiet spell show up this late).
+    #[arg(long, env = "FLASHSALE_SINK_IDLE_WAIT_MS", default_value_t = 1000)]
+    pub sink_idle_wait_ms: i32,
 }
 
 /// Whether `serve` also runs the sink in-process.

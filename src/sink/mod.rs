@@ -77,11 +77,13 @@ impl PartitionSink {
         failures = 0;
         // The next batch's fetch runs while this batch is written to MySQL.
         let mut prefetched: Option<(i64, Fetched)> = None;
+        // How long the broker may hold the next fetch: see `Self::wait_after`.
+        let mut wait = 0;
         while !shutdown.is_started() {
             let fetched = match prefetched.take() {
                 Some((at, fetched)) if at == next => fetched,
                 _ => tokio::select! {
-                    fetched = self.fetch(next, self.settings.sink_max_wait_ms) => fetched,
+                    fetched = self.fetch(next, wait) => fetched,
                     () = shutdown.wait() => break,
                 },
             };
@@ -111,6 +113,7 @@ impl PartitionSink {
             }
             if to == next {
                 METRICS.set_sink_lag(&self.topic, partition, watermark - next);
+                wait = self.settings.sink_idle_wait_ms;
                 continue;
             }
             let started = std::time::Instant::now();
@@ -124,10 +127,7 @@ impl PartitionSink {
                 }
                 written
             };
-            // Records the broker already holds are fetched without waiting
-            // (a broker may hold a fetch for its whole wait even when it has
-            // records); only a caught-up sink long-polls.
-            let wait = if watermark > to { 0 } else { self.settings.sink_max_wait_ms };
+            wait = self.wait_after(watermark, to);
             let (written, ahead) = tokio::join!(write, self.fetch(to, wait));
             match written {
                 Ok(()) => {
@@ -146,6 +146,20 @@ impl PartitionSink {
                     shutdown.sleep(backoff(failures)).await;
                 }
             }
+        }
+    }
+
+    /// The broker's wait for the fetch after a batch that ended at `to`:
+    /// none while the watermark shows more records (a broker may hold a fetch
+    /// for its whole wait even when it has records: tansu does), the short
+    /// wait when caught up. After an empty fetch the sink waits
+    /// `sink_idle_wait_ms`: an idle partition costs the broker a few fetches
+    /// a second, not dozens.
+    fn wait_after(&self, watermark: i64, to: i64) -> i32 {
+        if watermark > to {
+            0
+        } else {
+            self.settings.sink_max_wait_ms
         }
     }
 

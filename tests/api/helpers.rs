@@ -92,7 +92,7 @@ impl TestApp {
                 kafka_timeout_ms: 10_000,
             },
             relay: RelaySettings { relay_batch: 500, relay_consumer: "relay-1".into(), relay_claim_idle_ms: 30_000 },
-            sink: SinkSettings { sink_fetch_bytes: 1024 * 1024, sink_max_wait_ms: 100 },
+            sink: SinkSettings { sink_fetch_bytes: 1024 * 1024, sink_max_wait_ms: 100, sink_idle_wait_ms: 1000 },
             run_sink: true,
         };
         adjust(&mut config);
