@@ -32,6 +32,10 @@ pub use outbox::Outbox;
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// How long one blocking read waits for new entries.
 const BLOCK_MS: u64 = 100;
+/// Most entries one Redis read or acknowledgement takes: Redis serves nothing
+/// else meanwhile, so a 10k-entry read or acknowledgement shows up in the hot
+/// path's tail latency. A batch for Kafka is gathered from several such reads.
+const REDIS_SLICE: usize = 1000;
 /// Most record bytes in one produce request: large requests amortise the
 /// broker's per-request cost; Kafka's default message.max.bytes is 1 MiB.
 pub const CHUNK_BYTES: usize = 512 * 1024;
@@ -82,7 +86,7 @@ impl Relay {
                 claimed = Instant::now();
             }
             let read = tokio::select! {
-                read = self.outbox.read(self.batch as u64, pending, BLOCK_MS) => read,
+                read = self.read_batch(pending) => read,
                 () = shutdown.wait() => break,
             };
             let entries = match read {
@@ -118,6 +122,33 @@ impl Relay {
         tracing::info!("relay stopped");
     }
 
+    /// Up to `batch` entries: this consumer's unacknowledged ones (`pending`),
+    /// else new ones, gathered from reads of `REDIS_SLICE` each; only the
+    /// first waits (up to `BLOCK_MS`) for entries to arrive.
+    async fn read_batch(&self, pending: bool) -> Result<Vec<Entry>, fred::error::Error> {
+        if pending {
+            // Re-reading from 0 would answer the same entries again: one read.
+            return self.outbox.read(self.batch as u64, true, None).await;
+        }
+        let slice = REDIS_SLICE.min(self.batch);
+        let mut entries = self.outbox.read(slice as u64, false, Some(BLOCK_MS)).await?;
+        let mut last = entries.len();
+        while last >= slice && entries.len() < self.batch {
+            match self.outbox.read(slice as u64, false, None).await {
+                Ok(more) => {
+                    last = more.len();
+                    entries.extend(more);
+                }
+                Err(e) => {
+                    // Deliver what was read; the next round meets the error again.
+                    tracing::warn!(error = %e, "relay: cannot read more of the outbox");
+                    break;
+                }
+            }
+        }
+        Ok(entries)
+    }
+
     /// Produces `entries` until the broker has all of them, then forgets them
     /// in Redis. Gives up only when shutdown starts (they stay pending).
     async fn deliver(&self, entries: Vec<Entry>, shutdown: &mut Shutdown) -> Result<(), Stopped> {
@@ -147,12 +178,14 @@ impl Relay {
         }
 
         for (stream, ids) in per_stream {
-            let mut failures = 0;
-            while let Err(e) = self.outbox.ack(&stream, &ids).await {
-                failures += 1;
-                tracing::warn!(error = %e, %stream, "relay: cannot acknowledge outbox entries");
-                if shutdown.sleep(backoff(failures)).await {
-                    return Err(Stopped);
+            for ids in ids.chunks(REDIS_SLICE) {
+                let mut failures = 0;
+                while let Err(e) = self.outbox.ack(&stream, ids).await {
+                    failures += 1;
+                    tracing::warn!(error = %e, %stream, "relay: cannot acknowledge outbox entries");
+                    if shutdown.sleep(backoff(failures)).await {
+                        return Err(Stopped);
+                    }
                 }
             }
         }

@@ -70,12 +70,12 @@ impl Outbox {
     }
 
     /// Reads up to `count` entries per stream: with `pending`, the entries this
-    /// consumer read before but never acknowledged (no blocking); otherwise
-    /// new entries, waiting up to `block_ms` for some.
-    pub async fn read(&self, count: u64, pending: bool, block_ms: u64) -> Result<Vec<Entry>, Error> {
+    /// consumer read before but never acknowledged; otherwise new entries.
+    /// With `block_ms`, waits that long for some when there are none.
+    pub async fn read(&self, count: u64, pending: bool, block_ms: Option<u64>) -> Result<Vec<Entry>, Error> {
         let keys: Vec<&str> = self.streams.iter().map(|s| &**s).collect();
         let ids = vec![if pending { "0" } else { ">" }; keys.len()];
-        let block = (!pending).then_some(block_ms);
+        let block = block_ms;
         // Raw reply: a blocking read that times out answers nil, which the
         // typed map form cannot convert.
         let reply: Value =
