@@ -15,6 +15,7 @@ mod openapi;
 mod ops;
 mod orders;
 mod own_redis;
+mod pipe;
 mod reconcile;
 mod recovery;
 mod webdriver;
