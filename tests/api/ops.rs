@@ -45,9 +45,13 @@ async fn stock_load_rebuilds_a_lost_sale_from_mysql() {
     let couponed = order_id(app.post("/v1/sales/21/orders", &with_coupon, &[]).await);
     let ids = [paid, cancelled, reserved, couponed];
 
-    let settled = "SELECT COUNT(*) FROM orders WHERE sale_id = 21 \
-                   AND (status = 'reserved' OR (status IN ('paid', 'cancelled') AND version = 2))";
-    assert_eq!(app.wait_for_sql(settled, 4).await, 4, "MySQL holds every order in its last state");
+    // Each order in its last state (a paid order's row is 'reserved' until its second event lands).
+    let settled = format!(
+        "SELECT COUNT(*) FROM orders WHERE sale_id = 21 AND ((order_id = {paid} AND status = 'paid') \
+         OR (order_id = {cancelled} AND status = 'cancelled') OR (order_id IN ({reserved}, {couponed}) \
+         AND status = 'reserved'))"
+    );
+    assert_eq!(app.wait_for_sql(&settled, 4).await, 4, "MySQL holds every order in its last state");
     let sale_before = app.get("/v1/sales/21").await.body;
     assert_eq!(app.remaining(21).await, BTreeMap::from([(1, 7), (2, 2)]));
     let mut orders_before = Vec::new();
@@ -105,9 +109,11 @@ async fn status_shows_a_sales_stock_orders_and_mysql_rows() {
     assert_eq!(app.cancel(22, cancelled).await.status, StatusCode::OK);
     order_id(app.reserve(22, 3, &[(1, 1), (2, 1)]).await);
 
-    let settled = "SELECT COUNT(*) FROM orders WHERE sale_id = 22 \
-                   AND (status = 'reserved' OR (status IN ('paid', 'cancelled') AND version = 2))";
-    assert_eq!(app.wait_for_sql(settled, 3).await, 3);
+    let settled = format!(
+        "SELECT COUNT(*) FROM orders WHERE sale_id = 22 AND ((order_id = {paid} AND status = 'paid') \
+         OR (order_id = {cancelled} AND status = 'cancelled') OR (user_id = 3 AND status = 'reserved'))"
+    );
+    assert_eq!(app.wait_for_sql(&settled, 3).await, 3);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let status = loop {
         let out = app.cli(&["status", "--sale", "22", "--json"]).success();
