@@ -75,11 +75,10 @@ impl Outbox {
     pub async fn read(&self, count: u64, pending: bool, block_ms: Option<u64>) -> Result<Vec<Entry>, Error> {
         let keys: Vec<&str> = self.streams.iter().map(|s| &**s).collect();
         let ids = vec![if pending { "0" } else { ">" }; keys.len()];
-        let block = block_ms;
         // Raw reply: a blocking read that times out answers nil, which the
         // typed map form cannot convert.
         let reply: Value =
-            self.reader.xreadgroup(OUTBOX_GROUP, self.consumer.as_str(), Some(count), block, false, keys, ids).await?;
+            self.reader.xreadgroup(OUTBOX_GROUP, self.consumer.as_str(), Some(count), block_ms, false, keys, ids).await?;
         let mut entries = Vec::new();
         let Value::Array(streams) = reply else {
             return Ok(entries);
