@@ -77,8 +77,10 @@ impl Outbox {
         let ids = vec![if pending { "0" } else { ">" }; keys.len()];
         // Raw reply: a blocking read that times out answers nil, which the
         // typed map form cannot convert.
-        let reply: Value =
-            self.reader.xreadgroup(OUTBOX_GROUP, self.consumer.as_str(), Some(count), block_ms, false, keys, ids).await?;
+        let reply: Value = self
+            .reader
+            .xreadgroup(OUTBOX_GROUP, self.consumer.as_str(), Some(count), block_ms, false, keys, ids)
+            .await?;
         let mut entries = Vec::new();
         let Value::Array(streams) = reply else {
             return Ok(entries);
