@@ -58,42 +58,26 @@ local function price_of(sku)
   end
   return price
 end
--- Stock as this call last left it: read once, then kept in step with its own writes.
-local function stock_of(sku)
-  local left = stock[sku]
-  if left == nil then
-    left = tonumber(redis.call('HGET', KEYS[3], sku) or '0')
-    stock[sku] = left
+-- A reader that reads each field once per call, keeps the value in `cache`,
+-- and from then on answers from it; the call keeps `cache` in step with its
+-- own writes, so every request sees what the earlier ones did.
+local function memo(cache, read)
+  return function(field)
+    local value = cache[field]
+    if value == nil then
+      value = read(field)
+      cache[field] = value
+    end
+    return value
   end
-  return left
 end
--- The same for each user's units bought, the coupon's use by each user, the
--- idempotency keys, the order sequence and the coupon's use sequence.
+-- Stock per SKU, units bought per user, the coupon's use per user, the
+-- answers remembered per idempotency key.
 local bought, used, idem = {}, {}, {}
-local function bought_of(user)
-  local held = bought[user]
-  if held == nil then
-    held = tonumber(redis.call('HGET', KEYS[4], user) or '0')
-    bought[user] = held
-  end
-  return held
-end
-local function used_by(user)
-  local u = used[user]
-  if u == nil then
-    u = redis.call('HEXISTS', KEYS[12], user) == 1
-    used[user] = u
-  end
-  return u
-end
-local function idem_of(key)
-  local prior = idem[key]
-  if prior == nil then
-    prior = redis.call('HGET', KEYS[7], key) or false
-    idem[key] = prior
-  end
-  return prior
-end
+local stock_of = memo(stock, function(sku) return tonumber(redis.call('HGET', KEYS[3], sku) or '0') end)
+local bought_of = memo(bought, function(user) return tonumber(redis.call('HGET', KEYS[4], user) or '0') end)
+local used_by = memo(used, function(user) return redis.call('HEXISTS', KEYS[12], user) == 1 end)
+local idem_of = memo(idem, function(key) return redis.call('HGET', KEYS[7], key) or false end)
 local seq, seq_start = nil, nil
 local coupon_seq_next, coupon_seq_start, discount_of_coupon = nil, nil, nil
 -- What the call writes at its end, one command per key.
