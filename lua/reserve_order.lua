@@ -81,8 +81,9 @@ local idem_of = memo(idem, function(key) return redis.call('HGET', KEYS[7], key)
 local seq, seq_start = nil, nil
 local coupon_seq_next, coupon_seq_start, discount_of_coupon = nil, nil, nil
 -- What the call writes at its end, one command per key.
-local new_orders, new_deadlines, new_idem, new_bought, new_used = {}, {}, {}, {}, {}
-local bought_users = {}
+local new_orders, new_deadlines, new_idem, new_used = {}, {}, {}, {}
+-- Users whose units bought changed (a set: one may buy twice in a call).
+local bought_changed = {}
 
 local function reserve(user, idem_key, fingerprint, first, n)
   if idem_key ~= '' then
@@ -151,10 +152,7 @@ local function reserve(user, idem_key, fingerprint, first, n)
     taken[item.sku] = (taken[item.sku] or 0) + item.quantity
     lines[k] = '{"sku":"' .. item.sku .. '","quantity":' .. item.quantity_text .. ',"price":' .. price_texts[item.sku] .. '}'
   end
-  if bought_users[user] == nil then
-    bought_users[user] = true
-    new_bought[#new_bought + 1] = user
-  end
+  bought_changed[user] = true
   bought[user] = held + quantity
   if seq == nil then
     seq_start = tonumber(redis.call('GET', KEYS[8]) or '0')
@@ -217,7 +215,7 @@ if seq ~= nil and seq > seq_start then
   redis.call('INCRBY', KEYS[8], int(seq - seq_start))
 end
 local bought_pairs = {}
-for _, user in ipairs(new_bought) do
+for user in pairs(bought_changed) do
   bought_pairs[#bought_pairs + 1] = user
   bought_pairs[#bought_pairs + 1] = int(bought[user])
 end

@@ -76,13 +76,13 @@ impl PartitionSink {
         tracing::info!(topic = %self.topic, partition, next, "sink: resuming");
         failures = 0;
         // The next batch's fetch runs while this batch is written to MySQL.
-        let mut prefetched: Option<(i64, Fetched)> = None;
+        let mut prefetched: Option<Fetched> = None;
         // How long the broker may hold the next fetch: see `Self::wait_after`.
         let mut wait = 0;
         while !shutdown.is_started() {
             let fetched = match prefetched.take() {
-                Some((at, fetched)) if at == next => fetched,
-                _ => tokio::select! {
+                Some(fetched) => fetched,
+                None => tokio::select! {
                     fetched = self.fetch(next, wait) => fetched,
                     () = shutdown.wait() => break,
                 },
@@ -133,7 +133,8 @@ impl PartitionSink {
                 Ok(()) => {
                     failures = 0;
                     next = to;
-                    prefetched = Some((to, ahead));
+                    // Fetched from `to`, which `next` now is.
+                    prefetched = Some(ahead);
                 }
                 Err(WriteError::Moved { stored }) => {
                     tracing::warn!(partition, stored, expected = next, "sink: another sink moved this partition");
