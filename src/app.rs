@@ -14,9 +14,9 @@ use crate::{
     coupons::Coupons,
     http, kafka,
     keys::Keys,
+    pipe,
     probes::Probes,
     redis,
-    relay::{Outbox, Relay},
     sales::Sales,
     scripts::Scripts,
     shutdown::Shutdown,
@@ -50,34 +50,12 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
     let scripts = Arc::new(Scripts::load(redis.next()).await?);
     let keys = Keys::new(config.redis.key_prefix.clone());
     let kafka = kafka::connect(&config.kafka).await?;
-    let topics = Arc::new(kafka::Topics::open(&kafka, &config.kafka).await?);
     let mysql = crate::db::pool(&config.mysql)?;
 
     let mut tasks = tokio::task::JoinSet::new();
-    let relay = Relay {
-        outbox: Outbox::new(
-            redis::client(&config.redis).await?,
-            redis.clone(),
-            scripts.clone(),
-            keys.clone(),
-            config.relay.relay_consumer.clone(),
-        ),
-        topics: topics.clone(),
-        batch: config.relay.relay_batch,
-        claim_idle_ms: config.relay.relay_claim_idle_ms,
-    };
-    tasks.spawn(relay.run(shutdown.clone()));
     let sales = Sales::new(redis.clone(), keys.clone(), scripts.clone());
     tasks.spawn(crate::expiry::run(sales.clone(), shutdown.clone()));
-    if config.run_sink {
-        // Its own client, hence its own broker connections: a broker answers
-        // one connection's requests in order, so the sink's long-polling
-        // fetches would hold the relay's produce requests back behind them.
-        let consumer = kafka::connect(&config.kafka).await?;
-        let partitions = kafka::Topics::open(&consumer, &config.kafka).await?.all().cloned().collect();
-        let sink = Sink { mysql: mysql.clone(), partitions, settings: config.sink.clone() };
-        tasks.spawn(sink.run(shutdown.clone()));
-    }
+    let pipe = pipe::spawn(config.clone(), scripts.clone(), keys.clone(), shutdown.clone()).await?;
 
     let app = Arc::new(App {
         guard: http::Guard::new(&config.http),
@@ -90,6 +68,7 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
     http::serve(listener, app, async move { stop.wait().await }).await;
 
     while tasks.join_next().await.is_some() {}
+    pipe.join().await;
     let _ = redis.quit().await;
     let _ = mysql.disconnect().await;
     Ok(())

@@ -10,6 +10,7 @@
 //! - [`events`]: the events relay and sink share.
 //! - [`relay`]: outbox streams -> Kafka, acknowledged only after the broker has them.
 //! - [`sink`]: Kafka -> MySQL, rows and offsets in one transaction.
+//! - [`pipe`]: the relay and sink's own thread and connections, apart from the HTTP workers.
 //! - [`db`]: MySQL pool, migrations (`sql/`), the CLI's queries.
 //! - [`kafka`], [`redis`]: connecting, with explicit timeouts.
 //! - [`app`]: start-up; [`cli`]: the `flashsale` command line; [`config`]: every setting.
@@ -28,6 +29,7 @@ pub mod kafka;
 pub mod keys;
 pub mod metrics;
 pub mod order;
+pub mod pipe;
 pub mod probes;
 pub mod reconcile;
 pub mod redis;
