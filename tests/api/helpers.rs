@@ -396,6 +396,9 @@ impl Drop for TestApp {
         if let Some(trigger) = self.trigger.take() {
             trigger.fire();
         }
+        if !std::thread::panicking() {
+            crate::forget::forget(&self.config);
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod compose;
 mod compose_files;
 mod coupon;
 mod dashboard_browser;
+mod forget;
 mod helpers;
 mod issue;
 mod limits;
