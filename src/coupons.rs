@@ -9,7 +9,7 @@ use crate::{
     batch::Batcher,
     keys::Keys,
     metrics::METRICS,
-    scripts::{CouponInfo, IssueOutcome, Scripts, SeedMode, SeedOutcome},
+    scripts::{CampaignSpec, CouponInfo, IssueOutcome, Scripts, SeedMode, SeedOutcome},
     soldout::SoldOut,
     time::now_ms,
 };
@@ -59,18 +59,9 @@ impl Coupons {
     }
 
     /// Seeds stock and window, then lists the campaign so the relay reads its outbox.
-    pub async fn seed(
-        &self,
-        coupon_id: u64,
-        total: u64,
-        starts_at: u64,
-        ends_at: u64,
-        discount: u64,
-        mode: SeedMode,
-    ) -> Result<SeedOutcome, Error> {
+    pub async fn seed(&self, coupon_id: u64, spec: CampaignSpec, mode: SeedMode) -> Result<SeedOutcome, Error> {
         let keys = self.keys.coupon(coupon_id);
-        let outcome =
-            self.scripts.seed_coupon.call(self.redis.next(), &keys, total, starts_at, ends_at, discount, mode).await?;
+        let outcome = self.scripts.seed_coupon.call(self.redis.next(), &keys, spec, mode).await?;
         let _: () = self.redis.sadd(self.keys.coupons(), coupon_id).await?;
         Ok(outcome)
     }

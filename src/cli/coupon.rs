@@ -4,7 +4,7 @@ use super::create_args::{Existing, Window};
 use crate::{
     config::{MysqlSettings, RedisSettings},
     db::queries,
-    scripts::SeedMode,
+    scripts::{CampaignSpec, SeedMode},
     time::rfc3339_ms,
 };
 
@@ -60,9 +60,11 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
             anyhow::bail!("coupon {} exists; pass --replace to reset it", args.id);
         }
     }
-    queries::put_campaign(&mysql, args.id, args.quantity, starts_at, ends_at, args.discount, replace).await?;
+    queries::put_campaign(mysql, args.id, args.quantity, starts_at, ends_at, args.discount, replace).await?;
     let mode = if replace { SeedMode::Replace } else { SeedMode::Create };
-    let outcome = coupons.seed(args.id, args.quantity, starts_at, ends_at, args.discount, mode).await?;
+    let outcome = coupons
+        .seed(args.id, CampaignSpec { total: args.quantity, starts_at, ends_at, discount: args.discount }, mode)
+        .await?;
     let ends = if ends_at == 0 { "never".to_string() } else { rfc3339_ms(ends_at) };
     println!(
         "coupon {}: {:?}, quantity {}, opens {}, closes {}",

@@ -54,7 +54,7 @@ impl Jwt {
         }
         let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| invalid())?;
         let mut mac = self.key.clone();
-        mac.update(token[..header_and_payload_len(token)].as_bytes());
+        mac.update(&token.as_bytes()[..header_and_payload_len(token)]);
         mac.verify_slice(&signature).map_err(|_| invalid())?;
         let claims: Claims = decode(payload).ok_or_else(invalid)?;
         match claims.exp {

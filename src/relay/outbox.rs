@@ -13,6 +13,9 @@ use crate::{
     scripts::Scripts,
 };
 
+/// XAUTOCLAIM's answer: where to go on, and the entries claimed.
+type Claimed = (String, Vec<(String, HashMap<String, String>)>);
+
 /// One outbox entry, decoded.
 pub struct Entry {
     pub stream: Arc<str>,
@@ -144,7 +147,7 @@ impl Outbox {
         for stream in &self.streams {
             let mut start = "0-0".to_string();
             loop {
-                let (next, ids): (String, Vec<(String, HashMap<String, String>)>) = self
+                let (next, ids): Claimed = self
                     .redis
                     .xautoclaim_values(
                         &**stream,

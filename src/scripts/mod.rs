@@ -24,7 +24,7 @@ pub use issue_coupon::{IssueCoupon, IssueOutcome};
 pub use release_orders::ReleaseOrders;
 pub use reserve_order::{Reservation, ReserveOrder, ReserveOutcome};
 pub use sale_info::{SaleInfo, SaleInfoScript, SkuInfo};
-pub use seed_coupon::{SeedCoupon, SeedMode, SeedOutcome};
+pub use seed_coupon::{CampaignSpec, SeedCoupon, SeedMode, SeedOutcome};
 pub use seed_sale::{SaleSpec, SeedSale, SkuSpec};
 
 use fred::{prelude::*, types::scripts::Script};

@@ -47,7 +47,7 @@ impl SaleInfoScript {
             return Ok(None);
         }
         let n: Vec<u64> = answer.iter().map(|v| int(v).unwrap_or(-1).max(0) as u64).collect();
-        if n.len() < 5 || (n.len() - 5) % 4 != 0 {
+        if n.len() < 5 || !(n.len() - 5).is_multiple_of(4) {
             return Err(unexpected("sale_info", &Value::Array(answer)));
         }
         let mut skus: Vec<SkuInfo> =

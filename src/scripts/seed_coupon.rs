@@ -15,6 +15,15 @@ pub enum SeedMode {
     Replace,
 }
 
+/// A campaign's stock, window (ms since epoch; `ends_at` 0 = never) and discount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CampaignSpec {
+    pub total: u64,
+    pub starts_at: u64,
+    pub ends_at: u64,
+    pub discount: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeedOutcome {
     Created,
@@ -27,12 +36,10 @@ impl SeedCoupon {
         &self,
         client: &Client,
         keys: &CouponKeys,
-        total: u64,
-        starts_at: u64,
-        ends_at: u64,
-        discount: u64,
+        spec: CampaignSpec,
         mode: SeedMode,
     ) -> Result<SeedOutcome, Error> {
+        let CampaignSpec { total, starts_at, ends_at, discount } = spec;
         let mode = match mode {
             SeedMode::Create => "create",
             SeedMode::Replace => "replace",

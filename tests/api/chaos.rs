@@ -140,7 +140,7 @@ impl Spike {
                             orders.fetch_add(1, Relaxed);
                         }
                     }
-                    if n % 20 == 0 {
+                    if n.is_multiple_of(20) {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 }

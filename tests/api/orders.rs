@@ -207,9 +207,8 @@ async fn a_coupon_used_in_an_order_cannot_be_used_twice_and_comes_back_on_cancel
     let stranger = app.post("/v1/sales/4/orders", &with_coupon(10), &[]).await;
     assert_eq!(stranger.body["error"], "coupon_unavailable", "never issued to user 10");
 
-    let used = app
-        .wait_for_sql(&format!("SELECT used_order_id FROM coupon_issues WHERE coupon_id = 42 AND user_id = 9"), id)
-        .await;
+    let used =
+        app.wait_for_sql("SELECT used_order_id FROM coupon_issues WHERE coupon_id = 42 AND user_id = 9", id).await;
     assert_eq!(used, id, "MySQL records the order that used the coupon");
 
     assert_eq!(app.cancel(4, id).await.status, StatusCode::OK);

@@ -11,6 +11,17 @@ use hyper::StatusCode;
 
 use crate::helpers::{distinct, TestApp};
 
+/// A child process killed (SIGKILL) and reaped when dropped, also when an
+/// assertion fails first.
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 async fn issue_all(app: &Arc<TestApp>, coupon: u64, users: std::ops::RangeInclusive<u64>) -> Vec<u64> {
     let mut tasks = tokio::task::JoinSet::new();
     for user in users {
@@ -73,15 +84,15 @@ async fn killing_a_separate_sink_process_mid_stream_loses_and_doubles_nothing() 
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            .map(KilledOnDrop)
             .expect("flashsale sink starts")
     };
-    let mut first = sink("1024");
+    let first = sink("1024");
     let deadline = Instant::now() + Duration::from_secs(60);
     let rows_at_kill = loop {
         let n = app.mysql_users(60).await.len();
         if n > 0 {
-            first.kill().unwrap(); // SIGKILL
-            first.wait().unwrap();
+            drop(first); // SIGKILL
             break n;
         }
         assert!(Instant::now() < deadline, "the sink wrote nothing");
@@ -89,10 +100,9 @@ async fn killing_a_separate_sink_process_mid_stream_loses_and_doubles_nothing() 
     };
     assert!(rows_at_kill < 2000, "killed after it had finished: not mid-stream");
 
-    let mut second = sink("1048576");
+    let second = sink("1048576");
     let rows = app.wait_for_rows(60, 2000).await;
-    second.kill().unwrap();
-    second.wait().unwrap();
+    drop(second);
     assert_eq!(distinct(&rows), distinct(&winners));
 }
 
