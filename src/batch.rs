@@ -97,7 +97,7 @@ async fn batch_loop<K, Req, Resp, F, Fut>(
         let run = run.clone();
         tokio::spawn(async move {
             let calls = groups.into_iter().map(|(key, (requests, replies))| {
-                sizes.observe_us(requests.len() as u64);
+                sizes.observe_size(requests.len() as u64);
                 let answers = run(key, requests);
                 async move { answer(replies, answers.await) }
             });

@@ -3,15 +3,22 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Upper bounds in microseconds: 100 µs .. 10 s.
+/// Upper bounds of latency histograms, in microseconds: 100 µs .. 10 s.
 pub const BOUNDS_US: [u64; 16] = [
     100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
     5_000_000, 10_000_000,
 ];
 
+/// Upper bounds of size histograms (requests per script call, entries per
+/// relay batch): 1 .. 100,000.
+pub const BOUNDS_SIZE: [u64; 16] =
+    [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000];
+
 pub struct Histogram {
+    bounds: &'static [u64; 16],
     /// Observations per bucket (not cumulative); the last slot is +Inf.
-    buckets: [AtomicU64; BOUNDS_US.len() + 1],
+    buckets: [AtomicU64; 17],
+    /// Sum of the observations (µs for latencies).
     sum_us: AtomicU64,
 }
 
@@ -22,14 +29,29 @@ impl Default for Histogram {
 }
 
 impl Histogram {
+    /// Latencies: `BOUNDS_US`.
     pub const fn new() -> Self {
-        Histogram { buckets: [const { AtomicU64::new(0) }; BOUNDS_US.len() + 1], sum_us: AtomicU64::new(0) }
+        Self::with_bounds(&BOUNDS_US)
+    }
+
+    /// Counts of things: `BOUNDS_SIZE`, rendered with `render_scaled(.., 1.0)`.
+    pub const fn sizes() -> Self {
+        Self::with_bounds(&BOUNDS_SIZE)
+    }
+
+    const fn with_bounds(bounds: &'static [u64; 16]) -> Self {
+        Histogram { bounds, buckets: [const { AtomicU64::new(0) }; 17], sum_us: AtomicU64::new(0) }
     }
 
     pub fn observe_us(&self, us: u64) {
-        let slot = BOUNDS_US.iter().position(|b| us <= *b).unwrap_or(BOUNDS_US.len());
+        let slot = self.bounds.iter().position(|b| us <= *b).unwrap_or(self.bounds.len());
         self.buckets[slot].fetch_add(1, Relaxed);
         self.sum_us.fetch_add(us, Relaxed);
+    }
+
+    /// A count, for a `sizes()` histogram.
+    pub fn observe_size(&self, n: u64) {
+        self.observe_us(n);
     }
 
     pub fn observe(&self, elapsed: std::time::Duration) {
@@ -61,7 +83,7 @@ impl Histogram {
         use std::fmt::Write;
         let counts = self.cumulative();
         let sep = if labels.is_empty() { "" } else { "," };
-        for (bound, count) in BOUNDS_US.iter().zip(&counts) {
+        for (bound, count) in self.bounds.iter().zip(&counts) {
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{}\"}} {count}", *bound as f64 / divisor);
         }
         let total = counts.last().copied().unwrap_or(0);
@@ -87,5 +109,19 @@ mod tests {
         assert!(out.contains("x_seconds_bucket{route=\"a\",le=\"0.0001\"} 1"));
         assert!(out.contains("x_seconds_bucket{route=\"a\",le=\"+Inf\"} 3"));
         assert!(out.contains("x_seconds_count{route=\"a\"} 3"));
+    }
+
+    #[test]
+    fn size_histograms_have_bounds_for_counts() {
+        let h = super::Histogram::sizes();
+        for n in [1, 7, 7, 300, 10_000] {
+            h.observe_size(n);
+        }
+        let mut out = String::new();
+        h.render_scaled(&mut out, "x_size", "", 1.0);
+        assert!(out.contains("x_size_bucket{le=\"1\"} 1"), "{out}");
+        assert!(out.contains("x_size_bucket{le=\"10\"} 3"), "{out}");
+        assert!(out.contains("x_size_bucket{le=\"500\"} 4"), "{out}");
+        assert!(out.contains("x_size_sum 10315"), "{out}");
     }
 }

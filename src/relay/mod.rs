@@ -117,7 +117,7 @@ impl Relay {
             }
             METRICS.relay_events.fetch_add(n, Relaxed);
             METRICS.relay_batches.fetch_add(1, Relaxed);
-            METRICS.relay_batch_size.observe_us(n);
+            METRICS.relay_batch_size.observe_size(n);
         }
         tracing::info!("relay stopped");
     }
