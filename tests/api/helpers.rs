@@ -1,6 +1,7 @@
 //! `TestApp`: the real service on 127.0.0.1:0 against the real Redis, Kafka
 //! broker and MySQL of the local stack (`scripts/stack up`), with a fresh key
-//! prefix, topic and database per test, and one typed method per endpoint.
+//! prefix, topic and database per test; start, stop, crash, the CLI and
+//! MySQL. The HTTP methods are in `requests.rs`.
 
 use std::{
     collections::HashSet,
@@ -16,11 +17,9 @@ use flashsale::{
     config::*,
     shutdown::{self, Trigger},
 };
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
+use http_body_util::Full;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use mysql_async::prelude::*;
-use serde_json::Value;
 use tokio::{net::TcpListener, task::JoinHandle};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -35,18 +34,12 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
 }
 
-pub struct Response {
-    pub status: StatusCode,
-    pub headers: hyper::HeaderMap,
-    pub body: Value,
-}
-
 pub struct TestApp {
     pub addr: SocketAddr,
     pub config: ServeConfig,
     trigger: Option<Trigger>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    pub(crate) client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     pub mysql: mysql_async::Pool,
 }
 
@@ -210,84 +203,6 @@ impl TestApp {
         self.cli(&args).success();
     }
 
-    pub async fn try_request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Response, String> {
-        self.try_request_with(method, path, body, &[]).await
-    }
-
-    pub async fn try_request_with(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-        headers: &[(&str, &str)],
-    ) -> Result<Response, String> {
-        let mut req = Request::builder().method(method).uri(format!("http://{}{path}", self.addr));
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap();
-        let res = self.client.request(req).await.map_err(|e| e.to_string())?;
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("JSON body, got {bytes:?}"))
-        };
-        Ok(Response { status, headers, body })
-    }
-
-    /// GET returning (status, content type, body text): for non-JSON pages.
-    pub async fn try_request_raw(&self, path: &str) -> (StatusCode, String, String) {
-        let req = Request::builder().uri(format!("http://{}{path}", self.addr)).body(Full::new(Bytes::new())).unwrap();
-        let res = self.client.request(req).await.expect("request completes");
-        let status = res.status();
-        let content_type =
-            res.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (status, content_type, String::from_utf8_lossy(&bytes).into_owned())
-    }
-
-    pub async fn request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Response {
-        self.try_request(method, path, body).await.expect("request completes")
-    }
-
-    pub async fn issue(&self, coupon_id: u64, user_id: u64) -> Response {
-        let body = serde_json::to_vec(&serde_json::json!({ "user_id": user_id })).unwrap();
-        self.request(Method::POST, &format!("/v1/coupons/{coupon_id}/issue"), Some(body)).await
-    }
-
-    /// `issue`, but a failed connection is an `Err` (the service may be down).
-    pub async fn try_issue(&self, coupon_id: u64, user_id: u64) -> Result<Response, String> {
-        let body = serde_json::to_vec(&serde_json::json!({ "user_id": user_id })).unwrap();
-        self.try_request(Method::POST, &format!("/v1/coupons/{coupon_id}/issue"), Some(body)).await
-    }
-
-    /// `reserve`, but a failed connection is an `Err`.
-    pub async fn try_reserve(&self, sale: u64, user: u64, items: &[(u64, u64)]) -> Result<Response, String> {
-        let items: Vec<Value> = items.iter().map(|(sku, q)| serde_json::json!({"sku": sku, "quantity": q})).collect();
-        let body = serde_json::to_vec(&serde_json::json!({"user_id": user, "items": items})).unwrap();
-        self.try_request(Method::POST, &format!("/v1/sales/{sale}/orders"), Some(body)).await
-    }
-
-    pub async fn issue_raw(&self, coupon_id: u64, body: &[u8]) -> Response {
-        self.request(Method::POST, &format!("/v1/coupons/{coupon_id}/issue"), Some(body.to_vec())).await
-    }
-
-    /// POST a JSON value, with extra headers.
-    pub async fn post(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Response {
-        let body = serde_json::to_vec(body).unwrap();
-        self.try_request_with(Method::POST, path, Some(body), headers).await.expect("request completes")
-    }
-
-    pub async fn get(&self, path: &str) -> Response {
-        self.request(Method::GET, path, None).await
-    }
-
     /// `flashsale sale create --id ID --sku ... ` plus `extra` flags.
     pub fn create_sale(&self, id: u64, skus: &[&str], extra: &[&str]) {
         let id = id.to_string();
@@ -297,31 +212,6 @@ impl TestApp {
         }
         args.extend_from_slice(extra);
         self.cli(&args).success();
-    }
-
-    pub async fn reserve(&self, sale: u64, user: u64, items: &[(u64, u64)]) -> Response {
-        let items: Vec<Value> = items.iter().map(|(sku, q)| serde_json::json!({"sku": sku, "quantity": q})).collect();
-        self.post(&format!("/v1/sales/{sale}/orders"), &serde_json::json!({"user_id": user, "items": items}), &[]).await
-    }
-
-    pub async fn confirm(&self, sale: u64, order: u64, amount: u64) -> Response {
-        let body = serde_json::json!({"payment_key": format!("pay-{order}"), "amount": amount});
-        self.post(&format!("/v1/sales/{sale}/orders/{order}/confirm"), &body, &[]).await
-    }
-
-    pub async fn cancel(&self, sale: u64, order: u64) -> Response {
-        self.post(&format!("/v1/sales/{sale}/orders/{order}/cancel"), &Value::Null, &[]).await
-    }
-
-    /// SKU -> remaining, from `GET /v1/sales/{sale}`.
-    pub async fn remaining(&self, sale: u64) -> std::collections::BTreeMap<u64, u64> {
-        let sale = self.get(&format!("/v1/sales/{sale}")).await.body;
-        sale["skus"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| (s["sku"].as_u64().unwrap(), s["remaining"].as_u64().unwrap()))
-            .collect()
     }
 
     /// Runs a MySQL query returning rows of `T`.
@@ -340,14 +230,6 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    pub async fn issue_raw_path(&self, path: &str, body: &[u8]) -> Response {
-        self.request(Method::POST, path, Some(body.to_vec())).await
-    }
-
-    pub async fn coupon(&self, coupon_id: u64) -> Response {
-        self.request(Method::GET, &format!("/v1/coupons/{coupon_id}"), None).await
     }
 
     /// User ids MySQL holds for the campaign.
@@ -413,4 +295,4 @@ async fn healthz_once(addr: SocketAddr) -> bool {
     answer.starts_with(b"HTTP/1.1 200")
 }
 
-pub use crate::own_redis::OwnRedis;
+pub use crate::{own_redis::OwnRedis, requests::Response};
