@@ -122,15 +122,16 @@ impl Relay {
         tracing::info!("relay stopped");
     }
 
-    /// Up to `batch` entries: this consumer's unacknowledged ones (`pending`),
-    /// else new ones, gathered from reads of `REDIS_SLICE` each; only the
+    /// With `pending`, one `REDIS_SLICE` of this consumer's unacknowledged
+    /// entries (after a restart or a claim; the next round, once these are
+    /// acknowledged, reads the next slice from 0 again). Otherwise up to
+    /// `batch` new ones, gathered from reads of `REDIS_SLICE` each; only the
     /// first waits (up to `BLOCK_MS`) for entries to arrive.
     async fn read_batch(&self, pending: bool) -> Result<Vec<Entry>, fred::error::Error> {
-        if pending {
-            // Re-reading from 0 would answer the same entries again: one read.
-            return self.outbox.read(self.batch as u64, true, None).await;
-        }
         let slice = REDIS_SLICE.min(self.batch);
+        if pending {
+            return self.outbox.read(slice as u64, true, None).await;
+        }
         let mut entries = self.outbox.read(slice as u64, false, Some(BLOCK_MS)).await?;
         let mut last = entries.len();
         while last >= slice && entries.len() < self.batch {

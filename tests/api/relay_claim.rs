@@ -1,0 +1,112 @@
+//! Entries a relay read but never acknowledged: its own after a crash, and a
+//! dead relay's, claimed once idle. Thousands of them are delivered in
+//! slices, each exactly once into MySQL.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use flashsale::keys::{Keys, OUTBOX_GROUP};
+use fred::{
+    prelude::*,
+    types::{ClusterHash, CustomCommand},
+};
+use hyper::StatusCode;
+
+use crate::{
+    helpers::{distinct, TestApp},
+    own_broker::OwnBroker,
+};
+
+/// XPENDING's count for `consumer` on `stream` (0 before the relay made its group).
+async fn pending_of(redis: &Client, stream: &str, consumer: &str) -> u64 {
+    let summary: Result<Value, _> = redis
+        .custom(CustomCommand::new_static("XPENDING", ClusterHash::FirstKey, false), vec![stream, OUTBOX_GROUP])
+        .await;
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(e) if e.details().starts_with("NOGROUP") => return 0,
+        Err(e) => panic!("XPENDING: {e}"),
+    };
+    let Value::Array(parts) = summary else { return 0 };
+    let Some(Value::Array(consumers)) = parts.get(3) else { return 0 };
+    consumers
+        .iter()
+        .filter_map(|c| match c {
+            Value::Array(pair) if pair.first().and_then(|n| n.as_string()).as_deref() == Some(consumer) => {
+                pair.get(1)?.as_string()?.parse::<u64>().ok()
+            }
+            _ => None,
+        })
+        .sum()
+}
+
+async fn issue_all(app: &Arc<TestApp>, coupon: u64, users: std::ops::RangeInclusive<u64>) -> Vec<u64> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for user in users {
+        let app = app.clone();
+        tasks.spawn(async move {
+            assert_eq!(app.issue(coupon, user).await.status, StatusCode::CREATED);
+            user
+        });
+    }
+    tasks.join_all().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thousands_of_unacknowledged_entries_of_a_crashed_and_a_dead_relay_reach_mysql_once() {
+    let broker = OwnBroker::start();
+    let app = TestApp::spawn_with(|c| {
+        c.kafka.kafka_brokers = vec![broker.addr.clone()];
+        c.relay.relay_batch = 20_000;
+        c.relay.relay_claim_idle_ms = 500;
+    })
+    .await;
+    app.create_coupon(91, 5000, &[]);
+    let stream = Keys::new(app.config.redis.key_prefix.clone()).coupon(91).outbox;
+    let redis = flashsale::redis::client(&app.config.redis).await.unwrap();
+    let app = Arc::new(app);
+
+    // The broker stops answering: the relay reads the first issue and hangs
+    // in produce, the entry pending under its name.
+    broker.pause();
+    let mut winners = issue_all(&app, 91, 1..=1).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pending_of(&redis, &stream, "relay-1").await == 0 {
+        assert!(Instant::now() < deadline, "the relay never read the first issue");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Issues it can't read meanwhile: another relay reads them, and dies.
+    winners.extend(issue_all(&app, 91, 2..=2500).await);
+    let read: Value = redis
+        .custom(
+            CustomCommand::new_static("XREADGROUP", ClusterHash::Random, false),
+            vec!["GROUP", OUTBOX_GROUP, "relay-dead", "COUNT", "10000", "STREAMS", stream.as_str(), ">"],
+        )
+        .await
+        .unwrap();
+    assert!(!read.is_null());
+    assert_eq!(pending_of(&redis, &stream, "relay-dead").await, 2499);
+
+    // The service dies too, its produce request still queued at the broker.
+    let mut app = Arc::try_unwrap(app).ok().expect("no other owner");
+    app.crash();
+    broker.resume();
+    app.start().await;
+
+    // Its own pending entry, then the dead relay's 2,499 once idle, in slices.
+    let rows = app.wait_for_rows(91, 2500).await;
+    assert_eq!(distinct(&rows), distinct(&winners));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: u64 = redis.xlen(&stream).await.unwrap();
+        let pending = pending_of(&redis, &stream, "relay-1").await + pending_of(&redis, &stream, "relay-dead").await;
+        if left == 0 && pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "outbox still holds {left} entries, {pending} pending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = redis.quit().await;
+}
