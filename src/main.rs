@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    limit_malloc_arenas();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FLASHSALE_LOG")
@@ -17,6 +18,23 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// glibc gives threads their own malloc arenas, up to eight per core, and
+/// memory a thread frees stays in its arena. Memory the pipe's thread frees
+/// would then stay out of reach of the HTTP workers' connection buffers. One
+/// arena per core instead: holding 10,000 connections took 162 MiB instead
+/// of 172 MiB, at the same throughput (README, Benchmark). `MALLOC_ARENA_MAX`,
+/// when set, wins. Runs before any other thread exists.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // SAFETY: mallopt only sets an allocator parameter; no other thread runs yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, cores.clamp(1, 64) as libc::c_int);
         }
     }
 }
