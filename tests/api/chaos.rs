@@ -18,7 +18,7 @@ use std::{
 
 use hyper::StatusCode;
 
-use crate::helpers::TestApp;
+use crate::helpers::{free_port, wait_for_port, TestApp};
 
 /// Outage length for the broker and MySQL tests (the issue asks for ~20 s).
 fn outage() -> Duration {
@@ -81,11 +81,7 @@ impl Service {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "service did not come back");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_port(self.port, Duration::from_secs(60), "service did not come back");
     }
 
     fn kill9(&mut self) {
@@ -180,7 +176,7 @@ async fn settle_and_reconcile(app: &TestApp, issued: &BTreeSet<u64>, label: &str
 }
 
 async fn chaos_app() -> (Arc<TestApp>, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let mut app = TestApp::prepare_with(|c| c.redis.redis_timeout_ms = 1_000).await;
     app.create_coupon(1, 1_000_000, &[]);
     app.create_sale(1, &["1:100:1000000", "2:200:1000000"], &[]);

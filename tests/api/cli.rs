@@ -128,7 +128,7 @@ async fn sale_create_refuses_an_existing_id_and_bad_skus() {
 #[tokio::test]
 async fn a_separate_sink_serves_its_own_metrics() {
     let app = TestApp::spawn_with(|c| c.run_sink = false).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::helpers::free_port();
     let mut sink = std::process::Command::new(env!("CARGO_BIN_EXE_flashsale"))
         .arg("sink")
         .envs(app.env().iter().map(|(k, v)| (*k, v.as_str())))

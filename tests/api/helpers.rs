@@ -253,6 +253,21 @@ impl TestApp {
     }
 }
 
+/// A port the kernel just had free, for a child process to bind.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Blocks until something accepts on `port`, failing the test with `what`
+/// after `limit`.
+pub fn wait_for_port(port: u16, limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub struct CliOutput {
     pub code: Option<i32>,
     pub stdout: String,

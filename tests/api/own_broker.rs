@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
-use crate::helpers::unique;
+use crate::helpers::{free_port, unique, wait_for_port};
 
 pub struct OwnBroker {
     child: std::process::Child,
@@ -15,7 +15,7 @@ pub struct OwnBroker {
 
 impl OwnBroker {
     pub fn start() -> OwnBroker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let dir = std::env::temp_dir().join(unique("flashsale_tansu_"));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("tcp://127.0.0.1:{port}");
@@ -28,11 +28,7 @@ impl OwnBroker {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("tansu on PATH (scripts/install)");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "own broker did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_port(port, Duration::from_secs(20), "own broker did not start");
         OwnBroker { child, dir, addr: format!("127.0.0.1:{port}") }
     }
 
