@@ -107,10 +107,11 @@ async fn start(
         // fetches would hold the relay's produce requests back behind them.
         let consumer = kafka::connect(&config.kafka).await?;
         let partitions = kafka::Topics::open(&consumer, &config.kafka).await?.all().cloned().collect();
-        let mysql = crate::db::pool(&config.mysql)?;
-        let sink = Sink { mysql: mysql.clone(), partitions, settings: config.sink.clone() };
+        let sink = Sink { mysql: crate::db::pool(&config.mysql)?, partitions, settings: config.sink.clone() };
+        let mysql = sink.mysql.clone();
         tasks.spawn(sink.run(shutdown.clone()));
-        return Ok((tasks, Some(mysql)));
+        Ok((tasks, Some(mysql)))
+    } else {
+        Ok((tasks, None))
     }
-    Ok((tasks, None))
 }

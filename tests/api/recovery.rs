@@ -22,28 +22,13 @@ impl Drop for KilledOnDrop {
     }
 }
 
-async fn issue_all(app: &Arc<TestApp>, coupon: u64, users: std::ops::RangeInclusive<u64>) -> Vec<u64> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for user in users {
-        let app = app.clone();
-        tasks.spawn(async move { (user, app.issue(coupon, user).await.status) });
-    }
-    let mut winners = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        let (user, status) = done.unwrap();
-        assert_eq!(status, StatusCode::CREATED);
-        winners.push(user);
-    }
-    winners
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crashing_the_service_mid_stream_loses_and_doubles_nothing() {
     let app = TestApp::spawn().await;
     app.create_coupon(50, 3000, &[]);
 
     let shared = Arc::new(app);
-    let mut winners = issue_all(&shared, 50, 1..=1500).await;
+    let mut winners = shared.issue_all(50, 1..=1500).await;
     let mut app = Arc::try_unwrap(shared).ok().expect("no other owner");
     // Abort, not a graceful stop: the relay and sink die wherever they are.
     app.crash();
@@ -51,14 +36,14 @@ async fn crashing_the_service_mid_stream_loses_and_doubles_nothing() {
     app.start().await;
 
     let shared = Arc::new(app);
-    winners.extend(issue_all(&shared, 50, 1501..=2500).await);
+    winners.extend(shared.issue_all(50, 1501..=2500).await);
     let mut app = Arc::try_unwrap(shared).ok().expect("no other owner");
     // And a graceful restart: the drain must not drop anything either.
     app.stop().await;
     app.start().await;
 
     let shared = Arc::new(app);
-    winners.extend(issue_all(&shared, 50, 2501..=3000).await);
+    winners.extend(shared.issue_all(50, 2501..=3000).await);
     let rows = shared.wait_for_rows(50, 3000).await;
     assert_eq!(distinct(&rows), distinct(&winners));
     eprintln!("rows in MySQL at the crash: {rows_at_crash} of 1500");
@@ -69,7 +54,7 @@ async fn killing_a_separate_sink_process_mid_stream_loses_and_doubles_nothing() 
     let app = TestApp::spawn_with(|c| c.run_sink = false).await;
     app.create_coupon(60, 2000, &[]);
     let app = Arc::new(app);
-    let winners = issue_all(&app, 60, 1..=2000).await;
+    let winners = app.issue_all(60, 1..=2000).await;
 
     let sink = |fetch_bytes: &str| {
         let c = &app.config;

@@ -12,7 +12,6 @@ use fred::{
     prelude::*,
     types::{ClusterHash, CustomCommand},
 };
-use hyper::StatusCode;
 
 use crate::{
     helpers::{distinct, TestApp},
@@ -42,18 +41,6 @@ async fn pending_of(redis: &Client, stream: &str, consumer: &str) -> u64 {
         .sum()
 }
 
-async fn issue_all(app: &Arc<TestApp>, coupon: u64, users: std::ops::RangeInclusive<u64>) -> Vec<u64> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for user in users {
-        let app = app.clone();
-        tasks.spawn(async move {
-            assert_eq!(app.issue(coupon, user).await.status, StatusCode::CREATED);
-            user
-        });
-    }
-    tasks.join_all().await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thousands_of_unacknowledged_entries_of_a_crashed_and_a_dead_relay_reach_mysql_once() {
     let broker = OwnBroker::start();
@@ -71,14 +58,14 @@ async fn thousands_of_unacknowledged_entries_of_a_crashed_and_a_dead_relay_reach
     // The broker stops answering: the relay reads the first issue and hangs
     // in produce, the entry pending under its name.
     broker.pause();
-    let mut winners = issue_all(&app, 91, 1..=1).await;
+    let mut winners = app.issue_all(91, 1..=1).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while pending_of(&redis, &stream, "relay-1").await == 0 {
         assert!(Instant::now() < deadline, "the relay never read the first issue");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Issues it can't read meanwhile: another relay reads them, and dies.
-    winners.extend(issue_all(&app, 91, 2..=2500).await);
+    winners.extend(app.issue_all(91, 2..=2500).await);
     let read: Value = redis
         .custom(
             CustomCommand::new_static("XREADGROUP", ClusterHash::Random, false),

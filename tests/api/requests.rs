@@ -1,6 +1,8 @@
 //! `TestApp`'s HTTP side: one typed method per endpoint, over a pooled
 //! keep-alive client, answers parsed as JSON.
 
+use std::{ops::RangeInclusive, sync::Arc};
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
@@ -124,5 +126,19 @@ impl TestApp {
 
     pub async fn coupon(&self, coupon_id: u64) -> Response {
         self.request(Method::GET, &format!("/v1/coupons/{coupon_id}"), None).await
+    }
+
+    /// Issues `coupon` to every user of `users` concurrently, asserting each
+    /// one 201; returns the users, in the order their answers came.
+    pub async fn issue_all(self: &Arc<Self>, coupon: u64, users: RangeInclusive<u64>) -> Vec<u64> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for user in users {
+            let app = self.clone();
+            tasks.spawn(async move {
+                assert_eq!(app.issue(coupon, user).await.status, StatusCode::CREATED, "user {user}");
+                user
+            });
+        }
+        tasks.join_all().await
     }
 }
