@@ -2,7 +2,9 @@
 --
 -- KEYS[1]  campaign hash   {coupon:ID}:meta    fields total, remaining, starts_at, ends_at (ms since epoch; ends_at 0 = never)
 -- KEYS[2]  issued users    {coupon:ID}:users   set of user ids
--- KEYS[3]  outbox stream   {coupon:ID}:outbox  one entry per issue, removed by the relay once Kafka has it
+-- KEYS[3]  outbox stream   {coupon:ID}:outbox  one entry per call that issued any: fields coupon_id,
+--                                              issued_at and user_ids (the call's winners, comma-separated,
+--                                              in order); removed by the relay once Kafka has its events
 -- ARGV[1]  coupon id (decimal string), copied into the outbox entries
 -- ARGV[2..] user ids (decimal strings), in arrival order; the service batches
 --          concurrent requests for one campaign into one call
@@ -15,7 +17,8 @@
 --       r = -2  sold out
 -- Each user is checked and served in turn; nothing is written for a user
 -- unless every check passes, so a decrement, the user's membership and the
--- outbox record are never separated.
+-- outbox record are never separated. The call's issues share one outbox entry
+-- (one XADD, and one read, claim and acknowledgement by the relay, per call).
 local meta = redis.call('HMGET', KEYS[1], 'remaining', 'starts_at', 'ends_at')
 if not meta[1] then
   return {'unknown'}
@@ -31,7 +34,7 @@ if ends_at > 0 and now >= ends_at then
 end
 local now_text = string.format('%d', now)
 local remaining = tonumber(meta[1])
-local issued = 0
+local winners = {}
 local answer = {now}
 for i = 2, #ARGV do
   local user = ARGV[i]
@@ -42,12 +45,12 @@ for i = 2, #ARGV do
     answer[i] = -1
   else
     remaining = remaining - 1
-    issued = issued + 1
-    redis.call('XADD', KEYS[3], '*', 'coupon_id', ARGV[1], 'user_id', user, 'issued_at', now_text)
+    winners[#winners + 1] = user
     answer[i] = remaining
   end
 end
-if issued > 0 then
-  redis.call('HINCRBY', KEYS[1], 'remaining', -issued)
+if #winners > 0 then
+  redis.call('XADD', KEYS[3], '*', 'coupon_id', ARGV[1], 'issued_at', now_text, 'user_ids', table.concat(winners, ','))
+  redis.call('HINCRBY', KEYS[1], 'remaining', -#winners)
 end
 return answer

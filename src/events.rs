@@ -33,7 +33,9 @@ impl OrderChanged {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CouponIssued {
-    /// `c<coupon_id>-<outbox entry id>`, unique and stable.
+    /// `c<coupon_id>-<outbox entry id>` for an entry's first issue,
+    /// `c<coupon_id>-<outbox entry id>-<n>` for its n-th after that (an entry
+    /// holds one script call's issues): unique and stable.
     pub event_id: String,
     pub coupon_id: u64,
     pub user_id: u64,
@@ -42,8 +44,13 @@ pub struct CouponIssued {
 }
 
 impl CouponIssued {
-    pub fn event_id(coupon_id: u64, entry_id: &str) -> String {
-        format!("c{coupon_id}-{entry_id}")
+    /// The id of the `nth` (from 0) issue of outbox entry `entry_id`.
+    pub fn event_id(coupon_id: u64, entry_id: &str, nth: usize) -> String {
+        if nth == 0 {
+            format!("c{coupon_id}-{entry_id}")
+        } else {
+            format!("c{coupon_id}-{entry_id}-{nth}")
+        }
     }
 }
 
@@ -90,7 +97,7 @@ mod tests {
     #[test]
     fn event_round_trips_through_json_with_its_type_tag() {
         let e = Event::CouponIssued(CouponIssued {
-            event_id: CouponIssued::event_id(42, "1-0"),
+            event_id: CouponIssued::event_id(42, "1-0", 0),
             coupon_id: 42,
             user_id: 7,
             issued_at: 1,

@@ -217,14 +217,9 @@ impl Metrics {
         header(&mut out, "flashsale_script_batch_size", "histogram", "Requests carried per hot-path script call");
         self.issue_batch_size.render_scaled(&mut out, "flashsale_script_batch_size", "script=\"issue_coupon\"", 1.0);
         self.reserve_batch_size.render_scaled(&mut out, "flashsale_script_batch_size", "script=\"reserve_order\"", 1.0);
-        counter(
-            &mut out,
-            "flashsale_relay_events_total",
-            "Outbox entries produced to Kafka",
-            self.relay_events.load(Relaxed),
-        );
+        counter(&mut out, "flashsale_relay_events_total", "Events produced to Kafka", self.relay_events.load(Relaxed));
         counter(&mut out, "flashsale_relay_batches_total", "Relay batches delivered", self.relay_batches.load(Relaxed));
-        header(&mut out, "flashsale_relay_batch_size", "histogram", "Entries per relay batch");
+        header(&mut out, "flashsale_relay_batch_size", "histogram", "Events per relay batch");
         self.relay_batch_size.render_scaled(&mut out, "flashsale_relay_batch_size", "", 1.0);
         header(&mut out, "flashsale_kafka_produce_duration_seconds", "histogram", "Kafka produce latency per request");
         self.kafka_produce.render(&mut out, "flashsale_kafka_produce_duration_seconds", "");

@@ -32,9 +32,10 @@ pub use outbox::Outbox;
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// How long one blocking read waits for new entries.
 const BLOCK_MS: u64 = 100;
-/// Most entries one Redis read or acknowledgement takes: Redis serves nothing
-/// else meanwhile, so a 10k-entry read or acknowledgement shows up in the hot
-/// path's tail latency. A batch for Kafka is gathered from several such reads.
+/// About how many events one Redis read takes, and most entries one
+/// acknowledgement takes: Redis serves nothing else meanwhile, so a 10k-entry
+/// read or acknowledgement shows up in the hot path's tail latency. A batch for
+/// Kafka is gathered from several such reads.
 const REDIS_SLICE: usize = 1000;
 /// Most record bytes in one produce request: large requests amortise the
 /// broker's per-request cost; Kafka's default message.max.bytes is 1 MiB.
@@ -111,7 +112,7 @@ impl Relay {
                 pending = false;
                 continue;
             }
-            let n = entries.len() as u64;
+            let n = entries.iter().map(|e| e.events.len() as u64).sum();
             if self.deliver(entries, &mut shutdown).await.is_err() {
                 break;
             }
@@ -122,22 +123,23 @@ impl Relay {
         tracing::info!("relay stopped");
     }
 
-    /// With `pending`, one `REDIS_SLICE` of this consumer's unacknowledged
-    /// entries (after a restart or a claim; the next round, once these are
-    /// acknowledged, reads the next slice from 0 again). Otherwise up to
-    /// `batch` new ones, gathered from reads of `REDIS_SLICE` each; only the
-    /// first waits (up to `BLOCK_MS`) for entries to arrive.
+    /// With `pending`, one slice (about `REDIS_SLICE` events) of this
+    /// consumer's unacknowledged entries (after a restart or a claim; the next
+    /// round, once these are acknowledged, reads the next slice from 0 again).
+    /// Otherwise up to about `batch` events in new entries, gathered from
+    /// slices; only the first read waits (up to `BLOCK_MS`) for entries.
     async fn read_batch(&self, pending: bool) -> Result<Vec<Entry>, fred::error::Error> {
         let slice = REDIS_SLICE.min(self.batch);
         if pending {
-            return self.outbox.read(slice as u64, true, None).await;
+            return Ok(self.outbox.read(slice, true, None).await?.0);
         }
-        let mut entries = self.outbox.read(slice as u64, false, Some(BLOCK_MS)).await?;
-        let mut last = entries.len();
-        while last >= slice && entries.len() < self.batch {
-            match self.outbox.read(slice as u64, false, None).await {
-                Ok(more) => {
-                    last = more.len();
+        let (mut entries, mut full) = self.outbox.read(slice, false, Some(BLOCK_MS)).await?;
+        let mut events: usize = entries.iter().map(|e| e.events.len()).sum();
+        while full && events < self.batch {
+            match self.outbox.read(slice.min(self.batch - events), false, None).await {
+                Ok((more, more_full)) => {
+                    full = more_full;
+                    events += more.iter().map(|e| e.events.len()).sum::<usize>();
                     entries.extend(more);
                 }
                 Err(e) => {
@@ -157,11 +159,13 @@ impl Relay {
         let mut per_partition: Vec<(Arc<PartitionClient>, Vec<Record>)> = Vec::new();
         let mut per_stream: BTreeMap<Arc<str>, Vec<String>> = BTreeMap::new();
         for entry in entries {
-            let partitions = self.topics.for_event(&entry.event);
-            let client = &partitions[partition_for(entry.event.key(), partitions.len() as i32) as usize];
-            match per_partition.iter_mut().find(|(c, _)| Arc::ptr_eq(c, client)) {
-                Some((_, records)) => records.push(record(&entry.event)),
-                None => per_partition.push((client.clone(), vec![record(&entry.event)])),
+            for event in &entry.events {
+                let partitions = self.topics.for_event(event);
+                let client = &partitions[partition_for(event.key(), partitions.len() as i32) as usize];
+                match per_partition.iter_mut().find(|(c, _)| Arc::ptr_eq(c, client)) {
+                    Some((_, records)) => records.push(record(event)),
+                    None => per_partition.push((client.clone(), vec![record(event)])),
+                }
             }
             per_stream.entry(entry.stream).or_default().push(entry.id);
         }

@@ -2,7 +2,13 @@
 //! the consumer group, claiming entries a dead relay left pending, and
 //! forgetting entries once Kafka has them.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicUsize, Ordering::Relaxed},
+        Arc,
+    },
+};
 
 use fred::prelude::*;
 
@@ -16,11 +22,12 @@ use crate::{
 /// XAUTOCLAIM's answer: where to go on, and the entries claimed.
 type Claimed = (String, Vec<(String, HashMap<String, String>)>);
 
-/// One outbox entry, decoded.
+/// One outbox entry, decoded: the events of one script call (a coupon entry
+/// carries every issue of its call; an order entry one order change).
 pub struct Entry {
     pub stream: Arc<str>,
     pub id: String,
-    pub event: Event,
+    pub events: Vec<Event>,
 }
 
 pub struct Outbox {
@@ -32,11 +39,14 @@ pub struct Outbox {
     consumer: String,
     /// Outbox keys whose consumer group exists.
     streams: Vec<Arc<str>>,
+    /// Events per entry in the last read that found any, rounded up: sizes
+    /// the next read (a coupon entry holds a whole script call's issues).
+    per_entry: AtomicUsize,
 }
 
 impl Outbox {
     pub fn new(reader: Client, redis: Pool, scripts: Arc<Scripts>, keys: Keys, consumer: String) -> Self {
-        Outbox { reader, redis, scripts, keys, consumer, streams: Vec::new() }
+        Outbox { reader, redis, scripts, keys, consumer, streams: Vec::new(), per_entry: AtomicUsize::new(1) }
     }
 
     /// Makes the next `refresh` check (and create) every stream's group again.
@@ -72,10 +82,27 @@ impl Outbox {
         Ok(())
     }
 
-    /// Reads up to `count` entries per stream: with `pending`, the entries this
-    /// consumer read before but never acknowledged; otherwise new entries.
-    /// With `block_ms`, waits that long for some when there are none.
-    pub async fn read(&self, count: u64, pending: bool, block_ms: Option<u64>) -> Result<Vec<Entry>, Error> {
+    /// Reads entries holding about `events` events per stream (by the last
+    /// read's events per entry): with `pending`, the entries this consumer
+    /// read before but never acknowledged; otherwise new entries. With
+    /// `block_ms`, waits that long for some when there are none. Also says
+    /// whether some stream gave as many entries as asked (more may wait).
+    pub async fn read(&self, events: usize, pending: bool, block_ms: Option<u64>) -> Result<(Vec<Entry>, bool), Error> {
+        let count = (events / self.per_entry.load(Relaxed)).max(1);
+        let entries = self.read_entries(count as u64, pending, block_ms).await?;
+        let mut per_stream: HashMap<&str, usize> = HashMap::new();
+        for entry in &entries {
+            *per_stream.entry(&entry.stream).or_default() += 1;
+        }
+        let full = per_stream.values().any(|&n| n >= count);
+        let read: usize = entries.iter().map(|e| e.events.len()).sum();
+        if !entries.is_empty() {
+            self.per_entry.store(read.div_ceil(entries.len()).max(1), Relaxed);
+        }
+        Ok((entries, full))
+    }
+
+    async fn read_entries(&self, count: u64, pending: bool, block_ms: Option<u64>) -> Result<Vec<Entry>, Error> {
         let keys: Vec<&str> = self.streams.iter().map(|s| &**s).collect();
         let ids = vec![if pending { "0" } else { ">" }; keys.len()];
         // Raw reply: a blocking read that times out answers nil, which the
@@ -112,7 +139,7 @@ impl Outbox {
                     _ => HashMap::new(),
                 };
                 match self.decode(&stream, &id, &fields) {
-                    Some(event) => entries.push(Entry { stream: stream.clone(), id, event }),
+                    Some(events) => entries.push(Entry { stream: stream.clone(), id, events }),
                     None => {
                         // Not ours to interpret; never block the stream on it.
                         tracing::error!(%stream, %id, ?fields, "undecodable outbox entry skipped");
@@ -124,20 +151,25 @@ impl Outbox {
         Ok(entries)
     }
 
-    fn decode(&self, stream: &str, id: &str, fields: &HashMap<String, String>) -> Option<Event> {
+    fn decode(&self, stream: &str, id: &str, fields: &HashMap<String, String>) -> Option<Vec<Event>> {
         if let Some(sale_id) = self.keys.sale_of_outbox(stream) {
             let order = Order::from_json(fields.get("order")?).ok()?;
-            return Some(Event::Order(OrderChanged { event_id: OrderChanged::event_id(sale_id, id), order }));
+            return Some(vec![Event::Order(OrderChanged { event_id: OrderChanged::event_id(sale_id, id), order })]);
         }
         let coupon_id = self.keys.coupon_of_outbox(stream)?;
-        let user_id = fields.get("user_id")?.parse().ok()?;
         let issued_at = fields.get("issued_at")?.parse().ok()?;
-        Some(Event::CouponIssued(CouponIssued {
-            event_id: CouponIssued::event_id(coupon_id, id),
-            coupon_id,
-            user_id,
-            issued_at,
-        }))
+        coupon_users(fields)?
+            .into_iter()
+            .enumerate()
+            .map(|(nth, user_id)| {
+                Some(Event::CouponIssued(CouponIssued {
+                    event_id: CouponIssued::event_id(coupon_id, id, nth),
+                    coupon_id,
+                    user_id,
+                    issued_at,
+                }))
+            })
+            .collect()
     }
 
     /// Moves entries idle for `min_idle_ms` in other consumers (dead relays)
@@ -187,5 +219,34 @@ impl Outbox {
     /// Acknowledges and deletes `ids` of `stream`.
     pub async fn ack(&self, stream: &str, ids: &[String]) -> Result<(), Error> {
         self.scripts.ack_outbox.call(self.redis.next(), stream, ids).await.map(|_| ())
+    }
+}
+
+/// The users of a coupon entry, in issue order: `user_ids` (comma-separated,
+/// one script call's issues) or, in entries written before that field,
+/// `user_id`. None when a field is missing or not a list of u64.
+fn coupon_users(fields: &HashMap<String, String>) -> Option<Vec<u64>> {
+    if let Some(list) = fields.get("user_ids") {
+        return list.split(',').map(|u| u.parse().ok()).collect::<Option<Vec<u64>>>().filter(|u| !u.is_empty());
+    }
+    Some(vec![fields.get("user_id")?.parse().ok()?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_coupon_entry_names_its_users_in_a_list_or_alone() {
+        assert_eq!(coupon_users(&fields(&[("user_ids", "7,3,12")])), Some(vec![7, 3, 12]));
+        assert_eq!(coupon_users(&fields(&[("user_ids", "5")])), Some(vec![5]));
+        assert_eq!(coupon_users(&fields(&[("user_id", "9")])), Some(vec![9]), "an entry of an older version");
+        assert_eq!(coupon_users(&fields(&[("user_ids", "7,x")])), None);
+        assert_eq!(coupon_users(&fields(&[("user_ids", "")])), None);
+        assert_eq!(coupon_users(&fields(&[("issued_at", "1")])), None);
     }
 }

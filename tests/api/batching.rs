@@ -60,6 +60,11 @@ async fn concurrent_issues_share_script_calls_and_each_user_is_served_once_in_tu
     eprintln!("issue_coupon: {requests} requests in {calls} script calls");
     assert!(requests >= 800.0 && calls < requests, "some calls carried several requests: {requests} in {calls}");
     assert_eq!(app.wait_for_rows(1, 400).await.len(), 400, "MySQL holds each issue once");
+    // A call's issues share one outbox entry; each still has its own event id.
+    let ids: Vec<String> = app.sql("SELECT event_id FROM coupon_issues WHERE coupon_id = 1").await;
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 400, "one event id per issue");
+    let shared = ids.iter().filter(|id| id.matches('-').count() == 3).count();
+    assert!(shared > 0, "no entry carried several issues: {ids:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

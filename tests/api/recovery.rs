@@ -158,23 +158,19 @@ async fn a_relay_batch_larger_than_luas_unpack_limit_is_acknowledged() {
     let mut app = TestApp::spawn_with(|c| c.relay.relay_batch = 20_000).await;
     app.create_coupon(82, 12_000, &[]);
     // With the service stopped, 12,000 issues pile up in the outbox (through
-    // the real script), so the restarted relay reads them in one batch: more
-    // ids than one Lua unpack() takes.
+    // the real script, one at a time: 12,000 entries), so the restarted relay
+    // reads them in one batch: more ids than one Lua unpack() takes.
     app.stop().await;
     let redis = flashsale::redis::pool(&app.config.redis).await.unwrap();
     let scripts = Arc::new(flashsale::scripts::Scripts::load(redis.next()).await.unwrap());
     let keys = flashsale::keys::Keys::new(app.config.redis.key_prefix.clone());
-    let coupons = flashsale::coupons::Coupons::new(redis, keys, scripts);
-    let mut tasks = tokio::task::JoinSet::new();
-    for chunk in 0..12u64 {
-        let coupons = coupons.clone();
-        tasks.spawn(async move {
-            for user in chunk * 1000..(chunk + 1) * 1000 {
-                coupons.issue(82, user).await.unwrap();
-            }
-        });
+    let outbox = keys.coupon(82).outbox;
+    let coupons = flashsale::coupons::Coupons::new(redis.clone(), keys, scripts);
+    for user in 0..12_000 {
+        coupons.issue(82, user).await.unwrap();
     }
-    while tasks.join_next().await.is_some() {}
+    let entries: u64 = fred::interfaces::StreamsInterface::xlen(redis.next(), &outbox).await.unwrap();
+    assert_eq!(entries, 12_000);
     app.start().await;
     assert_eq!(app.wait_for_rows(82, 12_000).await.len(), 12_000);
     let status = app.cli(&["status", "--coupon", "82", "--json"]).success().stdout;
