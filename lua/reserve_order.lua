@@ -15,11 +15,13 @@
 -- Only then: decrement each SKU, add to the user's total, mark the coupon used,
 -- store the order (status reserved, deadline), register the deadline, remember
 -- the answer under the idempotency key, and append the order to the outbox.
+-- The call's new orders share one outbox entry: field `order` (one order's
+-- JSON) when there is one, `orders` (a JSON array, in order) when several.
 -- Requests are served one after the other: each sees what the earlier ones took.
--- Reads are made once per call and mirrored locally; writes other than the
--- outbox entry are gathered and made once per call at the end (one command
--- per key, not per order): the script is atomic, so nothing sees the gap, and
--- Redis and its AOF get a few commands per call instead of ~9 per order.
+-- Reads are made once per call and mirrored locally; writes, the outbox entry
+-- too, are gathered and made once per call at the end (one command per key,
+-- not per order): the script is atomic, so nothing sees the gap, and Redis and
+-- its AOF get a few commands per call instead of ~9 per order.
 --
 -- Returns one answer per request, in order, each one of
 --   {'reserved', order_json} | {'replay', first_answer_json} | {'idem_mismatch'}
@@ -81,7 +83,7 @@ local idem_of = memo(idem, function(key) return redis.call('HGET', KEYS[7], key)
 local seq, seq_start = nil, nil
 local coupon_seq_next, coupon_seq_start, discount_of_coupon = nil, nil, nil
 -- What the call writes at its end, one command per key.
-local new_orders, new_deadlines, new_idem, new_used = {}, {}, {}, {}
+local new_orders, new_deadlines, new_idem, new_used, new_events = {}, {}, {}, {}, {}
 -- Users whose units bought changed (a set: one may buy twice in a call).
 local bought_changed = {}
 
@@ -189,7 +191,7 @@ local function reserve(user, idem_key, fingerprint, first, n)
     new_idem[#new_idem + 1] = idem_key
     new_idem[#new_idem + 1] = answer
   end
-  redis.call('XADD', KEYS[9], '*', 'order', json)
+  new_events[#new_events + 1] = json
   return {'reserved', json}
 end
 
@@ -223,6 +225,11 @@ write_many('HSET', KEYS[4], bought_pairs)
 write_many('HSET', KEYS[5], new_orders)
 write_many('ZADD', KEYS[6], new_deadlines)
 write_many('HSET', KEYS[7], new_idem)
+if #new_events == 1 then
+  redis.call('XADD', KEYS[9], '*', 'order', new_events[1])
+elseif #new_events > 1 then
+  redis.call('XADD', KEYS[9], '*', 'orders', '[' .. table.concat(new_events, ',') .. ']')
+end
 if coupon ~= '' then
   write_many('HSET', KEYS[12], new_used)
   if coupon_seq_next ~= nil and coupon_seq_next > coupon_seq_start then

@@ -20,14 +20,26 @@ pub enum Event {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderChanged {
-    /// `s<sale_id>-<outbox entry id>`, unique and stable.
+    /// `s<sale_id>-<outbox entry id>` for an entry's first order change,
+    /// `s<sale_id>-<outbox entry id>-<n>` for its n-th after that (an entry
+    /// holds one reservation call's new orders): unique and stable.
     pub event_id: String,
     pub order: Order,
 }
 
 impl OrderChanged {
-    pub fn event_id(sale_id: u64, entry_id: &str) -> String {
-        format!("s{sale_id}-{entry_id}")
+    /// The id of the `nth` (from 0) order change of outbox entry `entry_id`.
+    pub fn event_id(sale_id: u64, entry_id: &str, nth: usize) -> String {
+        entry_event_id('s', sale_id, entry_id, nth)
+    }
+}
+
+/// `<kind><owner>-<entry id>`, then `-<nth>` after an entry's first event.
+fn entry_event_id(kind: char, owner: u64, entry_id: &str, nth: usize) -> String {
+    if nth == 0 {
+        format!("{kind}{owner}-{entry_id}")
+    } else {
+        format!("{kind}{owner}-{entry_id}-{nth}")
     }
 }
 
@@ -46,11 +58,7 @@ pub struct CouponIssued {
 impl CouponIssued {
     /// The id of the `nth` (from 0) issue of outbox entry `entry_id`.
     pub fn event_id(coupon_id: u64, entry_id: &str, nth: usize) -> String {
-        if nth == 0 {
-            format!("c{coupon_id}-{entry_id}")
-        } else {
-            format!("c{coupon_id}-{entry_id}-{nth}")
-        }
+        entry_event_id('c', coupon_id, entry_id, nth)
     }
 }
 

@@ -153,8 +153,11 @@ impl Outbox {
 
     fn decode(&self, stream: &str, id: &str, fields: &HashMap<String, String>) -> Option<Vec<Event>> {
         if let Some(sale_id) = self.keys.sale_of_outbox(stream) {
-            let order = Order::from_json(fields.get("order")?).ok()?;
-            return Some(vec![Event::Order(OrderChanged { event_id: OrderChanged::event_id(sale_id, id), order })]);
+            let orders = entry_orders(fields)?;
+            let events = orders.into_iter().enumerate().map(|(nth, order)| {
+                Event::Order(OrderChanged { event_id: OrderChanged::event_id(sale_id, id, nth), order })
+            });
+            return Some(events.collect());
         }
         let coupon_id = self.keys.coupon_of_outbox(stream)?;
         let issued_at = fields.get("issued_at")?.parse().ok()?;
@@ -222,6 +225,16 @@ impl Outbox {
     }
 }
 
+/// The orders of a sale entry, in order: `orders` (a JSON array, one
+/// reservation call's new orders) or `order` (one order). None when neither
+/// decodes.
+fn entry_orders(fields: &HashMap<String, String>) -> Option<Vec<Order>> {
+    if let Some(list) = fields.get("orders") {
+        return serde_json::from_str::<Vec<Order>>(list).ok().filter(|o| !o.is_empty());
+    }
+    Some(vec![Order::from_json(fields.get("order")?).ok()?])
+}
+
 /// The users of a coupon entry, in issue order: `user_ids` (comma-separated,
 /// one script call's issues) or, in entries written before that field,
 /// `user_id`. None when a field is missing or not a list of u64.
@@ -238,6 +251,25 @@ mod tests {
 
     fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// An order as reserve_order.lua writes it.
+    fn order_json(id: u64) -> String {
+        format!(
+            r#"{{"order_id":"{id}","sale_id":"5","user_id":"9","status":"reserved","items":[{{"sku":"1","quantity":2,"price":100}}],"total":200,"discount":0,"to_pay":200,"coupon_id":null,"coupon_seq":null,"payment_key":null,"created_at":1,"expires_at":2,"updated_at":1,"version":1}}"#
+        )
+    }
+
+    #[test]
+    fn a_sale_entry_holds_one_order_or_a_list() {
+        let one = entry_orders(&fields(&[("order", &order_json(3))])).unwrap();
+        assert_eq!(one.iter().map(|o| o.order_id).collect::<Vec<_>>(), vec![3]);
+        let list = format!("[{},{}]", order_json(4), order_json(6));
+        let two = entry_orders(&fields(&[("orders", &list)])).unwrap();
+        assert_eq!(two.iter().map(|o| o.order_id).collect::<Vec<_>>(), vec![4, 6]);
+        assert!(entry_orders(&fields(&[("orders", "[]")])).is_none());
+        assert!(entry_orders(&fields(&[("orders", "[{")])).is_none());
+        assert!(entry_orders(&fields(&[("user_id", "1")])).is_none());
     }
 
     #[test]

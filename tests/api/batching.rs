@@ -149,4 +149,9 @@ async fn concurrent_reservations_share_script_calls_and_keep_limits_keys_and_cou
     assert!(requests >= 660.0 && calls < requests, "some calls carried several requests: {requests} in {calls}");
     let rows = app.wait_for_sql("SELECT COUNT(*) FROM orders WHERE sale_id = 30", 320).await;
     assert_eq!(rows, 320, "MySQL holds each order once");
+    // A call's new orders share one outbox entry; each keeps its own event id.
+    let ids: Vec<String> = app.sql("SELECT event_id FROM orders WHERE sale_id = 30").await;
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 320, "one event id per order");
+    let shared = ids.iter().filter(|id| id.matches('-').count() == 3).count();
+    assert!(shared > 0, "no entry carried several orders: {ids:?}");
 }
