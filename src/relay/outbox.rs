@@ -19,11 +19,16 @@ use crate::{
     scripts::Scripts,
 };
 
+/// Events per entry assumed before the first read: a spike's entries carry
+/// tens of issues (up to 256), a quiet service's one.
+const FIRST_GUESS: usize = 16;
+
 /// XAUTOCLAIM's answer: where to go on, and the entries claimed.
 type Claimed = (String, Vec<(String, HashMap<String, String>)>);
 
 /// One outbox entry, decoded: the events of one script call (a coupon entry
-/// carries every issue of its call; an order entry one order change).
+/// carries every issue of its call, a reservation entry every new order of
+/// its call; confirm, cancel and expiry entries one order change each).
 pub struct Entry {
     pub stream: Arc<str>,
     pub id: String,
@@ -41,12 +46,14 @@ pub struct Outbox {
     streams: Vec<Arc<str>>,
     /// Events per entry in the last read that found any, rounded up: sizes
     /// the next read (a coupon entry holds a whole script call's issues).
+    /// Starts at `FIRST_GUESS`, so a first read after a restart, of entries
+    /// written during a spike, stays small.
     per_entry: AtomicUsize,
 }
 
 impl Outbox {
     pub fn new(reader: Client, redis: Pool, scripts: Arc<Scripts>, keys: Keys, consumer: String) -> Self {
-        Outbox { reader, redis, scripts, keys, consumer, streams: Vec::new(), per_entry: AtomicUsize::new(1) }
+        Outbox { reader, redis, scripts, keys, consumer, streams: Vec::new(), per_entry: AtomicUsize::new(FIRST_GUESS) }
     }
 
     /// Makes the next `refresh` check (and create) every stream's group again.
