@@ -168,18 +168,15 @@ impl Outbox {
         }
         let coupon_id = self.keys.coupon_of_outbox(stream)?;
         let issued_at = fields.get("issued_at")?.parse().ok()?;
-        coupon_users(fields)?
-            .into_iter()
-            .enumerate()
-            .map(|(nth, user_id)| {
-                Some(Event::CouponIssued(CouponIssued {
-                    event_id: CouponIssued::event_id(coupon_id, id, nth),
-                    coupon_id,
-                    user_id,
-                    issued_at,
-                }))
+        let events = coupon_users(fields)?.into_iter().enumerate().map(|(nth, user_id)| {
+            Event::CouponIssued(CouponIssued {
+                event_id: CouponIssued::event_id(coupon_id, id, nth),
+                coupon_id,
+                user_id,
+                issued_at,
             })
-            .collect()
+        });
+        Some(events.collect())
     }
 
     /// Moves entries idle for `min_idle_ms` in other consumers (dead relays)
