@@ -4,7 +4,9 @@
 -- KEYS[4] ranking bucket of the current hour (zset sku -> paid orders)
 -- ARGV[1] order id  ARGV[2] amount paid  ARGV[3] payment key  ARGV[4] bucket TTL (s)
 --
--- Returns {'paid', order_json} (also when it already was: idempotent)
+-- Returns {'paid', order_json} (also when it already was, by this same payment:
+--   key and amount; idempotent) | {'already_paid', order_json} (paid by another
+--   payment: the gateway must refund this one)
 --   | {'cancelled' | 'expired', order_json} | {'late', order_json} (reserved but past
 --   its deadline: the caller releases it as expired) | {'amount_mismatch', to_pay}
 --   | {'unknown_order'}
@@ -15,6 +17,12 @@ if not raw then
   return {'unknown_order'}
 end
 local order = cjson.decode(raw)
+if order.status == 'paid' then
+  if order.payment_key == ARGV[3] and tonumber(ARGV[2]) == order.to_pay then
+    return {'paid', raw}
+  end
+  return {'already_paid', raw}
+end
 if order.status ~= 'reserved' then
   return {order.status, raw}
 end

@@ -6,7 +6,8 @@
 -- ARGV[3] order id (cancel) or most orders to expire in this call (expire)
 --
 -- Releasing gives back each SKU's stock, the user's per-sale quantity and the
--- coupon, sets the status, bumps the order's version and appends it to the outbox.
+-- coupon (only when its used-mark names this order: a mark of another order,
+-- e.g. after the sale was replaced, is not this order's to free), sets the status, bumps the order's version and appends it to the outbox.
 -- A reserved order past its deadline is released as 'expired' whichever mode
 -- found it, so a cancel, a confirm and the expiry task never disagree.
 --
@@ -39,8 +40,11 @@ local function release(id, status)
     redis.call('HDEL', KEYS[2], order.user_id)
   end
   if order.coupon_id ~= cjson.null then
-    redis.call('HDEL', ARGV[2] .. order.coupon_id .. '}:used', order.user_id)
-    order.coupon_seq = redis.call('HINCRBY', ARGV[2] .. order.coupon_id .. '}:meta', 'use_seq', 1)
+    local used = ARGV[2] .. order.coupon_id .. '}:used'
+    if redis.call('HGET', used, order.user_id) == order.sale_id .. ':' .. id then
+      redis.call('HDEL', used, order.user_id)
+      order.coupon_seq = redis.call('HINCRBY', ARGV[2] .. order.coupon_id .. '}:meta', 'use_seq', 1)
+    end
   end
   order.status = status
   order.updated_at = now

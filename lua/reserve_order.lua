@@ -11,7 +11,8 @@
 --
 -- Checks per request, in order: idempotency key (replay or mismatch), sale exists,
 -- window open, every SKU exists, every SKU has the stock, the user's total stays
--- within the per-user limit, the coupon was issued to this user and is unused.
+-- within the per-user limit, the coupon was issued to this user and is unused,
+-- and the coupon's campaign has not ended.
 -- Only then: decrement each SKU, add to the user's total, mark the coupon used,
 -- store the order (status reserved, deadline), register the deadline, remember
 -- the answer under the idempotency key, and append the order to the outbox.
@@ -27,7 +28,15 @@
 --   {'reserved', order_json} | {'replay', first_answer_json} | {'idem_mismatch'}
 --   | {'unknown_sale'} | {'not_started'} | {'ended'} | {'unknown_sku', 'sku,sku'}
 --   | {'sold_out', 'sku,sku'} | {'limit_exceeded', left} | {'coupon_unavailable'}
+--   | {'coupon_expired'}
 -- Ids travel as strings in the order JSON: Lua numbers are doubles.
+--
+-- Order ids: max(last id + 1, now in ms * 1000). They grow on one primary, and
+-- they follow the clock, so an id once answered names no other order even after
+-- the sale's keys were replaced (`sale create --replace`), rebuilt from MySQL
+-- (`stock load`) or rolled back by a failover to a replica that missed the last
+-- orders: the new ones are made later, so they are larger. Below 2^53 (until
+-- the year 2255): exact in a Lua double and in a JavaScript number.
 local sale, coupon = ARGV[1], ARGV[2]
 
 -- Shared by every request of the call: the window, prices, the coupon's discount.
@@ -81,7 +90,7 @@ local bought_of = memo(bought, function(user) return tonumber(redis.call('HGET',
 local used_by = memo(used, function(user) return redis.call('HEXISTS', KEYS[12], user) == 1 end)
 local idem_of = memo(idem, function(key) return redis.call('HGET', KEYS[7], key) or false end)
 local seq, seq_start = nil, nil
-local coupon_seq_next, coupon_seq_start, discount_of_coupon = nil, nil, nil
+local coupon_seq_next, coupon_seq_start, discount_of_coupon, coupon_ended = nil, nil, nil, false
 -- What the call writes at its end, one command per key.
 local new_orders, new_deadlines, new_idem, new_used, new_events = {}, {}, {}, {}, {}
 -- Users whose units bought changed (a set: one may buy twice in a call).
@@ -137,10 +146,15 @@ local function reserve(user, idem_key, fingerprint, first, n)
       return {'coupon_unavailable'}
     end
     if discount_of_coupon == nil then
-      local c = redis.call('HMGET', KEYS[10], 'discount', 'use_seq')
+      local c = redis.call('HMGET', KEYS[10], 'discount', 'use_seq', 'ends_at')
       discount_of_coupon = tonumber(c[1] or '0')
       coupon_seq_start = tonumber(c[2] or '0')
       coupon_seq_next = coupon_seq_start
+      local coupon_ends = tonumber(c[3] or '0')
+      coupon_ended = coupon_ends > 0 and now >= coupon_ends
+    end
+    if coupon_ended then
+      return {'coupon_expired'}
     end
     discount = discount_of_coupon
     if discount > total then
@@ -160,7 +174,7 @@ local function reserve(user, idem_key, fingerprint, first, n)
     seq_start = tonumber(redis.call('GET', KEYS[8]) or '0')
     seq = seq_start
   end
-  seq = seq + 1
+  seq = math.max(seq + 1, now * 1000)
   local id = int(seq)
   -- coupon_seq orders every change of this coupon's use (taken or given back),
   -- so MySQL can tell the newer of two events however close in time.
@@ -214,7 +228,7 @@ for sku, q in pairs(taken) do
   redis.call('HINCRBY', KEYS[3], sku, int(-q))
 end
 if seq ~= nil and seq > seq_start then
-  redis.call('INCRBY', KEYS[8], int(seq - seq_start))
+  redis.call('SET', KEYS[8], int(seq))
 end
 local bought_pairs = {}
 for user in pairs(bought_changed) do

@@ -99,6 +99,14 @@ pub struct HttpSettings {
     /// HS256 secret: when set, users are identified by a verified JWT (`sub` = user id), not the body.
     #[arg(long, env = "FLASHSALE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
+    /// HMAC-SHA256 secret shared with the payment gateway: the confirm route accepts
+    /// a call only with a valid `Flashsale-Signature` header made with it.
+    #[arg(long, env = "FLASHSALE_PAYMENT_SECRET", hide_env_values = true)]
+    pub payment_secret: Option<Secret>,
+    /// Without a payment secret, accept unsigned payment callbacks (local demos only:
+    /// anyone can then mark any order paid). Without either, confirm answers 403.
+    #[arg(long, env = "FLASHSALE_PAYMENTS_UNSIGNED")]
+    pub payments_unsigned: bool,
 }
 
 /// A secret setting: its Debug and Display never show the value.

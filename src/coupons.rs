@@ -58,12 +58,12 @@ impl Coupons {
         self.scripts.coupon_info.call(self.redis.next(), &self.keys.coupon(coupon_id)).await
     }
 
-    /// Seeds stock and window, then lists the campaign so the relay reads its outbox.
+    /// Seeds stock and window and lists the campaign so the relay reads its
+    /// outbox, in one atomic step.
     pub async fn seed(&self, coupon_id: u64, spec: CampaignSpec, mode: SeedMode) -> Result<SeedOutcome, Error> {
         let keys = self.keys.coupon(coupon_id);
-        let outcome = self.scripts.seed_coupon.call(self.redis.next(), &keys, spec, mode).await?;
-        let _: () = self.redis.sadd(self.keys.coupons(), coupon_id).await?;
-        Ok(outcome)
+        let registry = self.keys.coupons();
+        self.scripts.seed_coupon.call(self.redis.next(), &keys, &registry, coupon_id, spec, mode).await
     }
 
     /// Every campaign id Redis knows.

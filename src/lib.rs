@@ -14,6 +14,7 @@
 //! - [`db`]: MySQL pool, migrations (`sql/`), the CLI's queries.
 //! - [`kafka`], [`redis`]: connecting, with explicit timeouts.
 //! - [`app`]: start-up; [`cli`]: the `flashsale` command line; [`config`]: every setting.
+//! - [`signature`]: the payment gateway's `Flashsale-Signature` (HMAC-SHA256 webhook scheme).
 //! - [`probes`]: readiness; [`shutdown`]: one signal for every task; [`time`]: clocks and formats.
 
 pub mod app;
@@ -37,6 +38,7 @@ pub mod relay;
 pub mod sales;
 pub mod scripts;
 pub mod shutdown;
+pub mod signature;
 pub mod sink;
 pub mod soldout;
 pub mod time;

@@ -69,8 +69,8 @@ pub async fn coupon(coupons: &Coupons, mysql: &Pool, coupon_id: u64, repair: boo
 pub async fn sale(sales: &Sales, mysql: &Pool, sale_id: u64, repair: bool) -> anyhow::Result<Report> {
     let info = sales.info(sale_id).await?.ok_or_else(|| anyhow::anyhow!("no sale {sale_id} in Redis"))?;
     let orders = sales.orders(sale_id).await?;
-    let stored: HashMap<u64, (String, u32)> =
-        queries::order_states(mysql, sale_id).await?.into_iter().map(|(id, status, v)| (id, (status, v))).collect();
+    let stored: HashMap<u64, queries::OrderState> =
+        queries::order_states(mysql, sale_id).await?.into_iter().map(|row| (row.order_id, row)).collect();
 
     let mut report = Report {
         subject: format!("sale {sale_id}"),
@@ -87,14 +87,22 @@ pub async fn sale(sales: &Sales, mysql: &Pool, sale_id: u64, repair: bool) -> an
         }
         match stored.get(&order.order_id) {
             None => stale.push((order, "missing in MySQL".to_string())),
-            Some((_, version)) if *version < order.version => stale.push((
-                order,
-                format!("MySQL has version {version}, Redis {} ({})", order.version, order.status.as_str()),
-            )),
-            Some((status, version)) if *version == order.version && status != order.status.as_str() => {
+            // Another order under the same id: never repaired by overwriting.
+            Some(row) if (row.user_id, row.created_at) != (order.user_id, order.created_at) => {
                 report.other.push(format!(
-                    "order {}: MySQL {status}, Redis {} at the same version",
+                    "order {}: MySQL holds another order under this id (user {}, created {} ms) than Redis (user {}, created {} ms)",
+                    order.order_id, row.user_id, row.created_at, order.user_id, order.created_at
+                ))
+            }
+            Some(row) if row.version < order.version => stale.push((
+                order,
+                format!("MySQL has version {}, Redis {} ({})", row.version, order.version, order.status.as_str()),
+            )),
+            Some(row) if row.version == order.version && row.status != order.status.as_str() => {
+                report.other.push(format!(
+                    "order {}: MySQL {}, Redis {} at the same version",
                     order.order_id,
+                    row.status,
                     order.status.as_str()
                 ))
             }
@@ -117,6 +125,9 @@ pub async fn sale(sales: &Sales, mysql: &Pool, sale_id: u64, repair: bool) -> an
     report
         .other
         .extend(stored.keys().filter(|id| !known.contains(id)).map(|id| format!("order {id}: in MySQL, not in Redis")));
+    report.other.extend(queries::order_conflicts(mysql, sale_id).await?.into_iter().map(|(event, order, user)| {
+        format!("order {order}: the sink refused event {event} (user {user}): its id names another order's row (order_conflicts)")
+    }));
 
     // Stock adds up in Redis: supplied - remaining == units held by live orders.
     for sku in &info.skus {

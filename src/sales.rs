@@ -167,11 +167,11 @@ impl Sales {
         self.scripts.sale_info.call(self.redis.next(), &self.keys.sale(sale_id)).await
     }
 
-    /// Seeds the sale, then lists it so the relay and the expiry task find it.
+    /// Seeds the sale and lists it so the relay and the expiry task find it,
+    /// in one atomic step.
     pub async fn seed(&self, sale_id: u64, spec: &SaleSpec, mode: SeedMode) -> Result<SeedOutcome, Error> {
-        let outcome = self.scripts.seed_sale.call(self.redis.next(), &self.keys.sale(sale_id), spec, mode).await?;
-        let _: () = self.redis.next().sadd(self.keys.sales(), sale_id).await?;
-        Ok(outcome)
+        let (keys, registry) = (self.keys.sale(sale_id), self.keys.sales());
+        self.scripts.seed_sale.call(self.redis.next(), &keys, &registry, sale_id, spec, mode).await
     }
 
     /// Rebuilds a sale Redis lost from what MySQL recorded: `spec` with

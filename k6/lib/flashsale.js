@@ -7,12 +7,15 @@
 // USER_BASE (1: first user id), DUP_RATE (0: share of requests reusing an
 // earlier user id instead of a fresh one), CONFIRM_RATIO (0.5) and
 // CANCEL_RATIO (0.2: of the created orders, how many get paid / cancelled; the
-// rest stay reserved), REQ_TIMEOUT (10s).
+// rest stay reserved), REQ_TIMEOUT (10s), PAYMENT_SECRET (the service's
+// FLASHSALE_PAYMENT_SECRET: confirm calls are signed with it, as a payment
+// gateway signs its callbacks; unset: sent unsigned, for --payments-unsigned).
 
 import http from 'k6/http';
 import exec from 'k6/execution';
 import { check } from 'k6';
 import { Counter } from 'k6/metrics';
+import crypto from 'k6/crypto';
 
 export const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
 export const COUPON = __ENV.COUPON || '1';
@@ -22,6 +25,7 @@ const USER_BASE = Number(__ENV.USER_BASE || 1);
 const DUP_RATE = Number(__ENV.DUP_RATE || 0);
 const CONFIRM_RATIO = Number(__ENV.CONFIRM_RATIO || 0.5);
 const CANCEL_RATIO = Number(__ENV.CANCEL_RATIO || 0.2);
+const PAYMENT_SECRET = __ENV.PAYMENT_SECRET || '';
 const PARAMS = { headers: { 'content-type': 'application/json' }, timeout: __ENV.REQ_TIMEOUT || '10s' };
 
 // Coupon outcomes.
@@ -97,8 +101,10 @@ export function placeOrder(user) {
   const orderUrl = `${BASE_URL}/v1/sales/${SALE}/orders/${order.order_id}`;
   const r = Math.random();
   if (r < CONFIRM_RATIO) {
-    const paid = http.post(`${orderUrl}/confirm`, JSON.stringify({ payment_key: `k6-${order.order_id}`, amount: order.to_pay }), {
+    const body = JSON.stringify({ payment_key: `k6-${order.order_id}`, amount: order.to_pay });
+    const paid = http.post(`${orderUrl}/confirm`, body, {
       ...PARAMS,
+      headers: { ...PARAMS.headers, ...signed(body) },
       tags: { name: 'confirm' },
     });
     if (paid.status === 200) confirm200.add(1);
@@ -109,6 +115,13 @@ export function placeOrder(user) {
     else { cancelOther.add(1); logUnexpected('cancel', cancelled); }
   }
   return res;
+}
+
+// The gateway's `Flashsale-Signature`: t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>.
+function signed(body) {
+  if (!PAYMENT_SECRET) return {};
+  const t = Math.floor(Date.now() / 1000);
+  return { 'flashsale-signature': `t=${t},v1=${crypto.hmac('sha256', PAYMENT_SECRET, `${t}.${body}`, 'hex')}` };
 }
 
 function getJson(path) {

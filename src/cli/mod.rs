@@ -3,6 +3,7 @@
 mod coupon;
 mod create_args;
 mod migrate;
+mod payment;
 mod reconcile;
 mod sale;
 mod serve;
@@ -43,6 +44,9 @@ pub enum Command {
     Stock(stock::Command),
     /// Compare Redis with MySQL row by row; --repair writes what MySQL lacks.
     Reconcile(reconcile::Args),
+    /// Payment-gateway tooling: sign a callback body as the gateway would.
+    #[command(subcommand)]
+    Payment(payment::Command),
     /// Print a user token signed with FLASHSALE_JWT_SECRET (for auth-on setups).
     Token(token::Args),
     /// Show Redis stock, outbox, Kafka offsets, sink lag and MySQL rows.
@@ -60,6 +64,7 @@ impl Cli {
             Command::Sale(cmd) => sale::run(cmd).await,
             Command::Reconcile(args) => reconcile::run(args).await,
             Command::Token(args) => token::run(args).await,
+            Command::Payment(cmd) => payment::run(cmd),
             Command::Stock(cmd) => stock::run(cmd).await,
         }
     }

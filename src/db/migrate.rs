@@ -9,6 +9,7 @@ use crate::config::MysqlSettings;
 const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "0001_coupons", include_str!("../../sql/0001_coupons.sql")),
     (2, "0002_orders", include_str!("../../sql/0002_orders.sql")),
+    (3, "0003_order_conflicts", include_str!("../../sql/0003_order_conflicts.sql")),
 ];
 
 /// Returns the names of the migrations applied by this call.

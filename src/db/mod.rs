@@ -12,6 +12,11 @@ use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 
 use crate::config::{redact, MysqlSettings};
 
+/// SQL for a `DATETIME(3)` column as milliseconds since the epoch (UTC sessions).
+pub fn epoch_ms(col: &str) -> String {
+    format!("CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {col}) DIV 1000 AS UNSIGNED)")
+}
+
 pub fn pool(settings: &MysqlSettings) -> anyhow::Result<Pool> {
     Ok(Pool::new(builder(settings)?))
 }

@@ -134,10 +134,48 @@ pub async fn repair_coupon_issues(pool: &Pool, coupon_id: u64, users: &[u64]) ->
 }
 
 /// (order id, status, version) of every order MySQL holds for a sale.
-pub async fn order_states(pool: &Pool, sale_id: u64) -> Result<Vec<(u64, String, u32)>, mysql_async::Error> {
+pub async fn order_states(pool: &Pool, sale_id: u64) -> Result<Vec<OrderState>, mysql_async::Error> {
+    let rows: Vec<(u64, String, u32, u64, u64)> = pool
+        .get_conn()
+        .await?
+        .exec(
+            format!(
+                "SELECT order_id, status, version, user_id, {} FROM orders WHERE sale_id = ? ORDER BY order_id",
+                super::epoch_ms("created_at")
+            ),
+            (sale_id,),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(order_id, status, version, user_id, created_at)| OrderState {
+            order_id,
+            status,
+            version,
+            user_id,
+            created_at,
+        })
+        .collect())
+}
+
+/// An order row as reconcile compares it: its state and its identity.
+pub struct OrderState {
+    pub order_id: u64,
+    pub status: String,
+    pub version: u32,
+    pub user_id: u64,
+    /// Milliseconds since the epoch.
+    pub created_at: u64,
+}
+
+/// (event id, order id, user id) of the order events the sink refused for a sale.
+pub async fn order_conflicts(pool: &Pool, sale_id: u64) -> Result<Vec<(String, u64, u64)>, mysql_async::Error> {
     pool.get_conn()
         .await?
-        .exec("SELECT order_id, status, version FROM orders WHERE sale_id = ? ORDER BY order_id", (sale_id,))
+        .exec(
+            "SELECT event_id, order_id, user_id FROM order_conflicts WHERE sale_id = ? ORDER BY detected_at, event_id",
+            (sale_id,),
+        )
         .await
 }
 

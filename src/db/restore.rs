@@ -16,10 +16,8 @@ use crate::{
     scripts::{SaleSpec, SkuSpec},
 };
 
-/// `col` as milliseconds since the epoch (UTC).
-fn ms(col: &str) -> String {
-    format!("CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {col}) DIV 1000 AS UNSIGNED)")
-}
+// `col` as milliseconds since the epoch (UTC).
+use super::epoch_ms as ms;
 
 /// The sale's window, limits and SKUs (stock = supplied in all); None when
 /// MySQL has no such sale.

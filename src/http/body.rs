@@ -16,15 +16,30 @@ pub async fn read_json<T: DeserializeOwned>(
     limits: &HttpSettings,
     fields: &[(&str, &str)],
 ) -> Result<T, ApiError> {
+    let body = read_bytes(req, limits).await?;
+    parse_body(&body, limits, fields)
+}
+
+/// The raw body, at most `limit` bytes (a signed callback is checked on these
+/// exact bytes before they are parsed).
+pub async fn read_bytes(req: Request<Incoming>, limits: &HttpSettings) -> Result<Bytes, ApiError> {
     let limit = limits.body_limit;
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    let body = read_limited(req.into_body(), limit).await?;
-    check_depth(&body, limits.max_json_depth)?;
-    parse_json(&body, fields)
+    read_limited(req.into_body(), limit).await
+}
+
+/// Parses a body read by [`read_bytes`] as `T`, within the depth limit.
+pub fn parse_body<T: DeserializeOwned>(
+    body: &[u8],
+    limits: &HttpSettings,
+    fields: &[(&str, &str)],
+) -> Result<T, ApiError> {
+    check_depth(body, limits.max_json_depth)?;
+    parse_json(body, fields)
 }
 
 /// The whole body, at most `limit` bytes. A body that arrives in one frame (a

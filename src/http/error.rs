@@ -36,12 +36,21 @@ pub enum ApiError {
     LimitExceeded(u64),
     #[error("the coupon was not issued to this user, or is already used")]
     CouponUnavailable,
+    #[error("the coupon's campaign has ended; the coupon no longer applies")]
+    CouponExpired,
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
     #[error("the amount paid must equal the amount to pay, {0}")]
     AmountMismatch(u64),
     #[error("the order is {}", .0.as_str())]
     OrderClosed(OrderStatus),
+    /// The order was paid by another payment (its key is answered: refund the new one).
+    #[error("the order is already paid by another payment; refund this one")]
+    AlreadyPaid(String),
+    #[error("the Flashsale-Signature header is missing, malformed, stale or does not match the body")]
+    InvalidSignature,
+    #[error("payment callbacks are not accepted: the service has no FLASHSALE_PAYMENT_SECRET")]
+    PaymentsNotConfigured,
     #[error("{1}")]
     BadRequest(&'static str, String),
     #[error("request body is larger than {0} bytes")]
@@ -73,16 +82,18 @@ impl ApiError {
             ApiError::AlreadyIssued(_)
             | ApiError::LimitExceeded(_)
             | ApiError::CouponUnavailable
-            | ApiError::OrderClosed(_) => StatusCode::CONFLICT,
+            | ApiError::CouponExpired
+            | ApiError::OrderClosed(_)
+            | ApiError::AlreadyPaid(_) => StatusCode::CONFLICT,
             ApiError::SoldOut(_) | ApiError::SkusSoldOut(_) => StatusCode::GONE,
             ApiError::IdempotencyKeyReused | ApiError::AmountMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotStarted(_) | ApiError::Ended(_) => StatusCode::FORBIDDEN,
+            ApiError::NotStarted(_) | ApiError::Ended(_) | ApiError::PaymentsNotConfigured => StatusCode::FORBIDDEN,
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable | ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::InvalidSignature => StatusCode::UNAUTHORIZED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -99,11 +110,15 @@ impl ApiError {
             ApiError::UnknownSkus(_) => "unknown_sku",
             ApiError::LimitExceeded(_) => "limit_exceeded",
             ApiError::CouponUnavailable => "coupon_unavailable",
+            ApiError::CouponExpired => "coupon_expired",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::AmountMismatch(_) => "amount_mismatch",
             ApiError::OrderClosed(OrderStatus::Paid) => "order_paid",
             ApiError::OrderClosed(OrderStatus::Cancelled) => "order_cancelled",
             ApiError::OrderClosed(_) => "order_expired",
+            ApiError::AlreadyPaid(_) => "already_paid",
+            ApiError::InvalidSignature => "invalid_signature",
+            ApiError::PaymentsNotConfigured => "payments_not_configured",
             ApiError::BadRequest(code, _) => code,
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::NotFound(_) => "not_found",
@@ -118,12 +133,14 @@ impl ApiError {
 
     pub fn into_reply(self) -> Reply {
         let message = self.to_string();
-        let mut body = ErrorBody { error: self.code(), message: &message, skus: None, left: None, to_pay: None };
+        let mut body =
+            ErrorBody { error: self.code(), message: &message, skus: None, left: None, to_pay: None, payment_key: None };
         // Details a client can act on without parsing the message.
         match &self {
             ApiError::UnknownSkus(skus) | ApiError::SkusSoldOut(skus) => body.skus = Some(skus),
             ApiError::LimitExceeded(left) => body.left = Some(*left),
             ApiError::AmountMismatch(to_pay) => body.to_pay = Some(*to_pay),
+            ApiError::AlreadyPaid(key) => body.payment_key = Some(key),
             _ => {}
         }
         let mut reply = json(self.status(), &body);
@@ -160,6 +177,8 @@ struct ErrorBody<'a> {
     left: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     to_pay: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_key: Option<&'a str>,
 }
 
 /// Redis failures seen by a handler: the client could not reach Redis in time

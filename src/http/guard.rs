@@ -1,5 +1,6 @@
-//! The request guard: identity (JWT or body), rate limits and admission,
-//! built once from the HTTP settings and consulted by the router and handlers.
+//! The request guard: identity (JWT or body), payment-callback signatures,
+//! rate limits and admission, built once from the HTTP settings and consulted
+//! by the router and handlers.
 
 use std::{net::IpAddr, sync::Arc};
 
@@ -10,10 +11,25 @@ use super::{
     error::ApiError,
     limit::{Admission, RateLimiter, Ticket},
 };
-use crate::config::HttpSettings;
+use crate::{
+    config::HttpSettings,
+    signature::{self, Signer},
+    time::now_ms,
+};
+
+/// Who may call the payment gateway's routes.
+enum Payments {
+    /// Only callers holding the shared secret (`Flashsale-Signature`).
+    Signed(Signer),
+    /// Anyone: `--payments-unsigned`, for local demos.
+    Unsigned,
+    /// Nobody: no secret configured.
+    NotConfigured,
+}
 
 pub struct Guard {
     jwt: Option<Jwt>,
+    payments: Payments,
     per_ip: Option<RateLimiter>,
     per_user: Option<RateLimiter>,
     admission: Option<Arc<Admission>>,
@@ -23,6 +39,20 @@ impl Guard {
     pub fn new(settings: &HttpSettings) -> Guard {
         Guard {
             jwt: settings.jwt_secret.as_ref().filter(|s| !s.0.is_empty()).map(Jwt::new),
+            payments: match settings.payment_secret.as_ref().filter(|s| !s.0.is_empty()) {
+                Some(secret) => Payments::Signed(Signer::new(secret)),
+                None if settings.payments_unsigned => {
+                    tracing::warn!(
+                        "payment callbacks are NOT signed (--payments-unsigned): anyone can mark any order paid; \
+                         for local demos only, set FLASHSALE_PAYMENT_SECRET in production"
+                    );
+                    Payments::Unsigned
+                }
+                None => {
+                    tracing::info!("no FLASHSALE_PAYMENT_SECRET: payment callbacks (confirm) answer 403");
+                    Payments::NotConfigured
+                }
+            },
             per_ip: (settings.rate_per_ip > 0).then(|| RateLimiter::new(settings.rate_per_ip)),
             per_user: (settings.rate_per_user > 0).then(|| RateLimiter::new(settings.rate_per_user)),
             admission: (settings.sale_admission > 0).then(|| Admission::new(settings.sale_admission)),
@@ -72,6 +102,22 @@ impl Guard {
                 Err(ApiError::Unauthorized("the order belongs to another user"))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// A payment callback is believed only when signed with the gateway's secret.
+    /// The reason for a refusal is logged, never answered.
+    pub fn payment(&self, headers: &hyper::HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+        match &self.payments {
+            Payments::Signed(signer) => {
+                let header = headers.get(signature::HEADER).map(HeaderValue::as_bytes);
+                signer.verify(header, body, now_ms() / 1000).map_err(|refused| {
+                    tracing::warn!(reason = %refused, "payment callback refused");
+                    ApiError::InvalidSignature
+                })
+            }
+            Payments::Unsigned => Ok(()),
+            Payments::NotConfigured => Err(ApiError::PaymentsNotConfigured),
         }
     }
 

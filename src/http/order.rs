@@ -1,11 +1,11 @@
-//! One order: `GET .../orders/{order_id}`, `POST .../confirm` (payment
-//! callback) and `POST .../cancel`.
+//! One order: `GET .../orders/{order_id}`, `POST .../confirm` (the payment
+//! gateway's signed callback) and `POST .../cancel`.
 
 use hyper::{body::Incoming, header::AUTHORIZATION, HeaderMap, Request, StatusCode};
 use serde::Deserialize;
 
 use super::{
-    body::read_json,
+    body::{parse_body, read_bytes},
     error::ApiError,
     order_view::OrderView,
     respond::{json, Reply},
@@ -31,8 +31,14 @@ const FIELDS: &[(&str, &str)] = &[
     ("amount", "the amount paid in minor units, an integer"),
 ];
 
+/// The gateway's callback: believed only when signed (before the body is even
+/// parsed, so an unsigned caller learns nothing, not even an amount). One order,
+/// one payment: the same payment again replays 200, another one is 409.
 pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incoming>) -> Result<Reply, ApiError> {
-    let body: Confirmation = read_json(req, &app.http, FIELDS).await?;
+    let headers = req.headers().clone();
+    let raw = read_bytes(req, &app.http).await?;
+    app.guard.payment(&headers, &raw)?;
+    let body: Confirmation = parse_body(&raw, &app.http, FIELDS)?;
     if body.payment_key.is_empty() || body.payment_key.len() > MAX_PAYMENT_KEY {
         return Err(ApiError::BadRequest(
             "invalid_field",
@@ -44,6 +50,7 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
     match outcome {
         ConfirmOutcome::Paid(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
         ConfirmOutcome::Closed(order) => Err(ApiError::OrderClosed(order.status)),
+        ConfirmOutcome::AlreadyPaid(order) => Err(ApiError::AlreadyPaid(order.payment_key.unwrap_or_default())),
         ConfirmOutcome::AmountMismatch { to_pay } => Err(ApiError::AmountMismatch(to_pay)),
         ConfirmOutcome::UnknownOrder | ConfirmOutcome::Late => Err(ApiError::UnknownOrder(sale_id, order_id)),
     }

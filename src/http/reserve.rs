@@ -77,6 +77,7 @@ pub async fn handle(app: &App, sale_id: u64, req: Request<Incoming>) -> Result<R
         ReserveOutcome::SoldOut(skus) => Err(ApiError::SkusSoldOut(skus)),
         ReserveOutcome::LimitExceeded { left } => Err(ApiError::LimitExceeded(left)),
         ReserveOutcome::CouponUnavailable => Err(ApiError::CouponUnavailable),
+        ReserveOutcome::CouponExpired => Err(ApiError::CouponExpired),
     }
 }
 

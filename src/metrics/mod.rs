@@ -86,18 +86,29 @@ const OUTCOMES: [(&str, &[&str]); 4] = [
             "sold_out",
             "limit_exceeded",
             "coupon_unavailable",
+            "coupon_expired",
         ],
     ),
-    ("confirm_order", &["paid", "closed", "amount_mismatch", "unknown_order"]),
+    ("confirm_order", &["paid", "already_paid", "closed", "amount_mismatch", "unknown_order"]),
     ("cancel_order", &["cancelled", "closed", "unknown_order"]),
 ];
 
 const ROUTES: usize = Route::ALL.len();
 
+/// Outcome counters per script; a script with more outcomes fails to compile.
+const MAX_OUTCOMES: usize = 16;
+const _: () = {
+    let mut i = 0;
+    while i < OUTCOMES.len() {
+        assert!(OUTCOMES[i].1.len() <= MAX_OUTCOMES, "a script has more outcomes than MAX_OUTCOMES");
+        i += 1;
+    }
+};
+
 pub struct Metrics {
     requests: [[AtomicU64; STATUSES.len()]; ROUTES],
     latency: [Histogram; ROUTES],
-    outcomes: [[AtomicU64; 10]; OUTCOMES.len()],
+    outcomes: [[AtomicU64; MAX_OUTCOMES]; OUTCOMES.len()],
     pub relay_events: AtomicU64,
     pub relay_batches: AtomicU64,
     pub relay_batch_size: Histogram,
@@ -111,6 +122,8 @@ pub struct Metrics {
     pub sink_events: AtomicU64,
     pub mysql_write: Histogram,
     pub mysql_errors: AtomicU64,
+    /// Order events the sink refused to merge into another order's row.
+    pub order_conflicts: AtomicU64,
     pub orders_expired: AtomicU64,
     /// (topic, partition) -> high watermark - next offset; written by sink tasks only.
     sink_lag: Mutex<BTreeMap<(String, i32), i64>>,
@@ -119,7 +132,7 @@ pub struct Metrics {
 pub static METRICS: Metrics = Metrics {
     requests: [const { [const { AtomicU64::new(0) }; STATUSES.len()] }; ROUTES],
     latency: [const { Histogram::new() }; ROUTES],
-    outcomes: [const { [const { AtomicU64::new(0) }; 10] }; OUTCOMES.len()],
+    outcomes: [const { [const { AtomicU64::new(0) }; MAX_OUTCOMES] }; OUTCOMES.len()],
     relay_events: AtomicU64::new(0),
     relay_batches: AtomicU64::new(0),
     relay_batch_size: Histogram::sizes(),
@@ -132,6 +145,7 @@ pub static METRICS: Metrics = Metrics {
     sink_events: AtomicU64::new(0),
     mysql_write: Histogram::new(),
     mysql_errors: AtomicU64::new(0),
+    order_conflicts: AtomicU64::new(0),
     orders_expired: AtomicU64::new(0),
     sink_lag: Mutex::new(BTreeMap::new()),
 };
@@ -258,6 +272,12 @@ impl Metrics {
             "flashsale_mysql_errors_total",
             "Failed MySQL operations in the sink",
             self.mysql_errors.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "flashsale_sink_order_conflicts_total",
+            "Order events refused because their id names another order's row (see order_conflicts)",
+            self.order_conflicts.load(Relaxed),
         );
         counter(
             &mut out,

@@ -9,8 +9,10 @@ pub struct ConfirmOrder(pub(super) Script);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfirmOutcome {
-    /// Paid now, or already paid before (idempotent).
+    /// Paid now, or already paid before by this same payment (key and amount): idempotent.
     Paid(Order),
+    /// Paid before by another payment (another key, or another amount).
+    AlreadyPaid(Order),
     /// Cancelled or expired: cannot be paid.
     Closed(Order),
     /// Still reserved but past its deadline: to be released as expired.
@@ -26,6 +28,7 @@ impl ConfirmOutcome {
     pub fn name(&self) -> &'static str {
         match self {
             ConfirmOutcome::Paid(_) => "paid",
+            ConfirmOutcome::AlreadyPaid(_) => "already_paid",
             ConfirmOutcome::Closed(_) | ConfirmOutcome::Late => "closed",
             ConfirmOutcome::AmountMismatch { .. } => "amount_mismatch",
             ConfirmOutcome::UnknownOrder => "unknown_order",
@@ -55,6 +58,7 @@ impl ConfirmOrder {
             .await?;
         let outcome = match text(answer.first()).as_deref() {
             Some("paid") => ConfirmOutcome::Paid(order_of("confirm_order", answer.get(1))?),
+            Some("already_paid") => ConfirmOutcome::AlreadyPaid(order_of("confirm_order", answer.get(1))?),
             Some("cancelled" | "expired") => ConfirmOutcome::Closed(order_of("confirm_order", answer.get(1))?),
             Some("late") => ConfirmOutcome::Late,
             Some("amount_mismatch") => {

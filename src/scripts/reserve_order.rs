@@ -37,6 +37,8 @@ pub enum ReserveOutcome {
         left: u64,
     },
     CouponUnavailable,
+    /// The coupon's campaign has ended: it no longer discounts an order.
+    CouponExpired,
 }
 
 impl ReserveOutcome {
@@ -53,6 +55,7 @@ impl ReserveOutcome {
             ReserveOutcome::SoldOut(_) => "sold_out",
             ReserveOutcome::LimitExceeded { .. } => "limit_exceeded",
             ReserveOutcome::CouponUnavailable => "coupon_unavailable",
+            ReserveOutcome::CouponExpired => "coupon_expired",
         }
     }
 }
@@ -117,6 +120,7 @@ fn outcome(answer: Value) -> Result<ReserveOutcome, Error> {
             left: text(answer.get(1)).and_then(|s| s.parse::<i64>().ok()).unwrap_or(0).max(0) as u64,
         },
         Some("coupon_unavailable") => ReserveOutcome::CouponUnavailable,
+        Some("coupon_expired") => ReserveOutcome::CouponExpired,
         _ => return Err(unexpected("reserve_order", &Value::Array(answer))),
     })
 }

@@ -36,6 +36,8 @@ impl SeedCoupon {
         &self,
         client: &Client,
         keys: &CouponKeys,
+        registry: &str,
+        coupon_id: u64,
         spec: CampaignSpec,
         mode: SeedMode,
     ) -> Result<SeedOutcome, Error> {
@@ -48,13 +50,14 @@ impl SeedCoupon {
             .0
             .evalsha_with_reload(
                 client,
-                vec![keys.meta.as_str(), keys.users.as_str(), keys.used.as_str()],
+                vec![keys.meta.as_str(), keys.users.as_str(), keys.used.as_str(), registry],
                 vec![
                     total.to_string(),
                     starts_at.to_string(),
                     ends_at.to_string(),
                     mode.to_string(),
                     discount.to_string(),
+                    coupon_id.to_string(),
                 ],
             )
             .await?;

@@ -32,11 +32,14 @@ impl SeedSale {
         &self,
         client: &Client,
         keys: &SaleKeys,
+        registry: &str,
+        sale_id: u64,
         spec: &SaleSpec,
         mode: SeedMode,
     ) -> Result<SeedOutcome, Error> {
         let k = keys;
-        let keys = vec![&k.meta, &k.prices, &k.stock, &k.initial, &k.bought, &k.orders, &k.deadlines, &k.idem, &k.seq];
+        let keys =
+            vec![&k.meta, &k.prices, &k.stock, &k.initial, &k.bought, &k.orders, &k.deadlines, &k.idem, &k.seq];
         let mode = match mode {
             SeedMode::Create => "create",
             SeedMode::Replace => "replace",
@@ -47,11 +50,13 @@ impl SeedSale {
             spec.per_user_limit.to_string(),
             spec.hold_ms.to_string(),
             mode.to_string(),
+            sale_id.to_string(),
         ];
         for s in &spec.skus {
             args.extend([s.sku.to_string(), s.price.to_string(), s.stock.to_string()]);
         }
-        let keys: Vec<&str> = keys.into_iter().map(String::as_str).collect();
+        let mut keys: Vec<&str> = keys.into_iter().map(String::as_str).collect();
+        keys.push(registry);
         let answer: Value = self.0.evalsha_with_reload(client, keys, args).await?;
         match answer.as_str().as_deref() {
             Some("created") => Ok(SeedOutcome::Created),

@@ -2,10 +2,13 @@
 //! chunk). Every statement is idempotent: a replayed event changes nothing,
 //! and an older order event never overwrites a newer one.
 
+use std::{collections::HashMap, sync::atomic::Ordering::Relaxed};
+
 use mysql_async::{prelude::*, Transaction, Value};
 
 use crate::{
     events::Event,
+    metrics::METRICS,
     order::{Order, OrderStatus},
     time::mysql_datetime,
 };
@@ -53,7 +56,8 @@ pub async fn insert_coupon_issues(tx: &mut Transaction<'_>, events: &[&Event]) -
 }
 
 /// Orders (moved only to a higher version), their lines (once), and the
-/// coupon each holds or gave back.
+/// coupon each holds or gave back. An event whose id names a row of another
+/// order is not merged: it goes to `order_conflicts` (see [`split_conflicts`]).
 pub async fn upsert_orders(tx: &mut Transaction<'_>, events: &[&Event]) -> Result<(), mysql_async::Error> {
     let changes: Vec<(&str, &Order)> = events
         .iter()
@@ -62,6 +66,12 @@ pub async fn upsert_orders(tx: &mut Transaction<'_>, events: &[&Event]) -> Resul
             Event::CouponIssued(_) => None,
         })
         .collect();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let known = identities(tx, &changes).await?;
+    let (changes, conflicts) = split_conflicts(known, changes);
+    record_conflicts(tx, &conflicts).await?;
     if changes.is_empty() {
         return Ok(());
     }
@@ -163,4 +173,133 @@ pub async fn write_repair(pool: &mysql_async::Pool, events: &[Event]) -> Result<
         upsert_orders(&mut tx, chunk).await?;
     }
     tx.commit().await
+}
+
+/// What makes an order itself: its user and its creation time. Two events with
+/// one (sale, order) id but another identity are two orders.
+type Identity = (u64, u64);
+
+/// The identity of each row the events name that MySQL already holds, locked
+/// for the transaction (so a concurrent writer cannot slip another order in).
+async fn identities(
+    tx: &mut Transaction<'_>,
+    changes: &[(&str, &Order)],
+) -> Result<HashMap<(u64, u64), Identity>, mysql_async::Error> {
+    let mut by_sale: HashMap<u64, Vec<u64>> = HashMap::new();
+    for (_, o) in changes {
+        by_sale.entry(o.sale_id).or_default().push(o.order_id);
+    }
+    let mut known = HashMap::new();
+    for (sale_id, mut ids) in by_sale {
+        ids.sort_unstable();
+        ids.dedup();
+        let sql = format!(
+            "SELECT order_id, user_id, {} FROM orders WHERE sale_id = ? AND order_id IN ({}) FOR UPDATE",
+            crate::db::epoch_ms("created_at"),
+            vec!["?"; ids.len()].join(",")
+        );
+        let mut params: Vec<Value> = vec![sale_id.into()];
+        params.extend(ids.iter().map(|&id| Value::from(id)));
+        let rows: Vec<(u64, u64, u64)> = tx.exec(sql, params).await?;
+        for (order_id, user_id, created_at) in rows {
+            known.insert((sale_id, order_id), (user_id, created_at));
+        }
+    }
+    Ok(known)
+}
+
+/// Splits events into those to merge and those naming another order's row
+/// (in MySQL already, or earlier in this batch).
+fn split_conflicts<'a>(
+    mut known: HashMap<(u64, u64), Identity>,
+    changes: Vec<(&'a str, &'a Order)>,
+) -> (Vec<(&'a str, &'a Order)>, Vec<(&'a str, &'a Order)>) {
+    let (mut merge, mut conflicts) = (Vec::with_capacity(changes.len()), Vec::new());
+    for (event_id, o) in changes {
+        let identity = *known.entry((o.sale_id, o.order_id)).or_insert((o.user_id, o.created_at));
+        if identity == (o.user_id, o.created_at) {
+            merge.push((event_id, o));
+        } else {
+            conflicts.push((event_id, o));
+        }
+    }
+    (merge, conflicts)
+}
+
+/// Keeps refused events whole for an operator; counted and logged.
+async fn record_conflicts(tx: &mut Transaction<'_>, conflicts: &[(&str, &Order)]) -> Result<(), mysql_async::Error> {
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    let mut params: Vec<Value> = Vec::with_capacity(conflicts.len() * 6);
+    for (event_id, o) in conflicts {
+        tracing::error!(
+            event_id,
+            sale_id = o.sale_id,
+            order_id = o.order_id,
+            user_id = o.user_id,
+            "sink: an order event names another order's row; not merged (see order_conflicts)"
+        );
+        params.extend([
+            (*event_id).into(),
+            o.sale_id.into(),
+            o.order_id.into(),
+            o.user_id.into(),
+            mysql_datetime(o.created_at).into(),
+            serde_json::to_string(o).unwrap_or_default().into(),
+        ]);
+    }
+    let sql = multi_insert(
+        "INSERT IGNORE INTO order_conflicts (event_id, sale_id, order_id, user_id, created_at, order_json) VALUES ",
+        6,
+        conflicts.len(),
+        "",
+    );
+    tx.exec_drop(sql, params).await?;
+    METRICS.order_conflicts.fetch_add(conflicts.len() as u64, Relaxed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(order_id: u64, user_id: u64, created_at: u64) -> Order {
+        Order {
+            order_id,
+            sale_id: 1,
+            user_id,
+            status: OrderStatus::Reserved,
+            items: vec![],
+            total: 0,
+            discount: 0,
+            to_pay: 0,
+            coupon_id: None,
+            coupon_seq: None,
+            payment_key: None,
+            created_at,
+            expires_at: created_at + 1,
+            updated_at: created_at,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn an_event_naming_another_orders_row_is_split_off() {
+        let (mine, later_version, other_user, other_time, new_in_batch, clash_in_batch) =
+            (order(1, 7, 100), order(1, 7, 100), order(1, 8, 100), order(1, 7, 200), order(2, 9, 300), order(2, 9, 301));
+        let known = HashMap::from([((1, 1), (7, 100))]);
+        let changes = vec![
+            ("a", &mine),
+            ("b", &later_version),
+            ("c", &other_user),
+            ("d", &other_time),
+            ("e", &new_in_batch),
+            ("f", &clash_in_batch),
+        ];
+        let (merge, conflicts) = split_conflicts(known, changes);
+        let ids = |v: &[(&str, &Order)]| v.iter().map(|(e, _)| e.to_string()).collect::<Vec<_>>();
+        assert_eq!(ids(&merge), ["a", "b", "e"]);
+        assert_eq!(ids(&conflicts), ["c", "d", "f"]);
+    }
 }

@@ -24,6 +24,9 @@ use tokio::{net::TcpListener, task::JoinHandle};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The payment gateway's secret every test service has (confirm calls are signed with it).
+pub const PAYMENT_SECRET: &str = "test-payment-secret-0123";
+
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
@@ -66,6 +69,8 @@ impl TestApp {
                 rate_per_user: 0,
                 sale_admission: 0,
                 jwt_secret: None,
+                payment_secret: Some(PAYMENT_SECRET.parse().unwrap()),
+                payments_unsigned: false,
             },
             redis: RedisSettings {
                 redis_url: env_or("FLASHSALE_REDIS_URL", "redis://127.0.0.1:26379"),

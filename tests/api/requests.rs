@@ -10,6 +10,13 @@ use serde_json::Value;
 
 use crate::helpers::TestApp;
 
+/// The `Flashsale-Signature` value the gateway would send with `body` now.
+pub fn sign_payment(body: &[u8]) -> String {
+    let signer = flashsale::signature::Signer::new(&crate::helpers::PAYMENT_SECRET.parse().unwrap());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    signer.sign(now, body)
+}
+
 pub struct Response {
     pub status: StatusCode,
     pub headers: hyper::HeaderMap,
@@ -100,9 +107,21 @@ impl TestApp {
         self.post(&format!("/v1/sales/{sale}/orders"), &serde_json::json!({"user_id": user, "items": items}), &[]).await
     }
 
+    /// A payment callback as the gateway sends it: signed with the test secret.
     pub async fn confirm(&self, sale: u64, order: u64, amount: u64) -> Response {
-        let body = serde_json::json!({"payment_key": format!("pay-{order}"), "amount": amount});
-        self.post(&format!("/v1/sales/{sale}/orders/{order}/confirm"), &body, &[]).await
+        self.confirm_with_key(sale, order, amount, &format!("pay-{order}")).await
+    }
+
+    pub async fn confirm_with_key(&self, sale: u64, order: u64, amount: u64, payment_key: &str) -> Response {
+        let body = serde_json::to_vec(&serde_json::json!({"payment_key": payment_key, "amount": amount})).unwrap();
+        let signature = sign_payment(&body);
+        self.confirm_raw(sale, order, body, &[("flashsale-signature", &signature)]).await
+    }
+
+    /// A confirm call with exactly these body bytes and headers (signature tests).
+    pub async fn confirm_raw(&self, sale: u64, order: u64, body: Vec<u8>, headers: &[(&str, &str)]) -> Response {
+        let path = format!("/v1/sales/{sale}/orders/{order}/confirm");
+        self.try_request_with(Method::POST, &path, Some(body), headers).await.expect("request completes")
     }
 
     pub async fn cancel(&self, sale: u64, order: u64) -> Response {
