@@ -51,6 +51,30 @@ fn compose_sets_only_flashsale_variables_the_binary_reads_with_values_that_parse
 }
 
 #[test]
+fn compose_refuses_to_start_without_the_jwt_and_payment_secrets() {
+    let compose = yaml(COMPOSE);
+    let required = required_variables(&read(COMPOSE));
+    for secret in ["FLASHSALE_JWT_SECRET", "FLASHSALE_PAYMENT_SECRET"] {
+        assert!(required.contains(secret), "{secret} must be `${{{secret}?...}}`: required, no default");
+    }
+    // No secret has a default anywhere: every *_SECRET a service sets is required.
+    for (name, s) in services(&compose) {
+        let Yaml::Hash(map) = &s["environment"] else { continue };
+        for (k, v) in map {
+            let (key, raw) = (scalar(k).unwrap(), scalar(v).unwrap_or_default());
+            if key.ends_with("_SECRET") {
+                let required = [format!("${{{key}?"), format!("${{{key}:?")];
+                assert!(required.iter().any(|r| raw.starts_with(r.as_str())), "{name}: {key} = {raw}: not required");
+                assert_eq!(environment(s)[&key], "", "{name}: {key} has no default value");
+            }
+        }
+    }
+    // Set empty, both parse and turn their feature off (auth off; confirm refused).
+    let parsed = Cli::try_parse_from(["flashsale", "serve", "--jwt-secret=", "--payment-secret="]);
+    assert!(parsed.is_ok(), "empty secrets parse as 'off'");
+}
+
+#[test]
 fn compose_ports_match_the_listen_address_and_the_config_defaults() {
     let compose = yaml(COMPOSE);
     let settings = settings();

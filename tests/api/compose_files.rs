@@ -38,6 +38,8 @@ pub fn scalar(y: &Yaml) -> Option<String> {
 
 /// Compose interpolation with every variable unset: `${NAME:-default}` and
 /// `${NAME-default}` give the default, `${NAME}` gives "", `$$` is a literal `$`.
+/// `${NAME?message}` (required: compose refuses to start while it is unset) gives
+/// "", the value a user sets to turn that setting off on purpose.
 pub fn interpolate(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
@@ -50,8 +52,10 @@ pub fn interpolate(text: &str) -> String {
         } else if let Some(r) = rest.strip_prefix('{') {
             let end = r.find('}').unwrap_or_else(|| panic!("unclosed ${{ in {text:?}"));
             let expr = &r[..end];
-            let value = match expr.split_once(":-").or_else(|| expr.split_once('-')) {
+            let required = expr.split_once(":?").or_else(|| expr.split_once('?'));
+            let value = match expr.split_once(":-").or_else(|| expr.split_once('-')).filter(|_| required.is_none()) {
                 Some((_, default)) => default,
+                None if required.is_some() => "",
                 None => {
                     assert!(!expr.contains(['?', '+']), "{text:?}: only ${{NAME}} and ${{NAME:-default}} are used");
                     ""
@@ -64,6 +68,19 @@ pub fn interpolate(text: &str) -> String {
         }
     }
     out.push_str(rest);
+    out
+}
+
+/// The `${NAME?message}` variables of a text: compose refuses to start while one is unset.
+pub fn required_variables(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (i, _) in text.match_indices("${") {
+        let expr = &text[i + 2..];
+        let expr = &expr[..expr.find('}').unwrap_or(expr.len())];
+        if let Some((name, _)) = expr.split_once(":?").or_else(|| expr.split_once('?')) {
+            out.insert(name.to_string());
+        }
+    }
     out
 }
 
