@@ -93,6 +93,11 @@ pub struct HttpSettings {
     /// Issue/reserve requests per second one user may make (burst: one second's worth); 0: no limit.
     #[arg(long, env = "FLASHSALE_RATE_PER_USER", default_value_t = 0)]
     pub rate_per_user: u32,
+    /// Proxies (comma-separated CIDRs, e.g. 10.0.0.0/8) whose `X-Forwarded-For` names the
+    /// client: from them the client IP (for the per-IP limit) is the rightmost hop that
+    /// is not one of them; from any other peer, the TCP peer. Empty: the TCP peer, always.
+    #[arg(long, env = "FLASHSALE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<crate::http::Cidr>,
     /// Reservations in flight at once for one sale; more are answered 429; 0: no cap.
     #[arg(long, env = "FLASHSALE_SALE_ADMISSION", default_value_t = 0)]
     pub sale_admission: usize,

@@ -8,6 +8,7 @@ use hyper::header::HeaderValue;
 
 use super::{
     auth::Jwt,
+    client_ip::ClientIp,
     error::ApiError,
     limit::{Admission, RateLimiter, Ticket},
 };
@@ -29,6 +30,7 @@ enum Payments {
 
 pub struct Guard {
     jwt: Option<Jwt>,
+    client_ip: ClientIp,
     payments: Payments,
     per_ip: Option<RateLimiter>,
     per_user: Option<RateLimiter>,
@@ -38,6 +40,7 @@ pub struct Guard {
 impl Guard {
     pub fn new(settings: &HttpSettings) -> Guard {
         Guard {
+            client_ip: ClientIp::new(&settings.trusted_proxies),
             jwt: settings.jwt_secret.as_ref().filter(|s| !s.0.is_empty()).map(Jwt::new),
             payments: match settings.payment_secret.as_ref().filter(|s| !s.0.is_empty()) {
                 Some(secret) => Payments::Signed(Signer::new(secret)),
@@ -63,9 +66,10 @@ impl Guard {
         self.jwt.is_some()
     }
 
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+    /// The per-IP limit, for the client `peer` stands for (see `client_ip`).
+    pub fn check_ip(&self, peer: IpAddr, headers: &hyper::HeaderMap) -> Result<(), ApiError> {
         match &self.per_ip {
-            Some(limiter) => limiter.check(ip).map_err(ApiError::TooManyRequests),
+            Some(limiter) => limiter.check(self.client_ip.of(peer, headers)).map_err(ApiError::TooManyRequests),
             None => Ok(()),
         }
     }

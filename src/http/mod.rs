@@ -4,6 +4,7 @@
 
 mod auth;
 mod body;
+mod client_ip;
 mod coupon;
 mod dashboard;
 mod error;
@@ -22,6 +23,7 @@ mod sale;
 mod server;
 
 pub use auth::Jwt;
+pub use client_ip::Cidr;
 pub use guard::Guard;
 pub use metrics_server::serve_metrics;
 pub use server::serve;

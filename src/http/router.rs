@@ -15,7 +15,7 @@ pub async fn route(app: Arc<App>, peer: IpAddr, req: Request<Incoming>) -> Resul
     let route = classify(req.uri().path());
     let guarded = async {
         if req.uri().path().starts_with("/v1/") {
-            app.guard.check_ip(peer)?;
+            app.guard.check_ip(peer, req.headers())?;
         }
         dispatch(&app, req).await
     };

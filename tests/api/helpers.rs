@@ -66,6 +66,7 @@ impl TestApp {
                 max_json_depth: 8,
                 request_timeout_ms: 5_000,
                 rate_per_ip: 0,
+                trusted_proxies: vec![],
                 rate_per_user: 0,
                 sale_admission: 0,
                 jwt_secret: None,

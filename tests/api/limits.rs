@@ -119,6 +119,53 @@ async fn too_many_requests_from_one_ip_get_429_with_retry_after() {
     assert_eq!(app.get("/healthz").await.status, StatusCode::OK, "health checks are not limited");
 }
 
+/// Issues as user `user` with `X-Forwarded-For: xff`; the status.
+async fn issue_via(app: &TestApp, user: u64, xff: &str) -> StatusCode {
+    let body = serde_json::to_vec(&serde_json::json!({ "user_id": user })).unwrap();
+    let path = "/v1/coupons/1/issue";
+    app.try_request_with(hyper::Method::POST, path, Some(body), &[("x-forwarded-for", xff)]).await.unwrap().status
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_per_ip_limit_is_per_forwarded_client() {
+    // The test client is 127.0.0.1: here it plays the load balancer.
+    let app = TestApp::spawn_with(|c| {
+        c.http.rate_per_ip = 3;
+        c.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    app.create_coupon(1, 1000, &[]);
+    // Ten clients behind the balancer, two requests each: no one exceeds 3/s.
+    let mut user = 0;
+    for client in 1..=10 {
+        for _ in 0..2 {
+            user += 1;
+            let status = issue_via(&app, user, &format!("203.0.113.{client}")).await;
+            assert_eq!(status, StatusCode::CREATED, "client {client} is limited on its own");
+        }
+    }
+    // One client forging a left-hand hop is still itself: the rightmost untrusted hop.
+    let mut limited = 0;
+    for forged in 0..6 {
+        user += 1;
+        if issue_via(&app, user, &format!("198.51.100.{forged}, 203.0.113.99")).await == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 1, "forged hops do not spread one client over several limits");
+
+    // Without trusted proxies the header is ignored: every request is the peer's.
+    let direct = TestApp::spawn_with(|c| c.http.rate_per_ip = 3).await;
+    direct.create_coupon(1, 1000, &[]);
+    let mut limited = 0;
+    for client in 1..=8 {
+        if issue_via(&direct, client, &format!("203.0.113.{client}")).await == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 1, "an untrusted peer cannot spread itself with X-Forwarded-For");
+}
+
 #[tokio::test]
 async fn too_many_requests_from_one_user_get_429_and_others_are_not_affected() {
     let app = TestApp::spawn_with(|c| c.http.rate_per_user = 2).await;

@@ -1,0 +1,168 @@
+//! Who the client is, network-wise: the TCP peer, or — only when that peer is
+//! a trusted proxy (`FLASHSALE_TRUSTED_PROXIES`) — the address the proxies
+//! recorded in `X-Forwarded-For`. The header is read from the right: each
+//! trusted hop appended the address it received from, so the rightmost entry
+//! that is not a trusted proxy is the first one no proxy of ours vouches for.
+//! Anything left of it may be forged by the client. Without trusted proxies the
+//! header is ignored: any client could name any address in it.
+
+use std::net::IpAddr;
+
+use hyper::HeaderMap;
+
+/// An address block, `10.0.0.0/8` or `2001:db8::/32`; a bare address is a /32 (/128).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not an address block like 10.0.0.0/8 or 2001:db8::/32");
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let net: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Cidr { net, prefix })
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // An IPv4 client of a dual-stack listener shows up as ::ffff:a.b.c.d.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.net, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => masked(u32::from(net).into(), 32, self.prefix) == masked(u32::from(ip).into(), 32, self.prefix),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => masked(u128::from(net), 128, self.prefix) == masked(u128::from(ip), 128, self.prefix),
+            _ => false,
+        }
+    }
+}
+
+fn masked(bits: u128, width: u32, prefix: u8) -> u128 {
+    let host_bits = width - u32::from(prefix);
+    if host_bits >= 128 {
+        0
+    } else {
+        bits >> host_bits
+    }
+}
+
+/// The trusted proxies and the rule above.
+#[derive(Clone, Debug, Default)]
+pub struct ClientIp {
+    trusted: Vec<Cidr>,
+}
+
+/// Longest `X-Forwarded-For` chain read; a longer one is cut from the left.
+const MAX_HOPS: usize = 32;
+
+impl ClientIp {
+    pub fn new(trusted: &[Cidr]) -> ClientIp {
+        ClientIp { trusted: trusted.to_vec() }
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|net| net.contains(ip))
+    }
+
+    /// The client's address for a request from `peer` with `headers`.
+    pub fn of(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        // Several X-Forwarded-For headers form one list, in order.
+        let mut hops: Vec<&str> = Vec::new();
+        for value in headers.get_all("x-forwarded-for") {
+            let Ok(text) = value.to_str() else { return peer };
+            hops.extend(text.split(',').map(str::trim));
+        }
+        let mut client = peer;
+        for hop in hops.iter().rev().take(MAX_HOPS) {
+            // A malformed hop ends the walk: nothing left of it can be trusted.
+            let Some(ip) = parse_hop(hop) else { break };
+            client = ip;
+            if !self.trusts(ip) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or `[2001:db8::1]:5678`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        return rest.split_once(']').and_then(|(ip, _)| ip.parse().ok());
+    }
+    hop.rsplit_once(':').and_then(|(ip, port)| port.parse::<u16>().ok().and(ip.parse().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxies(list: &[&str]) -> ClientIp {
+        ClientIp::new(&list.iter().map(|s| s.parse().unwrap()).collect::<Vec<_>>())
+    }
+
+    fn xff(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_header_counts_only_from_a_trusted_peer() {
+        let p = proxies(&["10.0.0.0/8"]);
+        assert_eq!(p.of(ip("203.0.113.9"), &xff(&["1.1.1.1"])), ip("203.0.113.9"), "untrusted peer: header ignored");
+        assert_eq!(p.of(ip("10.1.2.3"), &xff(&["1.1.1.1"])), ip("1.1.1.1"));
+        assert_eq!(p.of(ip("10.1.2.3"), &HeaderMap::new()), ip("10.1.2.3"), "no header: the peer");
+        assert_eq!(ClientIp::default().of(ip("10.1.2.3"), &xff(&["1.1.1.1"])), ip("10.1.2.3"), "no proxies trusted");
+    }
+
+    #[test]
+    fn the_rightmost_untrusted_hop_wins_over_anything_forged_left_of_it() {
+        let p = proxies(&["10.0.0.0/8", "192.168.1.7"]);
+        let forged = xff(&["6.6.6.6, 1.1.1.1, 10.0.0.5"]);
+        assert_eq!(p.of(ip("192.168.1.7"), &forged), ip("1.1.1.1"));
+        assert_eq!(p.of(ip("10.0.0.1"), &xff(&["6.6.6.6", "1.1.1.1:443", "10.9.9.9"])), ip("1.1.1.1"), "headers join");
+        assert_eq!(p.of(ip("10.0.0.1"), &xff(&["10.0.0.2, 10.0.0.3"])), ip("10.0.0.2"), "all trusted: the leftmost");
+        assert_eq!(p.of(ip("10.0.0.1"), &xff(&["1.1.1.1, garbage, 10.0.0.3"])), ip("10.0.0.3"), "stops at garbage");
+        assert_eq!(p.of(ip("10.0.0.1"), &xff(&["[2001:db8::1]:80"])), ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn blocks_parse_and_match() {
+        assert!("10.0.0.0/8".parse::<Cidr>().unwrap().contains(ip("10.200.1.1")));
+        assert!(!"10.0.0.0/8".parse::<Cidr>().unwrap().contains(ip("11.0.0.1")));
+        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains(ip("8.8.8.8")));
+        assert!("127.0.0.1".parse::<Cidr>().unwrap().contains(ip("::ffff:127.0.0.1")));
+        assert!("2001:db8::/32".parse::<Cidr>().unwrap().contains(ip("2001:db8:1::1")));
+        assert!("::/0".parse::<Cidr>().unwrap().contains(ip("::1")));
+        for bad in ["10.0.0.0/33", "x", "10.0.0.0/", "::/129", ""] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+}
