@@ -46,6 +46,15 @@ pub struct ServeConfig {
 
 /// Runs the service on `listener` until `shutdown` starts.
 pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    // The ops listener first: a taken port fails start-up before anything runs.
+    let ops = match config.http.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the ops routes: {e}"))?,
+        ),
+        None => None,
+    };
     let redis = redis::pool(&config.redis).await?;
     let scripts = Arc::new(Scripts::load(redis.next()).await?);
     let keys = Keys::new(config.redis.key_prefix.clone());
@@ -61,11 +70,19 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
         guard: http::Guard::new(&config.http),
         coupons: Coupons::new(redis.clone(), keys, scripts),
         sales,
-        probes: Probes { redis: redis.clone(), mysql: mysql.clone(), kafka },
+        probes: Probes::new(redis.clone(), mysql.clone(), kafka),
         http: config.http.clone(),
     });
+    let public = match ops {
+        Some(ops) => {
+            let mut stop = shutdown.clone();
+            tasks.spawn(http::serve(ops, app.clone(), http::Surface::Ops, async move { stop.wait().await }));
+            http::Surface::Public
+        }
+        None => http::Surface::All,
+    };
     let mut stop = shutdown.clone();
-    http::serve(listener, app, async move { stop.wait().await }).await;
+    http::serve(listener, app, public, async move { stop.wait().await }).await;
 
     while tasks.join_next().await.is_some() {}
     pipe.join().await;

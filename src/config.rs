@@ -69,6 +69,10 @@ pub struct HttpSettings {
     /// Address the HTTP API listens on.
     #[arg(long, env = "FLASHSALE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Serve the ops routes (/metrics, /readyz, /dashboard, /v1/dashboard/*) on this
+    /// address instead of the public one (which then answers 404 for them), e.g. 127.0.0.1:9091.
+    #[arg(long, env = "FLASHSALE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Largest request body accepted, in bytes (larger: 413).
     #[arg(long, env = "FLASHSALE_BODY_LIMIT", default_value_t = 4096)]
     pub body_limit: usize,

@@ -26,4 +26,4 @@ pub use auth::Jwt;
 pub use client_ip::Cidr;
 pub use guard::Guard;
 pub use metrics_server::serve_metrics;
-pub use server::serve;
+pub use server::{serve, Surface};

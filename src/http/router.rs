@@ -4,16 +4,21 @@ use std::{convert::Infallible, net::IpAddr, sync::Arc, time::Instant};
 
 use hyper::{body::Incoming, Method, Request};
 
-use super::{coupon, dashboard, error::ApiError, health, issue, order, rankings, reserve, respond::Reply, sale};
+use super::{
+    coupon, dashboard, error::ApiError, health, issue, order, rankings, reserve, respond::Reply, sale, server::Surface,
+};
 use crate::{
     app::App,
     metrics::{Route, METRICS},
 };
 
-pub async fn route(app: Arc<App>, peer: IpAddr, req: Request<Incoming>) -> Result<Reply, Infallible> {
+pub async fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<Incoming>) -> Result<Reply, Infallible> {
     let started = Instant::now();
     let route = classify(req.uri().path());
     let guarded = async {
+        if !surface.serves(req.uri().path()) {
+            return Err(ApiError::NotFound(req.uri().path().to_string()));
+        }
         if req.uri().path().starts_with("/v1/") {
             app.guard.check_ip(peer, req.headers())?;
         }

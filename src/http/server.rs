@@ -16,8 +16,31 @@ use crate::app::App;
 /// How long in-flight requests get to finish once shutdown starts.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+/// Which routes a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    /// Everything: the one listener of a process without an ops listener.
+    All,
+    /// The API and /healthz; the ops routes answer 404.
+    Public,
+    /// The ops routes (/metrics, /readyz, /dashboard, /v1/dashboard/*) and /healthz.
+    Ops,
+}
+
+impl Surface {
+    pub fn serves(self, path: &str) -> bool {
+        let ops = matches!(path, "/metrics" | "/readyz" | "/dashboard") || path.starts_with("/v1/dashboard/");
+        match self {
+            Surface::All => true,
+            _ if path == "/healthz" => true,
+            Surface::Public => !ops,
+            Surface::Ops => ops,
+        }
+    }
+}
+
+/// Serves `app`'s routes of `surface` on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(listener: TcpListener, app: Arc<App>, surface: Surface, shutdown: impl Future<Output = ()>) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(app.http.header_read_timeout())
@@ -49,7 +72,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let ip = peer.ip();
-        let service = service_fn(move |req| router::route(app.clone(), ip, req));
+        let service = service_fn(move |req| router::route(app.clone(), surface, ip, req));
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             let _ = conn.await;

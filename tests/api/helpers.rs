@@ -59,6 +59,7 @@ impl TestApp {
         let mut config = ServeConfig {
             http: HttpSettings {
                 listen: "127.0.0.1:0".parse().unwrap(),
+                metrics_listen: None,
                 body_limit: 4096,
                 max_connections: 20_000,
                 header_read_timeout_ms: 5_000,
