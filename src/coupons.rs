@@ -7,6 +7,7 @@ use fred::prelude::*;
 
 use crate::{
     batch::Batcher,
+    caller::WriteError,
     keys::Keys,
     metrics::METRICS,
     scripts::{CampaignSpec, CouponInfo, IssueOutcome, Scripts, SeedMode, SeedOutcome},
@@ -40,7 +41,9 @@ impl Coupons {
         Coupons { redis, keys, scripts, sold_out: Arc::default(), issues }
     }
 
-    pub async fn issue(&self, coupon_id: u64, user_id: u64) -> Result<IssueOutcome, Error> {
+    /// Issues the coupon to the user, unless the request's caller gives up
+    /// while it waits for a script call (see `batch`).
+    pub async fn issue(&self, coupon_id: u64, user_id: u64) -> Result<IssueOutcome, WriteError> {
         let now = now_ms();
         if self.sold_out.is_set(coupon_id, now) {
             METRICS.outcome("issue_coupon", "sold_out");
