@@ -23,4 +23,5 @@ mod reconcile;
 mod recovery;
 mod relay_claim;
 mod requests;
+mod truth;
 mod webdriver;
