@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 const QUEUE: usize = 65_536;
 
 /// Where one request's answer goes.
-type Reply<Resp> = oneshot::Sender<Result<Resp, Error>>;
+type Reply<Resp> = oneshot::Sender<Result<Resp, WriteError>>;
 
 struct Job<K, Req, Resp> {
     key: K,
@@ -59,7 +59,7 @@ impl<K: Hash + Eq + Send + 'static, Req: Send + 'static, Resp: Send + 'static> B
     pub fn spawn<F, Fut>(in_flight: usize, max_batch: usize, sizes: &'static Histogram, run: F) -> Self
     where
         F: Fn(K, Vec<Req>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Vec<Resp>, Error>> + Send + 'static,
+        Fut: Future<Output = Result<Vec<Resp>, WriteError>> + Send + 'static,
     {
         let (jobs, queue) = mpsc::channel(QUEUE);
         tokio::spawn(batch_loop(queue, in_flight.max(1), max_batch.max(1), sizes, Arc::new(run)));
@@ -77,7 +77,7 @@ impl<K: Hash + Eq + Send + 'static, Req: Send + 'static, Resp: Send + 'static> B
             return Err(WriteError::NotSent(Error::new(ErrorKind::Canceled, "the batching task has stopped")));
         }
         match answer.await {
-            Ok(answer) => answer.map_err(WriteError::Failed),
+            Ok(answer) => answer,
             Err(_) if caller.is_gone() => Err(WriteError::Abandoned),
             // Sent, and the call's task ended without answering (a panic).
             Err(_) => Err(WriteError::Failed(Error::new(ErrorKind::Canceled, "a batched script call was dropped"))),
@@ -96,7 +96,7 @@ async fn batch_loop<K, Req, Resp, F, Fut>(
     Req: Send + 'static,
     Resp: Send + 'static,
     F: Fn(K, Vec<Req>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Vec<Resp>, Error>> + Send + 'static,
+    Fut: Future<Output = Result<Vec<Resp>, WriteError>> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(in_flight));
     let mut taken = Vec::with_capacity(max_batch);
@@ -142,7 +142,7 @@ impl Drop for GiveUpOnDrop<'_> {
     }
 }
 
-fn answer<Resp>(replies: Vec<Reply<Resp>>, answers: Result<Vec<Resp>, Error>) {
+fn answer<Resp>(replies: Vec<Reply<Resp>>, answers: Result<Vec<Resp>, WriteError>) {
     match answers {
         Ok(answers) if answers.len() == replies.len() => {
             for (reply, answer) in replies.into_iter().zip(answers) {
@@ -150,10 +150,10 @@ fn answer<Resp>(replies: Vec<Reply<Resp>>, answers: Result<Vec<Resp>, Error>) {
             }
         }
         Ok(answers) => {
-            let error = Error::new(
+            let error = WriteError::Failed(Error::new(
                 ErrorKind::Parse,
                 format!("a batched script answered {} results for {} requests", answers.len(), replies.len()),
-            );
+            ));
             for reply in replies {
                 let _ = reply.send(Err(error.clone()));
             }

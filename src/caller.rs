@@ -86,12 +86,13 @@ pub fn claim() -> Result<(), WriteError> {
 
 /// Why a write has no outcome to tell. What each means for the caller is
 /// mapped to replies in `http::error`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum WriteError {
     /// Never sent: its caller stopped waiting first. It did not happen.
     #[error("not sent: the caller stopped waiting")]
     Abandoned,
-    /// Never sent: nothing could carry it (the batching task stopped). It did not happen.
+    /// Never sent: nothing could carry it (Redis not connected, the batching
+    /// task stopped). It did not happen.
     #[error("not sent: {0}")]
     NotSent(Error),
     /// Handed to Redis, and the call failed: a connection error or a timeout

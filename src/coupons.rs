@@ -34,8 +34,9 @@ impl Coupons {
         let issues = {
             let (redis, keys, scripts) = (redis.clone(), keys.clone(), scripts.clone());
             Batcher::spawn(redis.size(), MAX_BATCH, &METRICS.issue_batch_size, move |coupon_id, users: Vec<u64>| {
-                let (client, keys, scripts) = (redis.next().clone(), keys.coupon(coupon_id), scripts.clone());
-                async move { scripts.issue_coupon.call(&client, &keys, coupon_id, &users).await }
+                let client = crate::redis::connected(&redis).cloned();
+                let (keys, scripts) = (keys.coupon(coupon_id), scripts.clone());
+                async move { Ok(scripts.issue_coupon.call(&client?, &keys, coupon_id, &users).await?) }
             })
         };
         Coupons { redis, keys, scripts, sold_out: Arc::default(), issues }

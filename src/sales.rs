@@ -64,11 +64,12 @@ impl Sales {
                 MAX_BATCH,
                 &METRICS.reserve_batch_size,
                 move |(sale_id, coupon_id): (u64, Option<u64>), requests: Vec<Reservation>| {
-                    let (client, sale, scripts) = (redis.next().clone(), keys.sale(sale_id), scripts.clone());
+                    let client = crate::redis::connected(&redis).cloned();
+                    let (sale, scripts) = (keys.sale(sale_id), scripts.clone());
                     let coupon = coupon_id.map(|id| (id, keys.coupon(id)));
                     async move {
                         let coupon = coupon.as_ref().map(|(id, keys)| (*id, keys));
-                        scripts.reserve_order.call(&client, &sale, sale_id, coupon, &requests).await
+                        Ok(scripts.reserve_order.call(&client?, &sale, sale_id, coupon, &requests).await?)
                     }
                 },
             )
@@ -123,7 +124,7 @@ impl Sales {
         let keys = self.keys.sale(sale_id);
         let bucket = self.keys.ranking_bucket(now_ms() / HOUR_MS);
         let ttl = (MAX_RANKING_HOURS + 1) * 3600;
-        let client = self.redis.next();
+        let client = crate::redis::connected(&self.redis)?;
         caller::claim()?;
         match self.scripts.confirm_order.call(client, &keys, &bucket, ttl, order_id, amount, payment_key).await? {
             ConfirmOutcome::Late => match self.cancel(sale_id, order_id).await? {
@@ -139,8 +140,9 @@ impl Sales {
     /// Claims the request's caller first (see `caller`).
     pub async fn cancel(&self, sale_id: u64, order_id: u64) -> Result<Option<Order>, WriteError> {
         let prefix = self.keys.coupon_key_prefix();
+        let client = crate::redis::connected(&self.redis)?;
         caller::claim()?;
-        Ok(self.scripts.release_orders.cancel(self.redis.next(), &self.keys.sale(sale_id), &prefix, order_id).await?)
+        Ok(self.scripts.release_orders.cancel(client, &self.keys.sale(sale_id), &prefix, order_id).await?)
     }
 
     /// Expires up to `limit` overdue reservations of one sale.

@@ -13,8 +13,12 @@ use std::{
 
 use flashsale::{coupons::Coupons, keys::Keys, redis, sales::Sales, scripts::Scripts};
 use hyper::StatusCode;
+use serde_json::json;
 
-use crate::{helpers::TestApp, requests::Response};
+use crate::{
+    helpers::{OwnRedis, TestApp},
+    requests::Response,
+};
 
 /// Requests in the spike, each from its own user, all in flight at once.
 const SPIKE: u64 = 2_500;
@@ -94,7 +98,15 @@ fn counts(answers: &BTreeMap<u64, (Answer, Option<u64>)>) -> BTreeMap<Answer, us
 /// unknown); every user answered 201 holds it; no user told "not done" does.
 fn assert_truthful(what: &str, answers: &BTreeMap<u64, (Answer, Option<u64>)>, holders: &BTreeSet<u64>) {
     let counts = counts(answers);
-    eprintln!("{what}: answers {counts:?}; {} users hold one in Redis", holders.len());
+    let n = |answer| counts.get(&answer).copied().unwrap_or(0);
+    eprintln!(
+        "{what}: {} answered 201, {} 503 timeout, {} 503 outcome_unknown, {} no reply; {} users hold one in Redis",
+        n(Answer::Created),
+        n(Answer::Timeout),
+        n(Answer::Unknown),
+        n(Answer::NoReply),
+        holders.len()
+    );
     for user in holders {
         assert!(answers.contains_key(user), "{what}: user {user} sent nothing yet holds one");
     }
@@ -114,7 +126,7 @@ fn assert_truthful(what: &str, answers: &BTreeMap<u64, (Answer, Option<u64>)>, h
             assert!(holders.contains(user), "{what}: user {user} was answered 201 but holds nothing");
         }
     }
-    assert!(counts.get(&Answer::Timeout).copied().unwrap_or(0) > 0, "{what}: no request timed out: {counts:?}");
+    assert!(n(Answer::Timeout) > 0, "{what}: no request timed out: {counts:?}");
 }
 
 async fn sales_of(app: &TestApp) -> Sales {
@@ -160,4 +172,63 @@ async fn coupon_issues_that_time_out_in_a_spike_go_only_to_users_answered_201() 
 
     let holders: BTreeSet<u64> = coupons_of(&app).await.users(42).await.unwrap().into_iter().collect();
     assert_truthful("issue", &answers, &holders);
+}
+
+/// Runs `redis-cli` against `url`.
+fn redis_cli(url: &str, args: &[&str]) {
+    let out = std::process::Command::new("redis-cli").arg("-u").arg(url).args(args).output().unwrap();
+    assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn assert_outcome_unknown(res: &Response, retry_with: &str) {
+    assert_eq!((res.status, res.body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("outcome_unknown")));
+    assert_eq!(res.headers["retry-after"], "1");
+    let message = res.body["message"].as_str().unwrap();
+    assert!(message.contains(retry_with), "the message says how to learn the truth: {message}");
+}
+
+#[tokio::test]
+async fn a_write_whose_answer_is_lost_answers_outcome_unknown_and_a_retry_tells_the_truth() {
+    let redis = OwnRedis::start();
+    let url = redis.url.clone();
+    let app = TestApp::spawn_with(|c| {
+        c.redis.redis_url = url;
+        c.redis.redis_timeout_ms = 300;
+    })
+    .await;
+    app.create_coupon(43, 10, &[]);
+    app.create_sale(44, &["1:100:10"], &[]);
+    let order = json!({"user_id": 1, "items": [{"sku": 1, "quantity": 1}]});
+    let key = [("idempotency-key", "order-1")];
+
+    // Redis holds every command for 1.5 s: the issue and the reservation are
+    // sent, and no answer comes back within the Redis timeout.
+    redis_cli(&redis.url, &["CLIENT", "PAUSE", "1500", "ALL"]);
+    let (issue, reserve, read) =
+        tokio::join!(app.issue(43, 1), app.post("/v1/sales/44/orders", &order, &key), app.coupon(43),);
+    assert_outcome_unknown(&issue, "already_issued");
+    assert_outcome_unknown(&reserve, "Idempotency-Key");
+    assert_eq!(read.body["error"], "unavailable", "a read changed nothing: {}", read.body);
+
+    // Once Redis answers again, each retry is safe and tells what happened.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.coupon(43).await.status != StatusCode::OK {
+        assert!(Instant::now() < deadline, "Redis answers again after its pause");
+    }
+    let issued = coupons_of(&app).await.users(43).await.unwrap().contains(&1);
+    let retry = app.issue(43, 1).await;
+    if issued {
+        assert_eq!((retry.status, retry.body["error"].as_str()), (StatusCode::CONFLICT, Some("already_issued")));
+    } else {
+        assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.body);
+    }
+    let reserved = sales_of(&app).await.orders(44).await.unwrap();
+    let retry = app.post("/v1/sales/44/orders", &order, &key).await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.body);
+    let replayed = retry.headers.get("idempotent-replayed").is_some();
+    assert_eq!(replayed, !reserved.is_empty(), "the retry replays the order exactly when the first made one");
+    let orders = sales_of(&app).await.orders(44).await.unwrap();
+    assert_eq!(orders.len(), 1, "one order behind one key: {orders:?}");
+    assert_eq!(orders[0].order_id, retry.body["order_id"].as_u64().unwrap());
+    eprintln!("after the pause: coupon issued by the lost call: {issued}; order reserved by it: {replayed}");
 }
