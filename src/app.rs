@@ -30,6 +30,8 @@ pub struct App {
     pub sales: Sales,
     pub probes: Probes,
     pub http: HttpSettings,
+    /// Longest one Redis command may take (FLASHSALE_REDIS_TIMEOUT_MS).
+    pub redis_timeout: std::time::Duration,
 }
 
 /// Everything `serve` needs.
@@ -72,6 +74,7 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
         sales,
         probes: Probes::new(redis.clone(), mysql.clone(), kafka),
         http: config.http.clone(),
+        redis_timeout: config.redis.timeout(),
     });
     let public = match ops {
         Some(ops) => {

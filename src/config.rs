@@ -22,7 +22,7 @@ pub struct RedisSettings {
     /// Redis connections; each pipelines concurrent commands on its own.
     #[arg(long, env = "FLASHSALE_REDIS_POOL_SIZE", default_value_t = 4)]
     pub redis_pool_size: usize,
-    /// Time a Redis command may take before the request fails with 503.
+    /// Time a Redis command may take before the request fails with 503 (`outcome_unknown` for a change that was sent).
     #[arg(long, env = "FLASHSALE_REDIS_TIMEOUT_MS", default_value_t = 1000)]
     pub redis_timeout_ms: u64,
 }
@@ -88,7 +88,7 @@ pub struct HttpSettings {
     /// Deepest JSON nesting accepted in a body (deeper: 400 `too_deep`).
     #[arg(long, env = "FLASHSALE_MAX_JSON_DEPTH", default_value_t = 8)]
     pub max_json_depth: usize,
-    /// Time one request may take before it is answered 503 `timeout`.
+    /// Time a request may take before it is answered 503 `timeout` (nothing done); a change already sent to Redis waits for its answer instead.
     #[arg(long, env = "FLASHSALE_REQUEST_TIMEOUT_MS", default_value_t = 5_000)]
     pub request_timeout_ms: u64,
     /// Requests per second one client IP may make on the API (burst: one second's worth); 0: no limit.

@@ -7,6 +7,7 @@ use fred::prelude::*;
 
 use crate::{
     batch::Batcher,
+    caller::WriteError,
     keys::Keys,
     metrics::METRICS,
     scripts::{CampaignSpec, CouponInfo, IssueOutcome, Scripts, SeedMode, SeedOutcome},
@@ -33,14 +34,17 @@ impl Coupons {
         let issues = {
             let (redis, keys, scripts) = (redis.clone(), keys.clone(), scripts.clone());
             Batcher::spawn(redis.size(), MAX_BATCH, &METRICS.issue_batch_size, move |coupon_id, users: Vec<u64>| {
-                let (client, keys, scripts) = (redis.next().clone(), keys.coupon(coupon_id), scripts.clone());
-                async move { scripts.issue_coupon.call(&client, &keys, coupon_id, &users).await }
+                let client = crate::redis::connected(&redis).cloned();
+                let (keys, scripts) = (keys.coupon(coupon_id), scripts.clone());
+                async move { Ok(scripts.issue_coupon.call(&client?, &keys, coupon_id, &users).await?) }
             })
         };
         Coupons { redis, keys, scripts, sold_out: Arc::default(), issues }
     }
 
-    pub async fn issue(&self, coupon_id: u64, user_id: u64) -> Result<IssueOutcome, Error> {
+    /// Issues the coupon to the user, unless the request's caller gives up
+    /// while it waits for a script call (see `batch`).
+    pub async fn issue(&self, coupon_id: u64, user_id: u64) -> Result<IssueOutcome, WriteError> {
         let now = now_ms();
         if self.sold_out.is_set(coupon_id, now) {
             METRICS.outcome("issue_coupon", "sold_out");

@@ -6,6 +6,8 @@
 //!   One script checks, decrements, dedups and appends to the outbox stream.
 //! - [`coupons`]: campaign state in Redis, through the scripts; [`batch`]: concurrent
 //!   requests for one campaign or sale share one script call.
+//! - [`caller`]: whether a request's caller still waits: a write is sent only
+//!   while it does, and once sent its real answer is awaited.
 //! - [`keys`]: the Redis key layout.
 //! - [`events`]: the events relay and sink share.
 //! - [`relay`]: outbox streams -> Kafka, acknowledged only after the broker has them.
@@ -19,6 +21,7 @@
 
 pub mod app;
 pub mod batch;
+pub mod caller;
 pub mod cli;
 pub mod config;
 pub mod coupons;

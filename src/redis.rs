@@ -1,10 +1,11 @@
 //! Connecting to Redis: a pool of pipelining clients for the hot path and
 //! single clients for blocking readers, all with explicit timeouts and a
-//! reconnect policy (fred's defaults have neither).
+//! reconnect policy (fred's defaults have neither); and which client a write
+//! may be handed to (only a connected one).
 
 use fred::prelude::*;
 
-use crate::config::RedisSettings;
+use crate::{caller::WriteError, config::RedisSettings};
 
 fn builder(settings: &RedisSettings) -> anyhow::Result<Builder> {
     let config = Config::from_url(&settings.redis_url).map_err(|e| anyhow::anyhow!("bad FLASHSALE_REDIS_URL: {e}"))?;
@@ -31,6 +32,19 @@ pub async fn pool(settings: &RedisSettings) -> anyhow::Result<Pool> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach Redis at {}: {e}", crate::config::redact(&settings.redis_url)))?;
     Ok(pool)
+}
+
+/// A connected client of `pool` for a write. A command handed to a client
+/// that is not connected waits in its buffer until the client reconnects,
+/// however long its caller has stopped waiting: a write is not sent at all
+/// then, and its caller is told it did not happen.
+pub fn connected(pool: &Pool) -> Result<&Client, WriteError> {
+    let client = pool.next_connected();
+    if client.is_connected() {
+        Ok(client)
+    } else {
+        Err(WriteError::NotSent(Error::new(ErrorKind::IO, "not connected to Redis")))
+    }
 }
 
 /// One client of its own, for a reader that blocks its connection (XREADGROUP BLOCK).

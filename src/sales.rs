@@ -9,6 +9,7 @@ use fred::prelude::*;
 
 use crate::{
     batch::Batcher,
+    caller::{self, WriteError},
     keys::{Keys, OUTBOX_GROUP},
     metrics::METRICS,
     order::Order,
@@ -63,11 +64,12 @@ impl Sales {
                 MAX_BATCH,
                 &METRICS.reserve_batch_size,
                 move |(sale_id, coupon_id): (u64, Option<u64>), requests: Vec<Reservation>| {
-                    let (client, sale, scripts) = (redis.next().clone(), keys.sale(sale_id), scripts.clone());
+                    let client = crate::redis::connected(&redis).cloned();
+                    let (sale, scripts) = (keys.sale(sale_id), scripts.clone());
                     let coupon = coupon_id.map(|id| (id, keys.coupon(id)));
                     async move {
                         let coupon = coupon.as_ref().map(|(id, keys)| (*id, keys));
-                        scripts.reserve_order.call(&client, &sale, sale_id, coupon, &requests).await
+                        Ok(scripts.reserve_order.call(&client?, &sale, sale_id, coupon, &requests).await?)
                     }
                 },
             )
@@ -75,7 +77,9 @@ impl Sales {
         Sales { redis, keys, scripts, sold_out: Arc::default(), reservations }
     }
 
-    pub async fn reserve(&self, new: &NewOrder<'_>) -> Result<ReserveOutcome, Error> {
+    /// Reserves the order, unless the request's caller gives up while it
+    /// waits for a script call (see `batch`).
+    pub async fn reserve(&self, new: &NewOrder<'_>) -> Result<ReserveOutcome, WriteError> {
         let now = now_ms();
         // A retry with an Idempotency-Key must replay its first answer, so it
         // always goes to the script.
@@ -108,18 +112,20 @@ impl Sales {
     }
 
     /// Pays a reserved order. A confirmation after the deadline releases the
-    /// order as expired and answers `Closed` with it.
+    /// order as expired and answers `Closed` with it. Claims the request's
+    /// caller first (see `caller`): once sent, its answer is awaited.
     pub async fn confirm(
         &self,
         sale_id: u64,
         order_id: u64,
         amount: u64,
         payment_key: &str,
-    ) -> Result<ConfirmOutcome, Error> {
+    ) -> Result<ConfirmOutcome, WriteError> {
         let keys = self.keys.sale(sale_id);
         let bucket = self.keys.ranking_bucket(now_ms() / HOUR_MS);
         let ttl = (MAX_RANKING_HOURS + 1) * 3600;
-        let client = self.redis.next();
+        let client = crate::redis::connected(&self.redis)?;
+        caller::claim()?;
         match self.scripts.confirm_order.call(client, &keys, &bucket, ttl, order_id, amount, payment_key).await? {
             ConfirmOutcome::Late => match self.cancel(sale_id, order_id).await? {
                 Some(order) => Ok(ConfirmOutcome::Closed(order)),
@@ -131,9 +137,12 @@ impl Sales {
 
     /// Cancels a reserved order (a reserved order past its deadline becomes
     /// expired instead). The answer's status says what the order is now.
-    pub async fn cancel(&self, sale_id: u64, order_id: u64) -> Result<Option<Order>, Error> {
+    /// Claims the request's caller first (see `caller`).
+    pub async fn cancel(&self, sale_id: u64, order_id: u64) -> Result<Option<Order>, WriteError> {
         let prefix = self.keys.coupon_key_prefix();
-        self.scripts.release_orders.cancel(self.redis.next(), &self.keys.sale(sale_id), &prefix, order_id).await
+        let client = crate::redis::connected(&self.redis)?;
+        caller::claim()?;
+        Ok(self.scripts.release_orders.cancel(client, &self.keys.sale(sale_id), &prefix, order_id).await?)
     }
 
     /// Expires up to `limit` overdue reservations of one sale.

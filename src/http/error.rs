@@ -5,7 +5,7 @@ use hyper::{header, StatusCode};
 use serde::Serialize;
 
 use super::respond::{json, Reply};
-use crate::order::OrderStatus;
+use crate::{caller::WriteError, order::OrderStatus};
 
 fn list(ids: &[u64]) -> String {
     ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
@@ -65,8 +65,12 @@ pub enum ApiError {
     TooManyRequests(std::time::Duration),
     #[error("{0}")]
     Unauthorized(&'static str),
-    #[error("the request took too long")]
+    /// Not done: the request's time ran out before anything was sent.
+    #[error("the request took too long; nothing was done")]
     Timeout,
+    /// Sent, and no answer came back: it may or may not have happened.
+    #[error("{}", .0.message())]
+    OutcomeUnknown(Write),
     #[error("internal error")]
     Internal,
 }
@@ -91,7 +95,7 @@ impl ApiError {
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable | ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Timeout | ApiError::OutcomeUnknown(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized(_) | ApiError::InvalidSignature => StatusCode::UNAUTHORIZED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -127,6 +131,7 @@ impl ApiError {
             ApiError::TooManyRequests(_) => "rate_limited",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Timeout => "timeout",
+            ApiError::OutcomeUnknown(_) => "outcome_unknown",
             ApiError::Internal => "internal",
         }
     }
@@ -146,7 +151,7 @@ impl ApiError {
         let mut reply = json(self.status(), &body);
         let headers = reply.headers_mut();
         match self {
-            ApiError::Unavailable | ApiError::Timeout => {
+            ApiError::Unavailable | ApiError::Timeout | ApiError::OutcomeUnknown(_) => {
                 headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
             }
             ApiError::TooManyRequests(wait) => {
@@ -181,8 +186,71 @@ struct ErrorBody<'a> {
     payment_key: Option<&'a str>,
 }
 
+/// A state change a route makes, named for how its caller learns whether a
+/// change whose answer was lost happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    IssueCoupon,
+    ReserveOrder,
+    ConfirmOrder,
+    CancelOrder,
+}
+
+impl Write {
+    fn message(self) -> &'static str {
+        match self {
+            Write::IssueCoupon => {
+                "no answer came back from Redis in time: the coupon may or may not have been issued. \
+                 Retrying with the same user is safe and tells: 201 if it is issued now, \
+                 409 `already_issued` if it was"
+            }
+            Write::ReserveOrder => {
+                "no answer came back from Redis in time: the order may or may not have been reserved. \
+                 Retrying with the same Idempotency-Key is safe and tells: it answers the order if it was \
+                 reserved and reserves it if not (without a key, a retry may reserve a second order)"
+            }
+            Write::ConfirmOrder => {
+                "no answer came back from Redis in time: the order may or may not have been paid. \
+                 Retrying the same confirmation is safe and tells: 200 with the paid order if it was paid \
+                 (GET the order to see its state)"
+            }
+            Write::CancelOrder => {
+                "no answer came back from Redis in time: the order may or may not have been cancelled. \
+                 Retrying the cancel is safe and tells: 200 with the cancelled order if it was cancelled \
+                 (GET the order to see its state)"
+            }
+        }
+    }
+}
+
+impl ApiError {
+    /// Maps a failed `write`: never sent is `timeout` or `unavailable` (it did
+    /// not happen); sent, with the connection lost or no answer in time, is
+    /// `outcome_unknown`; an error Redis answered maps as any Redis error.
+    pub fn write(write: Write) -> impl Fn(WriteError) -> ApiError {
+        move |e| match e {
+            WriteError::Abandoned => ApiError::Timeout,
+            WriteError::NotSent(e) => {
+                tracing::warn!(error = %e, "write not sent");
+                ApiError::Unavailable
+            }
+            WriteError::Failed(e) => {
+                use fred::error::ErrorKind::*;
+                match e.kind() {
+                    IO | Timeout | Canceled => {
+                        tracing::warn!(error = %e, ?write, "write outcome unknown");
+                        ApiError::OutcomeUnknown(write)
+                    }
+                    _ => ApiError::from(e),
+                }
+            }
+        }
+    }
+}
+
 /// Redis failures seen by a handler: the client could not reach Redis in time
-/// (503, retry) or something unexpected happened (500, logged).
+/// (503, retry) or something unexpected happened (500, logged). For a read;
+/// a write maps through [`ApiError::write`].
 impl From<fred::error::Error> for ApiError {
     fn from(e: fred::error::Error) -> Self {
         use fred::error::ErrorKind::*;

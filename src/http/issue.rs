@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     body::read_json,
-    error::ApiError,
+    error::{ApiError, Write},
     respond::{json, Reply},
 };
 use crate::{app::App, scripts::IssueOutcome, time::rfc3339_ms};
@@ -32,7 +32,7 @@ pub async fn handle(app: &App, coupon_id: u64, req: Request<Incoming>) -> Result
     let authorization = req.headers().get(AUTHORIZATION).cloned();
     let body: IssueRequest = read_json(req, &app.http, FIELDS).await?;
     let user_id = app.guard.user(authorization.as_ref(), body.user_id)?;
-    match app.coupons.issue(coupon_id, user_id).await? {
+    match app.coupons.issue(coupon_id, user_id).await.map_err(ApiError::write(Write::IssueCoupon))? {
         IssueOutcome::Issued { remaining, issued_at } => {
             Ok(json(StatusCode::CREATED, &Issued { coupon_id, user_id, issued_at: rfc3339_ms(issued_at), remaining }))
         }

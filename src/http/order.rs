@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{
     body::{parse_body, read_bytes},
-    error::ApiError,
+    error::{ApiError, Write},
     order_view::OrderView,
     respond::{json, Reply},
 };
@@ -45,7 +45,8 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
             format!("`payment_key` must be 1 to {MAX_PAYMENT_KEY} characters"),
         ));
     }
-    let outcome = app.sales.confirm(sale_id, order_id, body.amount, &body.payment_key).await?;
+    let outcome = app.sales.confirm(sale_id, order_id, body.amount, &body.payment_key).await;
+    let outcome = outcome.map_err(ApiError::write(Write::ConfirmOrder))?;
     METRICS.outcome("confirm_order", outcome.name());
     match outcome {
         ConfirmOutcome::Paid(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
@@ -62,7 +63,7 @@ pub async fn cancel(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap)
         let order = app.sales.order(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))?;
         app.guard.owner(headers.get(AUTHORIZATION), order.user_id)?;
     }
-    let Some(order) = app.sales.cancel(sale_id, order_id).await? else {
+    let Some(order) = app.sales.cancel(sale_id, order_id).await.map_err(ApiError::write(Write::CancelOrder))? else {
         METRICS.outcome("cancel_order", "unknown_order");
         return Err(ApiError::UnknownOrder(sale_id, order_id));
     };

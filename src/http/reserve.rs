@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{
     body::read_json,
-    error::ApiError,
+    error::{ApiError, Write},
     order_view::OrderView,
     respond::{json, Reply},
 };
@@ -60,7 +60,7 @@ pub async fn handle(app: &App, sale_id: u64, req: Request<Incoming>) -> Result<R
         coupon_id: body.coupon_id,
         idempotency_key: idempotency_key.as_deref(),
     };
-    let outcome = app.sales.reserve(&new).await?;
+    let outcome = app.sales.reserve(&new).await.map_err(ApiError::write(Write::ReserveOrder))?;
     METRICS.outcome("reserve_order", outcome.name());
     match outcome {
         ReserveOutcome::Reserved(order) => Ok(json(StatusCode::CREATED, &OrderView::from(&order))),

@@ -1,16 +1,32 @@
 //! Routing: method and path to handler. Errors become replies here and only here.
+//!
+//! The request timeout cuts a request short only while nothing it asked for
+//! was sent (see `caller`): it is then answered 503 `timeout`, truthfully
+//! "not done". A request whose write was sent waits for Redis's real answer,
+//! which Redis's command timeout bounds.
 
 use std::{convert::Infallible, net::IpAddr, sync::Arc, time::Instant};
 
 use hyper::{body::Incoming, Method, Request};
 
 use super::{
-    coupon, dashboard, error::ApiError, health, issue, order, rankings, reserve, respond::Reply, sale, server::Surface,
+    coupon, dashboard,
+    error::{ApiError, Write},
+    health, issue, order, rankings, reserve,
+    respond::Reply,
+    sale,
+    server::Surface,
 };
 use crate::{
     app::App,
+    caller::{self, Caller},
     metrics::{Route, METRICS},
 };
+
+/// How many Redis command timeouts a sent request may still take: two script
+/// calls (a confirmation, then the release of a late order), each of which
+/// may reload its script (three commands). Only a bug outlasts it.
+const SENT_COMMANDS: u32 = 6;
 
 pub async fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<Incoming>) -> Result<Reply, Infallible> {
     let started = Instant::now();
@@ -24,13 +40,37 @@ pub async fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<I
         }
         dispatch(&app, req).await
     };
-    let reply = match tokio::time::timeout(app.http.request_timeout(), guarded).await {
-        Ok(result) => result,
-        Err(_) => Err(ApiError::Timeout),
-    }
-    .unwrap_or_else(ApiError::into_reply);
+    let caller = Caller::new();
+    let work = caller::scope(caller.clone(), guarded);
+    tokio::pin!(work);
+    let result = tokio::select! {
+        result = &mut work => result,
+        () = tokio::time::sleep(app.http.request_timeout()) => {
+            if caller.give_up() {
+                Err(ApiError::Timeout)
+            } else {
+                let backstop = app.redis_timeout * SENT_COMMANDS + std::time::Duration::from_secs(1);
+                match tokio::time::timeout(backstop, &mut work).await {
+                    Ok(result) => result,
+                    Err(_) => Err(write_of(route).map_or(ApiError::Internal, ApiError::OutcomeUnknown)),
+                }
+            }
+        }
+    };
+    let reply = result.unwrap_or_else(ApiError::into_reply);
     METRICS.request(route, reply.status().as_u16(), started.elapsed());
     Ok(reply)
+}
+
+/// The write a route makes, if any.
+fn write_of(route: Route) -> Option<Write> {
+    match route {
+        Route::IssueCoupon => Some(Write::IssueCoupon),
+        Route::ReserveOrder => Some(Write::ReserveOrder),
+        Route::ConfirmOrder => Some(Write::ConfirmOrder),
+        Route::CancelOrder => Some(Write::CancelOrder),
+        _ => None,
+    }
 }
 
 /// The metrics route of a path (by shape only; ids are not checked here).

@@ -181,6 +181,15 @@ impl TestApp {
         }
     }
 
+    /// Polls `/readyz` until it answers 503: the service saw a server go.
+    pub async fn wait_until_unready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.request(hyper::Method::GET, "/readyz", None).await.status != hyper::StatusCode::SERVICE_UNAVAILABLE {
+            assert!(Instant::now() < deadline, "still ready 20 s after a server went away");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Runs the `flashsale` binary with this app's settings in its environment.
     pub fn cli(&self, args: &[&str]) -> CliOutput {
         let c = &self.config;
