@@ -46,6 +46,8 @@ pub struct ServeConfig {
 
 /// Runs the service on `listener` until `shutdown` starts.
 pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    // First, so a bad JWT key stops the start before any connection is made.
+    let guard = http::Guard::new(&config.http)?;
     let redis = redis::pool(&config.redis).await?;
     let scripts = Arc::new(Scripts::load(redis.next()).await?);
     let keys = Keys::new(config.redis.key_prefix.clone());
@@ -58,7 +60,7 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
     let pipe = pipe::spawn(config.clone(), scripts.clone(), keys.clone(), shutdown.clone()).await?;
 
     let app = Arc::new(App {
-        guard: http::Guard::new(&config.http),
+        guard,
         coupons: Coupons::new(redis.clone(), keys, scripts),
         sales,
         probes: Probes { redis: redis.clone(), mysql: mysql.clone(), kafka },

@@ -6,7 +6,7 @@ use std::{net::IpAddr, sync::Arc};
 use hyper::header::HeaderValue;
 
 use super::{
-    auth::Jwt,
+    auth::{Jwt, KeyError},
     error::ApiError,
     limit::{Admission, RateLimiter, Ticket},
 };
@@ -20,13 +20,14 @@ pub struct Guard {
 }
 
 impl Guard {
-    pub fn new(settings: &HttpSettings) -> Guard {
-        Guard {
-            jwt: settings.jwt_secret.as_ref().filter(|s| !s.0.is_empty()).map(Jwt::new),
+    /// Fails on a configured JWT key that cannot verify anything.
+    pub fn new(settings: &HttpSettings) -> Result<Guard, KeyError> {
+        Ok(Guard {
+            jwt: Jwt::from_settings(settings)?,
             per_ip: (settings.rate_per_ip > 0).then(|| RateLimiter::new(settings.rate_per_ip)),
             per_user: (settings.rate_per_user > 0).then(|| RateLimiter::new(settings.rate_per_user)),
             admission: (settings.sale_admission > 0).then(|| Admission::new(settings.sale_admission)),
-        }
+        })
     }
 
     pub fn auth_on(&self) -> bool {

@@ -21,7 +21,6 @@ mod router;
 mod sale;
 mod server;
 
-pub use auth::Jwt;
 pub use guard::Guard;
 pub use metrics_server::serve_metrics;
 pub use server::serve;

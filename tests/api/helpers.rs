@@ -66,6 +66,10 @@ impl TestApp {
                 rate_per_user: 0,
                 sale_admission: 0,
                 jwt_secret: None,
+                jwt_public_key: None,
+                jwt_issuer: None,
+                jwt_audience: None,
+                jwt_leeway_secs: 30,
             },
             redis: RedisSettings {
                 redis_url: env_or("FLASHSALE_REDIS_URL", "redis://127.0.0.1:26379"),
