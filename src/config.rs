@@ -103,7 +103,13 @@ pub struct HttpSettings {
     /// Public key for RS256 (an RSA key) or ES256 (a P-256 EC key) tokens: the PEM text itself
     /// ("-----BEGIN PUBLIC KEY-----..."), or the path of a PEM file. With --jwt-secret too,
     /// a token's `alg` picks the key. A key that does not parse stops the start.
-    #[arg(long, env = "FLASHSALE_JWT_PUBLIC_KEY", hide_env_values = true, value_name = "PEM_OR_PATH")]
+    #[arg(
+        long,
+        env = "FLASHSALE_JWT_PUBLIC_KEY",
+        hide_env_values = true,
+        value_name = "PEM_OR_PATH",
+        allow_hyphen_values = true
+    )]
     pub jwt_public_key: Option<String>,
     /// When set, a token's `iss` is required and must equal this.
     #[arg(long, env = "FLASHSALE_JWT_ISSUER")]

@@ -31,7 +31,7 @@ struct Verifier {
 /// A configured key that cannot verify anything: start-up stops on it.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("FLASHSALE_JWT_PUBLIC_KEY: cannot read the PEM file `{path}`: {source}")]
+    #[error("FLASHSALE_JWT_PUBLIC_KEY: cannot read the PEM file `{path}`")]
     Read { path: String, source: std::io::Error },
     #[error("FLASHSALE_JWT_PUBLIC_KEY holds a private key: configure its public half (`openssl pkey -pubout`)")]
     Private,
