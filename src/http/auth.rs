@@ -182,13 +182,12 @@ pub(crate) mod tests {
     use super::*;
 
     pub const SECRET: &str = "a-test-secret-of-some-length";
-    // Test-only keys, generated with `openssl genpkey` for these tests; they guard nothing.
-    pub const RS_PUBLIC: &str = include_str!("../../tests/fixtures/jwt/test-only-rs256-public.pem");
-    pub const RS_PRIVATE: &str = include_str!("../../tests/fixtures/jwt/test-only-rs256-private.pem");
-    const OTHER_RS_PRIVATE: &str = include_str!("../../tests/fixtures/jwt/test-only-other-rs256-private.pem");
-    const ES_PUBLIC: &str = include_str!("../../tests/fixtures/jwt/test-only-es256-public.pem");
-    const ES_PRIVATE: &str = include_str!("../../tests/fixtures/jwt/test-only-es256-private.pem");
-    const P384_PUBLIC: &str = include_str!("../../tests/fixtures/jwt/test-only-p384-public.pem");
+    /// A test-only key from tests/fixtures/jwt/ (generated with `openssl genpkey`; guards nothing).
+    /// Read at run time, not embedded, so building the service never needs tests/.
+    pub fn key(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/jwt/test-only-{name}.pem", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
 
     #[derive(Parser)]
     struct Flags {
@@ -230,7 +229,7 @@ pub(crate) mod tests {
     }
 
     fn es_token(claims: serde_json::Value) -> String {
-        sign(Algorithm::ES256, &EncodingKey::from_ec_pem(ES_PRIVATE.as_bytes()).unwrap(), claims)
+        sign(Algorithm::ES256, &EncodingKey::from_ec_pem(key("es256-private").as_bytes()).unwrap(), claims)
     }
 
     fn refusal(result: Result<u64, ApiError>) -> &'static str {
@@ -278,29 +277,31 @@ pub(crate) mod tests {
     #[test]
     fn rs256_and_es256_tokens_verify_with_the_configured_public_key() {
         let claims = json!({"sub": "5", "exp": now() + 60});
-        let rs = jwt(|s| s.jwt_public_key = Some(RS_PUBLIC.into()));
-        assert_eq!(rs.verify(&rs_token(RS_PRIVATE, claims.clone())).unwrap(), 5);
-        assert!(rs.verify(&rs_token(OTHER_RS_PRIVATE, claims.clone())).is_err(), "another key's signature");
+        let rs = jwt(|s| s.jwt_public_key = Some(key("rs256-public")));
+        assert_eq!(rs.verify(&rs_token(&key("rs256-private"), claims.clone())).unwrap(), 5);
+        assert!(rs.verify(&rs_token(&key("other-rs256-private"), claims.clone())).is_err(), "another key's signature");
         assert!(rs.verify(&es_token(claims.clone())).is_err(), "ES256 with an RSA key configured");
         assert!(rs.verify(&hs_token(claims.clone())).is_err(), "HS256 without a secret configured");
-        let es = jwt(|s| s.jwt_public_key = Some(ES_PUBLIC.into()));
+        let es = jwt(|s| s.jwt_public_key = Some(key("es256-public")));
         assert_eq!(es.verify(&es_token(claims.clone())).unwrap(), 5);
-        assert!(es.verify(&rs_token(RS_PRIVATE, claims)).is_err(), "RS256 with an EC key configured");
+        assert!(es.verify(&rs_token(&key("rs256-private"), claims)).is_err(), "RS256 with an EC key configured");
     }
 
     #[test]
     fn with_a_secret_and_a_public_key_the_tokens_alg_picks_the_key() {
-        let both = jwt(|s| (s.jwt_secret, s.jwt_public_key) = (Some(SECRET.parse().unwrap()), Some(RS_PUBLIC.into())));
+        let both =
+            jwt(|s| (s.jwt_secret, s.jwt_public_key) = (Some(SECRET.parse().unwrap()), Some(key("rs256-public"))));
         let claims = json!({"sub": "5", "exp": now() + 60});
         assert_eq!(both.verify(&hs_token(claims.clone())).unwrap(), 5);
-        assert_eq!(both.verify(&rs_token(RS_PRIVATE, claims)).unwrap(), 5);
+        assert_eq!(both.verify(&rs_token(&key("rs256-private"), claims)).unwrap(), 5);
     }
 
     #[test]
     fn an_hs256_token_keyed_with_the_public_key_is_refused() {
         // Algorithm confusion: the public key is public, so anyone can HMAC with it.
         let claims = json!({"sub": "5", "exp": now() + 60});
-        for pem in [RS_PUBLIC, RS_PUBLIC.trim(), ES_PUBLIC] {
+        let (rs, es) = (key("rs256-public"), key("es256-public"));
+        for pem in [rs.as_str(), rs.trim(), es.as_str()] {
             let forged = sign(Algorithm::HS256, &EncodingKey::from_secret(pem.as_bytes()).unwrap(), claims.clone());
             let public_only = jwt(|s| s.jwt_public_key = Some(pem.into()));
             assert!(public_only.verify(&forged).is_err());
@@ -313,7 +314,8 @@ pub(crate) mod tests {
     fn an_unsigned_token_is_refused() {
         let head = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
         let payload = URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"5","exp":{}}}"#, now() + 60));
-        let both = jwt(|s| (s.jwt_secret, s.jwt_public_key) = (Some(SECRET.parse().unwrap()), Some(RS_PUBLIC.into())));
+        let both =
+            jwt(|s| (s.jwt_secret, s.jwt_public_key) = (Some(SECRET.parse().unwrap()), Some(key("rs256-public"))));
         for token in [format!("{head}.{payload}."), format!("{head}.{payload}")] {
             assert!(both.verify(&token).is_err(), "{token}");
         }
@@ -321,21 +323,21 @@ pub(crate) mod tests {
 
     #[test]
     fn exp_and_nbf_get_the_leeway_and_no_more() {
-        let rs = jwt(|s| (s.jwt_public_key, s.jwt_leeway_secs) = (Some(RS_PUBLIC.into()), 30));
-        let at = |claims| rs.verify(&rs_token(RS_PRIVATE, claims));
+        let rs = jwt(|s| (s.jwt_public_key, s.jwt_leeway_secs) = (Some(key("rs256-public")), 30));
+        let at = |claims| rs.verify(&rs_token(&key("rs256-private"), claims));
         assert_eq!(at(json!({"sub": 1, "exp": now() - 10})).unwrap(), 1, "just expired, within the leeway");
         assert_eq!(refusal(at(json!({"sub": 1, "exp": now() - 60}))), "the token has expired");
         assert_eq!(at(json!({"sub": 1, "exp": now() + 60, "nbf": now() + 10})).unwrap(), 1);
         let early = at(json!({"sub": 1, "exp": now() + 600, "nbf": now() + 300}));
         assert_eq!(refusal(early), "the token is not valid yet (`nbf`)");
-        let strict = jwt(|s| (s.jwt_public_key, s.jwt_leeway_secs) = (Some(RS_PUBLIC.into()), 0));
-        assert!(strict.verify(&rs_token(RS_PRIVATE, json!({"sub": 1, "exp": now() - 10}))).is_err());
+        let strict = jwt(|s| (s.jwt_public_key, s.jwt_leeway_secs) = (Some(key("rs256-public")), 0));
+        assert!(strict.verify(&rs_token(&key("rs256-private"), json!({"sub": 1, "exp": now() - 10}))).is_err());
     }
 
     #[test]
     fn a_configured_issuer_and_audience_are_required_and_must_match() {
         let checked = jwt(|s| {
-            s.jwt_public_key = Some(ES_PUBLIC.into());
+            s.jwt_public_key = Some(key("es256-public"));
             (s.jwt_issuer, s.jwt_audience) = (Some("https://idp.example".into()), Some("flashsale".into()));
         });
         let exp = now() + 60;
@@ -358,7 +360,7 @@ pub(crate) mod tests {
         for (claims, why) in cases {
             assert_eq!(refusal(at(claims.clone())), why, "{claims}");
         }
-        let unchecked = jwt(|s| s.jwt_public_key = Some(ES_PUBLIC.into()));
+        let unchecked = jwt(|s| s.jwt_public_key = Some(key("es256-public")));
         let foreign = json!({"sub": 1, "exp": exp, "iss": "anyone", "aud": "anything"});
         assert_eq!(unchecked.verify(&es_token(foreign)).unwrap(), 1, "nothing configured: not checked");
     }
@@ -376,7 +378,7 @@ pub(crate) mod tests {
     #[test]
     fn a_public_key_is_the_pem_itself_or_a_file_holding_it() {
         let path = std::env::temp_dir().join(format!("flashsale-test-key-{}.pem", std::process::id()));
-        std::fs::write(&path, ES_PUBLIC).unwrap();
+        std::fs::write(&path, key("es256-public")).unwrap();
         let from_file = jwt(|s| s.jwt_public_key = Some(format!(" {} ", path.display())));
         std::fs::remove_file(&path).unwrap();
         assert_eq!(from_file.verify(&es_token(json!({"sub": 3, "exp": now() + 60}))).unwrap(), 3);
@@ -386,16 +388,15 @@ pub(crate) mod tests {
 
     #[test]
     fn a_key_that_cannot_verify_is_refused_at_start_up() {
-        let broken_rsa = RS_PUBLIC.replacen("MII", "MIJ", 1);
-        let truncated = format!("{}\n-----END PUBLIC KEY-----", &RS_PUBLIC[..120]);
-        for pem in
-            ["-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----", &broken_rsa, &truncated, P384_PUBLIC]
-        {
+        let (rs, p384) = (key("rs256-public"), key("p384-public"));
+        let broken_rsa = rs.replacen("MII", "MIJ", 1);
+        let truncated = format!("{}\n-----END PUBLIC KEY-----", &rs[..120]);
+        for pem in ["-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----", &broken_rsa, &truncated, &p384] {
             let result = Jwt::from_settings(&settings(|s| s.jwt_public_key = Some(pem.into())));
             assert!(matches!(result, Err(KeyError::Malformed(_))), "{pem}");
         }
-        for private in [RS_PRIVATE, ES_PRIVATE] {
-            let result = Jwt::from_settings(&settings(|s| s.jwt_public_key = Some(private.into())));
+        for private in [key("rs256-private"), key("es256-private")] {
+            let result = Jwt::from_settings(&settings(|s| s.jwt_public_key = Some(private)));
             assert!(matches!(result, Err(KeyError::Private)));
         }
     }
@@ -411,7 +412,7 @@ mod properties {
     use super::{tests::*, *};
 
     fn both() -> Jwt {
-        jwt(|s| (s.jwt_secret, s.jwt_public_key) = (Some(SECRET.parse().unwrap()), Some(RS_PUBLIC.into())))
+        jwt(|s| (s.jwt_secret, s.jwt_public_key) = (Some(SECRET.parse().unwrap()), Some(key("rs256-public"))))
     }
 
     fn b64(bytes: impl AsRef<[u8]>) -> String {
@@ -454,7 +455,7 @@ mod properties {
         #[test]
         fn every_user_id_survives_sign_and_verify(user in any::<u64>()) {
             let exp = jsonwebtoken::get_current_timestamp() + 60;
-            let key = EncodingKey::from_rsa_pem(RS_PRIVATE.as_bytes()).unwrap();
+            let key = EncodingKey::from_rsa_pem(key("rs256-private").as_bytes()).unwrap();
             let token = sign(Algorithm::RS256, &key, json!({"sub": user.to_string(), "exp": exp}));
             prop_assert_eq!(both().verify(&token).unwrap(), user);
         }
