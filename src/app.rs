@@ -48,6 +48,8 @@ pub struct ServeConfig {
 
 /// Runs the service on `listener` until `shutdown` starts.
 pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    // First, so a bad JWT key stops the start before any connection is made.
+    let guard = http::Guard::new(&config.http)?;
     // The ops listener first: a taken port fails start-up before anything runs.
     let ops = match config.http.metrics_listen {
         Some(addr) => Some(
@@ -69,7 +71,7 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
     let pipe = pipe::spawn(config.clone(), scripts.clone(), keys.clone(), shutdown.clone()).await?;
 
     let app = Arc::new(App {
-        guard: http::Guard::new(&config.http),
+        guard,
         coupons: Coupons::new(redis.clone(), keys, scripts),
         sales,
         probes: Probes::new(redis.clone(), mysql.clone(), kafka),

@@ -105,7 +105,8 @@ pub struct HttpSettings {
     /// Reservations in flight at once for one sale; more are answered 429; 0: no cap.
     #[arg(long, env = "FLASHSALE_SALE_ADMISSION", default_value_t = 0)]
     pub sale_admission: usize,
-    /// HS256 secret: when set, users are identified by a verified JWT (`sub` = user id), not the body.
+    /// HS256 secret. With it or --jwt-public-key set, users are identified by a verified JWT
+    /// (`Authorization: Bearer <JWT>`, `sub` = user id, `exp` required), not the body.
     #[arg(long, env = "FLASHSALE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
     /// HMAC-SHA256 secret shared with the payment gateway: the confirm route accepts
@@ -116,6 +117,41 @@ pub struct HttpSettings {
     /// anyone can then mark any order paid). Without either, confirm answers 403.
     #[arg(long, env = "FLASHSALE_PAYMENTS_UNSIGNED")]
     pub payments_unsigned: bool,
+    /// Public key for RS256 (an RSA key) or ES256 (a P-256 EC key) tokens: the PEM text itself
+    /// ("-----BEGIN PUBLIC KEY-----..."), or the path of a PEM file. With --jwt-secret too,
+    /// a token's `alg` picks the key. A key that does not parse stops the start.
+    #[arg(
+        long,
+        env = "FLASHSALE_JWT_PUBLIC_KEY",
+        hide_env_values = true,
+        value_name = "PEM_OR_PATH",
+        allow_hyphen_values = true
+    )]
+    pub jwt_public_key: Option<String>,
+    /// When set, a token's `iss` is required and must equal this.
+    #[arg(long, env = "FLASHSALE_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// When set, a token's `aud` is required and must name this (a string, or a list holding it).
+    #[arg(long, env = "FLASHSALE_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Clock skew allowed on a token's `exp` and `nbf`, in seconds (at most 3600).
+    #[arg(long, env = "FLASHSALE_JWT_LEEWAY_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(..=3600))]
+    pub jwt_leeway_secs: u64,
+}
+
+/// What `flashsale token` needs to mint a token the service accepts.
+#[derive(Args, Clone)]
+pub struct TokenSettings {
+    /// The HS256 secret the service verifies with.
+    #[arg(long, env = "FLASHSALE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Secret,
+    /// The `iss` to put in the token (the service's --jwt-issuer, if it has one).
+    #[arg(long, env = "FLASHSALE_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// The `aud` to put in the token (the service's --jwt-audience, if it has one).
+    #[arg(long, env = "FLASHSALE_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
 }
 
 /// A secret setting: its Debug and Display never show the value.

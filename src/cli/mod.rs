@@ -28,7 +28,8 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the HTTP API, the outbox relay and (unless --no-sink) the sink.
-    Serve(serve::Args),
+    // Boxed: every server's settings make it several times the size of the others.
+    Serve(Box<serve::Args>),
     /// Run only the sink: Kafka -> MySQL.
     Sink(sink::Args),
     /// Apply the SQL migrations in sql/ (creates the database if missing).
@@ -56,7 +57,7 @@ pub enum Command {
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Sink(args) => sink::run(args).await,
             Command::Migrate(args) => migrate::run(args).await,
             Command::Coupon(cmd) => coupon::run(cmd).await,

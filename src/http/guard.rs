@@ -7,7 +7,7 @@ use std::{net::IpAddr, sync::Arc};
 use hyper::header::HeaderValue;
 
 use super::{
-    auth::Jwt,
+    auth::{Jwt, KeyError},
     client_ip::ClientIp,
     error::ApiError,
     limit::{Admission, RateLimiter, Ticket},
@@ -38,10 +38,11 @@ pub struct Guard {
 }
 
 impl Guard {
-    pub fn new(settings: &HttpSettings) -> Guard {
-        Guard {
+    /// Fails on a configured JWT key that cannot verify anything.
+    pub fn new(settings: &HttpSettings) -> Result<Guard, KeyError> {
+        Ok(Guard {
             client_ip: ClientIp::new(&settings.trusted_proxies),
-            jwt: settings.jwt_secret.as_ref().filter(|s| !s.0.is_empty()).map(Jwt::new),
+            jwt: Jwt::from_settings(settings)?,
             payments: match settings.payment_secret.as_ref().filter(|s| !s.0.is_empty()) {
                 Some(secret) => Payments::Signed(Signer::new(secret)),
                 None if settings.payments_unsigned => {
@@ -59,7 +60,7 @@ impl Guard {
             per_ip: (settings.rate_per_ip > 0).then(|| RateLimiter::new(settings.rate_per_ip)),
             per_user: (settings.rate_per_user > 0).then(|| RateLimiter::new(settings.rate_per_user)),
             admission: (settings.sale_admission > 0).then(|| Admission::new(settings.sale_admission)),
-        }
+        })
     }
 
     pub fn auth_on(&self) -> bool {

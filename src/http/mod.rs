@@ -22,7 +22,6 @@ mod router;
 mod sale;
 mod server;
 
-pub use auth::Jwt;
 pub use client_ip::Cidr;
 pub use guard::Guard;
 pub use metrics_server::serve_metrics;

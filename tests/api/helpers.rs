@@ -73,6 +73,10 @@ impl TestApp {
                 jwt_secret: None,
                 payment_secret: Some(PAYMENT_SECRET.parse().unwrap()),
                 payments_unsigned: false,
+                jwt_public_key: None,
+                jwt_issuer: None,
+                jwt_audience: None,
+                jwt_leeway_secs: 30,
             },
             redis: RedisSettings {
                 redis_url: env_or("FLASHSALE_REDIS_URL", "redis://127.0.0.1:26379"),

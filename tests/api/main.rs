@@ -1,5 +1,6 @@
 //! Integration tests: one binary, real servers, real HTTP and CLI.
 
+mod auth;
 mod batching;
 mod chaos;
 mod cli;
