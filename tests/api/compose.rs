@@ -133,7 +133,10 @@ fn compose_ports_match_the_listen_address_and_the_config_defaults() {
         let listen: SocketAddr = listen.parse().unwrap();
         assert!(listen.ip().is_unspecified(), "{name}: FLASHSALE_LISTEN={listen} must listen on every interface");
         let port = listen.port();
+        // The ops routes: on FLASHSALE_METRICS_LISTEN when set, else on the API port.
+        let ops_port = env.get("FLASHSALE_METRICS_LISTEN").map_or(port, |a| a.parse::<SocketAddr>().unwrap().port());
         let published = s["ports"].as_vec().unwrap_or_else(|| panic!("{name}: publishes its port"));
+        let mut published_ports = BTreeSet::new();
         for p in published {
             let target = match p {
                 Yaml::Hash(_) => scalar(&p["target"]).unwrap(),
@@ -142,11 +145,16 @@ fn compose_ports_match_the_listen_address_and_the_config_defaults() {
                     spec.trim_end_matches("/tcp").rsplit(':').next().unwrap().to_string()
                 }
             };
-            assert_eq!(target, port.to_string(), "{name}: publishes container port {port}");
+            assert!([port, ops_port].map(|p| p.to_string()).contains(&target), "{name}: publishes port {target}");
+            published_ports.insert(target);
         }
+        assert!(published_ports.contains(&port.to_string()), "{name}: publishes container port {port}");
         let health = words(&s["healthcheck"]["test"]).join(" ");
-        assert!(health.contains(&format!("/{port}")), "{name}: its health check asks port {port}: {health}");
-        assert!(targets.contains(&format!("{name}:{port}")), "Prometheus scrapes {name}:{port}/metrics: {targets:?}");
+        assert!(health.contains(&format!("/{ops_port}")), "{name}: its health check asks port {ops_port}: {health}");
+        assert!(
+            targets.contains(&format!("{name}:{ops_port}")),
+            "Prometheus scrapes {name}:{ops_port}/metrics: {targets:?}"
+        );
         assert!(image.expose.contains(&port), "the Dockerfile EXPOSEs {port}");
     }
     assert_eq!(servers, 1, "one service runs `flashsale serve`");
