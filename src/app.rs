@@ -46,6 +46,7 @@ pub struct ServeConfig {
 
 /// Runs the service on `listener` until `shutdown` starts.
 pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    crate::panics::install_hook();
     let redis = redis::pool(&config.redis).await?;
     let scripts = Arc::new(Scripts::load(redis.next()).await?);
     let keys = Keys::new(config.redis.key_prefix.clone());
@@ -81,6 +82,7 @@ pub async fn sink(
     settings: &SinkSettings,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    crate::panics::install_hook();
     let kafka = kafka::connect(kafka_settings).await?;
     let partitions = kafka::Topics::open(&kafka, kafka_settings).await?.all().cloned().collect();
     let mysql = crate::db::pool(mysql)?;

@@ -14,6 +14,7 @@
 //! - [`db`]: MySQL pool, migrations (`sql/`), the CLI's queries.
 //! - [`kafka`], [`redis`]: connecting, with explicit timeouts.
 //! - [`app`]: start-up; [`cli`]: the `flashsale` command line; [`config`]: every setting.
+//! - [`panics`]: the hook that counts and logs every panic.
 //! - [`probes`]: readiness; [`shutdown`]: one signal for every task; [`time`]: clocks and formats.
 
 pub mod app;
@@ -29,6 +30,7 @@ pub mod kafka;
 pub mod keys;
 pub mod metrics;
 pub mod order;
+pub mod panics;
 pub mod pipe;
 pub mod probes;
 pub mod reconcile;
