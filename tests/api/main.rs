@@ -19,6 +19,7 @@ mod orders;
 mod own_broker;
 mod own_redis;
 mod pipe;
+mod raw_http;
 mod reconcile;
 mod recovery;
 mod relay_claim;
