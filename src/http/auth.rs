@@ -58,7 +58,8 @@ impl Jwt {
         mac.verify_slice(&signature).map_err(|_| invalid())?;
         let claims: Claims = decode(payload).ok_or_else(invalid)?;
         match claims.exp {
-            Some(exp) if exp * 1000 > now_ms() => {}
+            // Saturating: `exp` is the client's number; far future means valid, never a wrap.
+            Some(exp) if exp.saturating_mul(1000) > now_ms() => {}
             Some(_) => return Err(ApiError::Unauthorized("the token has expired")),
             None => return Err(ApiError::Unauthorized("the token has no `exp`")),
         }
@@ -111,6 +112,13 @@ mod tests {
         assert!(jwt().verify(&forged).is_err(), "payload swapped");
         assert!(jwt().verify(&jwt().sign(42, 1)).is_err(), "expired");
         assert!(jwt().verify("a.b").is_err());
+    }
+
+    #[test]
+    fn an_expiry_too_large_for_milliseconds_is_far_future_not_an_overflow() {
+        for exp in [u64::MAX / 1000 + 1, u64::MAX] {
+            assert_eq!(jwt().verify(&jwt().sign(42, exp)).unwrap(), 42, "exp {exp}");
+        }
     }
 }
 
