@@ -48,6 +48,7 @@ pub struct ServeConfig {
 
 /// Runs the service on `listener` until `shutdown` starts.
 pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    crate::panics::install_hook();
     // First, so a bad JWT key stops the start before any connection is made.
     let guard = http::Guard::new(&config.http)?;
     // The ops listener first: a taken port fails start-up before anything runs.
@@ -103,6 +104,7 @@ pub async fn sink(
     settings: &SinkSettings,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    crate::panics::install_hook();
     let kafka = kafka::connect(kafka_settings).await?;
     let partitions = kafka::Topics::open(&kafka, kafka_settings).await?.all().cloned().collect();
     let mysql = crate::db::pool(mysql)?;

@@ -17,6 +17,7 @@
 //! - [`kafka`], [`redis`]: connecting, with explicit timeouts.
 //! - [`app`]: start-up; [`cli`]: the `flashsale` command line; [`config`]: every setting.
 //! - [`signature`]: the payment gateway's `Flashsale-Signature` (HMAC-SHA256 webhook scheme).
+//! - [`panics`]: the hook that counts and logs every panic.
 //! - [`probes`]: readiness; [`shutdown`]: one signal for every task; [`time`]: clocks and formats.
 
 pub mod app;
@@ -33,6 +34,7 @@ pub mod kafka;
 pub mod keys;
 pub mod metrics;
 pub mod order;
+pub mod panics;
 pub mod pipe;
 pub mod probes;
 pub mod reconcile;

@@ -60,14 +60,17 @@ pub async fn get(app: &App, query: Option<&str>) -> Result<Reply, ApiError> {
     Ok(json(StatusCode::OK, &Ranking { window, products }))
 }
 
+/// `6h` or `3d` in hours. The unit is stripped as a char, never by byte
+/// index: a query is any UTF-8, and `3é` must be a 400, not a panic.
 fn window_hours(window: &str) -> Option<u64> {
-    let (n, unit) = window.split_at(window.len().checked_sub(1)?);
-    let n: u64 = n.parse().ok()?;
-    let hours = match unit {
-        "h" => n,
-        "d" => n.checked_mul(24)?,
-        _ => return None,
+    let (n, per_unit) = match window.strip_suffix('h') {
+        Some(n) => (n, 1),
+        None => (window.strip_suffix('d')?, 24u64),
     };
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let hours = n.parse::<u64>().ok()?.checked_mul(per_unit)?;
     (1..=MAX_RANKING_HOURS).contains(&hours).then_some(hours)
 }
 
@@ -81,5 +84,14 @@ mod tests {
         assert_eq!(super::window_hours("31d"), None);
         assert_eq!(super::window_hours("d"), None);
         assert_eq!(super::window_hours("3w"), None);
+        assert_eq!(super::window_hours("+3d"), None);
+        assert_eq!(super::window_hours("99999999999999999999d"), None);
+    }
+
+    #[test]
+    fn a_window_ending_in_a_multibyte_character_is_rejected_not_a_panic() {
+        for window in ["3\u{e9}", "\u{e9}", "3d\u{e9}", "\u{1F600}", "3\u{e9}d", ""] {
+            assert_eq!(super::window_hours(window), None, "{window}");
+        }
     }
 }

@@ -5,8 +5,9 @@
 //! "not done". A request whose write was sent waits for Redis's real answer,
 //! which Redis's command timeout bounds.
 
-use std::{convert::Infallible, net::IpAddr, sync::Arc, time::Instant};
+use std::{convert::Infallible, future::Future, net::IpAddr, panic::AssertUnwindSafe, sync::Arc, time::Instant};
 
+use futures_util::FutureExt;
 use hyper::{body::Incoming, Method, Request};
 
 use super::{
@@ -41,7 +42,7 @@ pub async fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<I
         dispatch(&app, req).await
     };
     let caller = Caller::new();
-    let work = caller::scope(caller.clone(), guarded);
+    let work = caller::scope(caller.clone(), caught(guarded));
     tokio::pin!(work);
     let result = tokio::select! {
         result = &mut work => result,
@@ -71,6 +72,13 @@ fn write_of(route: Route) -> Option<Write> {
         Route::CancelOrder => Some(Write::CancelOrder),
         _ => None,
     }
+}
+
+/// A panic is a bug, counted and logged by the hook in `panics`. The client
+/// still gets an answer (500 `internal`) rather than a dropped connection;
+/// only this request's future is abandoned, as tokio would abandon the task.
+async fn caught(handler: impl Future<Output = Result<Reply, ApiError>>) -> Result<Reply, ApiError> {
+    AssertUnwindSafe(handler).catch_unwind().await.unwrap_or(Err(ApiError::Internal))
 }
 
 /// The metrics route of a path (by shape only; ids are not checked here).
@@ -196,4 +204,25 @@ fn id(text: &str, what: &'static str) -> Result<u64, ApiError> {
         };
         ApiError::BadRequest(code, format!("{what} id must be an integer from 0 to 2^64-1, got `{text}`"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use super::*;
+
+    async fn deliberate_panic() -> Result<Reply, ApiError> {
+        panic!("a deliberate panic in a handler (router test)")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_internal_and_counted() {
+        crate::panics::install_hook();
+        let before = METRICS.panics.load(Relaxed);
+        let reply = caught(deliberate_panic()).await.unwrap_or_else(ApiError::into_reply);
+        assert_eq!(reply.status(), hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(METRICS.panics.load(Relaxed) > before, "the hook counted it");
+        assert!(METRICS.render().contains("\nflashsale_panics_total "));
+    }
 }

@@ -125,6 +125,8 @@ pub struct Metrics {
     /// Order events the sink refused to merge into another order's row.
     pub order_conflicts: AtomicU64,
     pub orders_expired: AtomicU64,
+    /// Panics anywhere in the process (see `panics`); every one is a bug.
+    pub panics: AtomicU64,
     /// (topic, partition) -> high watermark - next offset; written by sink tasks only.
     sink_lag: Mutex<BTreeMap<(String, i32), i64>>,
 }
@@ -147,6 +149,7 @@ pub static METRICS: Metrics = Metrics {
     mysql_errors: AtomicU64::new(0),
     order_conflicts: AtomicU64::new(0),
     orders_expired: AtomicU64::new(0),
+    panics: AtomicU64::new(0),
     sink_lag: Mutex::new(BTreeMap::new()),
 };
 
@@ -284,6 +287,12 @@ impl Metrics {
             "flashsale_orders_expired_total",
             "Reservations released by the expiry task",
             self.orders_expired.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "flashsale_panics_total",
+            "Panics in this process; each is a bug, logged with its backtrace",
+            self.panics.load(Relaxed),
         );
         out
     }

@@ -23,6 +23,7 @@ mod own_broker;
 mod own_redis;
 mod payments;
 mod pipe;
+mod raw_http;
 mod reconcile;
 mod recovery;
 mod relay_claim;
