@@ -1,4 +1,5 @@
-//! Readiness: can this process reach Redis, the Kafka broker and MySQL?
+//! Readiness: can this process reach Redis, the Kafka broker and MySQL, and
+//! (when it runs the sink) is no sink partition stalled?
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,6 +12,8 @@ pub struct Probes {
     pub redis: Pool,
     pub mysql: mysql_async::Pool,
     pub kafka: Arc<rskafka::client::Client>,
+    /// Set when this process runs the sink.
+    pub sink: Option<Arc<crate::sink::SinkHealth>>,
 }
 
 #[derive(Serialize)]
@@ -18,11 +21,14 @@ pub struct Report {
     pub redis: &'static str,
     pub kafka: &'static str,
     pub mysql: &'static str,
+    /// "ok" or "stalled"; absent when this process runs no sink.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink: Option<&'static str>,
 }
 
 impl Report {
     pub fn all_ok(&self) -> bool {
-        [self.redis, self.kafka, self.mysql].iter().all(|s| *s == "ok")
+        [self.redis, self.kafka, self.mysql].iter().chain(&self.sink).all(|s| *s == "ok")
     }
 }
 
@@ -35,7 +41,7 @@ impl Probes {
         let kafka = async { self.kafka.list_topics().await.is_ok() };
         let mysql = async { crate::db::queries::ping(&self.mysql).await.is_ok() };
         let (redis, kafka, mysql) = tokio::join!(within(redis), within(kafka), within(mysql));
-        Report { redis, kafka, mysql }
+        Report { redis, kafka, mysql, sink: self.sink.as_ref().map(|health| health.state()) }
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod batching;
 mod chaos;
+mod charset;
 mod cli;
 mod compose;
 mod compose_files;
@@ -14,8 +15,8 @@ mod issue;
 mod limits;
 mod metrics;
 mod openapi;
-mod order_ids;
 mod ops;
+mod order_ids;
 mod orders;
 mod own_broker;
 mod own_redis;
@@ -25,4 +26,5 @@ mod reconcile;
 mod recovery;
 mod relay_claim;
 mod requests;
+mod sink_stall;
 mod webdriver;
