@@ -110,6 +110,9 @@ async fn a_stored_offset_past_the_partitions_end_stalls_the_sink_loudly_until_an
     assert!(stored_offsets(&app, &topic).await.iter().all(|(_, o)| *o >= 1_000_000), "nothing was rewritten");
 
     app.stop().await;
+    let beyond = reset_offset(&app, &topic, 0, "1000000");
+    assert_ne!(beyond.code, Some(0), "an offset past the end would stall again: {}", beyond.stdout);
+    assert!(beyond.stderr.contains("outside what the broker holds"), "{}", beyond.stderr);
     for p in &partitions {
         let out = reset_offset(&app, &topic, *p, "latest").success();
         assert!(out.stdout.contains(&format!("{topic}/{p}")), "{}", out.stdout);
@@ -140,6 +143,21 @@ async fn a_stored_offset_past_the_partitions_end_stalls_the_sink_loudly_until_an
     assert_eq!(ready.body["sink"], "ok");
 }
 
+/// `flashsale sink` as a child process on `app`'s servers, serving /metrics
+/// and /readyz on `port`; killed when dropped.
+fn standalone_sink(app: &TestApp, port: u16, env: &[(&str, &str)]) -> KilledOnDrop {
+    Command::new(env!("CARGO_BIN_EXE_flashsale"))
+        .arg("sink")
+        .envs(app.env().iter().map(|(k, v)| (*k, v.as_str())))
+        .env("FLASHSALE_METRICS_LISTEN", format!("127.0.0.1:{port}"))
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(KilledOnDrop)
+        .expect("flashsale sink starts")
+}
+
 /// GET `path` on a local port: (status code, body).
 async fn get_raw(port: u16, path: &str) -> (u16, String) {
     let path = path.to_string();
@@ -166,16 +184,7 @@ async fn a_batch_mysql_keeps_refusing_stalls_the_sink_after_n_attempts_and_it_re
     exec(&app, "ALTER TABLE coupon_issues ADD CONSTRAINT test_refuses_every_row CHECK (user_id = 0)").await;
 
     let port = free_port();
-    let _sink = Command::new(env!("CARGO_BIN_EXE_flashsale"))
-        .arg("sink")
-        .envs(app.env().iter().map(|(k, v)| (*k, v.as_str())))
-        .env("FLASHSALE_METRICS_LISTEN", format!("127.0.0.1:{port}"))
-        .env("FLASHSALE_SINK_STALL_AFTER", "3")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(KilledOnDrop)
-        .expect("flashsale sink starts");
+    let _sink = standalone_sink(&app, port, &[("FLASHSALE_SINK_STALL_AFTER", "3")]);
     wait_for_port(port, Duration::from_secs(20), "the sink's metrics listener is up");
     assert_eq!(app.issue(1, 7).await.status, StatusCode::CREATED);
 
@@ -245,4 +254,53 @@ fn flashsale_sink_runs_as_before_and_takes_reset_offset_as_a_subcommand() {
     {
         assert!(help.contains(expected), "`flashsale sink --help` names {expected}:\n{help}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sink_stands_by_until_the_first_stops_and_then_takes_over() {
+    let app = TestApp::spawn_with(|c| c.run_sink = false).await;
+    app.create_coupon(1, 100, &[]);
+    let (first_port, second_port) = (free_port(), free_port());
+    let first = standalone_sink(&app, first_port, &[]);
+    wait_for_port(first_port, Duration::from_secs(20), "the first sink is up");
+    eventually(Duration::from_secs(20), "the first sink holds every partition", || async {
+        let status = app.cli(&["status", "--json"]).success().stdout;
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        let partitions: Vec<_> =
+            ["partitions", "order_partitions"].iter().flat_map(|t| status[t].as_array().unwrap().clone()).collect();
+        match partitions.len() == 4 && partitions.iter().all(|p| p["sink_running"] == true) {
+            true => Ok(()),
+            false => Err(format!("{partitions:?}")),
+        }
+    })
+    .await;
+    let _second = standalone_sink(&app, second_port, &[]);
+    wait_for_port(second_port, Duration::from_secs(20), "the second sink is up");
+
+    for user in 1..=5 {
+        assert_eq!(app.issue(1, user).await.status, StatusCode::CREATED);
+    }
+    assert_eq!(app.wait_for_rows(1, 5).await.len(), 5);
+    // Counted just after the commit: poll rather than race it.
+    let events_reach = |port: u16, n: f64, what: &'static str| async move {
+        eventually(Duration::from_secs(10), what, || async {
+            match sample(&get_raw(port, "/metrics").await.1, "flashsale_sink_events_total") {
+                seen if seen == n => Ok(()),
+                seen => Err(seen.to_string()),
+            }
+        })
+        .await
+    };
+    events_reach(first_port, 5.0, "the first sink wrote every event").await;
+    let (_, scrape) = get_raw(second_port, "/metrics").await;
+    assert_eq!(sample(&scrape, "flashsale_sink_events_total"), 0.0, "the second stood by");
+    let (status, body) = get_raw(second_port, "/readyz").await;
+    assert_eq!((status, body.as_str()), (200, r#"{"sink":"ok"}"#), "standing by is not a stall");
+
+    drop(first); // SIGKILL: MySQL releases its locks with its connections.
+    for user in 6..=8 {
+        assert_eq!(app.issue(1, user).await.status, StatusCode::CREATED);
+    }
+    assert_eq!(app.wait_for_rows(1, 8).await.len(), 8, "the second sink took over");
+    events_reach(second_port, 3.0, "the second sink wrote the new events").await;
 }
