@@ -92,8 +92,9 @@ impl Fence {
     }
 
     /// Lets go now (closing the connection releases the lock).
-    pub async fn release(self) {
-        if let Some(conn) = self.conn {
+    pub async fn release(&mut self) {
+        self.holding = false;
+        if let Some(conn) = self.conn.take() {
             let _ = conn.disconnect().await;
         }
     }

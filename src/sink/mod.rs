@@ -69,7 +69,7 @@ impl Sink {
             let topic = client.topic().to_string();
             let partition = client.partition();
             let worker = PartitionSink {
-                fence: Some(Fence::new(self.opts.clone(), &topic, partition)),
+                fence: Fence::new(self.opts.clone(), &topic, partition),
                 stall: Stall::new(
                     &topic,
                     partition,
@@ -97,8 +97,7 @@ struct PartitionSink {
     mysql: Pool,
     topic: String,
     settings: SinkSettings,
-    /// Taken out only to be released when the task ends.
-    fence: Option<Fence>,
+    fence: Fence,
     stall: Stall,
 }
 
@@ -112,9 +111,7 @@ impl PartitionSink {
             tracing::info!(topic = %self.topic, partition = self.client.partition(), next, "sink: resuming");
             self.follow(next, &mut shutdown).await;
         }
-        if let Some(fence) = self.fence.take() {
-            fence.release().await;
-        }
+        self.fence.release().await;
     }
 
     /// Waits until this task holds the partition's fence; false: shutdown.
@@ -122,16 +119,17 @@ impl PartitionSink {
         let partition = self.client.partition();
         let mut standing_by = false;
         while !shutdown.is_started() {
-            let fence = self.fence.as_mut().expect("held until the task ends");
-            match fence.held().await {
+            match self.fence.held().await {
                 Ok(true) => {
-                    // A stall recorded by an earlier sink is this one's to find again.
-                    let _ = writer::clear_stall(&self.mysql, &self.topic, partition).await;
+                    // A stall an earlier sink recorded is this one's to find again.
+                    if !self.stall.is_stalled() {
+                        let _ = writer::clear_stall(&self.mysql, &self.topic, partition).await;
+                    }
                     return true;
                 }
                 Ok(false) if !standing_by => {
                     standing_by = true;
-                    tracing::warn!(topic = %self.topic, partition, lock = %fence.name,
+                    tracing::warn!(topic = %self.topic, partition, lock = %self.fence.name,
                         "sink: another sink runs on this partition; standing by until it stops");
                 }
                 Ok(false) => {}
@@ -179,7 +177,7 @@ impl PartitionSink {
         let mut wait = 0;
         while !shutdown.is_started() {
             // A round trip only every few seconds (see `Fence::held`).
-            match self.fence.as_mut().expect("held until the task ends").held().await {
+            match self.fence.held().await {
                 Ok(true) => {}
                 Ok(false) | Err(_) => {
                     tracing::warn!(topic = %self.topic, partition, "sink: lost the partition's lock; taking it again");

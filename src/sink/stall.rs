@@ -127,10 +127,10 @@ impl Stall {
     /// stall's own (rate-limited) error is logged.
     pub async fn failed(&mut self, what: &str, error: &(dyn std::fmt::Display + Sync)) {
         self.failures = self.failures.saturating_add(1);
-        self.last_error = error.to_string();
+        self.last_error = format!("{what}: {error}");
         if self.failures < self.after {
             tracing::warn!(topic = %self.topic, partition = self.partition, attempt = self.failures,
-                error = %self.last_error, "sink: {what} failed, retrying");
+                error = %error, "sink: {what} failed, retrying");
         }
         self.publish().await;
     }
@@ -141,6 +141,10 @@ impl Stall {
             self.failures = 0;
             self.publish().await;
         }
+    }
+
+    pub fn is_stalled(&self) -> bool {
+        self.stalled
     }
 
     fn cause(&self) -> Option<Cause> {
@@ -167,7 +171,7 @@ impl Stall {
                         "sink: partition stalled: its stored offset is past the broker's end (topic recreated or \
                          broker data lost?); stop the sink and decide where it resumes: {way_out}"),
                     Cause::Failing { attempts, error } => tracing::error!(%topic, partition, attempts, %error,
-                        "sink: partition stalled: MySQL keeps refusing its batch; fix the cause (the sink retries), \
+                        "sink: partition stalled: its MySQL work keeps failing; fix the cause (the sink retries), \
                          or stop the sink and skip past it: {way_out}"),
                 }
                 self.logged_at = Instant::now();
