@@ -20,7 +20,7 @@ use crate::{
     sales::Sales,
     scripts::Scripts,
     shutdown::Shutdown,
-    sink::Sink,
+    sink::{Sink, SinkHealth},
 };
 
 /// What the HTTP handlers share.
@@ -69,13 +69,16 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
     let mut tasks = tokio::task::JoinSet::new();
     let sales = Sales::new(redis.clone(), keys.clone(), scripts.clone());
     tasks.spawn(crate::expiry::run(sales.clone(), shutdown.clone()));
-    let pipe = pipe::spawn(config.clone(), scripts.clone(), keys.clone(), shutdown.clone()).await?;
+    // Shared by the sink's tasks (on the pipe's thread) and /readyz.
+    let sink_health = config.run_sink.then(|| Arc::new(SinkHealth::default()));
+    let pipe =
+        pipe::spawn(config.clone(), scripts.clone(), keys.clone(), sink_health.clone(), shutdown.clone()).await?;
 
     let app = Arc::new(App {
         guard,
         coupons: Coupons::new(redis.clone(), keys, scripts),
         sales,
-        probes: Probes::new(redis.clone(), mysql.clone(), kafka),
+        probes: Probes::new(redis.clone(), mysql.clone(), kafka, sink_health),
         http: config.http.clone(),
         redis_timeout: config.redis.timeout(),
     });
@@ -97,18 +100,20 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
     Ok(())
 }
 
-/// Runs the sink alone until `shutdown` starts.
+/// Runs the sink alone until `shutdown` starts; `health` tells whether it stalled.
 pub async fn sink(
     mysql: &MysqlSettings,
     kafka_settings: &KafkaSettings,
     settings: &SinkSettings,
+    health: Arc<SinkHealth>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     crate::panics::install_hook();
     let kafka = kafka::connect(kafka_settings).await?;
     let partitions = kafka::Topics::open(&kafka, kafka_settings).await?.all().cloned().collect();
-    let mysql = crate::db::pool(mysql)?;
-    Sink { mysql: mysql.clone(), partitions, settings: settings.clone() }.run(shutdown).await;
+    let sink = Sink::new(mysql, partitions, settings.clone(), health)?;
+    let mysql = sink.mysql.clone();
+    sink.run(shutdown).await;
     let _ = mysql.disconnect().await;
     Ok(())
 }

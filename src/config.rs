@@ -204,6 +204,14 @@ pub struct SinkSettings {
     /// wait, so on it the first records after a quiet spell show up this late).
     #[arg(long, env = "FLASHSALE_SINK_IDLE_WAIT_MS", default_value_t = 1000)]
     pub sink_idle_wait_ms: i32,
+    /// A partition whose batch failed this many times in a row counts as
+    /// stalled: logged as an error (at most once a minute),
+    /// `flashsale_sink_stalled` 1, /readyz 503, shown by `flashsale status`.
+    /// The sink keeps retrying; the stall ends when a batch goes through.
+    /// (A stored offset past the partition's end is a stall at once.)
+    #[arg(long, env = "FLASHSALE_SINK_STALL_AFTER", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub sink_stall_after: u32,
 }
 
 /// Whether `serve` also runs the sink in-process.

@@ -11,7 +11,8 @@
 //! - [`keys`]: the Redis key layout.
 //! - [`events`]: the events relay and sink share.
 //! - [`relay`]: outbox streams -> Kafka, acknowledged only after the broker has them.
-//! - [`sink`]: Kafka -> MySQL, rows and offsets in one transaction.
+//! - [`sink`]: Kafka -> MySQL, rows and offsets in one transaction; a MySQL named
+//!   lock per partition fences it from `sink reset-offset`; stalls are reported.
 //! - [`pipe`]: the relay and sink's own thread and connections, apart from the HTTP workers.
 //! - [`db`]: MySQL pool, migrations (`sql/`), the CLI's queries.
 //! - [`kafka`], [`redis`]: connecting, with explicit timeouts.

@@ -19,7 +19,7 @@ use crate::{
     relay::{Outbox, Relay},
     scripts::Scripts,
     shutdown::Shutdown,
-    sink::Sink,
+    sink::{Sink, SinkHealth},
 };
 
 /// The running pipe. Its thread ends once `shutdown` has started and both
@@ -42,7 +42,14 @@ impl Pipe {
 
 /// Starts the pipe's thread and waits until its connections are up: an
 /// unreachable server fails start-up, as on the HTTP side.
-pub async fn spawn(config: ServeConfig, scripts: Arc<Scripts>, keys: Keys, shutdown: Shutdown) -> anyhow::Result<Pipe> {
+/// `sink_health` is `Some` exactly when `config.run_sink` is on.
+pub async fn spawn(
+    config: ServeConfig,
+    scripts: Arc<Scripts>,
+    keys: Keys,
+    sink_health: Option<Arc<SinkHealth>>,
+    shutdown: Shutdown,
+) -> anyhow::Result<Pipe> {
     let (ready, started) = oneshot::channel();
     let (abort, mut aborted) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new().name("flashsale-pipe".into()).spawn(move || {
@@ -54,7 +61,7 @@ pub async fn spawn(config: ServeConfig, scripts: Arc<Scripts>, keys: Keys, shutd
             }
         };
         runtime.block_on(async move {
-            let (mut tasks, mysql) = match start(&config, scripts, keys, &shutdown).await {
+            let (mut tasks, mysql) = match start(&config, scripts, keys, sink_health, &shutdown).await {
                 Ok(started) => {
                     let _ = ready.send(Ok(()));
                     started
@@ -84,6 +91,7 @@ async fn start(
     config: &ServeConfig,
     scripts: Arc<Scripts>,
     keys: Keys,
+    sink_health: Option<Arc<SinkHealth>>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<(tokio::task::JoinSet<()>, Option<mysql_async::Pool>)> {
     let mut tasks = tokio::task::JoinSet::new();
@@ -101,13 +109,13 @@ async fn start(
         claim_idle_ms: config.relay.relay_claim_idle_ms,
     };
     tasks.spawn(relay.run(shutdown.clone()));
-    if config.run_sink {
+    if let Some(health) = sink_health {
         // Its own client, hence its own broker connections: a broker answers
         // one connection's requests in order, so the sink's long-polling
         // fetches would hold the relay's produce requests back behind them.
         let consumer = kafka::connect(&config.kafka).await?;
         let partitions = kafka::Topics::open(&consumer, &config.kafka).await?.all().cloned().collect();
-        let sink = Sink { mysql: crate::db::pool(&config.mysql)?, partitions, settings: config.sink.clone() };
+        let sink = Sink::new(&config.mysql, partitions, config.sink.clone(), health)?;
         let mysql = sink.mysql.clone();
         tasks.spawn(sink.run(shutdown.clone()));
         Ok((tasks, Some(mysql)))

@@ -1,8 +1,10 @@
-//! Readiness: can this process reach Redis, the Kafka broker and MySQL? And the
-//! MySQL row counts the live view shows. Both are asked for by anyone who can
-//! reach the ops routes, so both are cached: at most one readiness check and
-//! one count per campaign or sale per second reach the servers, however many
-//! callers ask (concurrent callers wait for the one check in flight).
+//! Readiness: can this process reach Redis, the Kafka broker and MySQL, and
+//! (when it runs the sink) is no sink partition stalled? And the MySQL row
+//! counts the live view shows. Both are asked for by anyone who can reach the
+//! ops routes, so the server checks are cached: at most one readiness probe
+//! and one count per campaign or sale per second reach the servers, however
+//! many callers ask (concurrent callers wait for the one check in flight). The
+//! sink's state is in memory and read fresh on every call.
 
 use std::{
     collections::HashMap,
@@ -26,6 +28,8 @@ pub struct Probes {
     pub kafka: Arc<rskafka::client::Client>,
     report: Mutex<Option<(Instant, Report)>>,
     counts: Mutex<HashMap<Subject, (Instant, u64)>>,
+    /// Set when this process runs the sink.
+    pub sink: Option<Arc<crate::sink::SinkHealth>>,
 }
 
 /// What the live view counts rows of.
@@ -40,29 +44,41 @@ pub struct Report {
     pub redis: &'static str,
     pub kafka: &'static str,
     pub mysql: &'static str,
+    /// "ok" or "stalled"; absent when this process runs no sink.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink: Option<&'static str>,
 }
 
 impl Report {
     pub fn all_ok(&self) -> bool {
-        [self.redis, self.kafka, self.mysql].iter().all(|s| *s == "ok")
+        [self.redis, self.kafka, self.mysql].iter().chain(&self.sink).all(|s| *s == "ok")
     }
 }
 
 impl Probes {
-    pub fn new(redis: Pool, mysql: mysql_async::Pool, kafka: Arc<rskafka::client::Client>) -> Probes {
-        Probes { redis, mysql, kafka, report: Mutex::new(None), counts: Mutex::new(HashMap::new()) }
+    pub fn new(
+        redis: Pool,
+        mysql: mysql_async::Pool,
+        kafka: Arc<rskafka::client::Client>,
+        sink: Option<Arc<crate::sink::SinkHealth>>,
+    ) -> Probes {
+        Probes { redis, mysql, kafka, report: Mutex::new(None), counts: Mutex::new(HashMap::new()), sink }
     }
 
-    /// The readiness report, at most a second old.
+    /// The readiness report: the servers' part at most a second old, the sink's fresh.
     pub async fn check(&self) -> Report {
-        let mut cached = self.report.lock().await;
-        if let Some((at, report)) = cached.as_ref() {
-            if at.elapsed() < FRESH {
-                return report.clone();
+        let mut report = {
+            let mut cached = self.report.lock().await;
+            match cached.as_ref() {
+                Some((at, report)) if at.elapsed() < FRESH => report.clone(),
+                _ => {
+                    let report = self.probe().await;
+                    *cached = Some((Instant::now(), report.clone()));
+                    report
+                }
             }
-        }
-        let report = self.probe().await;
-        *cached = Some((Instant::now(), report.clone()));
+        };
+        report.sink = self.sink.as_ref().map(|health| health.state());
         report
     }
 
@@ -74,7 +90,7 @@ impl Probes {
         let kafka = async { self.kafka.list_topics().await.is_ok() };
         let mysql = async { crate::db::queries::ping(&self.mysql).await.is_ok() };
         let (redis, kafka, mysql) = tokio::join!(within(redis), within(kafka), within(mysql));
-        Report { redis, kafka, mysql }
+        Report { redis, kafka, mysql, sink: self.sink.as_ref().map(|health| health.state()) }
     }
 
     /// Rows MySQL holds for a campaign (issues) or a sale (orders), at most a second old.

@@ -30,7 +30,7 @@ pub enum Command {
     /// Run the HTTP API, the outbox relay and (unless --no-sink) the sink.
     // Boxed: every server's settings make it several times the size of the others.
     Serve(Box<serve::Args>),
-    /// Run only the sink: Kafka -> MySQL.
+    /// Run only the sink: Kafka -> MySQL (`sink reset-offset`: move where it resumes).
     Sink(sink::Args),
     /// Apply the SQL migrations in sql/ (creates the database if missing).
     Migrate(migrate::Args),
@@ -50,7 +50,7 @@ pub enum Command {
     Payment(payment::Command),
     /// Print a user token signed with FLASHSALE_JWT_SECRET (for auth-on setups).
     Token(token::Args),
-    /// Show Redis stock, outbox, Kafka offsets, sink lag and MySQL rows.
+    /// Show Redis stock, outbox, Kafka offsets, sink lag and stalls, and MySQL rows.
     Status(status::Args),
 }
 

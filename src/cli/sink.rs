@@ -1,27 +1,47 @@
-//! `flashsale sink`: Kafka -> MySQL alone, for a separate deployment.
+//! `flashsale sink`: Kafka -> MySQL alone, for a separate deployment;
+//! `flashsale sink reset-offset`: move where it resumes on one partition.
 
-use crate::{app, config::*};
+mod reset_offset;
+
+use std::sync::Arc;
+
+use crate::{app, config::*, sink::SinkHealth};
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     #[command(flatten)]
     mysql: MysqlSettings,
     #[command(flatten)]
     kafka: KafkaSettings,
     #[command(flatten)]
     sink: SinkSettings,
-    /// Also serve GET /metrics on this address (e.g. 0.0.0.0:9091) for Prometheus.
+    /// Also serve GET /metrics on this address (e.g. 0.0.0.0:9091) for Prometheus
+    /// (and GET /readyz: 503 while a partition is stalled).
     #[arg(long, env = "FLASHSALE_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
 }
 
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Rewrite where the sink resumes on one partition (its stored offset): the
+    /// way out of a stall. Refused while a sink runs on that partition.
+    ResetOffset(reset_offset::Args),
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(Command::ResetOffset(reset)) = args.command {
+        return reset_offset::run(reset).await;
+    }
     let shutdown = super::on_signal();
+    let health = Arc::new(SinkHealth::default());
     if let Some(addr) = args.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for metrics: {e}"))?;
-        tokio::spawn(crate::http::serve_metrics(listener, shutdown.clone()));
+        tokio::spawn(crate::http::serve_metrics(listener, health.clone(), shutdown.clone()));
     }
-    app::sink(&args.mysql, &args.kafka, &args.sink, shutdown).await
+    app::sink(&args.mysql, &args.kafka, &args.sink, health, shutdown).await
 }

@@ -1,6 +1,7 @@
 //! `flashsale status`: where every coupon and order is on its way to MySQL —
 //! Redis stock, orders and outboxes, Kafka end offsets against the sink's,
-//! MySQL rows. One file per part under `status/`.
+//! MySQL rows, and per partition whether its sink runs or is stalled (with
+//! the way out). One file per part under `status/`.
 
 mod coupon;
 mod partitions;
@@ -64,12 +65,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let kafka = crate::kafka::connect(&args.kafka).await?;
     let (topic, order_topic) = (args.kafka.coupon_topic.clone(), args.kafka.order_topic.clone());
+    let db = crate::db::opts(&args.mysql)?.db_name().unwrap_or_default().to_string();
     let status = Status {
         coupons,
         sales,
-        partitions: partitions::of(&kafka, &ctx.mysql, &topic).await?,
+        partitions: partitions::of(&kafka, &ctx.mysql, &db, &topic).await?,
         topic,
-        order_partitions: partitions::of(&kafka, &ctx.mysql, &order_topic).await?,
+        order_partitions: partitions::of(&kafka, &ctx.mysql, &db, &order_topic).await?,
         order_topic,
     };
 

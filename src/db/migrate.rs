@@ -10,6 +10,8 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "0001_coupons", include_str!("../../sql/0001_coupons.sql")),
     (2, "0002_orders", include_str!("../../sql/0002_orders.sql")),
     (3, "0003_order_conflicts", include_str!("../../sql/0003_order_conflicts.sql")),
+    (4, "0004_utf8mb4", include_str!("../../sql/0004_utf8mb4.sql")),
+    (5, "0005_sink_stalls", include_str!("../../sql/0005_sink_stalls.sql")),
 ];
 
 /// Returns the names of the migrations applied by this call.
@@ -21,7 +23,8 @@ pub async fn migrate(settings: &MysqlSettings) -> anyhow::Result<Vec<&'static st
         "CREATE TABLE IF NOT EXISTS schema_migrations (
            version INT UNSIGNED NOT NULL PRIMARY KEY,
            name VARCHAR(255) NOT NULL,
-           applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))",
+           applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+         ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     )
     .await?;
     let applied: Vec<u32> = conn.query("SELECT version FROM schema_migrations").await?;
@@ -56,7 +59,9 @@ async fn create_database(settings: &MysqlSettings) -> anyhow::Result<()> {
         .get_conn()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach MySQL at {}: {e}", crate::config::redact(&settings.mysql_url)))?;
-    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{db}`")).await?;
+    // An existing database keeps its default until 0004_utf8mb4 changes it.
+    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+        .await?;
     drop(conn);
     pool.disconnect().await?;
     Ok(())

@@ -1,6 +1,7 @@
 //! MySQL: the connection pool, the schema migrations in `sql/`, the queries
 //! the CLI and the readiness probe share, and the reads a sale is restored
-//! from. Sessions run in UTC so `DATETIME(3)` columns hold UTC.
+//! from. Sessions run in UTC so `DATETIME(3)` columns hold UTC, and speak
+//! utf8mb4 so any string (4-byte UTF-8 included) arrives as it was sent.
 
 mod migrate;
 pub mod queries;
@@ -21,11 +22,16 @@ pub fn pool(settings: &MysqlSettings) -> anyhow::Result<Pool> {
     Ok(Pool::new(builder(settings)?))
 }
 
+/// The options of `pool`, for a connection of its own outside it (the sink's fence).
+pub fn opts(settings: &MysqlSettings) -> anyhow::Result<Opts> {
+    Ok(Opts::from(builder(settings)?))
+}
+
 fn builder(settings: &MysqlSettings) -> anyhow::Result<OptsBuilder> {
     let opts = Opts::from_url(&settings.mysql_url)
         .map_err(|e| anyhow::anyhow!("bad FLASHSALE_MYSQL_URL {}: {e}", redact(&settings.mysql_url)))?;
     let constraints = PoolConstraints::new(0, settings.mysql_pool_size.max(1)).expect("0 <= max");
     Ok(OptsBuilder::from_opts(opts)
         .pool_opts(PoolOpts::new().with_constraints(constraints).with_reset_connection(false))
-        .init(vec!["SET time_zone = '+00:00'"]))
+        .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci"]))
 }

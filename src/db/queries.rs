@@ -198,3 +198,59 @@ pub async fn order_count(pool: &Pool, sale_id: u64) -> Result<u64, mysql_async::
         pool.get_conn().await?.exec_first("SELECT COUNT(*) FROM orders WHERE sale_id = ?", (sale_id,)).await?;
     Ok(n.unwrap_or(0))
 }
+
+/// Sets `topic`/`partition`'s stored next offset to `to` and forgets its
+/// recorded stall, in one transaction; returns the offset stored before.
+/// The caller holds the partition's fence (see `sink::fence`).
+pub async fn reset_sink_offset(
+    conn: &mut mysql_async::Conn,
+    topic: &str,
+    partition: i32,
+    to: i64,
+) -> Result<Option<i64>, mysql_async::Error> {
+    let mut tx = conn.start_transaction(Default::default()).await?;
+    let before: Option<i64> = tx
+        .exec_first(
+            "SELECT next_offset FROM sink_offsets WHERE topic = ? AND partition_id = ? FOR UPDATE",
+            (topic, partition),
+        )
+        .await?;
+    tx.exec_drop(
+        "INSERT INTO sink_offsets (topic, partition_id, next_offset) VALUES (?, ?, ?) \
+         ON DUPLICATE KEY UPDATE next_offset = VALUES(next_offset)",
+        (topic, partition, to),
+    )
+    .await?;
+    tx.exec_drop("DELETE FROM sink_stalls WHERE topic = ? AND partition_id = ?", (topic, partition)).await?;
+    tx.commit().await?;
+    Ok(before)
+}
+
+/// A partition's stall as the sink recorded it (see `sink::stall`).
+pub struct RecordedStall {
+    pub partition: i32,
+    /// `past_end` or `failing`.
+    pub reason: String,
+    pub detail: String,
+    /// Milliseconds since the epoch.
+    pub since: u64,
+}
+
+/// The stalls the sink recorded for `topic`'s partitions.
+pub async fn sink_stalls(pool: &Pool, topic: &str) -> Result<Vec<RecordedStall>, mysql_async::Error> {
+    let rows: Vec<(i32, String, String, u64)> = pool
+        .get_conn()
+        .await?
+        .exec(
+            format!(
+                "SELECT partition_id, reason, detail, {} FROM sink_stalls WHERE topic = ? ORDER BY partition_id",
+                super::epoch_ms("since")
+            ),
+            (topic,),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(partition, reason, detail, since)| RecordedStall { partition, reason, detail, since })
+        .collect())
+}

@@ -1,5 +1,6 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (Redis, the Kafka
-//! broker and MySQL all answer within a second).
+//! broker and MySQL all answer within a second, and no partition of this
+//! process's sink is stalled).
 
 use hyper::StatusCode;
 use serde_json::json as value;

@@ -129,6 +129,8 @@ pub struct Metrics {
     pub panics: AtomicU64,
     /// (topic, partition) -> high watermark - next offset; written by sink tasks only.
     sink_lag: Mutex<BTreeMap<(String, i32), i64>>,
+    /// (topic, partition) -> stalled (see `sink::stall`); written by sink tasks only.
+    sink_stalled: Mutex<BTreeMap<(String, i32), bool>>,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -151,6 +153,7 @@ pub static METRICS: Metrics = Metrics {
     orders_expired: AtomicU64::new(0),
     panics: AtomicU64::new(0),
     sink_lag: Mutex::new(BTreeMap::new()),
+    sink_stalled: Mutex::new(BTreeMap::new()),
 };
 
 impl Metrics {
@@ -178,6 +181,11 @@ impl Metrics {
                 lag_map.insert((topic.to_string(), partition), lag);
             }
         }
+    }
+
+    pub fn set_sink_stalled(&self, topic: &str, partition: i32, stalled: bool) {
+        let mut map = self.sink_stalled.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert((topic.to_string(), partition), stalled);
     }
 
     /// Requests answered so far, all routes.
@@ -267,6 +275,20 @@ impl Metrics {
         header(&mut out, "flashsale_sink_lag", "gauge", "Kafka records not yet in MySQL, per partition");
         for ((topic, partition), lag) in self.sink_lag.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(out, "flashsale_sink_lag{{topic=\"{topic}\",partition=\"{partition}\"}} {lag}");
+        }
+        header(
+            &mut out,
+            "flashsale_sink_stalled",
+            "gauge",
+            "1 while a sink partition is stalled: its stored offset is past the broker's end, or its batch \
+             failed FLASHSALE_SINK_STALL_AFTER times in a row (see flashsale status)",
+        );
+        for ((topic, partition), stalled) in self.sink_stalled.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "flashsale_sink_stalled{{topic=\"{topic}\",partition=\"{partition}\"}} {}",
+                *stalled as u8
+            );
         }
         header(&mut out, "flashsale_mysql_write_duration_seconds", "histogram", "Sink transaction latency");
         self.mysql_write.render(&mut out, "flashsale_mysql_write_duration_seconds", "");

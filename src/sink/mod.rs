@@ -1,16 +1,24 @@
 //! The sink: the Kafka event topics -> MySQL, one task per partition.
 //!
-//! Each task resumes from the next offset stored in MySQL, fetches a batch,
-//! and writes its rows and the new offset in one transaction: no row lost,
-//! none doubled, whatever crashes where. While a batch is written, the next
-//! one is fetched. Knows nothing of HTTP or Redis.
+//! Each task holds its partition's fence (`fence`: a MySQL named lock, so
+//! `flashsale sink reset-offset` cannot move the offset under it), resumes
+//! from the next offset stored in MySQL, fetches a batch, and writes its rows
+//! and the new offset in one transaction: no row lost, none doubled, whatever
+//! crashes where. While a batch is written, the next one is fetched. A
+//! partition that cannot go on by itself is reported stalled (`stall`).
+//! Knows nothing of HTTP or Redis.
 
+mod fence;
 pub(crate) mod rows;
+mod stall;
 mod writer;
+
+pub use fence::{is_held, lock_name, release, try_lock};
+pub use stall::SinkHealth;
 
 use std::{sync::Arc, time::Duration};
 
-use mysql_async::Pool;
+use mysql_async::{Opts, Pool};
 use rskafka::client::{
     error::{Error as KafkaError, ProtocolError},
     partition::{OffsetAt, PartitionClient},
@@ -19,23 +27,57 @@ use tokio::task::JoinSet;
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::{config::SinkSettings, events::Event, metrics::METRICS, relay::backoff, shutdown::Shutdown};
+use crate::{
+    config::{MysqlSettings, SinkSettings},
+    events::Event,
+    metrics::METRICS,
+    relay::backoff,
+    shutdown::Shutdown,
+};
+use fence::Fence;
+use stall::Stall;
 use writer::WriteError;
+
+/// How often a partition whose fence another sink holds, or whose stored
+/// offset is past the broker's end, looks again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Sink {
     pub mysql: Pool,
+    /// For each partition's fence connection, outside the pool.
+    opts: Opts,
     /// Every partition of every event topic this sink owns.
     pub partitions: Vec<Arc<PartitionClient>>,
     pub settings: SinkSettings,
+    pub health: Arc<SinkHealth>,
 }
 
 impl Sink {
+    pub fn new(
+        mysql: &MysqlSettings,
+        partitions: Vec<Arc<PartitionClient>>,
+        settings: SinkSettings,
+        health: Arc<SinkHealth>,
+    ) -> anyhow::Result<Sink> {
+        Ok(Sink { mysql: crate::db::pool(mysql)?, opts: crate::db::opts(mysql)?, partitions, settings, health })
+    }
+
     /// Runs until shutdown starts.
     pub async fn run(self, shutdown: Shutdown) {
         let mut tasks = JoinSet::new();
         for client in self.partitions {
+            let topic = client.topic().to_string();
+            let partition = client.partition();
             let worker = PartitionSink {
-                topic: client.topic().to_string(),
+                fence: Fence::new(self.opts.clone(), &topic, partition),
+                stall: Stall::new(
+                    &topic,
+                    partition,
+                    self.settings.sink_stall_after,
+                    self.health.clone(),
+                    self.mysql.clone(),
+                ),
+                topic,
                 client,
                 mysql: self.mysql.clone(),
                 settings: self.settings.clone(),
@@ -55,31 +97,93 @@ struct PartitionSink {
     mysql: Pool,
     topic: String,
     settings: SinkSettings,
+    fence: Fence,
+    stall: Stall,
 }
 
 impl PartitionSink {
-    async fn run(self, mut shutdown: Shutdown) {
+    async fn run(mut self, mut shutdown: Shutdown) {
+        while !shutdown.is_started() {
+            if !self.take_fence(&mut shutdown).await {
+                break;
+            }
+            let Some(next) = self.stored_offset(&mut shutdown).await else { break };
+            tracing::info!(topic = %self.topic, partition = self.client.partition(), next, "sink: resuming");
+            self.follow(next, &mut shutdown).await;
+        }
+        self.fence.release().await;
+    }
+
+    /// Waits until this task holds the partition's fence; false: shutdown.
+    async fn take_fence(&mut self, shutdown: &mut Shutdown) -> bool {
         let partition = self.client.partition();
+        let mut standing_by = false;
+        while !shutdown.is_started() {
+            match self.fence.held().await {
+                Ok(true) => {
+                    // A stall an earlier sink recorded is this one's to find again.
+                    if !self.stall.is_stalled() {
+                        let _ = writer::clear_stall(&self.mysql, &self.topic, partition).await;
+                    }
+                    return true;
+                }
+                Ok(false) if !standing_by => {
+                    standing_by = true;
+                    tracing::warn!(topic = %self.topic, partition, lock = %self.fence.name,
+                        "sink: another sink runs on this partition; standing by until it stops");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    METRICS.mysql_errors.fetch_add(1, Relaxed);
+                    self.stall.failed("taking the partition's lock", &e).await;
+                }
+            }
+            if shutdown.sleep(RETRY_EVERY).await {
+                break;
+            }
+        }
+        false
+    }
+
+    /// The stored next offset, retried until MySQL answers; None: shutdown.
+    async fn stored_offset(&mut self, shutdown: &mut Shutdown) -> Option<i64> {
         let mut failures = 0;
-        let mut next = loop {
-            match writer::start_offset(&self.mysql, &self.topic, partition).await {
-                Ok(next) => break next,
+        while !shutdown.is_started() {
+            match writer::start_offset(&self.mysql, &self.topic, self.client.partition()).await {
+                Ok(next) => {
+                    self.stall.succeeded().await;
+                    return Some(next);
+                }
                 Err(e) => {
                     failures += 1;
-                    tracing::warn!(error = %e, partition, "sink: cannot read the stored offset");
+                    METRICS.mysql_errors.fetch_add(1, Relaxed);
+                    self.stall.failed("reading the stored offset", &e).await;
                     if shutdown.sleep(backoff(failures)).await {
-                        return;
+                        break;
                     }
                 }
             }
-        };
-        tracing::info!(topic = %self.topic, partition, next, "sink: resuming");
-        failures = 0;
+        }
+        None
+    }
+
+    /// Fetches and writes from `next` on, until shutdown or until the fence is lost.
+    async fn follow(&mut self, mut next: i64, shutdown: &mut Shutdown) {
+        let partition = self.client.partition();
+        let mut failures = 0;
         // The next batch's fetch runs while this batch is written to MySQL.
         let mut prefetched: Option<Fetched> = None;
         // How long the broker may hold the next fetch: see `Self::wait_after`.
         let mut wait = 0;
         while !shutdown.is_started() {
+            // A round trip only every few seconds (see `Fence::held`).
+            match self.fence.held().await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => {
+                    tracing::warn!(topic = %self.topic, partition, "sink: lost the partition's lock; taking it again");
+                    return;
+                }
+            }
             let fetched = match prefetched.take() {
                 Some(fetched) => fetched,
                 None => tokio::select! {
@@ -90,8 +194,13 @@ impl PartitionSink {
             let (records, watermark) = match fetched {
                 Ok(fetched) => fetched,
                 Err(KafkaError::ServerError { protocol_error: ProtocolError::OffsetOutOfRange, .. }) => {
-                    next = self.recover_out_of_range(next).await;
-                    shutdown.sleep(Duration::from_millis(100)).await;
+                    match self.client.get_offset(OffsetAt::Latest).await {
+                        Ok(latest) if next > latest => next = self.past_end(next, latest, shutdown).await,
+                        _ => {
+                            next = self.recover_out_of_range(next).await;
+                            shutdown.sleep(Duration::from_millis(100)).await;
+                        }
+                    }
                     continue;
                 }
                 Err(e) => {
@@ -101,6 +210,11 @@ impl PartitionSink {
                     continue;
                 }
             };
+            if next > watermark {
+                next = self.past_end(next, watermark, shutdown).await;
+                continue;
+            }
+            self.stall.within_end().await;
             // A fetch may start inside an earlier batch: skip what we already have.
             let mut events = Vec::with_capacity(records.len());
             let mut to = next;
@@ -132,6 +246,7 @@ impl PartitionSink {
             match written {
                 Ok(()) => {
                     failures = 0;
+                    self.stall.succeeded().await;
                     next = to;
                     // Fetched from `to`, which `next` now is.
                     prefetched = Some(ahead);
@@ -143,11 +258,24 @@ impl PartitionSink {
                 Err(WriteError::Mysql(e)) => {
                     METRICS.mysql_errors.fetch_add(1, Relaxed);
                     failures += 1;
-                    tracing::warn!(error = %e, partition, "sink: MySQL write failed, retrying");
+                    self.stall.failed("MySQL write", &e).await;
                     shutdown.sleep(backoff(failures)).await;
                 }
             }
         }
+    }
+
+    /// The stored offset `next` lies beyond the broker's `watermark`: no
+    /// record will ever arrive there (the topic was recreated, or the broker
+    /// lost data). Reports the stall, waits, and reads the stored offset
+    /// again (an operator may have fixed it in MySQL).
+    async fn past_end(&mut self, next: i64, watermark: i64, shutdown: &mut Shutdown) -> i64 {
+        let partition = self.client.partition();
+        self.stall.past_end(next, watermark).await;
+        // No records to wait for: the lag is not negative, it is unknown.
+        METRICS.set_sink_lag(&self.topic, partition, 0);
+        shutdown.sleep(RETRY_EVERY).await;
+        writer::start_offset(&self.mysql, &self.topic, partition).await.unwrap_or(next)
     }
 
     /// The broker's wait for the fetch after a batch that ended at `to`:
@@ -169,7 +297,8 @@ impl PartitionSink {
     }
 
     /// The stored offset is outside what the broker holds. Below the earliest
-    /// record means retention removed records we never stored: loud, but move on.
+    /// record means retention removed records we never stored: loud, but move
+    /// on. (Beyond the end is a stall: see `past_end`.)
     async fn recover_out_of_range(&self, next: i64) -> i64 {
         match self.client.get_offset(OffsetAt::Earliest).await {
             Ok(earliest) if next < earliest => {

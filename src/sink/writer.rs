@@ -73,3 +73,32 @@ pub async fn write_batch(
     tx.commit().await?;
     Ok(())
 }
+
+/// Records (or refreshes) a partition's stall for `flashsale status`.
+pub async fn record_stall(
+    pool: &Pool,
+    topic: &str,
+    partition: i32,
+    reason: &str,
+    detail: &str,
+) -> Result<(), mysql_async::Error> {
+    // The column holds 1,024 characters; MySQL errors can quote whole rows.
+    let detail: String = detail.chars().take(1024).collect();
+    pool.get_conn()
+        .await?
+        .exec_drop(
+            "INSERT INTO sink_stalls (topic, partition_id, reason, detail) VALUES (?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE since = IF(reason = VALUES(reason), since, CURRENT_TIMESTAMP(3)), \
+             reason = VALUES(reason), detail = VALUES(detail)",
+            (topic, partition, reason, detail),
+        )
+        .await
+}
+
+/// Forgets a partition's stall: it ended, or a new sink starts on it.
+pub async fn clear_stall(pool: &Pool, topic: &str, partition: i32) -> Result<(), mysql_async::Error> {
+    pool.get_conn()
+        .await?
+        .exec_drop("DELETE FROM sink_stalls WHERE topic = ? AND partition_id = ?", (topic, partition))
+        .await
+}

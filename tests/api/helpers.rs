@@ -37,6 +37,12 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
 }
 
+/// The dev stack's MySQL server URL, without a database.
+pub fn mysql_server_url() -> String {
+    let base = env_or("FLASHSALE_MYSQL_URL", "mysql://flashsale:flashsale@127.0.0.1:23306/flashsale");
+    base[..base.rfind('/').expect("mysql url has a database")].to_string()
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub config: ServeConfig,
@@ -54,8 +60,7 @@ impl TestApp {
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
         let name = unique("fs_t");
-        let base = env_or("FLASHSALE_MYSQL_URL", "mysql://flashsale:flashsale@127.0.0.1:23306/flashsale");
-        let server = &base[..base.rfind('/').expect("mysql url has a database")];
+        let server = mysql_server_url();
         let mut config = ServeConfig {
             http: HttpSettings {
                 listen: "127.0.0.1:0".parse().unwrap(),
@@ -96,7 +101,12 @@ impl TestApp {
                 kafka_timeout_ms: 10_000,
             },
             relay: RelaySettings { relay_batch: 500, relay_consumer: "relay-1".into(), relay_claim_idle_ms: 30_000 },
-            sink: SinkSettings { sink_fetch_bytes: 1024 * 1024, sink_max_wait_ms: 100, sink_idle_wait_ms: 1000 },
+            sink: SinkSettings {
+                sink_fetch_bytes: 1024 * 1024,
+                sink_max_wait_ms: 100,
+                sink_idle_wait_ms: 1000,
+                sink_stall_after: 10,
+            },
             run_sink: true,
         };
         adjust(&mut config);
