@@ -138,8 +138,14 @@ impl ApiError {
 
     pub fn into_reply(self) -> Reply {
         let message = self.to_string();
-        let mut body =
-            ErrorBody { error: self.code(), message: &message, skus: None, left: None, to_pay: None, payment_key: None };
+        let mut body = ErrorBody {
+            error: self.code(),
+            message: &message,
+            skus: None,
+            left: None,
+            to_pay: None,
+            payment_key: None,
+        };
         // Details a client can act on without parsing the message.
         match &self {
             ApiError::UnknownSkus(skus) | ApiError::SkusSoldOut(skus) => body.skus = Some(skus),

@@ -38,8 +38,7 @@ impl SeedSale {
         mode: SeedMode,
     ) -> Result<SeedOutcome, Error> {
         let k = keys;
-        let keys =
-            vec![&k.meta, &k.prices, &k.stock, &k.initial, &k.bought, &k.orders, &k.deadlines, &k.idem, &k.seq];
+        let keys = vec![&k.meta, &k.prices, &k.stock, &k.initial, &k.bought, &k.orders, &k.deadlines, &k.idem, &k.seq];
         let mode = match mode {
             SeedMode::Create => "create",
             SeedMode::Replace => "replace",

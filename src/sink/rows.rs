@@ -208,12 +208,15 @@ async fn identities(
     Ok(known)
 }
 
+/// One order event: its event id and the order it carries.
+type Change<'a> = (&'a str, &'a Order);
+
 /// Splits events into those to merge and those naming another order's row
 /// (in MySQL already, or earlier in this batch).
 fn split_conflicts<'a>(
     mut known: HashMap<(u64, u64), Identity>,
-    changes: Vec<(&'a str, &'a Order)>,
-) -> (Vec<(&'a str, &'a Order)>, Vec<(&'a str, &'a Order)>) {
+    changes: Vec<Change<'a>>,
+) -> (Vec<Change<'a>>, Vec<Change<'a>>) {
     let (mut merge, mut conflicts) = (Vec::with_capacity(changes.len()), Vec::new());
     for (event_id, o) in changes {
         let identity = *known.entry((o.sale_id, o.order_id)).or_insert((o.user_id, o.created_at));
@@ -286,8 +289,14 @@ mod tests {
 
     #[test]
     fn an_event_naming_another_orders_row_is_split_off() {
-        let (mine, later_version, other_user, other_time, new_in_batch, clash_in_batch) =
-            (order(1, 7, 100), order(1, 7, 100), order(1, 8, 100), order(1, 7, 200), order(2, 9, 300), order(2, 9, 301));
+        let (mine, later_version, other_user, other_time, new_in_batch, clash_in_batch) = (
+            order(1, 7, 100),
+            order(1, 7, 100),
+            order(1, 8, 100),
+            order(1, 7, 200),
+            order(2, 9, 300),
+            order(2, 9, 301),
+        );
         let known = HashMap::from([((1, 1), (7, 100))]);
         let changes = vec![
             ("a", &mine),

@@ -29,6 +29,6 @@ mod reconcile;
 mod recovery;
 mod relay_claim;
 mod requests;
-mod truth;
 mod sink_stall;
+mod truth;
 mod webdriver;

@@ -68,9 +68,11 @@ async fn the_sink_refuses_to_merge_another_order_into_an_existing_row() {
         "coupon_id": null, "coupon_seq": null, "payment_key": "pay-intruder",
         "created_at": 1_000, "expires_at": 2_000, "updated_at": 1_500, "version": 5
     });
-    let _: String = redis.next().xadd(keys.sale(32).outbox, false, None, "*", ("order", intruder.to_string())).await.unwrap();
+    let _: String =
+        redis.next().xadd(keys.sale(32).outbox, false, None, "*", ("order", intruder.to_string())).await.unwrap();
 
-    let refused = format!("SELECT COUNT(*) FROM order_conflicts WHERE sale_id = 32 AND order_id = {id} AND user_id = 8");
+    let refused =
+        format!("SELECT COUNT(*) FROM order_conflicts WHERE sale_id = 32 AND order_id = {id} AND user_id = 8");
     assert_eq!(app.wait_for_sql(&refused, 1).await, 1, "the refused event is kept");
     let kept: Vec<(u64, String, u32)> =
         app.sql(&format!("SELECT user_id, status, version FROM orders WHERE sale_id = 32 AND order_id = {id}")).await;

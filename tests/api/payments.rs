@@ -29,10 +29,8 @@ async fn confirm_without_a_valid_signature_is_401_and_reveals_no_amount() {
     let good_for_other_body = sign_payment(br#"{"payment_key":"x","amount":2500}"#);
     let (_, v1) = good_for_other_body.split_once(",v1=").unwrap();
     let stale = flashsale::signature::Signer::new(&PAYMENT_SECRET.parse().unwrap()).sign(1_000_000, &body);
-    let foreign = flashsale::signature::Signer::new(&"not-the-gateways-secret".parse().unwrap()).sign(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
-        &body,
-    );
+    let foreign = flashsale::signature::Signer::new(&"not-the-gateways-secret".parse().unwrap())
+        .sign(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(), &body);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let attempts: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("no header", vec![]),
@@ -77,7 +75,10 @@ async fn a_paid_order_takes_no_second_payment() {
     assert_eq!(second.body["payment_key"], "pay-A", "the gateway learns which payment holds the order");
 
     let other_amount = app.confirm_with_key(1, order, 1, "pay-A").await;
-    assert_eq!((other_amount.status, other_amount.body["error"].as_str()), (StatusCode::CONFLICT, Some("already_paid")));
+    assert_eq!(
+        (other_amount.status, other_amount.body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("already_paid"))
+    );
 
     // MySQL holds the first payment, and only it.
     app.wait_for_sql(&format!("SELECT COUNT(*) FROM orders WHERE order_id = {order} AND status = 'paid'"), 1).await;
@@ -91,7 +92,10 @@ async fn without_a_payment_secret_confirm_is_403_unless_explicitly_unsigned() {
     let order = reserved_order(&app).await;
     let body = br#"{"payment_key":"pay-1","amount":2500}"#.to_vec();
     let refused = app.confirm_raw(1, order, body.clone(), &[("flashsale-signature", &sign_payment(&body))]).await;
-    assert_eq!((refused.status, refused.body["error"].as_str()), (StatusCode::FORBIDDEN, Some("payments_not_configured")));
+    assert_eq!(
+        (refused.status, refused.body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("payments_not_configured"))
+    );
     assert_eq!(status_of(&app, order).await, "reserved");
     drop(app);
 
