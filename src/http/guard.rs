@@ -12,11 +12,7 @@ use super::{
     error::ApiError,
     limit::{Admission, RateLimiter, Ticket},
 };
-use crate::{
-    config::HttpSettings,
-    signature::{self, Signer},
-    time::now_ms,
-};
+use crate::{config::HttpSettings, signature::Signer, time::now_ms};
 
 /// Who may call the payment gateway's routes.
 enum Payments {
@@ -112,11 +108,11 @@ impl Guard {
 
     /// A payment callback is believed only when signed with the gateway's secret.
     /// The reason for a refusal is logged, never answered.
-    pub fn payment(&self, headers: &hyper::HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    /// `header` is the request's `Flashsale-Signature`, if any.
+    pub fn payment(&self, header: Option<&HeaderValue>, body: &[u8]) -> Result<(), ApiError> {
         match &self.payments {
             Payments::Signed(signer) => {
-                let header = headers.get(signature::HEADER).map(HeaderValue::as_bytes);
-                signer.verify(header, body, now_ms() / 1000).map_err(|refused| {
+                signer.verify(header.map(HeaderValue::as_bytes), body, now_ms() / 1000).map_err(|refused| {
                     tracing::warn!(reason = %refused, "payment callback refused");
                     ApiError::InvalidSignature
                 })

@@ -35,9 +35,10 @@ const FIELDS: &[(&str, &str)] = &[
 /// parsed, so an unsigned caller learns nothing, not even an amount). One order,
 /// one payment: the same payment again replays 200, another one is 409.
 pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incoming>) -> Result<Reply, ApiError> {
-    let headers = req.headers().clone();
+    // Only the signature header outlives the request (the body read consumes it).
+    let signature = req.headers().get(crate::signature::HEADER).cloned();
     let raw = read_bytes(req, &app.http).await?;
-    app.guard.payment(&headers, &raw)?;
+    app.guard.payment(signature.as_ref(), &raw)?;
     let body: Confirmation = parse_body(&raw, &app.http, FIELDS)?;
     if body.payment_key.is_empty() || body.payment_key.len() > MAX_PAYMENT_KEY {
         return Err(ApiError::BadRequest(
