@@ -61,7 +61,8 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
         None => None,
     };
     let redis = redis::pool(&config.redis).await?;
-    let scripts = Arc::new(Scripts::load(redis.next()).await?);
+    let ack = config.redis.ack().check(redis.next()).await?;
+    let scripts = Arc::new(Scripts::load(redis.next(), ack).await?);
     let keys = Keys::new(config.redis.key_prefix.clone());
     let kafka = kafka::connect(&config.kafka).await?;
     let mysql = crate::db::pool(&config.mysql)?;

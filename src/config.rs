@@ -25,6 +25,17 @@ pub struct RedisSettings {
     /// Time a Redis command may take before the request fails with 503 (`outcome_unknown` for a change that was sent).
     #[arg(long, env = "FLASHSALE_REDIS_TIMEOUT_MS", default_value_t = 1000)]
     pub redis_timeout_ms: u64,
+    /// Replicas that must hold a write before its answer is sent (WAIT after each script call), and before the relay
+    /// sends it to Kafka. 0: answer once the primary has it (a failover can lose the last answers).
+    #[arg(long, env = "FLASHSALE_ACK_REPLICAS", default_value_t = 0)]
+    pub ack_replicas: u32,
+    /// Longest wait for those replicas (or fsyncs); past it the answer is 503 `outcome_unknown`.
+    #[arg(long, env = "FLASHSALE_ACK_TIMEOUT_MS", default_value_t = 500)]
+    pub ack_timeout_ms: u64,
+    /// Answer only once the write is fsynced to the AOF (WAITAOF on Redis >= 7.2 / Valkey; on older Redis the
+    /// server must run `appendfsync always`, else start-up refuses).
+    #[arg(long, env = "FLASHSALE_ACK_FSYNC", default_value_t = false, action = ArgAction::Set)]
+    pub ack_fsync: bool,
 }
 
 /// Where MySQL (or MariaDB) is.
@@ -234,6 +245,11 @@ impl SinkToggle {
 impl RedisSettings {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    /// The acknowledgement mode asked for (settled against the server by `Ack::check`).
+    pub fn ack(&self) -> crate::durability::Ack {
+        crate::durability::Ack::new(self.ack_replicas, self.ack_timeout_ms, self.ack_fsync)
     }
 }
 

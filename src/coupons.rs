@@ -26,6 +26,9 @@ pub struct Coupons {
     issues: Batcher<u64, u64, IssueOutcome>,
 }
 
+/// Members written per command when a campaign is rebuilt.
+const RESTORE_CHUNK: usize = 1000;
+
 /// Users served by one `issue_coupon.lua` call at most.
 const MAX_BATCH: usize = 256;
 
@@ -70,6 +73,33 @@ impl Coupons {
         self.scripts.seed_coupon.call(self.redis.next(), &keys, &registry, coupon_id, spec, mode).await
     }
 
+    /// Rebuilds a campaign Redis lost from what MySQL recorded: closed while
+    /// it is filled in (seeded with a start in the far future), then opened
+    /// with its own window. Holders, their uses and the use sequence come
+    /// back; the remaining stock is the total less the holders.
+    pub async fn restore(&self, coupon_id: u64, from: &crate::db::restore::RestoredCampaign) -> Result<u64, Error> {
+        let keys = self.keys.coupon(coupon_id);
+        let client = self.redis.next();
+        let closed = CampaignSpec { starts_at: crate::sales::CLOSED_UNTIL_RESTORED, ..from.spec };
+        self.seed(coupon_id, closed, SeedMode::Replace).await?;
+        for users in from.users.chunks(RESTORE_CHUNK) {
+            let _: () = client.sadd(&keys.users, users.to_vec()).await?;
+        }
+        for used in from.used.chunks(RESTORE_CHUNK) {
+            let _: () = client.hset(&keys.used, used.to_vec()).await?;
+        }
+        let remaining = from.spec.total.saturating_sub(from.users.len() as u64);
+        let _: () = client.hset(&keys.meta, [("remaining", remaining), ("use_seq", from.use_seq)]).await?;
+        // A relay that read the lost stream reads it again with its group.
+        let group: Result<(), Error> = client.xgroup_create(&keys.outbox, crate::keys::OUTBOX_GROUP, "0", true).await;
+        match group {
+            Err(e) if !e.details().starts_with("BUSYGROUP") => return Err(e),
+            _ => {}
+        }
+        let _: () = client.hset(&keys.meta, ("starts_at", from.spec.starts_at)).await?;
+        Ok(remaining)
+    }
+
     /// Every campaign id Redis knows.
     pub async fn ids(&self) -> Result<Vec<u64>, Error> {
         let mut ids: Vec<u64> = self.redis.smembers(self.keys.coupons()).await?;
@@ -88,6 +118,11 @@ impl Coupons {
             Value::Array(parts) => parts.first().and_then(|v| v.as_u64()).unwrap_or(0),
             _ => 0,
         })
+    }
+
+    /// Entries in the campaign's outbox (not yet acknowledged by Kafka).
+    pub async fn outbox_len(&self, coupon_id: u64) -> Result<u64, Error> {
+        self.redis.next().xlen(self.keys.coupon(coupon_id).outbox).await
     }
 
     /// Every user Redis has issued the coupon to.

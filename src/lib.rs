@@ -16,6 +16,8 @@
 //! - [`pipe`]: the relay and sink's own thread and connections, apart from the HTTP workers.
 //! - [`db`]: MySQL pool, migrations (`sql/`), the CLI's queries.
 //! - [`kafka`], [`redis`]: connecting, with explicit timeouts.
+//! - [`durability`]: what an answer waits for (replicas' `WAIT`, the AOF's fsync), so a
+//!   failover cannot take back what a client was told.
 //! - [`app`]: start-up; [`cli`]: the `flashsale` command line; [`config`]: every setting.
 //! - [`signature`]: the payment gateway's `Flashsale-Signature` (HMAC-SHA256 webhook scheme).
 //! - [`panics`]: the hook that counts and logs every panic.
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod coupons;
 pub mod db;
+pub mod durability;
 pub mod events;
 pub mod expiry;
 pub mod http;

@@ -4,7 +4,8 @@
 //! ops routes, so the server checks are cached: at most one readiness probe
 //! and one count per campaign or sale per second reach the servers, however
 //! many callers ask (concurrent callers wait for the one check in flight). The
-//! sink's state is in memory and read fresh on every call.
+//! sink's state is in memory and read fresh on every call. The Redis check is
+//! `ROLE`: it names the primary this process writes to, so a failover shows.
 
 use std::{
     collections::HashMap,
@@ -47,6 +48,10 @@ pub struct Report {
     /// "ok" or "stalled"; absent when this process runs no sink.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sink: Option<&'static str>,
+    /// The Redis server this process writes to (after a failover, the
+    /// promoted replica) and its replicas; absent when Redis did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_primary: Option<crate::redis::Role>,
 }
 
 impl Report {
@@ -83,14 +88,19 @@ impl Probes {
     }
 
     async fn probe(&self) -> Report {
-        let redis = async {
-            let pong: Result<String, Error> = self.redis.next().ping(None).await;
-            pong.is_ok()
-        };
+        // ROLE answers like PING, and says whether this is still the primary.
+        let role = tokio::time::timeout(PROBE_TIMEOUT, crate::redis::role(self.redis.next()));
         let kafka = async { self.kafka.list_topics().await.is_ok() };
         let mysql = async { crate::db::queries::ping(&self.mysql).await.is_ok() };
-        let (redis, kafka, mysql) = tokio::join!(within(redis), within(kafka), within(mysql));
-        Report { redis, kafka, mysql, sink: self.sink.as_ref().map(|health| health.state()) }
+        let (role, kafka, mysql) = tokio::join!(role, within(kafka), within(mysql));
+        let (redis, redis_primary) = match role {
+            Ok(Ok(role)) if role.role == "master" => ("ok", Some(role)),
+            // A demoted primary: writes would be refused.
+            Ok(Ok(role)) => ("replica", Some(role)),
+            Ok(Err(_)) => ("unreachable", None),
+            Err(_) => ("timeout", None),
+        };
+        Report { redis, kafka, mysql, sink: self.sink.as_ref().map(|health| health.state()), redis_primary }
     }
 
     /// Rows MySQL holds for a campaign (issues) or a sale (orders), at most a second old.

@@ -3,7 +3,7 @@
 //! reconnect policy (fred's defaults have neither); and which client a write
 //! may be handed to (only a connected one).
 
-use fred::prelude::*;
+use fred::{prelude::*, types::config::ReconnectError};
 
 use crate::{caller::WriteError, config::RedisSettings};
 
@@ -19,6 +19,10 @@ fn builder(settings: &RedisSettings) -> anyhow::Result<Builder> {
             // A command whose connection dropped is not re-sent: a script that
             // ran but whose answer was lost must not run twice behind our back.
             conn.max_command_attempts = 1;
+            // A primary demoted by a failover answers writes READONLY while
+            // the connection stays up: reconnect, and so ask Sentinel (with a
+            // Sentinel URL) for the current primary.
+            conn.reconnect_errors = vec![ReconnectError::ReadOnly, ReconnectError::MasterDown];
         })
         // Retry forever, 50 ms to 2 s apart: Redis restarts must not need ours.
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
@@ -55,4 +59,43 @@ pub async fn client(settings: &RedisSettings) -> anyhow::Result<Client> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach Redis at {}: {e}", crate::config::redact(&settings.redis_url)))?;
     Ok(client)
+}
+
+/// Redis refused the call before it changed anything: a replica or a demoted
+/// primary (READONLY), too few replicas for `min-replicas-to-write`
+/// (NOREPLICAS), a replica cut off from its primary (MASTERDOWN), a server
+/// still loading its data (LOADING). A script meets these at its first write,
+/// so nothing of it happened: a retry is safe.
+pub fn refused_write(e: &Error) -> bool {
+    const REFUSALS: [&str; 4] = ["READONLY", "NOREPLICAS", "MASTERDOWN", "LOADING"];
+    let details = e.details().trim_start_matches("ERR ").trim_start();
+    REFUSALS.iter().any(|r| details.starts_with(r))
+}
+
+/// Which server a client talks to and what that server is.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Role {
+    /// `host:port` of the server (after a failover, the promoted one).
+    pub server: String,
+    /// "master" (the primary), "slave" (a replica) or "sentinel".
+    pub role: String,
+    /// Replicas connected to it, when it is a primary.
+    pub replicas: u64,
+}
+
+/// Asks the server `client` is connected to what it is (`ROLE`).
+pub async fn role(client: &Client) -> Result<Role, Error> {
+    let server = client.active_connections().first().map(|s| format!("{}:{}", s.host, s.port)).unwrap_or_default();
+    let answer: Vec<Value> = client
+        .custom(
+            fred::types::CustomCommand::new_static("ROLE", fred::types::ClusterHash::Random, false),
+            Vec::<Value>::new(),
+        )
+        .await?;
+    let role = answer.first().and_then(Value::as_string).unwrap_or_default();
+    let replicas = match (role.as_str(), answer.get(2)) {
+        ("master", Some(Value::Array(list))) => list.len() as u64,
+        _ => 0,
+    };
+    Ok(Role { server, role, replicas })
 }

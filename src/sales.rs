@@ -23,7 +23,7 @@ use crate::{
 /// Where a sale being restored opens until its orders are back, so no
 /// reservation takes a unit or an order id halfway through: 2^53 ms, far in
 /// the future and still exact in a Lua double.
-const CLOSED_UNTIL_RESTORED: u64 = 1 << 53;
+pub(crate) const CLOSED_UNTIL_RESTORED: u64 = 1 << 53;
 /// Orders written per HSET while restoring.
 const RESTORE_CHUNK: usize = 500;
 

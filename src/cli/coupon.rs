@@ -1,4 +1,5 @@
 //! `flashsale coupon create`: write a campaign to MySQL and seed Redis.
+//! `flashsale coupon load`: rebuild a campaign Redis lost from MySQL.
 
 use super::create_args::{Existing, Window};
 use crate::{
@@ -13,6 +14,28 @@ pub enum Command {
     /// Create a campaign: MySQL row, then Redis stock. An existing id is an
     /// error unless --replace (reset stock and issued users) or --if-absent.
     Create(CreateArgs),
+    /// Rebuild a campaign Redis lost (a failover in async mode, a flush, an
+    /// operator's mistake) from MySQL: holders, their uses, remaining stock.
+    /// Refused while the campaign's outbox or the sink still has events on
+    /// their way to MySQL (they would be missing) or while Redis still has the
+    /// campaign, unless --force.
+    Load(LoadArgs),
+}
+
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    /// Campaign id.
+    #[arg(long)]
+    id: u64,
+    /// Load even though Redis still has the campaign or events are still on their way.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    redis: RedisSettings,
+    #[command(flatten)]
+    mysql: MysqlSettings,
+    #[command(flatten)]
+    kafka: crate::config::KafkaSettings,
 }
 
 #[derive(clap::Args)]
@@ -39,7 +62,44 @@ pub struct CreateArgs {
 pub async fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Create(args) => create(args).await,
+        Command::Load(args) => load(args).await,
     }
+}
+
+async fn load(args: LoadArgs) -> anyhow::Result<()> {
+    let ctx = super::Context::connect(&args.redis, &args.mysql).await?;
+    let id = args.id;
+    let Some(campaign) = crate::db::restore::campaign(&ctx.mysql, id).await? else {
+        anyhow::bail!("coupon {id} is not in MySQL; nothing to load");
+    };
+    if !args.force {
+        if ctx.coupons.info(id).await?.is_some() {
+            anyhow::bail!(
+                "coupon {id} is in Redis; coupon load is for a campaign Redis lost (pass --force to replace it)"
+            );
+        }
+        let outbox = ctx.coupons.outbox_len(id).await?;
+        if outbox > 0 {
+            anyhow::bail!(
+                "coupon {id}: {outbox} outbox entries are not in Kafka yet (pass --force to load without them)"
+            );
+        }
+        let db = crate::db::opts(&args.mysql)?.db_name().unwrap_or_default().to_string();
+        let lag = super::status::partitions::lag(&args.kafka, &ctx.mysql, &db).await?;
+        if lag > 0 {
+            anyhow::bail!(
+                "the sink is {lag} events behind Kafka: wait until `flashsale status` shows no lag (or pass --force)"
+            );
+        }
+    }
+    let remaining = ctx.coupons.restore(id, &campaign).await?;
+    println!(
+        "coupon {id} loaded from MySQL: {} holder(s), {} in use by orders, remaining {remaining} of {}",
+        campaign.users.len(),
+        campaign.used.len(),
+        campaign.spec.total
+    );
+    ctx.close().await
 }
 
 async fn create(args: CreateArgs) -> anyhow::Result<()> {

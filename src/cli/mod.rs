@@ -107,7 +107,8 @@ impl Context {
         mysql: &crate::config::MysqlSettings,
     ) -> anyhow::Result<Context> {
         let pool = crate::redis::pool(redis).await?;
-        let scripts = std::sync::Arc::new(crate::scripts::Scripts::load(pool.next()).await?);
+        let ack = redis.ack().check(pool.next()).await?;
+        let scripts = std::sync::Arc::new(crate::scripts::Scripts::load(pool.next(), ack).await?);
         let keys = crate::keys::Keys::new(redis.key_prefix.clone());
         Ok(Context {
             coupons: crate::coupons::Coupons::new(pool.clone(), keys.clone(), scripts.clone()),

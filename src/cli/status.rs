@@ -4,7 +4,7 @@
 //! the way out). One file per part under `status/`.
 
 mod coupon;
-mod partitions;
+pub(super) mod partitions;
 mod sale;
 
 use serde::Serialize;
@@ -32,6 +32,8 @@ pub struct Args {
 
 #[derive(Serialize)]
 struct Status {
+    /// The Redis server this command reached (the current primary, through Sentinel).
+    redis: crate::redis::Role,
     coupons: Vec<coupon::CouponStatus>,
     sales: Vec<sale::SaleStatus>,
     /// The coupon topic; `partitions` are its partitions.
@@ -67,6 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (topic, order_topic) = (args.kafka.coupon_topic.clone(), args.kafka.order_topic.clone());
     let db = crate::db::opts(&args.mysql)?.db_name().unwrap_or_default().to_string();
     let status = Status {
+        redis: crate::redis::role(ctx.redis.next()).await?,
         coupons,
         sales,
         partitions: partitions::of(&kafka, &ctx.mysql, &db, &topic).await?,
@@ -84,6 +87,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn print_text(s: &Status) {
+    let r = &s.redis;
+    println!(
+        "redis {} ({}, {} replicas connected)",
+        r.server,
+        if r.role == "master" { "primary" } else { &r.role },
+        r.replicas
+    );
     coupon::print(&s.coupons);
     for sale in &s.sales {
         sale::print(sale);

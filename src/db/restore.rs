@@ -1,6 +1,7 @@
 //! MySQL reads that describe a sale as the sink recorded it: its window and
-//! SKUs, its orders with their lines, and order counts by status. What
-//! `stock load` rebuilds Redis from and what `status` compares Redis with.
+//! SKUs, its orders with their lines, and order counts by status; and a
+//! campaign with its holders and uses. What `stock load` and `coupon load`
+//! rebuild Redis from and what `status` compares Redis with.
 //!
 //! Times come back as milliseconds since the epoch. `TIMESTAMPDIFF` from the
 //! epoch rather than `UNIX_TIMESTAMP`: it ignores the session time zone (the
@@ -13,7 +14,7 @@ use mysql_async::{prelude::*, Pool};
 
 use crate::{
     order::{Order, OrderItem, OrderStatus},
-    scripts::{SaleSpec, SkuSpec},
+    scripts::{CampaignSpec, SaleSpec, SkuSpec},
 };
 
 // `col` as milliseconds since the epoch (UTC).
@@ -107,4 +108,46 @@ pub async fn order_counts(pool: &Pool, sale_id: u64) -> Result<Vec<(String, u64)
         .await?
         .exec("SELECT status, COUNT(*) FROM orders WHERE sale_id = ? GROUP BY status ORDER BY status", (sale_id,))
         .await
+}
+
+/// A campaign as MySQL recorded it: what `coupon load` rebuilds Redis from.
+pub struct RestoredCampaign {
+    pub spec: CampaignSpec,
+    /// Every user MySQL holds the coupon for (an order's use of it counts:
+    /// only a holder can use it).
+    pub users: Vec<u64>,
+    /// (user, `sale:order`): the reserved or paid order that holds the user's coupon.
+    pub used: Vec<(u64, String)>,
+    /// The highest use version MySQL saw: new uses must count on from it.
+    pub use_seq: u64,
+}
+
+/// The campaign `coupon_id` with its holders and uses; None when MySQL has no such campaign.
+pub async fn campaign(pool: &Pool, coupon_id: u64) -> Result<Option<RestoredCampaign>, mysql_async::Error> {
+    let mut conn = pool.get_conn().await?;
+    let row: Option<(u64, u64, Option<u64>, u64)> = conn
+        .exec_first(
+            format!(
+                "SELECT total, {}, {}, discount FROM coupon_campaigns WHERE coupon_id = ?",
+                ms("starts_at"),
+                ms("ends_at")
+            ),
+            (coupon_id,),
+        )
+        .await?;
+    let Some((total, starts_at, ends_at, discount)) = row else {
+        return Ok(None);
+    };
+    let rows: Vec<(u64, Option<u64>, Option<u64>, u64)> = conn
+        .exec(
+            "SELECT user_id, used_sale_id, used_order_id, used_version FROM coupon_issues \
+             WHERE coupon_id = ? ORDER BY user_id",
+            (coupon_id,),
+        )
+        .await?;
+    let use_seq = rows.iter().map(|r| r.3).max().unwrap_or(0);
+    let used =
+        rows.iter().filter_map(|&(user, sale, order, _)| Some((user, format!("{}:{}", sale?, order?)))).collect();
+    let spec = CampaignSpec { total, starts_at, ends_at: ends_at.unwrap_or(0), discount };
+    Ok(Some(RestoredCampaign { spec, users: rows.into_iter().map(|r| r.0).collect(), used, use_seq }))
 }

@@ -260,6 +260,10 @@ impl ApiError {
 impl From<fred::error::Error> for ApiError {
     fn from(e: fred::error::Error) -> Self {
         use fred::error::ErrorKind::*;
+        if crate::redis::refused_write(&e) {
+            tracing::warn!(error = %e, "redis refused the call (failover, loading, too few replicas)");
+            return ApiError::Unavailable;
+        }
         match e.kind() {
             IO | Timeout | Canceled | Backpressure | Cluster | Routing => {
                 tracing::warn!(error = %e, "redis unavailable");

@@ -97,6 +97,9 @@ impl Relay {
                 }
                 Err(e) => {
                     failures += 1;
+                    // Entries may have been read and left pending (a wait for
+                    // replicas that came back short): take them again first.
+                    pending = true;
                     tracing::warn!(error = %e, "relay: cannot read the outbox");
                     if e.details().contains("NOGROUP") {
                         // Redis lost a stream (restart without AOF, a replaced

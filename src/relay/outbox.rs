@@ -109,15 +109,46 @@ impl Outbox {
         Ok((entries, full))
     }
 
+    /// The read and a wait for the acknowledgement mode, in one pipeline on
+    /// the reader's connection: entries come back only when the replicas (or
+    /// disks) the mode names hold them, so nothing goes to Kafka that a
+    /// failover could take back. A short wait is an error (`Timeout`); the
+    /// entries stay pending in this consumer and the next read takes them
+    /// again from its pending list.
+    async fn read_acknowledged(
+        &self,
+        count: u64,
+        block_ms: Option<u64>,
+        keys: Vec<&str>,
+        ids: Vec<&str>,
+    ) -> Result<Value, Error> {
+        let slot = keys.first().map(|k| fred::util::redis_keyslot(k.as_bytes()));
+        let pipe = self.reader.pipeline();
+        let _: () =
+            pipe.xreadgroup(OUTBOX_GROUP, self.consumer.as_str(), Some(count), block_ms, false, keys, ids).await?;
+        self.scripts.ack.queue_wait(&pipe, slot).await?;
+        let mut results = pipe.try_all::<Value>().await.into_iter();
+        let reply = results.next().unwrap_or_else(|| Err(Error::new(ErrorKind::Unknown, "an empty pipeline")))?;
+        let _published = results.next();
+        match results.next() {
+            Some(waited) => self.scripts.ack.acknowledged(waited?)?,
+            None => return Err(Error::new(ErrorKind::Timeout, "the outbox read's wait went unanswered")),
+        }
+        Ok(reply)
+    }
+
     async fn read_entries(&self, count: u64, pending: bool, block_ms: Option<u64>) -> Result<Vec<Entry>, Error> {
         let keys: Vec<&str> = self.streams.iter().map(|s| &**s).collect();
         let ids = vec![if pending { "0" } else { ">" }; keys.len()];
         // Raw reply: a blocking read that times out answers nil, which the
         // typed map form cannot convert.
-        let reply: Value = self
-            .reader
-            .xreadgroup(OUTBOX_GROUP, self.consumer.as_str(), Some(count), block_ms, false, keys, ids)
-            .await?;
+        let reply: Value = if self.scripts.ack.waits() {
+            self.read_acknowledged(count, block_ms, keys, ids).await?
+        } else {
+            self.reader
+                .xreadgroup(OUTBOX_GROUP, self.consumer.as_str(), Some(count), block_ms, false, keys, ids)
+                .await?
+        };
         let mut entries = Vec::new();
         let Value::Array(streams) = reply else {
             return Ok(entries);

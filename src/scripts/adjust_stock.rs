@@ -1,11 +1,12 @@
 //! `lua/adjust_stock.lua`: set or add one SKU's remaining stock mid-sale.
 
+use crate::durability::Ack;
 use fred::{prelude::*, types::scripts::Script};
 
 use super::{int, text, unexpected};
 use crate::keys::SaleKeys;
 
-pub struct AdjustStock(pub(super) Script);
+pub struct AdjustStock(pub(super) Script, pub(super) Ack);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StockChange {
@@ -29,8 +30,9 @@ impl AdjustStock {
             StockChange::Add(n) => ("add", n),
         };
         let answer: Vec<Value> = self
-            .0
-            .evalsha_with_reload(
+            .1
+            .evalsha(
+                &self.0,
                 client,
                 vec![keys.prices.as_str(), keys.stock.as_str(), keys.initial.as_str()],
                 vec![mode.to_string(), sku.to_string(), n.to_string()],

@@ -1,11 +1,12 @@
 //! `lua/confirm_order.lua`: payment confirmation, reserved -> paid.
 
+use crate::durability::Ack;
 use fred::{prelude::*, types::scripts::Script};
 
 use super::{order_of, text, unexpected};
 use crate::{keys::SaleKeys, order::Order};
 
-pub struct ConfirmOrder(pub(super) Script);
+pub struct ConfirmOrder(pub(super) Script, pub(super) Ack);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfirmOutcome {
@@ -49,8 +50,9 @@ impl ConfirmOrder {
         payment_key: &str,
     ) -> Result<ConfirmOutcome, Error> {
         let answer: Vec<Value> = self
-            .0
-            .evalsha_with_reload(
+            .1
+            .evalsha(
+                &self.0,
                 client,
                 vec![keys.orders.as_str(), keys.deadlines.as_str(), keys.outbox.as_str(), ranking_bucket],
                 vec![order_id.to_string(), amount.to_string(), payment_key.to_string(), bucket_ttl_secs.to_string()],

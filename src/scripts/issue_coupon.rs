@@ -1,12 +1,13 @@
 //! `lua/issue_coupon.lua`: check window, dedup user, decrement stock and
 //! append the outbox entry, atomically.
 
+use crate::durability::Ack;
 use fred::{prelude::*, types::scripts::Script};
 
 use super::{int, unexpected};
 use crate::keys::CouponKeys;
 
-pub struct IssueCoupon(pub(super) Script);
+pub struct IssueCoupon(pub(super) Script, pub(super) Ack);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IssueOutcome {
@@ -49,8 +50,8 @@ impl IssueCoupon {
         args.push(coupon_id.to_string());
         args.extend(users.iter().map(u64::to_string));
         let answer: Vec<Value> = self
-            .0
-            .evalsha_with_reload(client, vec![keys.meta.as_str(), keys.users.as_str(), keys.outbox.as_str()], args)
+            .1
+            .evalsha(&self.0, client, vec![keys.meta.as_str(), keys.users.as_str(), keys.outbox.as_str()], args)
             .await?;
         let every = |outcome| Ok(vec![outcome; users.len()]);
         match answer.first().and_then(Value::as_str).as_deref() {

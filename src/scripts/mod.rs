@@ -3,7 +3,8 @@
 //!
 //! Scripts are loaded once at start-up (SCRIPT LOAD) and called by SHA; when
 //! Redis has forgotten them (restart, failover, SCRIPT FLUSH) the call reloads
-//! and retries once.
+//! and retries once. Scripts that write wait for the acknowledgement mode
+//! (replicas, fsync) behind their call; see `durability`.
 
 mod ack_outbox;
 mod adjust_stock;
@@ -29,6 +30,8 @@ pub use seed_sale::{SaleSpec, SeedSale, SkuSpec};
 
 use fred::{prelude::*, types::scripts::Script};
 
+use crate::durability::Ack;
+
 /// Every script, loaded.
 pub struct Scripts {
     pub ack_outbox: AckOutbox,
@@ -41,21 +44,25 @@ pub struct Scripts {
     pub release_orders: ReleaseOrders,
     pub adjust_stock: AdjustStock,
     pub sale_info: SaleInfoScript,
+    /// The acknowledgement mode the writing scripts follow.
+    pub ack: Ack,
 }
 
 impl Scripts {
-    pub async fn load(client: &Client) -> Result<Self, Error> {
+    /// Loads every script; writing ones are acknowledged as `ack` says (see `durability`).
+    pub async fn load(client: &Client, ack: Ack) -> Result<Self, Error> {
         Ok(Scripts {
             ack_outbox: AckOutbox(load(client, include_str!("../../lua/ack_outbox.lua")).await?),
-            issue_coupon: IssueCoupon(load(client, include_str!("../../lua/issue_coupon.lua")).await?),
+            issue_coupon: IssueCoupon(load(client, include_str!("../../lua/issue_coupon.lua")).await?, ack),
             coupon_info: CouponInfoScript(load(client, include_str!("../../lua/coupon_info.lua")).await?),
-            seed_coupon: SeedCoupon(load(client, include_str!("../../lua/seed_coupon.lua")).await?),
-            seed_sale: SeedSale(load(client, include_str!("../../lua/seed_sale.lua")).await?),
-            reserve_order: ReserveOrder(load(client, include_str!("../../lua/reserve_order.lua")).await?),
-            confirm_order: ConfirmOrder(load(client, include_str!("../../lua/confirm_order.lua")).await?),
-            release_orders: ReleaseOrders(load(client, include_str!("../../lua/release_orders.lua")).await?),
-            adjust_stock: AdjustStock(load(client, include_str!("../../lua/adjust_stock.lua")).await?),
+            seed_coupon: SeedCoupon(load(client, include_str!("../../lua/seed_coupon.lua")).await?, ack),
+            seed_sale: SeedSale(load(client, include_str!("../../lua/seed_sale.lua")).await?, ack),
+            reserve_order: ReserveOrder(load(client, include_str!("../../lua/reserve_order.lua")).await?, ack),
+            confirm_order: ConfirmOrder(load(client, include_str!("../../lua/confirm_order.lua")).await?, ack),
+            release_orders: ReleaseOrders(load(client, include_str!("../../lua/release_orders.lua")).await?, ack),
+            adjust_stock: AdjustStock(load(client, include_str!("../../lua/adjust_stock.lua")).await?, ack),
             sale_info: SaleInfoScript(load(client, include_str!("../../lua/sale_info.lua")).await?),
+            ack,
         })
     }
 }

@@ -1,12 +1,13 @@
 //! `lua/release_orders.lua`: cancel one order, or expire the overdue ones;
 //! either way stock, the user's limit and the coupon come back.
 
+use crate::durability::Ack;
 use fred::{prelude::*, types::scripts::Script};
 
 use super::{int, order_of, text, unexpected};
 use crate::{keys::SaleKeys, order::Order};
 
-pub struct ReleaseOrders(pub(super) Script);
+pub struct ReleaseOrders(pub(super) Script, pub(super) Ack);
 
 impl ReleaseOrders {
     fn keys(keys: &SaleKeys) -> Vec<&str> {
@@ -23,8 +24,9 @@ impl ReleaseOrders {
         order_id: u64,
     ) -> Result<Option<Order>, Error> {
         let answer: Vec<Value> = self
-            .0
-            .evalsha_with_reload(
+            .1
+            .evalsha(
+                &self.0,
                 client,
                 Self::keys(keys),
                 vec!["cancel".to_string(), coupon_prefix.to_string(), order_id.to_string()],
@@ -46,8 +48,9 @@ impl ReleaseOrders {
         limit: u64,
     ) -> Result<u64, Error> {
         let answer: Vec<Value> = self
-            .0
-            .evalsha_with_reload(
+            .1
+            .evalsha(
+                &self.0,
                 client,
                 Self::keys(keys),
                 vec!["expire".to_string(), coupon_prefix.to_string(), limit.to_string()],

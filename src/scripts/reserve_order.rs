@@ -1,5 +1,6 @@
 //! `lua/reserve_order.lua`: reserve a multi-SKU order atomically.
 
+use crate::durability::Ack;
 use fred::{prelude::*, types::scripts::Script};
 
 use super::{order_of, text, unexpected};
@@ -8,7 +9,7 @@ use crate::{
     order::Order,
 };
 
-pub struct ReserveOrder(pub(super) Script);
+pub struct ReserveOrder(pub(super) Script, pub(super) Ack);
 
 /// One reservation request of a call, validated. The sale and the coupon
 /// campaign are the call's (every request of a call shares them).
@@ -94,7 +95,7 @@ impl ReserveOrder {
                 args.extend([sku.to_string(), quantity.to_string()]);
             }
         }
-        let answers: Vec<Value> = self.0.evalsha_with_reload(client, k, args).await?;
+        let answers: Vec<Value> = self.1.evalsha(&self.0, client, k, args).await?;
         if answers.len() != requests.len() {
             return Err(unexpected("reserve_order", &Value::Array(answers)));
         }

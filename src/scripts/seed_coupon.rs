@@ -1,11 +1,12 @@
 //! `lua/seed_coupon.lua`: create or replace a campaign's stock and window.
 
+use crate::durability::Ack;
 use fred::{prelude::*, types::scripts::Script};
 
 use super::unexpected;
 use crate::keys::CouponKeys;
 
-pub struct SeedCoupon(pub(super) Script);
+pub struct SeedCoupon(pub(super) Script, pub(super) Ack);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeedMode {
@@ -47,8 +48,9 @@ impl SeedCoupon {
             SeedMode::Replace => "replace",
         };
         let answer: Value = self
-            .0
-            .evalsha_with_reload(
+            .1
+            .evalsha(
+                &self.0,
                 client,
                 vec![keys.meta.as_str(), keys.users.as_str(), keys.used.as_str(), registry],
                 vec![

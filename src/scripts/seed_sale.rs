@@ -1,11 +1,12 @@
 //! `lua/seed_sale.lua`: create or replace a sale's window, limits and SKUs.
 
+use crate::durability::Ack;
 use fred::{prelude::*, types::scripts::Script};
 
 use super::{unexpected, SeedMode, SeedOutcome};
 use crate::keys::SaleKeys;
 
-pub struct SeedSale(pub(super) Script);
+pub struct SeedSale(pub(super) Script, pub(super) Ack);
 
 /// A sale as ops define it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,7 +57,7 @@ impl SeedSale {
         }
         let mut keys: Vec<&str> = keys.into_iter().map(String::as_str).collect();
         keys.push(registry);
-        let answer: Value = self.0.evalsha_with_reload(client, keys, args).await?;
+        let answer: Value = self.1.evalsha(&self.0, client, keys, args).await?;
         match answer.as_str().as_deref() {
             Some("created") => Ok(SeedOutcome::Created),
             Some("replaced") => Ok(SeedOutcome::Replaced),

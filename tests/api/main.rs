@@ -1,5 +1,6 @@
 //! Integration tests: one binary, real servers, real HTTP and CLI.
 
+mod ack;
 mod auth;
 mod batching;
 mod chaos;
@@ -9,8 +10,11 @@ mod compose;
 mod compose_files;
 mod compose_grafana;
 mod coupon;
+mod coupon_load;
 mod dashboard_browser;
+mod failover;
 mod forget;
+mod ha_redis;
 mod helpers;
 mod issue;
 mod limits;

@@ -13,7 +13,7 @@ pub struct OwnRedis {
 impl OwnRedis {
     pub fn start() -> OwnRedis {
         let port = free_port();
-        let child = std::process::Command::new("redis-server")
+        let child = std::process::Command::new(crate::ha_redis::redis_server())
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())
             .spawn()

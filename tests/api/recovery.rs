@@ -162,7 +162,7 @@ async fn a_relay_batch_larger_than_luas_unpack_limit_is_acknowledged() {
     // reads them in one batch: more ids than one Lua unpack() takes.
     app.stop().await;
     let redis = flashsale::redis::pool(&app.config.redis).await.unwrap();
-    let scripts = Arc::new(flashsale::scripts::Scripts::load(redis.next()).await.unwrap());
+    let scripts = Arc::new(flashsale::scripts::Scripts::load(redis.next(), Default::default()).await.unwrap());
     let keys = flashsale::keys::Keys::new(app.config.redis.key_prefix.clone());
     let outbox = keys.coupon(82).outbox;
     let coupons = flashsale::coupons::Coupons::new(redis.clone(), keys, scripts);

@@ -84,3 +84,14 @@ pub fn print(topic: &str, partitions: &[PartitionStatus]) {
         println!("    {}", p.way_out.as_deref().unwrap_or_default());
     }
 }
+
+/// Events Kafka holds that the sink has not written, over both topics:
+/// what `coupon load` waits for.
+pub async fn lag(kafka: &crate::config::KafkaSettings, mysql: &mysql_async::Pool, db: &str) -> anyhow::Result<i64> {
+    let client = crate::kafka::connect(kafka).await?;
+    let mut lag = 0;
+    for topic in [&kafka.coupon_topic, &kafka.order_topic] {
+        lag += of(&client, mysql, db, topic).await?.iter().map(|p| p.lag.max(0)).sum::<i64>();
+    }
+    Ok(lag)
+}
