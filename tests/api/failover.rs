@@ -18,7 +18,7 @@ use std::{
 use fred::prelude::*;
 use hyper::StatusCode;
 
-use crate::{ha_redis::HaRedis, helpers::TestApp};
+use crate::{ha_redis::HaRedis, helpers::TestApp, requests::Response};
 
 /// Every answer of a spike, by kind.
 #[derive(Default)]
@@ -38,6 +38,28 @@ impl Seen {
         let mut odd = self.odd.lock().unwrap();
         if odd.len() < 5 {
             odd.push(what);
+        }
+    }
+
+    /// Counts an answer (a transport error as a 502) and hands back a 201.
+    fn answer(&self, what: &str, answer: Result<Response, String>) -> Option<Response> {
+        match answer {
+            Ok(res) if res.status == StatusCode::CREATED => {
+                self.record(res.status);
+                Some(res)
+            }
+            Ok(res) => {
+                self.record(res.status);
+                if res.status.is_server_error() && res.body["error"] != "outcome_unknown" {
+                    self.record_odd(format!("{what} {}: {}", res.status, res.body));
+                }
+                None
+            }
+            Err(e) => {
+                self.record(StatusCode::BAD_GATEWAY);
+                self.record_odd(format!("{what}: {e}"));
+                None
+            }
         }
     }
 
@@ -63,34 +85,12 @@ fn spike(app: &Arc<TestApp>, clients: u64, stop: &Arc<AtomicBool>, seen: &Arc<Se
             while !stop.load(Relaxed) {
                 n += 1;
                 let user = client * 1_000_000 + n;
-                match app.try_issue(1, user).await {
-                    Ok(res) => {
-                        seen.record(res.status);
-                        if res.status == StatusCode::CREATED {
-                            seen.issued.lock().unwrap().insert(user);
-                        } else if res.status.is_server_error() && res.body["error"] != "outcome_unknown" {
-                            seen.record_odd(format!("issue {}: {}", res.status, res.body));
-                        }
-                    }
-                    Err(e) => {
-                        seen.record(StatusCode::BAD_GATEWAY);
-                        seen.record_odd(format!("issue: {e}"));
-                    }
+                if seen.answer("issue", app.try_issue(1, user).await).is_some() {
+                    seen.issued.lock().unwrap().insert(user);
                 }
                 if n.is_multiple_of(3) {
-                    match app.try_reserve(1, user, &[(1, 1)]).await {
-                        Ok(res) => {
-                            seen.record(res.status);
-                            if res.status == StatusCode::CREATED {
-                                seen.orders.lock().unwrap().insert(res.body["order_id"].as_u64().unwrap());
-                            } else if res.status.is_server_error() && res.body["error"] != "outcome_unknown" {
-                                seen.record_odd(format!("reserve {}: {}", res.status, res.body));
-                            }
-                        }
-                        Err(e) => {
-                            seen.record(StatusCode::BAD_GATEWAY);
-                            seen.record_odd(format!("reserve: {e}"));
-                        }
+                    if let Some(res) = seen.answer("reserve", app.try_reserve(1, user, &[(1, 1)]).await) {
+                        seen.orders.lock().unwrap().insert(res.body["order_id"].as_u64().unwrap());
                     }
                 }
                 if n.is_multiple_of(10) {
