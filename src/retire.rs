@@ -41,6 +41,8 @@ pub const GRACE: Duration = Duration::from_secs(5);
 const DROP_BATCH: i64 = 500;
 /// Longest wait before an ended campaign or sale is looked at again.
 const MAX_WAIT: u32 = 30;
+/// Looks after which one still not retired is logged as a warning (about 5 minutes).
+const LOUD_AFTER: u32 = 25;
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -89,11 +91,15 @@ impl Retirer {
                     continue;
                 }
                 match self.try_retire(&client, kind, id, ends_at).await {
-                    Ok(true) => {
+                    Ok(None) => {
                         self.waiting.remove(&(kind, id));
                         tally.retired += 1;
                     }
-                    Ok(false) => self.wait_longer(kind, id),
+                    Ok(Some(why)) => {
+                        if self.wait_longer(kind, id) == LOUD_AFTER {
+                            tracing::warn!(?kind, id, %why, "retire: ended minutes ago and still not retired");
+                        }
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, ?kind, id, "retire: cannot check an ended one");
                         self.wait_longer(kind, id);
@@ -122,30 +128,42 @@ impl Retirer {
         self.waiting.get(&(kind, id)).is_none_or(|(next, _)| Instant::now() >= *next)
     }
 
-    fn wait_longer(&mut self, kind: Kind, id: u64) {
+    /// Looks again later; returns how many times it was looked at.
+    fn wait_longer(&mut self, kind: Kind, id: u64) -> u32 {
         let looked = self.waiting.get(&(kind, id)).map_or(0, |(_, n)| *n) + 1;
         let pause = Duration::from_secs(u64::from(looked.min(MAX_WAIT)));
         self.waiting.insert((kind, id), (Instant::now() + pause, looked));
+        looked
     }
 
-    /// Whether it retired now (false: not ready, look again later).
-    async fn try_retire(&self, client: &Client, kind: Kind, id: u64, ends_at: u64) -> anyhow::Result<bool> {
+    /// None when it retired now; else why not yet (looked at again later).
+    async fn try_retire(&self, client: &Client, kind: Kind, id: u64, ends_at: u64) -> anyhow::Result<Option<String>> {
         let (coupon, sale) = (self.keys.coupon(id), self.keys.sale(id));
         let (owner, registry, rows) = match kind {
             Kind::Coupon => {
                 let outbox: u64 = client.xlen(&coupon.outbox).await?;
+                if outbox > 0 {
+                    return Ok(Some(format!("{outbox} outbox entries not yet in Kafka")));
+                }
                 let issued: u64 = client.scard(&coupon.users).await?;
-                if outbox > 0 || queries::issued_count(&self.mysql, id).await? != issued {
-                    return Ok(false);
+                let rows = queries::issued_count(&self.mysql, id).await?;
+                if rows != issued {
+                    return Ok(Some(format!("MySQL holds {rows} issue rows, Redis {issued} (flashsale reconcile)")));
                 }
                 (Owner::Coupon(id, &coupon), self.keys.coupons(), issued)
             }
             Kind::Sale => {
                 let outbox: u64 = client.xlen(&sale.outbox).await?;
                 let reserved: u64 = client.zcard(&sale.deadlines).await?;
+                if outbox > 0 || reserved > 0 {
+                    return Ok(Some(format!("{outbox} outbox entries not yet in Kafka, {reserved} reservations")));
+                }
                 let orders: u64 = client.hlen(&sale.orders).await?;
-                if outbox > 0 || reserved > 0 || archive::order_tally(&self.mysql, id).await? != (orders, 0) {
-                    return Ok(false);
+                let (rows, reserved_rows) = archive::order_tally(&self.mysql, id).await?;
+                if (rows, reserved_rows) != (orders, 0) {
+                    return Ok(Some(format!(
+                        "MySQL holds {rows} orders ({reserved_rows} reserved), Redis {orders} (flashsale reconcile)"
+                    )));
                 }
                 (Owner::Sale(id, &sale), self.keys.sales(), orders)
             }
@@ -155,9 +173,10 @@ impl Retirer {
             Retired::Retired { delete_at } => {
                 archive::mark_retired(&self.mysql, kind, id).await?;
                 tracing::info!(?kind, id, keys_go_at = %crate::time::rfc3339_ms(delete_at), "retired");
-                Ok(true)
+                Ok(None)
             }
-            Retired::Changed | Retired::Gone => Ok(false),
+            Retired::Changed => Ok(Some("changed while checked".into())),
+            Retired::Gone => Ok(Some("listed live, but its meta is gone".into())),
         }
     }
 
