@@ -10,7 +10,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::{
-    config::{HttpSettings, KafkaSettings, MysqlSettings, RedisSettings, RelaySettings, RetentionSettings, SinkSettings},
+    config::{
+        HttpSettings, KafkaSettings, MysqlSettings, RedisSettings, RelaySettings, RetentionSettings, SinkSettings,
+    },
     coupons::Coupons,
     http, kafka,
     keys::Keys,

@@ -14,7 +14,8 @@ use crate::{
     metrics::METRICS,
     order::Order,
     scripts::{
-        ConfirmOutcome, Expired, Reservation, ReserveOutcome, SaleInfo, SaleSpec, Scripts, SeedMode, SeedOutcome, StockChange,
+        ConfirmOutcome, Expired, Reservation, ReserveOutcome, SaleInfo, SaleSpec, Scripts, SeedMode, SeedOutcome,
+        StockChange,
     },
     soldout::{sku_key, SoldOut},
     time::now_ms,

@@ -75,7 +75,9 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
         ConfirmOutcome::UnknownOrder => {
             let order = retired(app, sale_id, order_id).await?;
             match order.status {
-                OrderStatus::Paid if order.payment_key.as_deref() == Some(&body.payment_key) && order.to_pay == body.amount => {
+                OrderStatus::Paid
+                    if order.payment_key.as_deref() == Some(&body.payment_key) && order.to_pay == body.amount =>
+                {
                     Ok(json(StatusCode::OK, &OrderView::retired(&order)))
                 }
                 OrderStatus::Paid => Err(ApiError::AlreadyPaid(order.payment_key.unwrap_or_default())),

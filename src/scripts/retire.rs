@@ -51,7 +51,9 @@ pub enum Dropped {
     /// Created again since it retired, or already gone: left alone.
     Revived,
     /// A reservation holds its coupon until then (ms): tried again after it.
-    Held { until: u64 },
+    Held {
+        until: u64,
+    },
 }
 
 /// When its keys go: `retain_ms` after `ends_at`, and no sooner than

@@ -56,7 +56,10 @@ async fn ended_campaigns_and_sales_leave_redis_once_mysql_has_them_and_their_get
     // 200 campaigns and 50 sales, all ending at `ends_at` (the CLI, four at a time).
     let jobs: Vec<Vec<String>> = (1..=COUPONS)
         .map(|id| format!("coupon create --id {id} --quantity 10 --ends-at {ends}"))
-        .chain((1..=SALES).map(|id| format!("sale create --id {id} --sku 1:100:50 --sku 2:250:50 --hold 1s --ends-at {ends}")))
+        .chain(
+            (1..=SALES)
+                .map(|id| format!("sale create --id {id} --sku 1:100:50 --sku 2:250:50 --hold 1s --ends-at {ends}")),
+        )
         .map(|line| line.split(' ').map(String::from).collect())
         .collect();
     std::thread::scope(|scope| {
@@ -86,13 +89,21 @@ async fn ended_campaigns_and_sales_leave_redis_once_mysql_has_them_and_their_get
         let app = app.clone();
         tasks.spawn(async move {
             let path = format!("/v1/sales/{sale}/orders");
-            let paid = app.post(&path, &json!({"user_id": 1, "items": [{"sku": 1, "quantity": 2}], "coupon_id": sale + SALES}), &[]).await;
+            let paid = app
+                .post(
+                    &path,
+                    &json!({"user_id": 1, "items": [{"sku": 1, "quantity": 2}], "coupon_id": sale + SALES}),
+                    &[],
+                )
+                .await;
             assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
             let paid = order_id(&paid.body);
             assert_eq!(app.confirm_with_key(sale, paid, 200, &format!("pay-{paid}")).await.status, StatusCode::OK);
             let cancelled = order_id(&app.reserve(sale, 2, &[(2, 1)]).await.body);
             assert_eq!(app.cancel(sale, cancelled).await.status, StatusCode::OK);
-            let held = app.post(&path, &json!({"user_id": 3, "items": [{"sku": 2, "quantity": 3}], "coupon_id": sale}), &[]).await;
+            let held = app
+                .post(&path, &json!({"user_id": 3, "items": [{"sku": 2, "quantity": 3}], "coupon_id": sale}), &[])
+                .await;
             assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
             (sale, paid, cancelled, order_id(&held.body))
         });
@@ -115,7 +126,12 @@ async fn ended_campaigns_and_sales_leave_redis_once_mysql_has_them_and_their_get
             assert!(rest.is_empty(), "only ranking buckets stay: {rest:?}");
             break;
         }
-        assert!(Instant::now() < deadline, "{} keys of campaigns or sales left, e.g. {:?}", owned(&keys).len(), &owned(&keys)[..3.min(owned(&keys).len())]);
+        assert!(
+            Instant::now() < deadline,
+            "{} keys of campaigns or sales left, e.g. {:?}",
+            owned(&keys).len(),
+            &owned(&keys)[..3.min(owned(&keys).len())]
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -132,7 +148,11 @@ async fn ended_campaigns_and_sales_leave_redis_once_mysql_has_them_and_their_get
         let q = format!("SELECT COUNT(*) FROM orders WHERE status = '{status}'");
         assert_eq!(n(&q).await, SALES, "{status} orders");
     }
-    assert_eq!(n("SELECT COUNT(*) FROM coupon_issues WHERE used_order_id IS NOT NULL").await, SALES, "paid orders hold theirs");
+    assert_eq!(
+        n("SELECT COUNT(*) FROM coupon_issues WHERE used_order_id IS NOT NULL").await,
+        SALES,
+        "paid orders hold theirs"
+    );
 
     // Reconcile is clean, for all and for a retired one named.
     let all = app.cli(&["reconcile"]).success();
