@@ -1,6 +1,7 @@
 -- release_orders.lua: cancel one reserved order, or expire every overdue one.
 --
--- KEYS[1] stock  [2] bought  [3] orders  [4] deadlines  [5] outbox  (the sale's keys)
+-- KEYS[1] stock  [2] bought  [3] orders  [4] deadlines  [5] outbox
+-- KEYS[6] idem  [7] idem_expiry  (the sale's keys)
 -- ARGV[1] mode: 'cancel' or 'expire'
 -- ARGV[2] coupon key prefix, e.g. 'fs:{coupon:' (the coupon id and '}:used' / '}:meta' are appended)
 -- ARGV[3] order id (cancel) or most orders to expire in this call (expire)
@@ -13,7 +14,8 @@
 --
 -- cancel returns {status, order_json} with the status after the call
 --   ('cancelled', or 'paid' / 'expired' when it was already so) | {'unknown_order'}
--- expire returns {released_count}
+-- expire returns {released_count, forgotten_count}: it also deletes up to the
+--   same number of idempotency answers past their expiry (see reserve_order.lua)
 -- The coupon's used-mark lives under another hash tag: on Redis Cluster the
 -- coupon and the sale must share a slot.
 local t = redis.call('TIME')
@@ -74,4 +76,9 @@ for _, id in ipairs(due) do
     redis.call('ZREM', KEYS[4], id)
   end
 end
-return {released}
+local stale = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+if #stale > 0 then
+  redis.call('HDEL', KEYS[6], unpack(stale))
+  redis.call('ZREM', KEYS[7], unpack(stale))
+end
+return {released, #stale}

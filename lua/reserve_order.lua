@@ -1,9 +1,10 @@
 -- reserve_order.lua: reserve multi-SKU orders of one sale, each atomically.
 --
 -- KEYS[1] meta  [2] prices  [3] stock  [4] bought  [5] orders  [6] deadlines
--- KEYS[7] idem  [8] seq     [9] outbox (the sale's keys, see seed_sale.lua)
--- KEYS[10] coupon meta  [11] coupon users  [12] coupon used (user -> "sale:order"), only with a coupon
+-- KEYS[7] idem  [8] seq     [9] outbox  [10] idem_expiry (the sale's keys, see seed_sale.lua)
+-- KEYS[11] coupon meta  [12] coupon users  [13] coupon used (user -> "sale:order"), only with a coupon
 -- ARGV[1] sale id   ARGV[2] coupon id ('' = none), the same for every request of the call
+-- ARGV[3] how long an idempotency key's answer is replayed (ms)
 -- then one record per request, in arrival order (the service batches concurrent
 -- requests for one sale and coupon campaign into one call):
 --   user id, idempotency key ('' = none), request fingerprint, number of lines n,
@@ -16,6 +17,13 @@
 -- Only then: decrement each SKU, add to the user's total, mark the coupon used,
 -- store the order (status reserved, deadline), register the deadline, remember
 -- the answer under the idempotency key, and append the order to the outbox.
+-- An answer remembered under an idempotency key is `~expires_at~fingerprint\n
+-- answer` (entries written before answers expired lack the `~expires_at~`
+-- part and last as long as the sale); `idem_expiry` lists each key by its
+-- expiry so the expiry task deletes it then (release_orders.lua). Past its
+-- expiry a key counts as new even before that.
+-- With a coupon, the coupon's meta keeps `held_until`, the latest deadline of
+-- an order that took it: its keys are not deleted before (drop_retired.lua).
 -- The call's new orders share one outbox entry: field `order` (one order's
 -- JSON) when there is one, `orders` (a JSON array, in order) when several.
 -- Requests are served one after the other: each sees what the earlier ones took.
@@ -41,12 +49,12 @@ local sale, coupon = ARGV[1], ARGV[2]
 
 -- Shared by every request of the call: the window, prices, the coupon's discount.
 local meta = redis.call('HMGET', KEYS[1], 'starts_at', 'ends_at', 'per_user_limit', 'hold_ms')
-local closed, now = nil, 0
+local closed = nil
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if not meta[1] then
   closed = 'unknown_sale'
 else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local ends_at = tonumber(meta[2])
   if now < tonumber(meta[1]) then
     closed = 'not_started'
@@ -87,22 +95,40 @@ end
 local bought, used, idem = {}, {}, {}
 local stock_of = memo(stock, function(sku) return tonumber(redis.call('HGET', KEYS[3], sku) or '0') end)
 local bought_of = memo(bought, function(user) return tonumber(redis.call('HGET', KEYS[4], user) or '0') end)
-local used_by = memo(used, function(user) return redis.call('HEXISTS', KEYS[12], user) == 1 end)
+local used_by = memo(used, function(user) return redis.call('HEXISTS', KEYS[13], user) == 1 end)
 local idem_of = memo(idem, function(key) return redis.call('HGET', KEYS[7], key) or false end)
 local seq, seq_start = nil, nil
 local coupon_seq_next, coupon_seq_start, discount_of_coupon, coupon_ended = nil, nil, nil, false
+local coupon_held_until = 0
 -- What the call writes at its end, one command per key.
-local new_orders, new_deadlines, new_idem, new_used, new_events = {}, {}, {}, {}, {}
+local new_orders, new_deadlines, new_idem, new_idem_expiry, new_used, new_events = {}, {}, {}, {}, {}, {}
+local idem_ttl = tonumber(ARGV[3])
+
+-- (fingerprint, answer) remembered under an idempotency key, or nil when
+-- none is or it expired.
+local function remembered(value)
+  if not value then
+    return nil
+  end
+  if string.sub(value, 1, 1) == '~' then
+    local close = string.find(value, '~', 2, true)
+    if tonumber(string.sub(value, 2, close - 1)) <= now then
+      return nil
+    end
+    value = string.sub(value, close + 1)
+  end
+  local sep = string.find(value, '\n', 1, true)
+  return string.sub(value, 1, sep - 1), string.sub(value, sep + 1)
+end
 -- Users whose units bought changed (a set: one may buy twice in a call).
 local bought_changed = {}
 
 local function reserve(user, idem_key, fingerprint, first, n)
   if idem_key ~= '' then
-    local prior = idem_of(idem_key)
-    if prior then
-      local sep = string.find(prior, '\n', 1, true)
-      if string.sub(prior, 1, sep - 1) == fingerprint then
-        return {'replay', string.sub(prior, sep + 1)}
+    local prior_fingerprint, prior_answer = remembered(idem_of(idem_key))
+    if prior_fingerprint then
+      if prior_fingerprint == fingerprint then
+        return {'replay', prior_answer}
       end
       return {'idem_mismatch'}
     end
@@ -142,14 +168,15 @@ local function reserve(user, idem_key, fingerprint, first, n)
 
   local discount = 0
   if coupon ~= '' then
-    if redis.call('SISMEMBER', KEYS[11], user) == 0 or used_by(user) then
+    if redis.call('SISMEMBER', KEYS[12], user) == 0 or used_by(user) then
       return {'coupon_unavailable'}
     end
     if discount_of_coupon == nil then
-      local c = redis.call('HMGET', KEYS[10], 'discount', 'use_seq', 'ends_at')
+      local c = redis.call('HMGET', KEYS[11], 'discount', 'use_seq', 'ends_at', 'held_until')
       discount_of_coupon = tonumber(c[1] or '0')
       coupon_seq_start = tonumber(c[2] or '0')
       coupon_seq_next = coupon_seq_start
+      coupon_held_until = tonumber(c[4] or '0')
       local coupon_ends = tonumber(c[3] or '0')
       coupon_ended = coupon_ends > 0 and now >= coupon_ends
     end
@@ -187,6 +214,9 @@ local function reserve(user, idem_key, fingerprint, first, n)
     coupon_seq = int(coupon_seq_next)
   end
   local created, expires_at = int(now), int(now + tonumber(meta[4]))
+  if coupon ~= '' then
+    coupon_held_until = math.max(coupon_held_until, now + tonumber(meta[4]))
+  end
   -- The order as the other scripts (cjson) and the service read it; every id
   -- is a decimal string the service passed or Redis counted, so it needs no escaping.
   local json = '{"order_id":"' .. id .. '","sale_id":"' .. sale .. '","user_id":"' .. user
@@ -200,10 +230,13 @@ local function reserve(user, idem_key, fingerprint, first, n)
   new_deadlines[#new_deadlines + 1] = expires_at
   new_deadlines[#new_deadlines + 1] = id
   if idem_key ~= '' then
-    local answer = fingerprint .. '\n' .. json
+    local idem_expires = int(now + idem_ttl)
+    local answer = '~' .. idem_expires .. '~' .. fingerprint .. '\n' .. json
     idem[idem_key] = answer
     new_idem[#new_idem + 1] = idem_key
     new_idem[#new_idem + 1] = answer
+    new_idem_expiry[#new_idem_expiry + 1] = idem_expires
+    new_idem_expiry[#new_idem_expiry + 1] = idem_key
   end
   new_events[#new_events + 1] = json
   return {'reserved', json}
@@ -217,7 +250,7 @@ local function write_many(command, key, args)
 end
 
 local answers = {}
-local i = 3
+local i = 4
 while i <= #ARGV do
   local n = tonumber(ARGV[i + 3])
   answers[#answers + 1] = reserve(ARGV[i], ARGV[i + 1], ARGV[i + 2], i + 4, n)
@@ -239,15 +272,17 @@ write_many('HSET', KEYS[4], bought_pairs)
 write_many('HSET', KEYS[5], new_orders)
 write_many('ZADD', KEYS[6], new_deadlines)
 write_many('HSET', KEYS[7], new_idem)
+write_many('ZADD', KEYS[10], new_idem_expiry)
 if #new_events == 1 then
   redis.call('XADD', KEYS[9], '*', 'order', new_events[1])
 elseif #new_events > 1 then
   redis.call('XADD', KEYS[9], '*', 'orders', '[' .. table.concat(new_events, ',') .. ']')
 end
 if coupon ~= '' then
-  write_many('HSET', KEYS[12], new_used)
+  write_many('HSET', KEYS[13], new_used)
   if coupon_seq_next ~= nil and coupon_seq_next > coupon_seq_start then
-    redis.call('HINCRBY', KEYS[10], 'use_seq', int(coupon_seq_next - coupon_seq_start))
+    -- The script is atomic: setting the sequence is adding to it.
+    redis.call('HSET', KEYS[11], 'use_seq', int(coupon_seq_next), 'held_until', int(coupon_held_until))
   end
 end
 return answers

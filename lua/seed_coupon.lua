@@ -3,7 +3,7 @@
 -- KEYS[1]  campaign hash  {coupon:ID}:meta
 -- KEYS[2]  issued users   {coupon:ID}:users
 -- KEYS[3]  used marks     {coupon:ID}:used
--- KEYS[4]  registry       coupons: the set of every campaign id (the relay reads it)
+-- KEYS[4]  registry       coupons: the set of live campaign ids (the relay reads it)
 -- ARGV[1]  total quantity
 -- ARGV[2]  starts_at (ms since epoch)
 -- ARGV[3]  ends_at (ms since epoch, 0 = never)
@@ -11,6 +11,7 @@
 -- ARGV[5]  discount an order gets with this coupon (minor units)
 -- ARGV[6]  campaign id
 --
+-- A replaced campaign is live again: it loses `retired_at` (see retire.lua).
 -- Returns 'created', 'replaced' or 'exists'. The outbox is left alone on replace:
 -- entries still on their way to Kafka belong to the old campaign and must arrive.
 -- The campaign joins the registry in the same atomic step: no campaign exists
@@ -20,6 +21,7 @@ if exists and ARGV[4] ~= 'replace' then
   return 'exists'
 end
 redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HDEL', KEYS[1], 'retired_at')
 redis.call('HSET', KEYS[1], 'total', ARGV[1], 'remaining', ARGV[1], 'starts_at', ARGV[2], 'ends_at', ARGV[3], 'discount', ARGV[5])
 redis.call('SADD', KEYS[4], ARGV[6])
 if exists then

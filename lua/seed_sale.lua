@@ -9,7 +9,8 @@
 -- KEYS[7] deadlines {sale:ID}:deadlines zset order id by expiry (ms)
 -- KEYS[8] idem      {sale:ID}:idem      user:key -> fingerprint \n first answer
 -- KEYS[9] seq       {sale:ID}:seq       last order id
--- KEYS[10] registry  sales               the set of every sale id (the relay and expiry read it)
+-- KEYS[10] registry  sales               the set of live sale ids (the relay and expiry read it)
+-- KEYS[11] idem_expiry {sale:ID}:idem_expiry  idempotency keys by expiry (ms)
 -- ARGV: starts_at, ends_at, per_user_limit, hold_ms, mode ('create' | 'replace'), sale id,
 --       then sku, price, stock triples
 --
@@ -23,6 +24,7 @@ end
 for i = 1, 9 do
   redis.call('DEL', KEYS[i])
 end
+redis.call('DEL', KEYS[11])
 redis.call('HSET', KEYS[1], 'starts_at', ARGV[1], 'ends_at', ARGV[2], 'per_user_limit', ARGV[3], 'hold_ms', ARGV[4])
 for i = 7, #ARGV, 3 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::{
-    config::{HttpSettings, KafkaSettings, MysqlSettings, RedisSettings, RelaySettings, SinkSettings},
+    config::{
+        HttpSettings, KafkaSettings, MysqlSettings, RedisSettings, RelaySettings, RetentionSettings, SinkSettings,
+    },
     coupons::Coupons,
     http, kafka,
     keys::Keys,
@@ -29,6 +31,8 @@ pub struct App {
     pub coupons: Coupons,
     pub sales: Sales,
     pub probes: Probes,
+    /// Campaigns, sales and orders Redis let go, from MySQL.
+    pub retired: crate::retired::RetiredRecords,
     pub http: HttpSettings,
     /// Longest one Redis command may take (FLASHSALE_REDIS_TIMEOUT_MS).
     pub redis_timeout: std::time::Duration,
@@ -43,6 +47,7 @@ pub struct ServeConfig {
     pub kafka: KafkaSettings,
     pub relay: RelaySettings,
     pub sink: SinkSettings,
+    pub retention: RetentionSettings,
     pub run_sink: bool,
 }
 
@@ -68,8 +73,15 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
     let mysql = crate::db::pool(&config.mysql)?;
 
     let mut tasks = tokio::task::JoinSet::new();
-    let sales = Sales::new(redis.clone(), keys.clone(), scripts.clone());
-    tasks.spawn(crate::expiry::run(sales.clone(), shutdown.clone()));
+    let sales = Sales::new(redis.clone(), keys.clone(), scripts.clone(), config.retention.idempotency_ttl);
+    let retirer = crate::retire::Retirer::new(
+        redis.clone(),
+        keys.clone(),
+        scripts.clone(),
+        mysql.clone(),
+        config.retention.retain_after_end,
+    );
+    tasks.spawn(crate::expiry::run(sales.clone(), retirer, shutdown.clone()));
     // Shared by the sink's tasks (on the pipe's thread) and /readyz.
     let sink_health = config.run_sink.then(|| Arc::new(SinkHealth::default()));
     let pipe =
@@ -80,6 +92,7 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
         coupons: Coupons::new(redis.clone(), keys, scripts),
         sales,
         probes: Probes::new(redis.clone(), mysql.clone(), kafka, sink_health),
+        retired: crate::retired::RetiredRecords::new(mysql.clone()),
         http: config.http.clone(),
         redis_timeout: config.redis.timeout(),
     });

@@ -201,6 +201,30 @@ pub struct RelaySettings {
     pub relay_claim_idle_ms: u64,
 }
 
+/// How long ended campaigns and sales, and Idempotency-Key answers, stay in Redis.
+#[derive(Args, Clone, Debug)]
+pub struct RetentionSettings {
+    /// How long after its end a campaign's or sale's Redis keys are deleted (e.g. 7d, 12h,
+    /// 90s). It leaves the relay's and expiry task's loops as soon as it has ended and every
+    /// one of its events is in MySQL; its keys go this long after its end. MySQL keeps it:
+    /// GETs then answer from MySQL with "retired": true.
+    #[arg(long, env = "FLASHSALE_RETAIN_AFTER_END", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub retain_after_end: Duration,
+    /// How long an Idempotency-Key's first answer is replayed (e.g. 24h, 30m); after it the
+    /// same key is a new request.
+    #[arg(long, env = "FLASHSALE_IDEMPOTENCY_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub idempotency_ttl: Duration,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            retain_after_end: Duration::from_secs(7 * 24 * 3600),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
 /// The sink: Kafka -> MySQL.
 #[derive(Args, Clone)]
 pub struct SinkSettings {

@@ -1,6 +1,7 @@
-//! The expiry task: releases reservations whose payment deadline passed, in
-//! bounded batches (one short script call per sale per batch), so the hot
-//! path never waits behind it.
+//! The expiry task: releases reservations whose payment deadline passed and
+//! forgets idempotency answers past their TTL, in bounded batches (one short
+//! script call per live sale per batch), so the hot path never waits behind
+//! it. Once a second it also runs retirement (see `retire`).
 
 use std::time::Duration;
 
@@ -8,20 +9,22 @@ use tokio::time::Instant;
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::{metrics::METRICS, relay::backoff, sales::Sales, shutdown::Shutdown};
+use crate::{metrics::METRICS, relay::backoff, retire::Retirer, sales::Sales, shutdown::Shutdown};
 
 /// How often overdue reservations are looked for.
 const TICK: Duration = Duration::from_millis(200);
-/// Orders released per script call.
+/// Orders released (and idempotency answers forgotten) per script call.
 const BATCH: u64 = 200;
+/// How often the live sales are listed again, and retirement runs.
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
 
-pub async fn run(sales: Sales, mut shutdown: Shutdown) {
+pub async fn run(sales: Sales, mut retirer: Retirer, mut shutdown: Shutdown) {
     let mut ids = Vec::new();
     let mut refreshed: Option<Instant> = None;
     let mut failures = 0;
     while !shutdown.is_started() {
-        if refreshed.is_none_or(|at| at.elapsed() >= REFRESH_EVERY) {
+        let refresh = refreshed.is_none_or(|at| at.elapsed() >= REFRESH_EVERY);
+        if refresh {
             match sales.ids().await {
                 Ok(fresh) => ids = fresh,
                 Err(e) => tracing::warn!(error = %e, "expiry: cannot list sales"),
@@ -32,15 +35,14 @@ pub async fn run(sales: Sales, mut shutdown: Shutdown) {
         for &sale_id in &ids {
             loop {
                 match sales.expire_due(sale_id, BATCH).await {
-                    Ok(n) if n == BATCH => {
-                        METRICS.orders_expired.fetch_add(n, Relaxed);
-                        continue;
-                    }
-                    Ok(0) => break,
-                    Ok(n) => {
-                        METRICS.orders_expired.fetch_add(n, Relaxed);
-                        tracing::debug!(sale_id, released = n, "expired reservations");
-                        break;
+                    Ok(done) => {
+                        METRICS.orders_expired.fetch_add(done.released, Relaxed);
+                        if done.released > 0 {
+                            tracing::debug!(sale_id, released = done.released, "expired reservations");
+                        }
+                        if done.released < BATCH && done.forgotten < BATCH {
+                            break;
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, sale_id, "expiry failed");
@@ -48,6 +50,14 @@ pub async fn run(sales: Sales, mut shutdown: Shutdown) {
                         break;
                     }
                 }
+            }
+        }
+        // After a whole expiry pass: a campaign's keys go only once the
+        // reservations holding its coupons were released.
+        if refresh && !failed {
+            if let Err(e) = retirer.tick().await {
+                tracing::warn!(error = %e, "retirement failed");
+                failed = true;
             }
         }
         failures = if failed { failures + 1 } else { 0 };

@@ -5,23 +5,30 @@
 //!
 //! | key                          | type   | holds                                             |
 //! |------------------------------|--------|---------------------------------------------------|
-//! | `P{coupon:ID}:meta`          | hash   | `total`, `remaining`, `starts_at`, `ends_at` (ms) |
+//! | `P{coupon:ID}:meta`          | hash   | `total`, `remaining`, `starts_at`, `ends_at` (ms), `discount`, `use_seq`, `held_until` (latest deadline of an order holding it), `retired_at` |
 //! | `P{coupon:ID}:users`         | set    | ids of users who got the coupon                   |
 //! | `P{coupon:ID}:outbox`        | stream | issue events not yet acknowledged by Kafka        |
 //! | `P{coupon:ID}:used`          | hash   | user -> `sale:order` that holds the coupon        |
-//! | `Pcoupons`                   | set    | ids of every campaign (the relay's stream list)   |
-//! | `P{sale:ID}:meta`            | hash   | `starts_at`, `ends_at`, `per_user_limit`, `hold_ms` |
+//! | `Pcoupons`                   | set    | ids of live campaigns (the relay's stream list)   |
+//! | `P{sale:ID}:meta`            | hash   | `starts_at`, `ends_at`, `per_user_limit`, `hold_ms`, `retired_at` |
 //! | `P{sale:ID}:prices`          | hash   | sku -> price (minor units)                        |
 //! | `P{sale:ID}:stock`           | hash   | sku -> remaining                                  |
 //! | `P{sale:ID}:initial`         | hash   | sku -> supplied in all (seed + top-ups)           |
 //! | `P{sale:ID}:bought`          | hash   | user -> quantity held (reserved + paid)           |
 //! | `P{sale:ID}:orders`          | hash   | order id -> order JSON                            |
 //! | `P{sale:ID}:deadlines`       | zset   | reserved order ids by expiry (ms)                 |
-//! | `P{sale:ID}:idem`            | hash   | `user:key` -> fingerprint and first answer        |
+//! | `P{sale:ID}:idem`            | hash   | `user:key` -> expiry, fingerprint and first answer |
+//! | `P{sale:ID}:idem_expiry`     | zset   | `user:key` by when its answer expires (ms)        |
 //! | `P{sale:ID}:seq`             | string | last order id                                     |
 //! | `P{sale:ID}:outbox`          | stream | order events not yet acknowledged by Kafka        |
-//! | `Psales`                     | set    | ids of every sale                                 |
+//! | `Psales`                     | set    | ids of live sales (the relay's and expiry task's list) |
+//! | `Pretiring`                  | zset   | `coupon:ID` / `sale:ID` retired, by when its keys go (ms) |
 //! | `Prank:products:H`           | zset   | sku -> paid orders in hour H (since the epoch)    |
+//!
+//! Live: created and not yet retired. A campaign or sale retires (see
+//! `retire`) once it has ended and every event of it is in MySQL: it leaves
+//! `Pcoupons` / `Psales` for `Pretiring`, and its keys are deleted at once
+//! when their time comes.
 //!
 //! `P` is the configured prefix (`FLASHSALE_KEY_PREFIX`, default `fs:`).
 
@@ -56,6 +63,33 @@ pub struct SaleKeys {
     pub idem: String,
     pub seq: String,
     pub outbox: String,
+    pub idem_expiry: String,
+}
+
+impl CouponKeys {
+    /// Every key of the campaign.
+    pub fn all(&self) -> [&str; 4] {
+        [&self.meta, &self.users, &self.outbox, &self.used]
+    }
+}
+
+impl SaleKeys {
+    /// Every key of the sale.
+    pub fn all(&self) -> [&str; 11] {
+        [
+            &self.meta,
+            &self.prices,
+            &self.stock,
+            &self.initial,
+            &self.bought,
+            &self.orders,
+            &self.deadlines,
+            &self.idem,
+            &self.seq,
+            &self.outbox,
+            &self.idem_expiry,
+        ]
+    }
 }
 
 impl Keys {
@@ -92,12 +126,19 @@ impl Keys {
             idem: format!("{tag}:idem"),
             seq: format!("{tag}:seq"),
             outbox: format!("{tag}:outbox"),
+            idem_expiry: format!("{tag}:idem_expiry"),
         }
     }
 
-    /// The set of every sale id.
+    /// The set of live sale ids.
     pub fn sales(&self) -> String {
         format!("{}sales", self.prefix)
+    }
+
+    /// The zset of retired campaigns and sales (`coupon:ID`, `sale:ID`) by
+    /// when their keys are deleted.
+    pub fn retiring(&self) -> String {
+        format!("{}retiring", self.prefix)
     }
 
     /// The product ranking bucket of hour `hour` (hours since the epoch).
@@ -110,7 +151,7 @@ impl Keys {
         key.strip_prefix(&self.prefix)?.strip_prefix("{sale:")?.strip_suffix("}:outbox")?.parse().ok()
     }
 
-    /// The set of every campaign id.
+    /// The set of live campaign ids.
     pub fn coupons(&self) -> String {
         format!("{}coupons", self.prefix)
     }

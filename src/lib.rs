@@ -13,6 +13,9 @@
 //! - [`relay`]: outbox streams -> Kafka, acknowledged only after the broker has them.
 //! - [`sink`]: Kafka -> MySQL, rows and offsets in one transaction; a MySQL named
 //!   lock per partition fences it from `sink reset-offset`; stalls are reported.
+//! - [`retire`]: ended campaigns and sales leave the relay's and expiry's loops once MySQL has
+//!   them, and Redis FLASHSALE_RETAIN_AFTER_END after their end; [`retired`]: the API's answers
+//!   for them from MySQL then.
 //! - [`pipe`]: the relay and sink's own thread and connections, apart from the HTTP workers.
 //! - [`db`]: MySQL pool, migrations (`sql/`), the CLI's queries.
 //! - [`kafka`], [`redis`]: connecting, with explicit timeouts.
@@ -44,6 +47,8 @@ pub mod probes;
 pub mod reconcile;
 pub mod redis;
 pub mod relay;
+pub mod retire;
+pub mod retired;
 pub mod sales;
 pub mod scripts;
 pub mod shutdown;

@@ -14,7 +14,8 @@ use crate::{
     metrics::METRICS,
     order::Order,
     scripts::{
-        ConfirmOutcome, Reservation, ReserveOutcome, SaleInfo, SaleSpec, Scripts, SeedMode, SeedOutcome, StockChange,
+        ConfirmOutcome, Expired, Reservation, ReserveOutcome, SaleInfo, SaleSpec, Scripts, SeedMode, SeedOutcome,
+        StockChange,
     },
     soldout::{sku_key, SoldOut},
     time::now_ms,
@@ -43,6 +44,9 @@ pub struct Sales {
     reservations: Batcher<(u64, Option<u64>), Reservation, ReserveOutcome>,
 }
 
+/// Longest an Idempotency-Key's answer is kept (a longer setting is cut to it).
+const MAX_IDEMPOTENCY_TTL_MS: u64 = 100 * 365 * 24 * 3_600_000;
+
 /// Reservations served by one `reserve_order.lua` call at most.
 const MAX_BATCH: usize = 128;
 
@@ -56,7 +60,10 @@ pub struct NewOrder<'a> {
 }
 
 impl Sales {
-    pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>) -> Self {
+    /// An Idempotency-Key's first answer is replayed for `idempotency_ttl`.
+    pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>, idempotency_ttl: std::time::Duration) -> Self {
+        // At most ~100 years: `now + ttl` stays exact in Lua's doubles.
+        let ttl_ms = idempotency_ttl.as_millis().min(MAX_IDEMPOTENCY_TTL_MS as u128) as u64;
         let reservations = {
             let (redis, keys, scripts) = (redis.clone(), keys.clone(), scripts.clone());
             Batcher::spawn(
@@ -69,7 +76,7 @@ impl Sales {
                     let coupon = coupon_id.map(|id| (id, keys.coupon(id)));
                     async move {
                         let coupon = coupon.as_ref().map(|(id, keys)| (*id, keys));
-                        Ok(scripts.reserve_order.call(&client?, &sale, sale_id, coupon, &requests).await?)
+                        Ok(scripts.reserve_order.call(&client?, &sale, sale_id, coupon, ttl_ms, &requests).await?)
                     }
                 },
             )
@@ -145,8 +152,9 @@ impl Sales {
         Ok(self.scripts.release_orders.cancel(client, &self.keys.sale(sale_id), &prefix, order_id).await?)
     }
 
-    /// Expires up to `limit` overdue reservations of one sale.
-    pub async fn expire_due(&self, sale_id: u64, limit: u64) -> Result<u64, Error> {
+    /// Expires up to `limit` overdue reservations of one sale, and forgets up
+    /// to `limit` of its idempotency answers past their expiry.
+    pub async fn expire_due(&self, sale_id: u64, limit: u64) -> Result<Expired, Error> {
         let prefix = self.keys.coupon_key_prefix();
         self.scripts.release_orders.expire(self.redis.next(), &self.keys.sale(sale_id), &prefix, limit).await
     }
@@ -208,9 +216,22 @@ impl Sales {
         if !plan.bought.is_empty() {
             let _: () = client.hset(&keys.bought, plan.bought).await?;
         }
-        // Before the orders: a release of a restored order gives its coupon back.
+        // Before the orders: a release of a restored order gives its coupon
+        // back. Not to a campaign Redis let go (it retired): that would bring
+        // back a key of it.
         for (coupon, user, holder) in plan.coupon_marks {
-            let _: () = client.hset(self.keys.coupon(coupon).used, (user, holder)).await?;
+            let keys = self.keys.coupon(coupon);
+            if client.exists::<u64, _>(&keys.meta).await? == 1 {
+                let _: () = client.hset(keys.used, (user, holder)).await?;
+            }
+        }
+        // A campaign's keys stay until the reservations holding its coupons are over.
+        for (coupon, until) in plan.coupon_held_until {
+            let meta = self.keys.coupon(coupon).meta;
+            let held: Option<u64> = client.hget(&meta, "held_until").await?;
+            if client.exists::<u64, _>(&meta).await? == 1 && held.is_none_or(|h| h < until) {
+                let _: () = client.hset(&meta, ("held_until", until)).await?;
+            }
         }
         for chunk in orders.chunks(RESTORE_CHUNK) {
             let fields: Vec<(u64, String)> = chunk.iter().map(|o| (o.order_id, o.to_lua_json())).collect();

@@ -112,7 +112,13 @@ impl Context {
         let keys = crate::keys::Keys::new(redis.key_prefix.clone());
         Ok(Context {
             coupons: crate::coupons::Coupons::new(pool.clone(), keys.clone(), scripts.clone()),
-            sales: crate::sales::Sales::new(pool.clone(), keys, scripts),
+            // The CLI reserves nothing: the default TTL is never used.
+            sales: crate::sales::Sales::new(
+                pool.clone(),
+                keys,
+                scripts,
+                crate::config::RetentionSettings::default().idempotency_ttl,
+            ),
             redis: pool,
             mysql: crate::db::pool(mysql)?,
         })

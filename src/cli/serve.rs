@@ -19,6 +19,8 @@ pub struct Args {
     #[command(flatten)]
     sink: SinkSettings,
     #[command(flatten)]
+    retention: RetentionSettings,
+    #[command(flatten)]
     toggle: SinkToggle,
 }
 
@@ -34,6 +36,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         kafka: args.kafka,
         relay: args.relay,
         sink: args.sink,
+        retention: args.retention,
         run_sink: args.toggle.enabled(),
     };
     app::serve(listener, config, super::on_signal()).await

@@ -13,10 +13,10 @@ use crate::config::{KafkaSettings, MysqlSettings, RedisSettings};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Only this campaign (default: every campaign Redis knows, unless --sale is given).
+    /// Only this campaign, live or retired (default: every live campaign, unless --sale is given).
     #[arg(long)]
     coupon: Option<u64>,
-    /// Only this sale (default: every sale Redis knows, unless --coupon is given).
+    /// Only this sale, live or retired (default: every live sale, unless --coupon is given).
     #[arg(long)]
     sale: Option<u64>,
     /// Print JSON instead of text.
@@ -41,6 +41,9 @@ struct Status {
     partitions: Vec<partitions::PartitionStatus>,
     order_topic: String,
     order_partitions: Vec<partitions::PartitionStatus>,
+    /// Campaigns and sales that retired (MySQL keeps them; `--coupon` / `--sale` shows one).
+    retired_coupons: u64,
+    retired_sales: u64,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -68,8 +71,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let kafka = crate::kafka::connect(&args.kafka).await?;
     let (topic, order_topic) = (args.kafka.coupon_topic.clone(), args.kafka.order_topic.clone());
     let db = crate::db::opts(&args.mysql)?.db_name().unwrap_or_default().to_string();
+    let (retired_coupons, retired_sales) = crate::db::archive::retired_counts(&ctx.mysql).await?;
     let status = Status {
         redis: crate::redis::role(ctx.redis.next()).await?,
+        retired_coupons,
+        retired_sales,
         coupons,
         sales,
         partitions: partitions::of(&kafka, &ctx.mysql, &db, &topic).await?,
@@ -100,4 +106,8 @@ fn print_text(s: &Status) {
     }
     partitions::print(&s.topic, &s.partitions);
     partitions::print(&s.order_topic, &s.order_partitions);
+    println!(
+        "\nretired: {} campaign(s), {} sale(s) (MySQL keeps them; --coupon ID / --sale ID shows one)",
+        s.retired_coupons, s.retired_sales
+    );
 }

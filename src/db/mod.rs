@@ -1,8 +1,9 @@
 //! MySQL: the connection pool, the schema migrations in `sql/`, the queries
 //! the CLI and the readiness probe share, and the reads a sale is restored
-//! from. Sessions run in UTC so `DATETIME(3)` columns hold UTC, and speak
+//! from, and retirement's reads and marks (`archive`). Sessions run in UTC so `DATETIME(3)` columns hold UTC, and speak
 //! utf8mb4 so any string (4-byte UTF-8 included) arrives as it was sent.
 
+pub mod archive;
 mod migrate;
 pub mod queries;
 pub mod restore;

@@ -85,8 +85,13 @@ pub async fn put_sale(pool: &Pool, sale_id: u64, spec: &SaleSpec, replace: bool)
         tx.rollback().await?;
         return Ok(false);
     }
-    for table in ["sale_skus", "order_items", "orders"] {
-        tx.exec_drop(format!("DELETE FROM {table} WHERE sale_id = ?"), (sale_id,)).await?;
+    // Only a replaced sale has rows to delete: a new one's DELETEs would take
+    // gap locks that deadlock with another new sale's inserts (sales created
+    // side by side failed with ER_LOCK_DEADLOCK).
+    if replace {
+        for table in ["sale_skus", "order_items", "orders"] {
+            tx.exec_drop(format!("DELETE FROM {table} WHERE sale_id = ?"), (sale_id,)).await?;
+        }
     }
     tx.exec_batch(
         "INSERT INTO sale_skus (sale_id, sku, price, stock) VALUES (?, ?, ?, ?)",

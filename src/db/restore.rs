@@ -49,12 +49,30 @@ pub async fn sale(pool: &Pool, sale_id: u64) -> Result<Option<SaleSpec>, mysql_a
 
 /// Every order of the sale with its lines, by order id.
 pub async fn orders(pool: &Pool, sale_id: u64) -> anyhow::Result<Vec<Order>> {
+    load(pool, sale_id, None).await
+}
+
+/// One order of the sale with its lines, if MySQL has it.
+pub async fn order(pool: &Pool, sale_id: u64, order_id: u64) -> anyhow::Result<Option<Order>> {
+    Ok(load(pool, sale_id, Some(order_id)).await?.pop())
+}
+
+/// The sale's orders, or only `only`.
+async fn load(pool: &Pool, sale_id: u64, only: Option<u64>) -> anyhow::Result<Vec<Order>> {
     let mut conn = pool.get_conn().await?;
     let mut items: BTreeMap<u64, Vec<OrderItem>> = BTreeMap::new();
+    // A statement per case: one order is a primary-key lookup.
+    let (filter, params): (&str, Vec<mysql_async::Value>) = match only {
+        Some(order_id) => ("AND order_id = ?", vec![sale_id.into(), order_id.into()]),
+        None => ("", vec![sale_id.into()]),
+    };
     let lines: Vec<(u64, u64, u64, u64)> = conn
         .exec(
-            "SELECT order_id, sku, quantity, price FROM order_items WHERE sale_id = ? ORDER BY order_id, sku",
-            (sale_id,),
+            format!(
+                "SELECT order_id, sku, quantity, price FROM order_items WHERE sale_id = ? {filter} \
+                 ORDER BY order_id, sku"
+            ),
+            params.clone(),
         )
         .await?;
     for (order_id, sku, quantity, price) in lines {
@@ -65,12 +83,12 @@ pub async fn orders(pool: &Pool, sale_id: u64) -> anyhow::Result<Vec<Order>> {
         .exec(
             format!(
                 "SELECT order_id, user_id, status, total, discount, to_pay, coupon_id, payment_key, version, {}, {}, {} \
-                 FROM orders WHERE sale_id = ? ORDER BY order_id",
+                 FROM orders WHERE sale_id = ? {filter} ORDER BY order_id",
                 ms("created_at"),
                 ms("expires_at"),
                 ms("updated_at")
             ),
-            (sale_id,),
+            params,
         )
         .await?;
     rows.into_iter()

@@ -257,6 +257,13 @@ impl ApiError {
 /// Redis failures seen by a handler: the client could not reach Redis in time
 /// (503, retry) or something unexpected happened (500, logged). For a read;
 /// a write maps through [`ApiError::write`].
+impl From<crate::retired::Unavailable> for ApiError {
+    fn from(e: crate::retired::Unavailable) -> Self {
+        tracing::warn!(error = %e, "cannot read a retired record");
+        ApiError::Unavailable
+    }
+}
+
 impl From<fred::error::Error> for ApiError {
     fn from(e: fred::error::Error) -> Self {
         use fred::error::ErrorKind::*;

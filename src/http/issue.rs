@@ -8,7 +8,7 @@ use super::{
     error::{ApiError, Write},
     respond::{json, Reply},
 };
-use crate::{app::App, scripts::IssueOutcome, time::rfc3339_ms};
+use crate::{app::App, db::archive::Kind, scripts::IssueOutcome, time::rfc3339_ms};
 
 #[derive(Deserialize)]
 struct IssueRequest {
@@ -40,6 +40,10 @@ pub async fn handle(app: &App, coupon_id: u64, req: Request<Incoming>) -> Result
         IssueOutcome::SoldOut => Err(ApiError::SoldOut(coupon_id)),
         IssueOutcome::NotStarted => Err(ApiError::NotStarted(format!("coupon campaign {coupon_id}"))),
         IssueOutcome::Ended => Err(ApiError::Ended(format!("coupon campaign {coupon_id}"))),
+        // Redis let a retired campaign go: it ended, as Redis would have said.
+        IssueOutcome::Unknown if app.retired.is_retired(Kind::Coupon, coupon_id).await? => {
+            Err(ApiError::Ended(format!("coupon campaign {coupon_id}")))
+        }
         IssueOutcome::Unknown => Err(ApiError::UnknownCoupon(coupon_id)),
     }
 }

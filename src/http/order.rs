@@ -1,5 +1,7 @@
 //! One order: `GET .../orders/{order_id}`, `POST .../confirm` (the payment
-//! gateway's signed callback) and `POST .../cancel`.
+//! gateway's signed callback) and `POST .../cancel`. An order of a sale that
+//! retired (Redis let it go) is answered from MySQL, as Redis would have:
+//! it is paid, cancelled or expired for good.
 
 use hyper::{body::Incoming, header::AUTHORIZATION, HeaderMap, Request, StatusCode};
 use serde::Deserialize;
@@ -10,14 +12,28 @@ use super::{
     order_view::OrderView,
     respond::{json, Reply},
 };
-use crate::{app::App, metrics::METRICS, order::OrderStatus, scripts::ConfirmOutcome};
+use crate::{
+    app::App,
+    metrics::METRICS,
+    order::{Order, OrderStatus},
+    scripts::ConfirmOutcome,
+};
 
 const MAX_PAYMENT_KEY: usize = 128;
 
 pub async fn get(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap) -> Result<Reply, ApiError> {
-    let order = app.sales.order(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))?;
+    if let Some(order) = app.sales.order(sale_id, order_id).await? {
+        app.guard.owner(headers.get(AUTHORIZATION), order.user_id)?;
+        return Ok(json(StatusCode::OK, &OrderView::from(&order)));
+    }
+    let order = retired(app, sale_id, order_id).await?;
     app.guard.owner(headers.get(AUTHORIZATION), order.user_id)?;
-    Ok(json(StatusCode::OK, &OrderView::from(&order)))
+    Ok(json(StatusCode::OK, &OrderView::retired(&order)))
+}
+
+/// The order from MySQL once its sale retired; else it is unknown.
+async fn retired(app: &App, sale_id: u64, order_id: u64) -> Result<Order, ApiError> {
+    app.retired.order(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))
 }
 
 #[derive(Deserialize)]
@@ -54,19 +70,41 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
         ConfirmOutcome::Closed(order) => Err(ApiError::OrderClosed(order.status)),
         ConfirmOutcome::AlreadyPaid(order) => Err(ApiError::AlreadyPaid(order.payment_key.unwrap_or_default())),
         ConfirmOutcome::AmountMismatch { to_pay } => Err(ApiError::AmountMismatch(to_pay)),
-        ConfirmOutcome::UnknownOrder | ConfirmOutcome::Late => Err(ApiError::UnknownOrder(sale_id, order_id)),
+        ConfirmOutcome::Late => Err(ApiError::UnknownOrder(sale_id, order_id)),
+        // What confirm_order.lua answers for an order that is no longer reserved.
+        ConfirmOutcome::UnknownOrder => {
+            let order = retired(app, sale_id, order_id).await?;
+            match order.status {
+                OrderStatus::Paid
+                    if order.payment_key.as_deref() == Some(&body.payment_key) && order.to_pay == body.amount =>
+                {
+                    Ok(json(StatusCode::OK, &OrderView::retired(&order)))
+                }
+                OrderStatus::Paid => Err(ApiError::AlreadyPaid(order.payment_key.unwrap_or_default())),
+                OrderStatus::Reserved => Err(ApiError::UnknownOrder(sale_id, order_id)),
+                closed => Err(ApiError::OrderClosed(closed)),
+            }
+        }
     }
 }
 
 pub async fn cancel(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap) -> Result<Reply, ApiError> {
     if app.guard.auth_on() {
         // Check the owner before changing anything.
-        let order = app.sales.order(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))?;
+        let order = match app.sales.order(sale_id, order_id).await? {
+            Some(order) => order,
+            None => retired(app, sale_id, order_id).await?,
+        };
         app.guard.owner(headers.get(AUTHORIZATION), order.user_id)?;
     }
     let Some(order) = app.sales.cancel(sale_id, order_id).await.map_err(ApiError::write(Write::CancelOrder))? else {
-        METRICS.outcome("cancel_order", "unknown_order");
-        return Err(ApiError::UnknownOrder(sale_id, order_id));
+        let order = retired(app, sale_id, order_id).await;
+        METRICS.outcome("cancel_order", if order.is_ok() { "closed" } else { "unknown_order" });
+        // A retired sale's orders are paid, cancelled or expired for good.
+        return match order?.status {
+            OrderStatus::Reserved => Err(ApiError::UnknownOrder(sale_id, order_id)),
+            closed => Err(ApiError::OrderClosed(closed)),
+        };
     };
     match order.status {
         OrderStatus::Cancelled => {

@@ -21,6 +21,15 @@ pub struct OrderView<'a> {
     created_at: String,
     expires_at: String,
     updated_at: String,
+    /// True when answered from MySQL: the order's sale retired and Redis let it go.
+    retired: bool,
+}
+
+impl<'a> OrderView<'a> {
+    /// An order of a retired sale, as MySQL keeps it.
+    pub fn retired(o: &'a Order) -> Self {
+        OrderView { retired: true, ..OrderView::from(o) }
+    }
 }
 
 impl<'a> From<&'a Order> for OrderView<'a> {
@@ -38,6 +47,7 @@ impl<'a> From<&'a Order> for OrderView<'a> {
             created_at: rfc3339_ms(o.created_at),
             expires_at: rfc3339_ms(o.expires_at),
             updated_at: rfc3339_ms(o.updated_at),
+            retired: false,
         }
     }
 }

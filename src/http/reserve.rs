@@ -15,7 +15,7 @@ use super::{
     order_view::OrderView,
     respond::{json, Reply},
 };
-use crate::{app::App, metrics::METRICS, sales::NewOrder, scripts::ReserveOutcome};
+use crate::{app::App, db::archive::Kind, metrics::METRICS, sales::NewOrder, scripts::ReserveOutcome};
 
 /// Most lines in one order.
 pub const MAX_LINES: usize = 20;
@@ -70,13 +70,27 @@ pub async fn handle(app: &App, sale_id: u64, req: Request<Incoming>) -> Result<R
             Ok(reply)
         }
         ReserveOutcome::IdempotencyMismatch => Err(ApiError::IdempotencyKeyReused),
+        // Redis let a retired sale go: it ended, as Redis would have said.
+        ReserveOutcome::UnknownSale if app.retired.is_retired(Kind::Sale, sale_id).await? => {
+            Err(ApiError::Ended(format!("sale {sale_id}")))
+        }
         ReserveOutcome::UnknownSale => Err(ApiError::UnknownSale(sale_id)),
         ReserveOutcome::NotStarted => Err(ApiError::NotStarted(format!("sale {sale_id}"))),
         ReserveOutcome::Ended => Err(ApiError::Ended(format!("sale {sale_id}"))),
         ReserveOutcome::UnknownSkus(skus) => Err(ApiError::UnknownSkus(skus)),
         ReserveOutcome::SoldOut(skus) => Err(ApiError::SkusSoldOut(skus)),
         ReserveOutcome::LimitExceeded { left } => Err(ApiError::LimitExceeded(left)),
-        ReserveOutcome::CouponUnavailable => Err(ApiError::CouponUnavailable),
+        ReserveOutcome::CouponUnavailable => match body.coupon_id {
+            // Redis let a retired campaign go: an unused coupon of it had expired.
+            Some(coupon) if app.retired.is_retired(Kind::Coupon, coupon).await? => {
+                if app.retired.coupon_unused(coupon, user_id).await? {
+                    Err(ApiError::CouponExpired)
+                } else {
+                    Err(ApiError::CouponUnavailable)
+                }
+            }
+            _ => Err(ApiError::CouponUnavailable),
+        },
         ReserveOutcome::CouponExpired => Err(ApiError::CouponExpired),
     }
 }

@@ -1,4 +1,5 @@
-//! `GET /v1/sales/{sale_id}` — a sale's window, limit and stock as Redis sees it now.
+//! `GET /v1/sales/{sale_id}` — a sale's window, limit and stock as Redis sees
+//! it now, or, once it retired and Redis let it go, as MySQL keeps it.
 
 use hyper::StatusCode;
 use serde::Serialize;
@@ -17,6 +18,8 @@ struct SaleView {
     per_user_limit: u64,
     hold_seconds: u64,
     skus: Vec<SkuView>,
+    /// True when answered from MySQL: the sale retired and Redis let it go.
+    retired: bool,
 }
 
 #[derive(Serialize)]
@@ -29,18 +32,39 @@ struct SkuView {
 }
 
 pub async fn get(app: &App, sale_id: u64) -> Result<Reply, ApiError> {
-    let info = app.sales.info(sale_id).await?.ok_or(ApiError::UnknownSale(sale_id))?;
+    if let Some(info) = app.sales.info(sale_id).await? {
+        let view = SaleView {
+            sale_id,
+            starts_at: rfc3339_ms(info.starts_at),
+            ends_at: (info.ends_at > 0).then(|| rfc3339_ms(info.ends_at)),
+            per_user_limit: info.per_user_limit,
+            hold_seconds: info.hold_ms / 1000,
+            skus: info
+                .skus
+                .iter()
+                .map(|s| SkuView { sku: s.sku, price: s.price, stock: s.stock, remaining: s.remaining })
+                .collect(),
+            retired: false,
+        };
+        return Ok(json(StatusCode::OK, &view));
+    }
+    let (spec, held) = app.retired.sale(sale_id).await?.ok_or(ApiError::UnknownSale(sale_id))?;
     let view = SaleView {
         sale_id,
-        starts_at: rfc3339_ms(info.starts_at),
-        ends_at: (info.ends_at > 0).then(|| rfc3339_ms(info.ends_at)),
-        per_user_limit: info.per_user_limit,
-        hold_seconds: info.hold_ms / 1000,
-        skus: info
+        starts_at: rfc3339_ms(spec.starts_at),
+        ends_at: (spec.ends_at > 0).then(|| rfc3339_ms(spec.ends_at)),
+        per_user_limit: spec.per_user_limit,
+        hold_seconds: spec.hold_ms / 1000,
+        skus: spec
             .skus
             .iter()
-            .map(|s| SkuView { sku: s.sku, price: s.price, stock: s.stock, remaining: s.remaining })
+            .map(|s| {
+                // Redis kept supplied - remaining == units paid orders hold (reconcile checks it).
+                let held = held.iter().find(|(sku, _)| *sku == s.sku).map_or(0, |(_, units)| *units);
+                SkuView { sku: s.sku, price: s.price, stock: s.stock, remaining: s.stock.saturating_sub(held) }
+            })
             .collect(),
+        retired: true,
     };
     Ok(json(StatusCode::OK, &view))
 }

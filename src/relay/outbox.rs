@@ -3,7 +3,7 @@
 //! forgetting entries once Kafka has them.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicUsize, Ordering::Relaxed},
         Arc,
@@ -65,26 +65,35 @@ impl Outbox {
         !self.streams.is_empty()
     }
 
-    /// Picks up campaigns and sales created since the last call and makes sure
-    /// their stream has the relay's group, starting at 0 so no entry is skipped.
+    /// Follows the live campaigns and sales (the registry sets): streams of
+    /// ones created since the last call get the relay's group (from 0, so no
+    /// entry is skipped; only while their meta exists, see `join_outbox.lua`),
+    /// and streams of ones that retired since are no longer read (retirement
+    /// waits until a stream is empty, and deletes it only seconds later).
     pub async fn refresh(&mut self) -> Result<(), Error> {
         let coupons: Vec<u64> = self.redis.smembers(self.keys.coupons()).await?;
         let sales: Vec<u64> = self.redis.smembers(self.keys.sales()).await?;
-        let keys = coupons
+        let live: Vec<(String, String)> = coupons
             .into_iter()
-            .map(|id| self.keys.coupon(id).outbox)
-            .chain(sales.into_iter().map(|id| self.keys.sale(id).outbox));
-        for key in keys.collect::<Vec<_>>() {
-            if self.streams.iter().any(|s| **s == *key) {
+            .map(|id| {
+                let k = self.keys.coupon(id);
+                (k.meta, k.outbox)
+            })
+            .chain(sales.into_iter().map(|id| {
+                let k = self.keys.sale(id);
+                (k.meta, k.outbox)
+            }))
+            .collect();
+        let outboxes: HashSet<&str> = live.iter().map(|(_, outbox)| outbox.as_str()).collect();
+        self.streams.retain(|s| outboxes.contains(&**s));
+        let known: HashSet<Arc<str>> = self.streams.iter().cloned().collect();
+        for (meta, outbox) in &live {
+            if known.contains(outbox.as_str()) {
                 continue;
             }
-            let created: Result<(), Error> = self.redis.xgroup_create(&key, OUTBOX_GROUP, "0", true).await;
-            match created {
-                Ok(()) => {}
-                Err(e) if e.details().starts_with("BUSYGROUP") => {}
-                Err(e) => return Err(e),
+            if self.scripts.join_outbox.call(self.redis.next(), meta, outbox).await? {
+                self.streams.push(outbox.as_str().into());
             }
-            self.streams.push(key.into());
         }
         Ok(())
     }

@@ -16,6 +16,8 @@ pub(super) struct Restored {
     pub coupon_marks: Vec<(u64, u64, String)>,
     /// (expires_at, order id) of every reserved order.
     pub deadlines: Vec<(f64, u64)>,
+    /// (coupon, latest expires_at of a reserved order holding it).
+    pub coupon_held_until: Vec<(u64, u64)>,
     /// The highest order id, where the sequence resumes.
     pub last_order_id: Option<u64>,
 }
@@ -24,11 +26,13 @@ impl Restored {
     pub fn of(sale_id: u64, spec: &SaleSpec, orders: &[Order]) -> Result<Restored, String> {
         let mut held: BTreeMap<u64, u64> = spec.skus.iter().map(|s| (s.sku, 0)).collect();
         let mut bought: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut held_until: BTreeMap<u64, u64> = BTreeMap::new();
         let mut restored = Restored {
             remaining: Vec::new(),
             bought: Vec::new(),
             coupon_marks: Vec::new(),
             deadlines: Vec::new(),
+            coupon_held_until: Vec::new(),
             last_order_id: orders.iter().map(|o| o.order_id).max(),
         };
         for o in orders {
@@ -51,6 +55,10 @@ impl Restored {
             }
             if o.status == crate::order::OrderStatus::Reserved {
                 restored.deadlines.push((o.expires_at as f64, o.order_id));
+                if let Some(coupon) = o.coupon_id {
+                    let until = held_until.entry(coupon).or_default();
+                    *until = (*until).max(o.expires_at);
+                }
             }
         }
         for s in &spec.skus {
@@ -61,6 +69,7 @@ impl Restored {
             restored.remaining.push((s.sku, remaining));
         }
         restored.bought = bought.into_iter().collect();
+        restored.coupon_held_until = held_until.into_iter().collect();
         Ok(restored)
     }
 }
@@ -111,6 +120,7 @@ mod tests {
         assert_eq!(r.bought, vec![(50, 6)]);
         assert_eq!(r.coupon_marks, vec![(9, 50, "7:3".to_string())]);
         assert_eq!(r.deadlines, vec![(1_003.0, 3)]);
+        assert_eq!(r.coupon_held_until, vec![(9, 1_003)]);
         assert_eq!(r.last_order_id, Some(4));
 
         let empty = Restored::of(7, &spec(), &[]).unwrap();

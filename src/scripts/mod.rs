@@ -11,8 +11,10 @@ mod adjust_stock;
 mod confirm_order;
 mod coupon_info;
 mod issue_coupon;
+mod join_outbox;
 mod release_orders;
 mod reserve_order;
+mod retire;
 mod sale_info;
 mod seed_coupon;
 mod seed_sale;
@@ -22,8 +24,10 @@ pub use adjust_stock::{AdjustStock, StockChange};
 pub use confirm_order::{ConfirmOrder, ConfirmOutcome};
 pub use coupon_info::{CouponInfo, CouponInfoScript};
 pub use issue_coupon::{IssueCoupon, IssueOutcome};
-pub use release_orders::ReleaseOrders;
+pub use join_outbox::JoinOutbox;
+pub use release_orders::{Expired, ReleaseOrders};
 pub use reserve_order::{Reservation, ReserveOrder, ReserveOutcome};
+pub use retire::{DropRetired, Dropped, Keep, Owner, Retire, Retired};
 pub use sale_info::{SaleInfo, SaleInfoScript, SkuInfo};
 pub use seed_coupon::{CampaignSpec, SeedCoupon, SeedMode, SeedOutcome};
 pub use seed_sale::{SaleSpec, SeedSale, SkuSpec};
@@ -46,6 +50,9 @@ pub struct Scripts {
     pub sale_info: SaleInfoScript,
     /// The acknowledgement mode the writing scripts follow.
     pub ack: Ack,
+    pub join_outbox: JoinOutbox,
+    pub retire: Retire,
+    pub drop_retired: DropRetired,
 }
 
 impl Scripts {
@@ -63,6 +70,9 @@ impl Scripts {
             adjust_stock: AdjustStock(load(client, include_str!("../../lua/adjust_stock.lua")).await?, ack),
             sale_info: SaleInfoScript(load(client, include_str!("../../lua/sale_info.lua")).await?),
             ack,
+            join_outbox: JoinOutbox(load(client, include_str!("../../lua/join_outbox.lua")).await?),
+            retire: Retire(load(client, include_str!("../../lua/retire.lua")).await?),
+            drop_retired: DropRetired(load(client, include_str!("../../lua/drop_retired.lua")).await?),
         })
     }
 }

@@ -11,7 +11,7 @@ pub struct ReleaseOrders(pub(super) Script, pub(super) Ack);
 
 impl ReleaseOrders {
     fn keys(keys: &SaleKeys) -> Vec<&str> {
-        vec![&keys.stock, &keys.bought, &keys.orders, &keys.deadlines, &keys.outbox]
+        vec![&keys.stock, &keys.bought, &keys.orders, &keys.deadlines, &keys.outbox, &keys.idem, &keys.idem_expiry]
     }
 
     /// The order after the call (its status says what happened: cancelled,
@@ -39,14 +39,15 @@ impl ReleaseOrders {
         }
     }
 
-    /// Expires up to `limit` overdue reservations; returns how many.
+    /// Expires up to `limit` overdue reservations and forgets up to `limit`
+    /// idempotency answers past their expiry; returns how many of each.
     pub async fn expire(
         &self,
         client: &Client,
         keys: &SaleKeys,
         coupon_prefix: &str,
         limit: u64,
-    ) -> Result<u64, Error> {
+    ) -> Result<Expired, Error> {
         let answer: Vec<Value> = self
             .1
             .evalsha(
@@ -56,10 +57,19 @@ impl ReleaseOrders {
                 vec!["expire".to_string(), coupon_prefix.to_string(), limit.to_string()],
             )
             .await?;
-        answer
-            .first()
-            .and_then(int)
-            .map(|n| n.max(0) as u64)
-            .ok_or_else(|| unexpected("release_orders", &Value::Array(answer)))
+        let count = |i: usize| answer.get(i).and_then(int).map(|n| n.max(0) as u64);
+        match (count(0), count(1)) {
+            (Some(released), Some(forgotten)) => Ok(Expired { released, forgotten }),
+            _ => Err(unexpected("release_orders", &Value::Array(answer))),
+        }
     }
+}
+
+/// What one expiry call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    /// Reservations released as expired.
+    pub released: u64,
+    /// Idempotency answers deleted past their expiry.
+    pub forgotten: u64,
 }

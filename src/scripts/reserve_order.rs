@@ -63,12 +63,14 @@ impl ReserveOutcome {
 
 impl ReserveOrder {
     /// Serves `requests` in order in one call; one outcome per request.
+    /// An Idempotency-Key's answer is replayed for `idempotency_ttl_ms`.
     pub async fn call(
         &self,
         client: &Client,
         keys: &SaleKeys,
         sale_id: u64,
         coupon: Option<(u64, &CouponKeys)>,
+        idempotency_ttl_ms: u64,
         requests: &[Reservation],
     ) -> Result<Vec<ReserveOutcome>, Error> {
         let mut k: Vec<&str> = vec![
@@ -81,13 +83,18 @@ impl ReserveOrder {
             &keys.idem,
             &keys.seq,
             &keys.outbox,
+            &keys.idem_expiry,
         ];
         if let Some((_, coupon)) = coupon {
             k.extend([coupon.meta.as_str(), coupon.users.as_str(), coupon.used.as_str()]);
         }
         let lines: usize = requests.iter().map(|r| r.lines.len()).sum();
-        let mut args = Vec::with_capacity(2 + 4 * requests.len() + 2 * lines);
-        args.extend([sale_id.to_string(), coupon.map(|(id, _)| id.to_string()).unwrap_or_default()]);
+        let mut args = Vec::with_capacity(3 + 4 * requests.len() + 2 * lines);
+        args.extend([
+            sale_id.to_string(),
+            coupon.map(|(id, _)| id.to_string()).unwrap_or_default(),
+            idempotency_ttl_ms.to_string(),
+        ]);
         for r in requests {
             let (idem_key, fingerprint) = r.idempotency.clone().unwrap_or_default();
             args.extend([r.user_id.to_string(), idem_key, fingerprint, r.lines.len().to_string()]);

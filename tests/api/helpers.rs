@@ -110,6 +110,7 @@ impl TestApp {
                 sink_idle_wait_ms: 1000,
                 sink_stall_after: 10,
             },
+            retention: RetentionSettings::default(),
             run_sink: true,
         };
         adjust(&mut config);

@@ -132,7 +132,7 @@ fn assert_truthful(what: &str, answers: &BTreeMap<u64, (Answer, Option<u64>)>, h
 async fn sales_of(app: &TestApp) -> Sales {
     let pool = redis::pool(&app.config.redis).await.unwrap();
     let scripts = Arc::new(Scripts::load(pool.next(), Default::default()).await.unwrap());
-    Sales::new(pool, Keys::new(app.config.redis.key_prefix.clone()), scripts)
+    Sales::new(pool, Keys::new(app.config.redis.key_prefix.clone()), scripts, app.config.retention.idempotency_ttl)
 }
 
 async fn coupons_of(app: &TestApp) -> Coupons {

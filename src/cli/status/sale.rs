@@ -4,7 +4,10 @@
 use serde::Serialize;
 
 use crate::{
-    db::{queries, restore},
+    db::{
+        archive::{self, Kind},
+        queries, restore,
+    },
     order::OrderStatus,
     sales::Sales,
 };
@@ -12,8 +15,11 @@ use crate::{
 #[derive(Serialize)]
 pub struct SaleStatus {
     sale_id: u64,
-    /// False when MySQL has the sale and Redis lost it (`stock load` rebuilds it).
+    /// False when MySQL has the sale and Redis does not: it retired (see
+    /// `retired`), or Redis lost it (`stock load` rebuilds it).
     in_redis: bool,
+    /// MySQL holds it as retired.
+    retired: bool,
     outbox_len: u64,
     skus: Vec<SkuStatus>,
     redis_orders: OrderCounts,
@@ -70,6 +76,7 @@ pub async fn of(sales: &Sales, mysql: &mysql_async::Pool, sale_id: u64) -> anyho
         return Ok(SaleStatus {
             sale_id,
             in_redis: false,
+            retired: archive::is_retired(mysql, Kind::Sale, sale_id).await?,
             outbox_len: 0,
             skus,
             redis_orders: OrderCounts::default(),
@@ -91,10 +98,16 @@ pub async fn of(sales: &Sales, mysql: &mysql_async::Pool, sale_id: u64) -> anyho
             held: s.stock.saturating_sub(s.remaining),
         })
         .collect();
-    Ok(SaleStatus { sale_id, in_redis: true, outbox_len: info.outbox_len, skus, redis_orders, mysql_orders })
+    let retired = archive::is_retired(mysql, Kind::Sale, sale_id).await?;
+    Ok(SaleStatus { sale_id, in_redis: true, retired, outbox_len: info.outbox_len, skus, redis_orders, mysql_orders })
 }
 
 pub fn print(s: &SaleStatus) {
+    if !s.in_redis && s.retired {
+        println!("\nsale {}: retired (Redis let it go; MySQL keeps it)", s.sale_id);
+        println!("  orders in MySQL: {}", s.mysql_orders);
+        return;
+    }
     if !s.in_redis {
         println!(
             "\nsale {}: not in Redis (`flashsale stock load --sale {}` rebuilds it from MySQL)",
@@ -103,7 +116,8 @@ pub fn print(s: &SaleStatus) {
         println!("  orders in MySQL: {}", s.mysql_orders);
         return;
     }
-    println!("\nsale {}: outbox {}", s.sale_id, s.outbox_len);
+    let retired = if s.retired { " (retired: its keys go FLASHSALE_RETAIN_AFTER_END after its end)" } else { "" };
+    println!("\nsale {}: outbox {}{retired}", s.sale_id, s.outbox_len);
     println!("  orders in Redis: {}", s.redis_orders);
     println!("  orders in MySQL: {}", s.mysql_orders);
     println!("{:>10} {:>12} {:>10} {:>10} {:>10}", "sku", "price", "supplied", "remaining", "held");
