@@ -246,12 +246,13 @@ async fn run_drill(ack_replicas: u32, drill: Drill, label: &str) -> Outcome {
         assert_eq!(conflicts, vec![0], "{label}: an order id named two orders");
     }
     primary.quit().await.ok();
+    let odd = seen.odd.lock().unwrap().clone();
     Outcome {
         requests: seen.requests.load(Relaxed),
         created: seen.created.load(Relaxed),
         unavailable: seen.unavailable.load(Relaxed),
         server_errors: seen.server_errors.load(Relaxed),
-        odd: seen.odd.lock().unwrap().clone(),
+        odd,
         failover,
         lost,
         mysql_only,
