@@ -6,6 +6,8 @@
 //! Run it once the pipe has drained (`flashsale status` shows no lag):
 //! events still on their way look like rows MySQL lacks.
 
+pub mod wallet;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mysql_async::Pool;

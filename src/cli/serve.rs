@@ -19,6 +19,8 @@ pub struct Args {
     #[command(flatten)]
     sink: SinkSettings,
     #[command(flatten)]
+    wallet: WalletSettings,
+    #[command(flatten)]
     toggle: SinkToggle,
 }
 
@@ -34,6 +36,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         kafka: args.kafka,
         relay: args.relay,
         sink: args.sink,
+        wallet: args.wallet,
         run_sink: args.toggle.enabled(),
     };
     app::serve(listener, config, super::on_signal()).await

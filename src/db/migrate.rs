@@ -12,6 +12,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (3, "0003_order_conflicts", include_str!("../../sql/0003_order_conflicts.sql")),
     (4, "0004_utf8mb4", include_str!("../../sql/0004_utf8mb4.sql")),
     (5, "0005_sink_stalls", include_str!("../../sql/0005_sink_stalls.sql")),
+    (7, "0007_wallets", include_str!("../../sql/0007_wallets.sql")),
 ];
 
 /// Returns the names of the migrations applied by this call.

@@ -4,8 +4,10 @@
 //! utf8mb4 so any string (4-byte UTF-8 included) arrives as it was sent.
 
 mod migrate;
+pub mod mine;
 pub mod queries;
 pub mod restore;
+pub mod wallet;
 
 pub use migrate::migrate;
 

@@ -46,6 +46,9 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
             format!("`payment_key` must be 1 to {MAX_PAYMENT_KEY} characters"),
         ));
     }
+    if body.payment_key == "wallet" {
+        return Err(ApiError::BadRequest("invalid_field", "`payment_key` \"wallet\" names wallet payments".into()));
+    }
     let outcome = app.sales.confirm(sale_id, order_id, body.amount, &body.payment_key).await;
     let outcome = outcome.map_err(ApiError::write(Write::ConfirmOrder))?;
     METRICS.outcome("confirm_order", outcome.name());
@@ -53,6 +56,7 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
         ConfirmOutcome::Paid(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
         ConfirmOutcome::Closed(order) => Err(ApiError::OrderClosed(order.status)),
         ConfirmOutcome::AlreadyPaid(order) => Err(ApiError::AlreadyPaid(order.payment_key.unwrap_or_default())),
+        ConfirmOutcome::Paying => Err(ApiError::PaymentInProgress),
         ConfirmOutcome::AmountMismatch { to_pay } => Err(ApiError::AmountMismatch(to_pay)),
         ConfirmOutcome::UnknownOrder | ConfirmOutcome::Late => Err(ApiError::UnknownOrder(sale_id, order_id)),
     }
@@ -69,6 +73,11 @@ pub async fn cancel(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap)
         return Err(ApiError::UnknownOrder(sale_id, order_id));
     };
     match order.status {
+        // Left alone: a wallet payment holds it.
+        OrderStatus::Reserved => {
+            METRICS.outcome("cancel_order", "closed");
+            Err(ApiError::PaymentInProgress)
+        }
         OrderStatus::Cancelled => {
             METRICS.outcome("cancel_order", "cancelled");
             Ok(json(StatusCode::OK, &OrderView::from(&order)))

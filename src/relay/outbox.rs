@@ -13,8 +13,8 @@ use std::{
 use fred::prelude::*;
 
 use crate::{
-    events::{CouponIssued, Event, OrderChanged},
-    keys::{Keys, OUTBOX_GROUP},
+    events::{CouponIssued, Event, OrderChanged, WalletChanged},
+    keys::{Keys, OUTBOX_GROUP, WALLET_SHARDS},
     order::Order,
     scripts::Scripts,
 };
@@ -73,7 +73,9 @@ impl Outbox {
         let keys = coupons
             .into_iter()
             .map(|id| self.keys.coupon(id).outbox)
-            .chain(sales.into_iter().map(|id| self.keys.sale(id).outbox));
+            .chain(sales.into_iter().map(|id| self.keys.sale(id).outbox))
+            // A fixed set of streams, one per wallet shard, however many users.
+            .chain((0..WALLET_SHARDS).map(|shard| self.keys.wallets(shard).outbox));
         for key in keys.collect::<Vec<_>>() {
             if self.streams.iter().any(|s| **s == *key) {
                 continue;
@@ -163,6 +165,14 @@ impl Outbox {
             let orders = entry_orders(fields)?;
             let events = orders.into_iter().enumerate().map(|(nth, order)| {
                 Event::Order(OrderChanged { event_id: OrderChanged::event_id(sale_id, id, nth), order })
+            });
+            return Some(events.collect());
+        }
+        if let Some(shard) = self.keys.wallet_shard_of_outbox(stream) {
+            let changes = serde_json::from_str::<Vec<WalletChanged>>(fields.get("events")?).ok()?;
+            let events = changes.into_iter().enumerate().map(|(nth, mut change)| {
+                change.event_id = WalletChanged::event_id(shard, id, nth);
+                Event::Wallet(change)
             });
             return Some(events.collect());
         }

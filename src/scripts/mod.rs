@@ -10,22 +10,26 @@ mod adjust_stock;
 mod confirm_order;
 mod coupon_info;
 mod issue_coupon;
+mod pay_order;
 mod release_orders;
 mod reserve_order;
 mod sale_info;
 mod seed_coupon;
 mod seed_sale;
+mod wallet_apply;
 
 pub use ack_outbox::AckOutbox;
 pub use adjust_stock::{AdjustStock, StockChange};
 pub use confirm_order::{ConfirmOrder, ConfirmOutcome};
 pub use coupon_info::{CouponInfo, CouponInfoScript};
 pub use issue_coupon::{IssueCoupon, IssueOutcome};
+pub use pay_order::{HoldOutcome, PayHold, PaySettle, SettleOutcome};
 pub use release_orders::ReleaseOrders;
 pub use reserve_order::{Reservation, ReserveOrder, ReserveOutcome};
 pub use sale_info::{SaleInfo, SaleInfoScript, SkuInfo};
 pub use seed_coupon::{CampaignSpec, SeedCoupon, SeedMode, SeedOutcome};
 pub use seed_sale::{SaleSpec, SeedSale, SkuSpec};
+pub use wallet_apply::{Charged, Debited, WalletApply, WalletOp, WalletOutcome};
 
 use fred::{prelude::*, types::scripts::Script};
 
@@ -41,6 +45,9 @@ pub struct Scripts {
     pub release_orders: ReleaseOrders,
     pub adjust_stock: AdjustStock,
     pub sale_info: SaleInfoScript,
+    pub pay_hold: PayHold,
+    pub pay_settle: PaySettle,
+    pub wallet_apply: WalletApply,
 }
 
 impl Scripts {
@@ -56,6 +63,9 @@ impl Scripts {
             release_orders: ReleaseOrders(load(client, include_str!("../../lua/release_orders.lua")).await?),
             adjust_stock: AdjustStock(load(client, include_str!("../../lua/adjust_stock.lua")).await?),
             sale_info: SaleInfoScript(load(client, include_str!("../../lua/sale_info.lua")).await?),
+            pay_hold: PayHold(load(client, include_str!("../../lua/pay_hold.lua")).await?),
+            pay_settle: PaySettle(load(client, include_str!("../../lua/pay_settle.lua")).await?),
+            wallet_apply: WalletApply(load(client, include_str!("../../lua/wallet_apply.lua")).await?),
         })
     }
 }
