@@ -2,6 +2,7 @@
 --
 -- KEYS[1] orders  [2] deadlines  [3] outbox  (the sale's keys)
 -- KEYS[4] ranking bucket of the current hour (zset sku -> paid orders)
+-- KEYS[5] paying (orders held by a wallet payment under way)
 -- ARGV[1] order id  ARGV[2] amount paid  ARGV[3] payment key  ARGV[4] bucket TTL (s)
 --
 -- Returns {'paid', order_json} (also when it already was, by this same payment:
@@ -9,7 +10,8 @@
 --   payment: the gateway must refund this one)
 --   | {'cancelled' | 'expired', order_json} | {'late', order_json} (reserved but past
 --   its deadline: the caller releases it as expired) | {'amount_mismatch', to_pay}
---   | {'unknown_order'}
+--   | {'unknown_order'} | {'paying', order_json} (a wallet payment holds it)
+-- An order paid by a wallet (payment_key 'wallet') takes no gateway payment.
 -- Paying only before the deadline and expiring only after it gives a confirm
 -- racing the expiry exactly one winner.
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -18,13 +20,16 @@ if not raw then
 end
 local order = cjson.decode(raw)
 if order.status == 'paid' then
-  if order.payment_key == ARGV[3] and tonumber(ARGV[2]) == order.to_pay then
+  if order.payment_key == ARGV[3] and ARGV[3] ~= 'wallet' and tonumber(ARGV[2]) == order.to_pay then
     return {'paid', raw}
   end
   return {'already_paid', raw}
 end
 if order.status ~= 'reserved' then
   return {order.status, raw}
+end
+if redis.call('ZSCORE', KEYS[5], ARGV[1]) then
+  return {'paying', raw}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

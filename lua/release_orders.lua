@@ -1,7 +1,7 @@
 -- release_orders.lua: cancel one reserved order, or expire every overdue one.
 --
 -- KEYS[1] stock  [2] bought  [3] orders  [4] deadlines  [5] outbox
--- KEYS[6] idem  [7] idem_expiry  (the sale's keys)
+-- KEYS[6] idem  [7] idem_expiry  [8] paying  (the sale's keys)
 -- ARGV[1] mode: 'cancel' or 'expire'
 -- ARGV[2] coupon key prefix, e.g. 'fs:{coupon:' (the coupon id and '}:used' / '}:meta' are appended)
 -- ARGV[3] order id (cancel) or most orders to expire in this call (expire)
@@ -11,6 +11,10 @@
 -- e.g. after the sale was replaced, is not this order's to free), sets the status, bumps the order's version and appends it to the outbox.
 -- A reserved order past its deadline is released as 'expired' whichever mode
 -- found it, so a cancel, a confirm and the expiry task never disagree.
+--
+-- An order a wallet payment holds (KEYS[8]) is left alone: cancel answers it
+-- unchanged, still 'reserved' (the service tells the caller a payment is under
+-- way); the expiry never meets one (holding takes it off the deadlines).
 --
 -- cancel returns {status, order_json} with the status after the call
 --   ('cancelled', or 'paid' / 'expired' when it was already so) | {'unknown_order'}
@@ -27,7 +31,7 @@ local function release(id, status)
     return nil
   end
   local order = cjson.decode(raw)
-  if order.status ~= 'reserved' then
+  if order.status ~= 'reserved' or redis.call('ZSCORE', KEYS[8], id) then
     return order, raw, false
   end
   if now >= order.expires_at then

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use crate::{
     config::{
         HttpSettings, KafkaSettings, MysqlSettings, RedisSettings, RelaySettings, RetentionSettings, SinkSettings,
+        WalletSettings,
     },
     coupons::Coupons,
     http, kafka,
@@ -23,6 +24,7 @@ use crate::{
     scripts::Scripts,
     shutdown::Shutdown,
     sink::{Sink, SinkHealth},
+    wallet::{pay::Payments, Wallets},
 };
 
 /// What the HTTP handlers share.
@@ -30,6 +32,11 @@ pub struct App {
     pub guard: http::Guard,
     pub coupons: Coupons,
     pub sales: Sales,
+    pub wallets: Wallets,
+    pub payments: Payments,
+    /// For the routes served from MySQL (histories, "mine" views).
+    pub mysql: mysql_async::Pool,
+    pub mine: crate::mine::Mine,
     pub probes: Probes,
     /// Campaigns, sales and orders Redis let go, from MySQL.
     pub retired: crate::retired::RetiredRecords,
@@ -48,6 +55,7 @@ pub struct ServeConfig {
     pub relay: RelaySettings,
     pub sink: SinkSettings,
     pub retention: RetentionSettings,
+    pub wallet: WalletSettings,
     pub run_sink: bool,
 }
 
@@ -56,6 +64,7 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
     crate::panics::install_hook();
     // First, so a bad JWT key stops the start before any connection is made.
     let guard = http::Guard::new(&config.http)?;
+    config.wallet.check()?;
     // The ops listener first: a taken port fails start-up before anything runs.
     let ops = match config.http.metrics_listen {
         Some(addr) => Some(
@@ -82,6 +91,9 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
         config.retention.retain_after_end,
     );
     tasks.spawn(crate::expiry::run(sales.clone(), retirer, shutdown.clone()));
+    let wallets = Wallets::new(redis.clone(), keys.clone(), scripts.clone(), config.wallet.clone());
+    let payments = Payments::new(redis.clone(), keys.clone(), scripts.clone(), sales.clone(), wallets.clone());
+    tasks.spawn(crate::wallet::recovery::run(payments.clone(), shutdown.clone()));
     // Shared by the sink's tasks (on the pipe's thread) and /readyz.
     let sink_health = config.run_sink.then(|| Arc::new(SinkHealth::default()));
     let pipe =
@@ -89,8 +101,12 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
 
     let app = Arc::new(App {
         guard,
-        coupons: Coupons::new(redis.clone(), keys, scripts),
+        coupons: Coupons::new(redis.clone(), keys.clone(), scripts),
         sales,
+        wallets,
+        payments,
+        mysql: mysql.clone(),
+        mine: crate::mine::Mine::new(redis.clone(), keys.clone(), mysql.clone()),
         probes: Probes::new(redis.clone(), mysql.clone(), kafka, sink_health),
         retired: crate::retired::RetiredRecords::new(mysql.clone()),
         http: config.http.clone(),

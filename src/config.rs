@@ -66,6 +66,9 @@ pub struct KafkaSettings {
     /// Topic that carries order events (reserved, paid, cancelled, expired).
     #[arg(long, env = "FLASHSALE_ORDER_TOPIC", default_value = "order-events")]
     pub order_topic: String,
+    /// Topic that carries wallet events (charges and payments).
+    #[arg(long, env = "FLASHSALE_WALLET_TOPIC", default_value = "wallet-events")]
+    pub wallet_topic: String,
     /// Partitions of each topic when this service creates it (an existing topic keeps its own).
     #[arg(long, env = "FLASHSALE_KAFKA_PARTITIONS", default_value_t = 4)]
     pub kafka_partitions: i32,
@@ -149,6 +152,68 @@ pub struct HttpSettings {
     #[arg(long, env = "FLASHSALE_JWT_LEEWAY_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(..=3600))]
     pub jwt_leeway_secs: u64,
+}
+
+/// Largest amount a wallet setting may name: 2^53 - 1 minor units, exact in
+/// a Lua number (the wallet scripts' arithmetic).
+const MAX_WALLET_AMOUNT: u64 = (1 << 53) - 1;
+
+/// Wallets: charge limits, whether a charge must be signed, and how long a
+/// payment's hold and its records last.
+#[derive(Args, Clone, Debug)]
+pub struct WalletSettings {
+    /// Smallest charge, in minor units (smaller: 400 `invalid_amount`).
+    #[arg(long, env = "FLASHSALE_WALLET_MIN_CHARGE", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_WALLET_AMOUNT))]
+    pub wallet_min_charge: u64,
+    /// Largest charge, in minor units (larger: 400 `invalid_amount`).
+    #[arg(long, env = "FLASHSALE_WALLET_MAX_CHARGE", default_value_t = 10_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_WALLET_AMOUNT))]
+    pub wallet_max_charge: u64,
+    /// Most a wallet may hold, in minor units (a charge past it: 422 `balance_limit_exceeded`).
+    #[arg(long, env = "FLASHSALE_WALLET_MAX_BALANCE", default_value_t = 100_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_WALLET_AMOUNT))]
+    pub wallet_max_balance: u64,
+    /// A charge is believed only with a valid `Flashsale-Signature` made with
+    /// FLASHSALE_PAYMENT_SECRET (in production a charge is a gateway payment).
+    #[arg(long, env = "FLASHSALE_WALLET_CHARGE_SIGNED", default_value_t = false, action = ArgAction::Set)]
+    pub wallet_charge_signed: bool,
+    /// How long a wallet payment holds its order before the recovery pass
+    /// settles it (a payment interrupted between its steps, e.g. by a crash).
+    #[arg(long, env = "FLASHSALE_WALLET_HOLD_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub wallet_hold_ms: u64,
+    /// How long a charge's Idempotency-Key and a payment's debit record are
+    /// kept (a replay within it answers the first charge).
+    #[arg(long, env = "FLASHSALE_WALLET_KEEP_SECS", default_value_t = 7 * 86_400,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub wallet_keep_secs: u64,
+}
+
+impl Default for WalletSettings {
+    fn default() -> Self {
+        WalletSettings {
+            wallet_min_charge: 1_000,
+            wallet_max_charge: 10_000_000,
+            wallet_max_balance: 100_000_000,
+            wallet_charge_signed: false,
+            wallet_hold_ms: 10_000,
+            wallet_keep_secs: 7 * 86_400,
+        }
+    }
+}
+
+impl WalletSettings {
+    /// Settings that contradict each other stop the start.
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.wallet_min_charge <= self.wallet_max_charge,
+            "FLASHSALE_WALLET_MIN_CHARGE ({}) is above FLASHSALE_WALLET_MAX_CHARGE ({})",
+            self.wallet_min_charge,
+            self.wallet_max_charge
+        );
+        Ok(())
+    }
 }
 
 /// What `flashsale token` needs to mint a token the service accepts.

@@ -16,6 +16,56 @@ pub enum Event {
     /// An order reached a new state (reserved, paid, cancelled, expired):
     /// the whole order as it is after the change.
     Order(OrderChanged),
+    /// A wallet's balance changed: a charge or a payment.
+    Wallet(WalletChanged),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WalletKind {
+    /// Money in (`amount` added).
+    Charge,
+    /// An order paid from the wallet (`amount` taken).
+    Payment,
+}
+
+impl WalletKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WalletKind::Charge => "charge",
+            WalletKind::Payment => "payment",
+        }
+    }
+}
+
+/// One change of one wallet, as `wallet_apply.lua` writes it to the outbox
+/// (without `event_id`, which the relay adds).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletChanged {
+    /// `w<shard>-<outbox entry id>`, then `-<n>` for the entry's n-th change
+    /// after its first (an entry holds one script call's changes).
+    #[serde(default)]
+    pub event_id: String,
+    pub user_id: u64,
+    pub kind: WalletKind,
+    /// Minor units, always positive; `kind` says which way.
+    pub amount: u64,
+    pub balance_after: u64,
+    /// The wallet's version after the change: 1 for its first change, +1 per change.
+    pub version: u64,
+    #[serde(default)]
+    pub sale_id: Option<u64>,
+    #[serde(default)]
+    pub order_id: Option<u64>,
+    /// Milliseconds since the epoch, Redis clock.
+    pub at: u64,
+}
+
+impl WalletChanged {
+    /// The id of the `nth` (from 0) change of outbox entry `entry_id` of wallet shard `shard`.
+    pub fn event_id(shard: u64, entry_id: &str, nth: usize) -> String {
+        entry_event_id('w', shard, entry_id, nth)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +118,7 @@ impl Event {
         match self {
             Event::CouponIssued(e) => e.coupon_id,
             Event::Order(e) => e.order.sale_id,
+            Event::Wallet(e) => e.user_id,
         }
     }
 
@@ -76,6 +127,7 @@ impl Event {
         match self {
             Event::CouponIssued(e) => e.issued_at,
             Event::Order(e) => e.order.updated_at,
+            Event::Wallet(e) => e.at,
         }
     }
 
@@ -113,6 +165,23 @@ mod tests {
         let json = e.to_json();
         assert!(String::from_utf8_lossy(&json).contains(r#""type":"coupon_issued""#));
         assert_eq!(Event::from_json(&json).unwrap(), e);
+    }
+
+    #[test]
+    fn a_wallet_entry_as_lua_writes_it_decodes_and_round_trips() {
+        let lua = r#"{"user_id":18446744073709551615,"kind":"payment","amount":900,"balance_after":100,"version":3,"sale_id":7,"order_id":1700000000000001,"at":1700000000123}"#;
+        let mut change: WalletChanged = serde_json::from_str(lua).unwrap();
+        assert_eq!(
+            (change.user_id, change.kind, change.order_id),
+            (u64::MAX, WalletKind::Payment, Some(1700000000000001))
+        );
+        change.event_id = WalletChanged::event_id(15, "1-0", 2);
+        assert_eq!(change.event_id, "w15-1-0-2");
+        let charge = r#"{"user_id":5,"kind":"charge","amount":900,"balance_after":900,"version":1,"sale_id":null,"order_id":null,"at":1}"#;
+        assert_eq!(serde_json::from_str::<WalletChanged>(charge).unwrap().sale_id, None);
+        let e = Event::Wallet(change);
+        assert_eq!(Event::from_json(&e.to_json()).unwrap(), e);
+        assert_eq!(e.key(), u64::MAX);
     }
 
     #[test]

@@ -83,14 +83,15 @@ pub async fn partition_clients(
     Ok(out)
 }
 
-/// The partitions of both event topics.
+/// The partitions of the event topics.
 pub struct Topics {
     pub coupons: Vec<Arc<PartitionClient>>,
     pub orders: Vec<Arc<PartitionClient>>,
+    pub wallets: Vec<Arc<PartitionClient>>,
 }
 
 impl Topics {
-    /// Makes sure both topics exist and opens a client per partition.
+    /// Makes sure every topic exists and opens a client per partition.
     pub async fn open(client: &Client, settings: &KafkaSettings) -> anyhow::Result<Topics> {
         let open = |topic: String| async move {
             let n = ensure_topic(client, &topic, settings).await?;
@@ -98,7 +99,8 @@ impl Topics {
         };
         let coupons = open(settings.coupon_topic.clone()).await?;
         let orders = open(settings.order_topic.clone()).await?;
-        Ok(Topics { coupons, orders })
+        let wallets = open(settings.wallet_topic.clone()).await?;
+        Ok(Topics { coupons, orders, wallets })
     }
 
     /// The partitions an event goes to.
@@ -106,10 +108,11 @@ impl Topics {
         match event {
             crate::events::Event::CouponIssued(_) => &self.coupons,
             crate::events::Event::Order(_) => &self.orders,
+            crate::events::Event::Wallet(_) => &self.wallets,
         }
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Arc<PartitionClient>> {
-        self.coupons.iter().chain(self.orders.iter())
+        self.coupons.iter().chain(self.orders.iter()).chain(self.wallets.iter())
     }
 }

@@ -21,6 +21,7 @@
 //! | `P{sale:ID}:idem_expiry`     | zset   | `user:key` by when its answer expires (ms)        |
 //! | `P{sale:ID}:seq`             | string | last order id                                     |
 //! | `P{sale:ID}:outbox`          | stream | order events not yet acknowledged by Kafka        |
+//! | `P{sale:ID}:paying`          | zset   | order id -> deadline of its wallet payment's hold |
 //! | `Psales`                     | set    | ids of live sales (the relay's and expiry task's list) |
 //! | `Pretiring`                  | zset   | `coupon:ID` / `sale:ID` retired, by when its keys go (ms) |
 //! | `Prank:products:H`           | zset   | sku -> paid orders in hour H (since the epoch)    |
@@ -29,6 +30,18 @@
 //! `retire`) once it has ended and every event of it is in MySQL: it leaves
 //! `Pcoupons` / `Psales` for `Pretiring`, and its keys are deleted at once
 //! when their time comes.
+//!
+//! Wallets live in [`WALLET_SHARDS`] shards, user `U` in shard `U % WALLET_SHARDS`;
+//! each shard is one hash tag `{wallets:S}`, so one script call serves many
+//! users of a shard and the relay reads a fixed set of outbox streams:
+//!
+//! | key                          | type   | holds                                             |
+//! |------------------------------|--------|---------------------------------------------------|
+//! | `P{wallets:S}:balances`      | hash   | user -> `balance:version:updated_at` (ms)         |
+//! | `P{wallets:S}:idem`          | hash   | `user:key` -> charge fingerprint and first answer |
+//! | `P{wallets:S}:pays`          | hash   | `user:sale:order:attempt` -> debit made, or void  |
+//! | `P{wallets:S}:aged`          | zset   | `i:`/`p:` + an idem/pays field, by time written   |
+//! | `P{wallets:S}:outbox`        | stream | wallet events not yet acknowledged by Kafka       |
 //!
 //! `P` is the configured prefix (`FLASHSALE_KEY_PREFIX`, default `fs:`).
 
@@ -64,6 +77,8 @@ pub struct SaleKeys {
     pub seq: String,
     pub outbox: String,
     pub idem_expiry: String,
+    /// Orders held by a wallet payment under way (see `wallet`).
+    pub paying: String,
 }
 
 impl CouponKeys {
@@ -75,7 +90,7 @@ impl CouponKeys {
 
 impl SaleKeys {
     /// Every key of the sale.
-    pub fn all(&self) -> [&str; 11] {
+    pub fn all(&self) -> [&str; 12] {
         [
             &self.meta,
             &self.prices,
@@ -88,8 +103,23 @@ impl SaleKeys {
             &self.seq,
             &self.outbox,
             &self.idem_expiry,
+            &self.paying,
         ]
     }
+}
+
+/// Wallet shards: fixed forever (a user's shard is `user % WALLET_SHARDS`;
+/// changing it would lose every wallet).
+pub const WALLET_SHARDS: u64 = 16;
+
+/// The keys of one wallet shard, in the order `wallet_apply.lua` takes them.
+#[derive(Clone, Debug)]
+pub struct WalletKeys {
+    pub balances: String,
+    pub idem: String,
+    pub pays: String,
+    pub aged: String,
+    pub outbox: String,
 }
 
 impl Keys {
@@ -127,7 +157,29 @@ impl Keys {
             seq: format!("{tag}:seq"),
             outbox: format!("{tag}:outbox"),
             idem_expiry: format!("{tag}:idem_expiry"),
+            paying: format!("{tag}:paying"),
         }
+    }
+
+    /// The shard a user's wallet lives in.
+    pub fn wallet_shard(user_id: u64) -> u64 {
+        user_id % WALLET_SHARDS
+    }
+
+    pub fn wallets(&self, shard: u64) -> WalletKeys {
+        let tag = format!("{}{{wallets:{shard}}}", self.prefix);
+        WalletKeys {
+            balances: format!("{tag}:balances"),
+            idem: format!("{tag}:idem"),
+            pays: format!("{tag}:pays"),
+            aged: format!("{tag}:aged"),
+            outbox: format!("{tag}:outbox"),
+        }
+    }
+
+    /// The wallet shard an outbox key belongs to.
+    pub fn wallet_shard_of_outbox(&self, key: &str) -> Option<u64> {
+        key.strip_prefix(&self.prefix)?.strip_prefix("{wallets:")?.strip_suffix("}:outbox")?.parse().ok()
     }
 
     /// The set of live sale ids.
@@ -179,5 +231,9 @@ mod tests {
         assert_eq!(s.meta, "t1:{sale:7}:meta");
         assert_eq!(keys.sale_of_outbox(&s.outbox), Some(7));
         assert_eq!(keys.coupon_of_outbox(&s.outbox), None);
+        let w = keys.wallets(Keys::wallet_shard(35));
+        assert_eq!(w.balances, "t1:{wallets:3}:balances");
+        assert_eq!(keys.wallet_shard_of_outbox(&w.outbox), Some(3));
+        assert_eq!(keys.sale_of_outbox(&w.outbox), None);
     }
 }

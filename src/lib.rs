@@ -22,6 +22,9 @@
 //! - [`durability`]: what an answer waits for (replicas' `WAIT`, the AOF's fsync), so a
 //!   failover cannot take back what a client was told.
 //! - [`app`]: start-up; [`cli`]: the `flashsale` command line; [`config`]: every setting.
+//! - [`wallet`]: wallets (charges, debits) and paying orders from them, both
+//!   or neither across the sale's and the wallet's Redis slots, with a recovery pass.
+//! - [`mine`]: what one user holds (coupons, orders), MySQL merged with live Redis state.
 //! - [`signature`]: the payment gateway's `Flashsale-Signature` (HMAC-SHA256 webhook scheme).
 //! - [`panics`]: the hook that counts and logs every panic.
 //! - [`probes`]: readiness; [`shutdown`]: one signal for every task; [`time`]: clocks and formats.
@@ -40,6 +43,7 @@ pub mod http;
 pub mod kafka;
 pub mod keys;
 pub mod metrics;
+pub mod mine;
 pub mod order;
 pub mod panics;
 pub mod pipe;
@@ -56,3 +60,4 @@ pub mod signature;
 pub mod sink;
 pub mod soldout;
 pub mod time;
+pub mod wallet;

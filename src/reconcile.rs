@@ -9,6 +9,8 @@
 //! A campaign or sale that retired and whose keys Redis let go is MySQL's
 //! alone: there is nothing to compare, and its report says so (no drift).
 
+pub mod wallet;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mysql_async::Pool;

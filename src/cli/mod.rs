@@ -11,6 +11,7 @@ mod sink;
 mod status;
 mod stock;
 mod token;
+mod wallet;
 
 use clap::{Parser, Subcommand};
 
@@ -50,6 +51,9 @@ pub enum Command {
     Payment(payment::Command),
     /// Print a user token signed with FLASHSALE_JWT_SECRET (for auth-on setups).
     Token(token::Args),
+    /// Wallets: show one's balance (Redis) and history (MySQL).
+    #[command(subcommand)]
+    Wallet(wallet::Command),
     /// Show Redis stock, outbox, Kafka offsets, sink lag and stalls, and MySQL rows.
     Status(status::Args),
 }
@@ -67,6 +71,7 @@ impl Cli {
             Command::Token(args) => token::run(args).await,
             Command::Payment(cmd) => payment::run(cmd),
             Command::Stock(cmd) => stock::run(cmd).await,
+            Command::Wallet(cmd) => wallet::run(cmd).await,
         }
     }
 }
@@ -99,6 +104,8 @@ struct Context {
     mysql: mysql_async::Pool,
     coupons: crate::coupons::Coupons,
     sales: crate::sales::Sales,
+    keys: crate::keys::Keys,
+    scripts: std::sync::Arc<crate::scripts::Scripts>,
 }
 
 impl Context {
@@ -115,13 +122,25 @@ impl Context {
             // The CLI reserves nothing: the default TTL is never used.
             sales: crate::sales::Sales::new(
                 pool.clone(),
-                keys,
-                scripts,
+                keys.clone(),
+                scripts.clone(),
                 crate::config::RetentionSettings::default().idempotency_ttl,
             ),
+            keys,
+            scripts,
             redis: pool,
             mysql: crate::db::pool(mysql)?,
         })
+    }
+
+    /// The wallets (reads only: the ops commands never change one).
+    fn wallets(&self) -> crate::wallet::Wallets {
+        crate::wallet::Wallets::new(
+            self.redis.clone(),
+            self.keys.clone(),
+            self.scripts.clone(),
+            crate::config::WalletSettings::default(),
+        )
     }
 
     async fn close(self) -> anyhow::Result<()> {

@@ -26,10 +26,10 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let ctx = super::Context::connect(&args.redis, &args.mysql).await?;
-    let (coupons, sales) = match (args.coupon, args.sale) {
-        (Some(c), _) => (vec![c], vec![]),
-        (_, Some(s)) => (vec![], vec![s]),
-        _ => (ctx.coupons.ids().await?, ctx.sales.ids().await?),
+    let (coupons, sales, wallets) = match (args.coupon, args.sale) {
+        (Some(c), _) => (vec![c], vec![], false),
+        (_, Some(s)) => (vec![], vec![s], false),
+        _ => (ctx.coupons.ids().await?, ctx.sales.ids().await?, true),
     };
     let mut reports = Vec::new();
     for id in coupons {
@@ -37,6 +37,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     for id in sales {
         reports.push(reconcile::sale(&ctx.sales, &ctx.mysql, id, args.repair).await?);
+    }
+    if wallets {
+        reports.push(reconcile::wallet::wallets(&ctx.wallets(), &ctx.mysql).await?);
     }
     let drift: usize = reports.iter().map(Report::drift).sum();
     for r in &reports {

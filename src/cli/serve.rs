@@ -20,6 +20,7 @@ pub struct Args {
     sink: SinkSettings,
     #[command(flatten)]
     retention: RetentionSettings,
+    wallet: WalletSettings,
     #[command(flatten)]
     toggle: SinkToggle,
 }
@@ -37,6 +38,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         relay: args.relay,
         sink: args.sink,
         retention: args.retention,
+        wallet: args.wallet,
         run_sink: args.toggle.enabled(),
     };
     app::serve(listener, config, super::on_signal()).await

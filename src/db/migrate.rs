@@ -13,6 +13,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (4, "0004_utf8mb4", include_str!("../../sql/0004_utf8mb4.sql")),
     (5, "0005_sink_stalls", include_str!("../../sql/0005_sink_stalls.sql")),
     (6, "0006_retirement", include_str!("../../sql/0006_retirement.sql")),
+    (7, "0007_wallets", include_str!("../../sql/0007_wallets.sql")),
 ];
 
 /// Returns the names of the migrations applied by this call.

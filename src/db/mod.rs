@@ -5,8 +5,10 @@
 
 pub mod archive;
 mod migrate;
+pub mod mine;
 pub mod queries;
 pub mod restore;
+pub mod wallet;
 
 pub use migrate::migrate;
 

@@ -47,6 +47,13 @@ pub enum ApiError {
     /// The order was paid by another payment (its key is answered: refund the new one).
     #[error("the order is already paid by another payment; refund this one")]
     AlreadyPaid(String),
+    #[error("the wallet holds {balance}, less than the {to_pay} to pay; nothing was taken")]
+    InsufficientBalance { balance: u64, to_pay: u64 },
+    /// A charge would take the balance past FLASHSALE_WALLET_MAX_BALANCE; `left` more fits.
+    #[error("the charge would take the balance past its maximum; at most {0} more can be charged")]
+    BalanceLimitExceeded(u64),
+    #[error("a wallet payment of this order is under way; retry shortly")]
+    PaymentInProgress,
     #[error("the Flashsale-Signature header is missing, malformed, stale or does not match the body")]
     InvalidSignature,
     #[error("payment callbacks are not accepted: the service has no FLASHSALE_PAYMENT_SECRET")]
@@ -88,9 +95,13 @@ impl ApiError {
             | ApiError::CouponUnavailable
             | ApiError::CouponExpired
             | ApiError::OrderClosed(_)
-            | ApiError::AlreadyPaid(_) => StatusCode::CONFLICT,
+            | ApiError::AlreadyPaid(_)
+            | ApiError::PaymentInProgress => StatusCode::CONFLICT,
+            ApiError::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::SoldOut(_) | ApiError::SkusSoldOut(_) => StatusCode::GONE,
-            ApiError::IdempotencyKeyReused | ApiError::AmountMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::IdempotencyKeyReused | ApiError::AmountMismatch(_) | ApiError::BalanceLimitExceeded(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::NotStarted(_) | ApiError::Ended(_) | ApiError::PaymentsNotConfigured => StatusCode::FORBIDDEN,
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -121,6 +132,9 @@ impl ApiError {
             ApiError::OrderClosed(OrderStatus::Cancelled) => "order_cancelled",
             ApiError::OrderClosed(_) => "order_expired",
             ApiError::AlreadyPaid(_) => "already_paid",
+            ApiError::InsufficientBalance { .. } => "insufficient_balance",
+            ApiError::BalanceLimitExceeded(_) => "balance_limit_exceeded",
+            ApiError::PaymentInProgress => "payment_in_progress",
             ApiError::InvalidSignature => "invalid_signature",
             ApiError::PaymentsNotConfigured => "payments_not_configured",
             ApiError::BadRequest(code, _) => code,
@@ -145,6 +159,7 @@ impl ApiError {
             left: None,
             to_pay: None,
             payment_key: None,
+            balance: None,
         };
         // Details a client can act on without parsing the message.
         match &self {
@@ -152,6 +167,11 @@ impl ApiError {
             ApiError::LimitExceeded(left) => body.left = Some(*left),
             ApiError::AmountMismatch(to_pay) => body.to_pay = Some(*to_pay),
             ApiError::AlreadyPaid(key) => body.payment_key = Some(key),
+            ApiError::InsufficientBalance { balance, to_pay } => {
+                body.balance = Some(*balance);
+                body.to_pay = Some(*to_pay);
+            }
+            ApiError::BalanceLimitExceeded(left) => body.left = Some(*left),
             _ => {}
         }
         let mut reply = json(self.status(), &body);
@@ -190,6 +210,8 @@ struct ErrorBody<'a> {
     to_pay: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     payment_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    balance: Option<u64>,
 }
 
 /// A state change a route makes, named for how its caller learns whether a
@@ -200,6 +222,8 @@ pub enum Write {
     ReserveOrder,
     ConfirmOrder,
     CancelOrder,
+    ChargeWallet,
+    PayOrder,
 }
 
 impl Write {
@@ -224,6 +248,17 @@ impl Write {
                 "no answer came back from Redis in time: the order may or may not have been cancelled. \
                  Retrying the cancel is safe and tells: 200 with the cancelled order if it was cancelled \
                  (GET the order to see its state)"
+            }
+            Write::ChargeWallet => {
+                "no answer came back from Redis in time: the wallet may or may not have been charged. \
+                 Retrying with the same Idempotency-Key is safe and tells: it answers the charge if it was \
+                 made and makes it if not"
+            }
+            Write::PayOrder => {
+                "no answer came back from Redis in time: the order may or may not have been paid from the \
+                 wallet (never one without the other). Retrying the payment is safe and tells: 200 with the \
+                 paid order if it is paid now, 409 `order_paid` if it was paid before; an interrupted \
+                 payment is settled within FLASHSALE_WALLET_HOLD_MS (GET the order to see its state)"
             }
         }
     }
@@ -281,5 +316,13 @@ impl From<fred::error::Error> for ApiError {
                 ApiError::Internal
             }
         }
+    }
+}
+
+/// MySQL failures seen by a handler of a route served from MySQL: 503, logged.
+impl From<mysql_async::Error> for ApiError {
+    fn from(e: mysql_async::Error) -> Self {
+        tracing::warn!(error = %e, "mysql unavailable");
+        ApiError::Unavailable
     }
 }

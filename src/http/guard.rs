@@ -106,6 +106,19 @@ impl Guard {
         }
     }
 
+    /// With auth on, only `user` themselves; `refusal` says what is theirs.
+    pub fn same_user(
+        &self,
+        authorization: Option<&HeaderValue>,
+        user: u64,
+        refusal: &'static str,
+    ) -> Result<(), ApiError> {
+        match &self.jwt {
+            Some(jwt) if jwt.user(authorization)? != user => Err(ApiError::Unauthorized(refusal)),
+            _ => Ok(()),
+        }
+    }
+
     /// A payment callback is believed only when signed with the gateway's secret.
     /// The reason for a refusal is logged, never answered.
     /// `header` is the request's `Flashsale-Signature`, if any.

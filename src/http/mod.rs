@@ -13,14 +13,18 @@ mod health;
 mod issue;
 mod limit;
 mod metrics_server;
+mod mine;
 mod order;
 mod order_view;
+mod pay;
+mod query;
 mod rankings;
 mod reserve;
 mod respond;
 mod router;
 mod sale;
 mod server;
+mod wallet;
 
 pub use client_ip::Cidr;
 pub use guard::Guard;

@@ -62,6 +62,9 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
             format!("`payment_key` must be 1 to {MAX_PAYMENT_KEY} characters"),
         ));
     }
+    if body.payment_key == "wallet" {
+        return Err(ApiError::BadRequest("invalid_field", "`payment_key` \"wallet\" names wallet payments".into()));
+    }
     let outcome = app.sales.confirm(sale_id, order_id, body.amount, &body.payment_key).await;
     let outcome = outcome.map_err(ApiError::write(Write::ConfirmOrder))?;
     METRICS.outcome("confirm_order", outcome.name());
@@ -69,6 +72,7 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
         ConfirmOutcome::Paid(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
         ConfirmOutcome::Closed(order) => Err(ApiError::OrderClosed(order.status)),
         ConfirmOutcome::AlreadyPaid(order) => Err(ApiError::AlreadyPaid(order.payment_key.unwrap_or_default())),
+        ConfirmOutcome::Paying => Err(ApiError::PaymentInProgress),
         ConfirmOutcome::AmountMismatch { to_pay } => Err(ApiError::AmountMismatch(to_pay)),
         ConfirmOutcome::Late => Err(ApiError::UnknownOrder(sale_id, order_id)),
         // What confirm_order.lua answers for an order that is no longer reserved.
@@ -107,6 +111,11 @@ pub async fn cancel(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap)
         };
     };
     match order.status {
+        // Left alone: a wallet payment holds it.
+        OrderStatus::Reserved => {
+            METRICS.outcome("cancel_order", "closed");
+            Err(ApiError::PaymentInProgress)
+        }
         OrderStatus::Cancelled => {
             METRICS.outcome("cancel_order", "cancelled");
             Ok(json(StatusCode::OK, &OrderView::from(&order)))

@@ -122,7 +122,7 @@ fn validate(items: &[Line]) -> Result<Vec<(u64, u64)>, ApiError> {
     Ok(lines)
 }
 
-fn idempotency_key(header: Option<&HeaderValue>) -> Result<Option<String>, ApiError> {
+pub(super) fn idempotency_key(header: Option<&HeaderValue>) -> Result<Option<String>, ApiError> {
     let Some(value) = header else { return Ok(None) };
     let bad = || {
         ApiError::BadRequest(

@@ -13,10 +13,11 @@ use hyper::{body::Incoming, Method, Request};
 use super::{
     coupon, dashboard,
     error::{ApiError, Write},
-    health, issue, order, rankings, reserve,
+    health, issue, mine, order, pay, rankings, reserve,
     respond::Reply,
     sale,
     server::Surface,
+    wallet,
 };
 use crate::{
     app::App,
@@ -24,10 +25,11 @@ use crate::{
     metrics::{Route, METRICS},
 };
 
-/// How many Redis command timeouts a sent request may still take: two script
-/// calls (a confirmation, then the release of a late order), each of which
-/// may reload its script (three commands). Only a bug outlasts it.
-const SENT_COMMANDS: u32 = 6;
+/// How many Redis command timeouts a sent request may still take: three script
+/// calls (a wallet payment's hold, debit and settle; a confirmation and the
+/// release of a late order are two), each of which may reload its script
+/// (three commands). Only a bug outlasts it.
+const SENT_COMMANDS: u32 = 9;
 
 pub async fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<Incoming>) -> Result<Reply, Infallible> {
     let started = Instant::now();
@@ -70,6 +72,8 @@ fn write_of(route: Route) -> Option<Write> {
         Route::ReserveOrder => Some(Write::ReserveOrder),
         Route::ConfirmOrder => Some(Write::ConfirmOrder),
         Route::CancelOrder => Some(Write::CancelOrder),
+        Route::ChargeWallet => Some(Write::ChargeWallet),
+        Route::PayOrder => Some(Write::PayOrder),
         _ => None,
     }
 }
@@ -93,6 +97,22 @@ fn classify(path: &str) -> Route {
             3 => Route::GetOrder,
             _ if rest.ends_with("/confirm") => Route::ConfirmOrder,
             _ if rest.ends_with("/cancel") => Route::CancelOrder,
+            _ if rest.ends_with("/pay") => Route::PayOrder,
+            _ => Route::Other,
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/v1/wallets/") {
+        return match rest.split_once('/') {
+            None => Route::GetWallet,
+            Some((_, "charge")) => Route::ChargeWallet,
+            Some((_, "transactions")) => Route::WalletTransactions,
+            Some(_) => Route::Other,
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/v1/users/") {
+        return match rest.split_once('/') {
+            Some((_, "coupons")) => Route::MyCoupons,
+            Some((_, "orders")) => Route::MyOrders,
             _ => Route::Other,
         };
     }
@@ -150,6 +170,45 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> 
                     Box::pin(order::cancel(app, sale_id, order_id, req.headers())).await
                 }
             }
+            (Some("orders"), Some(order_id), Some("pay"), None) => {
+                let order_id = id(order_id, "order")?;
+                allow(&req, &Method::POST, "POST")?;
+                Box::pin(pay::handle(app, sale_id, order_id, req)).await
+            }
+            _ => Err(ApiError::NotFound(path.to_string())),
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/v1/wallets/") {
+        let (user, action) = rest.split_once('/').map_or((rest, None), |(u, a)| (u, Some(a)));
+        let user_id = id(user, "user")?;
+        return match action {
+            None => {
+                allow(&req, &Method::GET, "GET")?;
+                Box::pin(wallet::get(app, user_id, req.headers())).await
+            }
+            Some("charge") => {
+                allow(&req, &Method::POST, "POST")?;
+                Box::pin(wallet::charge(app, user_id, req)).await
+            }
+            Some("transactions") => {
+                allow(&req, &Method::GET, "GET")?;
+                Box::pin(wallet::transactions(app, user_id, req.headers(), req.uri().query())).await
+            }
+            Some(_) => Err(ApiError::NotFound(path.to_string())),
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/v1/users/") {
+        let Some((user, what)) = rest.split_once('/') else { return Err(ApiError::NotFound(path.to_string())) };
+        let user_id = id(user, "user")?;
+        return match what {
+            "coupons" => {
+                allow(&req, &Method::GET, "GET")?;
+                Box::pin(mine::coupons(app, user_id, req.headers())).await
+            }
+            "orders" => {
+                allow(&req, &Method::GET, "GET")?;
+                Box::pin(mine::orders(app, user_id, req.headers(), req.uri().query())).await
+            }
             _ => Err(ApiError::NotFound(path.to_string())),
         };
     }
@@ -200,6 +259,7 @@ fn id(text: &str, what: &'static str) -> Result<u64, ApiError> {
         let code = match what {
             "coupon" => "invalid_coupon_id",
             "sale" => "invalid_sale_id",
+            "user" => "invalid_user_id",
             _ => "invalid_order_id",
         };
         ApiError::BadRequest(code, format!("{what} id must be an integer from 0 to 2^64-1, got `{text}`"))

@@ -30,11 +30,17 @@ pub enum Route {
     Health,
     Metrics,
     Dashboard,
+    ChargeWallet,
+    GetWallet,
+    WalletTransactions,
+    PayOrder,
+    MyCoupons,
+    MyOrders,
     Other,
 }
 
 impl Route {
-    const ALL: [Route; 12] = [
+    const ALL: [Route; 18] = [
         Route::IssueCoupon,
         Route::GetCoupon,
         Route::ReserveOrder,
@@ -46,6 +52,12 @@ impl Route {
         Route::Health,
         Route::Metrics,
         Route::Dashboard,
+        Route::ChargeWallet,
+        Route::GetWallet,
+        Route::WalletTransactions,
+        Route::PayOrder,
+        Route::MyCoupons,
+        Route::MyOrders,
         Route::Other,
     ];
 
@@ -62,16 +74,22 @@ impl Route {
             Route::Health => "health",
             Route::Metrics => "metrics",
             Route::Dashboard => "dashboard",
+            Route::ChargeWallet => "charge_wallet",
+            Route::GetWallet => "get_wallet",
+            Route::WalletTransactions => "wallet_transactions",
+            Route::PayOrder => "pay_order",
+            Route::MyCoupons => "my_coupons",
+            Route::MyOrders => "my_orders",
             Route::Other => "other",
         }
     }
 }
 
 /// Status codes counted one by one; anything else counts as "other".
-const STATUSES: [u16; 15] = [200, 201, 400, 403, 404, 405, 409, 410, 413, 422, 429, 500, 503, 504, 0];
+const STATUSES: [u16; 17] = [200, 201, 400, 401, 402, 403, 404, 405, 409, 410, 413, 422, 429, 500, 503, 504, 0];
 
 /// Script outcomes per script (the outcome enums' names).
-const OUTCOMES: [(&str, &[&str]); 4] = [
+const OUTCOMES: [(&str, &[&str]); 6] = [
     ("issue_coupon", &["issued", "already_issued", "sold_out", "not_started", "ended", "unknown"]),
     (
         "reserve_order",
@@ -89,8 +107,10 @@ const OUTCOMES: [(&str, &[&str]); 4] = [
             "coupon_expired",
         ],
     ),
-    ("confirm_order", &["paid", "already_paid", "closed", "amount_mismatch", "unknown_order"]),
+    ("confirm_order", &["paid", "already_paid", "closed", "paying", "amount_mismatch", "unknown_order"]),
     ("cancel_order", &["cancelled", "closed", "unknown_order"]),
+    ("charge_wallet", &["charged", "replay", "idempotency_mismatch", "over_limit"]),
+    ("pay_order", &["paid", "closed", "insufficient", "given_up", "unknown_order"]),
 ];
 
 const ROUTES: usize = Route::ALL.len();
@@ -115,6 +135,8 @@ pub struct Metrics {
     /// Requests carried per `issue_coupon.lua` / `reserve_order.lua` call (see `batch`).
     pub issue_batch_size: Histogram,
     pub reserve_batch_size: Histogram,
+    /// Requests carried per `wallet_apply.lua` call.
+    pub wallet_batch_size: Histogram,
     pub kafka_produce: Histogram,
     pub kafka_produce_errors: AtomicU64,
     pub outbox_entries: AtomicI64,
@@ -125,6 +147,8 @@ pub struct Metrics {
     /// Order events the sink refused to merge into another order's row.
     pub order_conflicts: AtomicU64,
     pub orders_expired: AtomicU64,
+    /// Wallet payments settled by the recovery pass (interrupted between their steps).
+    pub wallet_recovered: AtomicU64,
     /// Panics anywhere in the process (see `panics`); every one is a bug.
     pub panics: AtomicU64,
     /// (topic, partition) -> high watermark - next offset; written by sink tasks only.
@@ -142,6 +166,7 @@ pub static METRICS: Metrics = Metrics {
     relay_batch_size: Histogram::sizes(),
     issue_batch_size: Histogram::sizes(),
     reserve_batch_size: Histogram::sizes(),
+    wallet_batch_size: Histogram::sizes(),
     kafka_produce: Histogram::new(),
     kafka_produce_errors: AtomicU64::new(0),
     outbox_entries: AtomicI64::new(0),
@@ -151,6 +176,7 @@ pub static METRICS: Metrics = Metrics {
     mysql_errors: AtomicU64::new(0),
     order_conflicts: AtomicU64::new(0),
     orders_expired: AtomicU64::new(0),
+    wallet_recovered: AtomicU64::new(0),
     panics: AtomicU64::new(0),
     sink_lag: Mutex::new(BTreeMap::new()),
     sink_stalled: Mutex::new(BTreeMap::new()),
@@ -242,6 +268,7 @@ impl Metrics {
         header(&mut out, "flashsale_script_batch_size", "histogram", "Requests carried per hot-path script call");
         self.issue_batch_size.render_scaled(&mut out, "flashsale_script_batch_size", "script=\"issue_coupon\"", 1.0);
         self.reserve_batch_size.render_scaled(&mut out, "flashsale_script_batch_size", "script=\"reserve_order\"", 1.0);
+        self.wallet_batch_size.render_scaled(&mut out, "flashsale_script_batch_size", "script=\"wallet_apply\"", 1.0);
         counter(&mut out, "flashsale_relay_events_total", "Events produced to Kafka", self.relay_events.load(Relaxed));
         counter(&mut out, "flashsale_relay_batches_total", "Relay batches delivered", self.relay_batches.load(Relaxed));
         header(&mut out, "flashsale_relay_batch_size", "histogram", "Events per relay batch");
@@ -309,6 +336,12 @@ impl Metrics {
             "flashsale_orders_expired_total",
             "Reservations released by the expiry task",
             self.orders_expired.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "flashsale_wallet_recovered_total",
+            "Wallet payments interrupted between their steps and settled by the recovery pass",
+            self.wallet_recovered.load(Relaxed),
         );
         counter(
             &mut out,

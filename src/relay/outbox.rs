@@ -13,8 +13,8 @@ use std::{
 use fred::prelude::*;
 
 use crate::{
-    events::{CouponIssued, Event, OrderChanged},
-    keys::{Keys, OUTBOX_GROUP},
+    events::{CouponIssued, Event, OrderChanged, WalletChanged},
+    keys::{Keys, OUTBOX_GROUP, WALLET_SHARDS},
     order::Order,
     scripts::Scripts,
 };
@@ -84,7 +84,10 @@ impl Outbox {
                 (k.meta, k.outbox)
             }))
             .collect();
-        let outboxes: HashSet<&str> = live.iter().map(|(_, outbox)| outbox.as_str()).collect();
+        // A fixed set of streams, one per wallet shard, however many users; never retired.
+        let wallets: Vec<String> = (0..WALLET_SHARDS).map(|shard| self.keys.wallets(shard).outbox).collect();
+        let outboxes: HashSet<&str> =
+            live.iter().map(|(_, outbox)| outbox.as_str()).chain(wallets.iter().map(String::as_str)).collect();
         self.streams.retain(|s| outboxes.contains(&**s));
         let known: HashSet<Arc<str>> = self.streams.iter().cloned().collect();
         for (meta, outbox) in &live {
@@ -94,6 +97,18 @@ impl Outbox {
             if self.scripts.join_outbox.call(self.redis.next(), meta, outbox).await? {
                 self.streams.push(outbox.as_str().into());
             }
+        }
+        for outbox in &wallets {
+            if known.contains(outbox.as_str()) {
+                continue;
+            }
+            let created: Result<(), Error> = self.redis.xgroup_create(outbox, OUTBOX_GROUP, "0", true).await;
+            match created {
+                Ok(()) => {}
+                Err(e) if e.details().starts_with("BUSYGROUP") => {}
+                Err(e) => return Err(e),
+            }
+            self.streams.push(outbox.as_str().into());
         }
         Ok(())
     }
@@ -203,6 +218,14 @@ impl Outbox {
             let orders = entry_orders(fields)?;
             let events = orders.into_iter().enumerate().map(|(nth, order)| {
                 Event::Order(OrderChanged { event_id: OrderChanged::event_id(sale_id, id, nth), order })
+            });
+            return Some(events.collect());
+        }
+        if let Some(shard) = self.keys.wallet_shard_of_outbox(stream) {
+            let changes = serde_json::from_str::<Vec<WalletChanged>>(fields.get("events")?).ok()?;
+            let events = changes.into_iter().enumerate().map(|(nth, mut change)| {
+                change.event_id = WalletChanged::event_id(shard, id, nth);
+                Event::Wallet(change)
             });
             return Some(events.collect());
         }

@@ -18,6 +18,8 @@ pub enum ConfirmOutcome {
     Closed(Order),
     /// Still reserved but past its deadline: to be released as expired.
     Late,
+    /// A wallet payment holds the order right now.
+    Paying,
     AmountMismatch {
         to_pay: u64,
     },
@@ -31,6 +33,7 @@ impl ConfirmOutcome {
             ConfirmOutcome::Paid(_) => "paid",
             ConfirmOutcome::AlreadyPaid(_) => "already_paid",
             ConfirmOutcome::Closed(_) | ConfirmOutcome::Late => "closed",
+            ConfirmOutcome::Paying => "paying",
             ConfirmOutcome::AmountMismatch { .. } => "amount_mismatch",
             ConfirmOutcome::UnknownOrder => "unknown_order",
         }
@@ -54,7 +57,13 @@ impl ConfirmOrder {
             .evalsha(
                 &self.0,
                 client,
-                vec![keys.orders.as_str(), keys.deadlines.as_str(), keys.outbox.as_str(), ranking_bucket],
+                vec![
+                    keys.orders.as_str(),
+                    keys.deadlines.as_str(),
+                    keys.outbox.as_str(),
+                    ranking_bucket,
+                    keys.paying.as_str(),
+                ],
                 vec![order_id.to_string(), amount.to_string(), payment_key.to_string(), bucket_ttl_secs.to_string()],
             )
             .await?;
@@ -63,6 +72,7 @@ impl ConfirmOrder {
             Some("already_paid") => ConfirmOutcome::AlreadyPaid(order_of("confirm_order", answer.get(1))?),
             Some("cancelled" | "expired") => ConfirmOutcome::Closed(order_of("confirm_order", answer.get(1))?),
             Some("late") => ConfirmOutcome::Late,
+            Some("paying") => ConfirmOutcome::Paying,
             Some("amount_mismatch") => {
                 ConfirmOutcome::AmountMismatch { to_pay: text(answer.get(1)).and_then(|s| s.parse().ok()).unwrap_or(0) }
             }

@@ -12,12 +12,14 @@ mod confirm_order;
 mod coupon_info;
 mod issue_coupon;
 mod join_outbox;
+mod pay_order;
 mod release_orders;
 mod reserve_order;
 mod retire;
 mod sale_info;
 mod seed_coupon;
 mod seed_sale;
+mod wallet_apply;
 
 pub use ack_outbox::AckOutbox;
 pub use adjust_stock::{AdjustStock, StockChange};
@@ -25,12 +27,15 @@ pub use confirm_order::{ConfirmOrder, ConfirmOutcome};
 pub use coupon_info::{CouponInfo, CouponInfoScript};
 pub use issue_coupon::{IssueCoupon, IssueOutcome};
 pub use join_outbox::JoinOutbox;
+pub use pay_order::{HoldOutcome, PayHold, PaySettle, SettleOutcome};
+pub use release_orders::ReleaseOrders;
 pub use release_orders::{Expired, ReleaseOrders};
 pub use reserve_order::{Reservation, ReserveOrder, ReserveOutcome};
 pub use retire::{DropRetired, Dropped, Keep, Owner, Retire, Retired};
 pub use sale_info::{SaleInfo, SaleInfoScript, SkuInfo};
 pub use seed_coupon::{CampaignSpec, SeedCoupon, SeedMode, SeedOutcome};
 pub use seed_sale::{SaleSpec, SeedSale, SkuSpec};
+pub use wallet_apply::{Charged, Debited, WalletApply, WalletOp, WalletOutcome};
 
 use fred::{prelude::*, types::scripts::Script};
 
@@ -53,6 +58,9 @@ pub struct Scripts {
     pub join_outbox: JoinOutbox,
     pub retire: Retire,
     pub drop_retired: DropRetired,
+    pub pay_hold: PayHold,
+    pub pay_settle: PaySettle,
+    pub wallet_apply: WalletApply,
 }
 
 impl Scripts {
@@ -73,6 +81,9 @@ impl Scripts {
             join_outbox: JoinOutbox(load(client, include_str!("../../lua/join_outbox.lua")).await?),
             retire: Retire(load(client, include_str!("../../lua/retire.lua")).await?),
             drop_retired: DropRetired(load(client, include_str!("../../lua/drop_retired.lua")).await?),
+            pay_hold: PayHold(load(client, include_str!("../../lua/pay_hold.lua")).await?, ack),
+            pay_settle: PaySettle(load(client, include_str!("../../lua/pay_settle.lua")).await?, ack),
+            wallet_apply: WalletApply(load(client, include_str!("../../lua/wallet_apply.lua")).await?, ack),
         })
     }
 }

@@ -11,11 +11,21 @@ pub struct ReleaseOrders(pub(super) Script, pub(super) Ack);
 
 impl ReleaseOrders {
     fn keys(keys: &SaleKeys) -> Vec<&str> {
-        vec![&keys.stock, &keys.bought, &keys.orders, &keys.deadlines, &keys.outbox, &keys.idem, &keys.idem_expiry]
+        vec![
+            &keys.stock,
+            &keys.bought,
+            &keys.orders,
+            &keys.deadlines,
+            &keys.outbox,
+            &keys.idem,
+            &keys.idem_expiry,
+            &keys.paying,
+        ]
     }
 
     /// The order after the call (its status says what happened: cancelled,
-    /// or paid / expired when it already was), or None when unknown.
+    /// or paid / expired when it already was; still reserved when a wallet
+    /// payment holds it), or None when unknown.
     pub async fn cancel(
         &self,
         client: &Client,

@@ -11,6 +11,7 @@
 mod fence;
 pub(crate) mod rows;
 mod stall;
+mod wallet_rows;
 mod writer;
 
 pub use fence::{is_held, lock_name, release, try_lock};

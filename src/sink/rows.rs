@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// `INSERT INTO t (cols) VALUES (?,..),(?,..) <tail>` for `rows` rows.
-fn multi_insert(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+pub(super) fn multi_insert(head: &str, columns: usize, rows: usize, tail: &str) -> String {
     let one = format!("({})", vec!["?"; columns].join(","));
     let mut sql = String::with_capacity(head.len() + tail.len() + rows * (one.len() + 1));
     sql.push_str(head);
@@ -63,7 +63,7 @@ pub async fn upsert_orders(tx: &mut Transaction<'_>, events: &[&Event]) -> Resul
         .iter()
         .filter_map(|e| match e {
             Event::Order(c) => Some((c.event_id.as_str(), &c.order)),
-            Event::CouponIssued(_) => None,
+            Event::CouponIssued(_) | Event::Wallet(_) => None,
         })
         .collect();
     if changes.is_empty() {

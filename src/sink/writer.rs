@@ -57,8 +57,11 @@ pub async fn write_batch(
         tx.rollback().await?;
         return Err(WriteError::Moved { stored });
     }
-    let (coupons, orders): (Vec<&Event>, Vec<&Event>) =
-        events.iter().partition(|e| matches!(e, Event::CouponIssued(_)));
+    let (coupons, rest): (Vec<&Event>, Vec<&Event>) = events.iter().partition(|e| matches!(e, Event::CouponIssued(_)));
+    let (wallets, orders): (Vec<&Event>, Vec<&Event>) = rest.into_iter().partition(|e| matches!(e, Event::Wallet(_)));
+    for chunk in wallets.chunks(ROWS_PER_INSERT) {
+        super::wallet_rows::write(&mut tx, chunk).await?;
+    }
     for chunk in coupons.chunks(ROWS_PER_INSERT) {
         rows::insert_coupon_issues(&mut tx, chunk).await?;
     }

@@ -100,6 +100,7 @@ impl TestApp {
                     .collect(),
                 coupon_topic: format!("{name}-coupon-issued"),
                 order_topic: format!("{name}-order-events"),
+                wallet_topic: format!("{name}-wallet-events"),
                 kafka_partitions: 2,
                 kafka_timeout_ms: 10_000,
             },
@@ -111,6 +112,7 @@ impl TestApp {
                 sink_stall_after: 10,
             },
             retention: RetentionSettings::default(),
+            wallet: WalletSettings::default(),
             run_sink: true,
         };
         adjust(&mut config);
@@ -149,6 +151,7 @@ impl TestApp {
             ("FLASHSALE_KAFKA_BROKERS", c.kafka.kafka_brokers.join(",")),
             ("FLASHSALE_COUPON_TOPIC", c.kafka.coupon_topic.clone()),
             ("FLASHSALE_ORDER_TOPIC", c.kafka.order_topic.clone()),
+            ("FLASHSALE_WALLET_TOPIC", c.kafka.wallet_topic.clone()),
             ("FLASHSALE_KAFKA_PARTITIONS", c.kafka.kafka_partitions.to_string()),
         ]
     }
@@ -222,6 +225,7 @@ impl TestApp {
             .env("FLASHSALE_KAFKA_BROKERS", c.kafka.kafka_brokers.join(","))
             .env("FLASHSALE_COUPON_TOPIC", &c.kafka.coupon_topic)
             .env("FLASHSALE_ORDER_TOPIC", &c.kafka.order_topic)
+            .env("FLASHSALE_WALLET_TOPIC", &c.kafka.wallet_topic)
             .env("FLASHSALE_KAFKA_PARTITIONS", c.kafka.kafka_partitions.to_string())
             .output()
             .expect("flashsale binary runs");

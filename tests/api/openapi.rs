@@ -27,6 +27,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/sales/{sale_id}/orders/{order_id}"),
     ("POST", "/v1/sales/{sale_id}/orders/{order_id}/confirm"),
     ("POST", "/v1/sales/{sale_id}/orders/{order_id}/cancel"),
+    ("POST", "/v1/sales/{sale_id}/orders/{order_id}/pay"),
+    ("GET", "/v1/wallets/{user_id}"),
+    ("POST", "/v1/wallets/{user_id}/charge"),
+    ("GET", "/v1/wallets/{user_id}/transactions"),
+    ("GET", "/v1/users/{user_id}/coupons"),
+    ("GET", "/v1/users/{user_id}/orders"),
     ("GET", "/v1/rankings/products"),
     ("GET", "/dashboard"),
     ("GET", "/v1/dashboard/stats"),
@@ -213,8 +219,12 @@ async fn call(app: &TestApp, method: &str, path: &str, body: Option<&Value>) -> 
         return (status, Value::Null, None);
     }
     let bytes = body.map(|b| serde_json::to_vec(b).unwrap());
-    let res =
-        app.try_request_with(method.clone(), path, bytes, &[]).await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    // Every write may carry an Idempotency-Key; a wallet charge must.
+    let key = [("idempotency-key", "openapi-1")];
+    let res = app
+        .try_request_with(method.clone(), path, bytes, &key)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     let allow = res.headers.get("allow").map(|v| v.to_str().unwrap().to_string());
     (res.status, res.body, allow)
 }
@@ -226,8 +236,12 @@ async fn every_spec_operation_is_served_and_answers_a_documented_status() {
     app.create_sale(1, &["1:9900:100", "2:19900:100"], &["--per-user", "0", "--hold", "10m"]);
     let order = app.reserve(1, 99, &[(2, 1)]).await;
     assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
-    let ids =
-        BTreeMap::from([("coupon_id", 1), ("sale_id", 1), ("order_id", order.body["order_id"].as_u64().unwrap())]);
+    let ids = BTreeMap::from([
+        ("coupon_id", 1),
+        ("sale_id", 1),
+        ("order_id", order.body["order_id"].as_u64().unwrap()),
+        ("user_id", 99),
+    ]);
 
     let spec = spec();
     let ops = operations(&spec);

@@ -64,6 +64,7 @@ async fn killing_a_separate_sink_process_mid_stream_loses_and_doubles_nothing() 
             .env("FLASHSALE_KAFKA_BROKERS", c.kafka.kafka_brokers.join(","))
             .env("FLASHSALE_COUPON_TOPIC", &c.kafka.coupon_topic)
             .env("FLASHSALE_ORDER_TOPIC", &c.kafka.order_topic)
+            .env("FLASHSALE_WALLET_TOPIC", &c.kafka.wallet_topic)
             // Small fetches: many small transactions, so the kill lands mid-stream.
             .env("FLASHSALE_SINK_FETCH_BYTES", fetch_bytes)
             .stdout(Stdio::null())

@@ -1,0 +1,152 @@
+//! What one user holds, for the "mine" views: MySQL (the record) merged with
+//! the live state in Redis of every campaign and sale Redis still holds, so a
+//! coupon or order the user just got is never missing while the pipe carries
+//! it to MySQL.
+//!
+//! Coupons: Redis says per live campaign whether the user holds it (one
+//! SISMEMBER and one HGET each, pipelined) and which order uses it.
+//! Orders: Redis keeps no per-user list, but it does keep the units each user
+//! holds per sale (`bought`). When MySQL's orders of a live sale, with their
+//! status as Redis has it now, add up to fewer units than that, MySQL lacks
+//! an order: the view waits for the pipe (up to [`CATCH_UP`]) and otherwise
+//! says it cannot answer rather than answer without it.
+
+use std::{collections::HashMap, time::Duration};
+
+use fred::prelude::*;
+use mysql_async::Pool as Mysql;
+
+use crate::{db::mine as rows, keys::Keys, order::Order};
+
+/// Longest a view waits for MySQL to receive an order Redis shows.
+pub const CATCH_UP: Duration = Duration::from_secs(3);
+const POLL: Duration = Duration::from_millis(50);
+
+/// One coupon the user holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub coupon_id: u64,
+    /// None: issued moments ago, its issue not yet recorded in MySQL.
+    pub issued_at: Option<u64>,
+    pub used: Option<(u64, u64)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MineError {
+    #[error(transparent)]
+    Redis(#[from] Error),
+    #[error(transparent)]
+    Mysql(#[from] mysql_async::Error),
+    /// MySQL still lacks an order Redis shows after `CATCH_UP`.
+    #[error("the order history is catching up")]
+    Behind,
+}
+
+#[derive(Clone)]
+pub struct Mine {
+    redis: Pool,
+    keys: Keys,
+    mysql: Mysql,
+}
+
+impl Mine {
+    pub fn new(redis: Pool, keys: Keys, mysql: Mysql) -> Self {
+        Mine { redis, keys, mysql }
+    }
+
+    /// The user's coupons; `live` are the campaigns Redis holds.
+    pub async fn coupons(&self, user_id: u64, live: &[u64]) -> Result<Vec<Held>, MineError> {
+        let mut held: HashMap<u64, Held> = rows::coupons(&self.mysql, user_id)
+            .await?
+            .into_iter()
+            .map(|r| (r.coupon_id, Held { coupon_id: r.coupon_id, issued_at: r.issued_at, used: r.used }))
+            .collect();
+        if !live.is_empty() {
+            let client = self.redis.next();
+            let pipeline = client.pipeline();
+            for &id in live {
+                let keys = self.keys.coupon(id);
+                let () = pipeline.sismember(&keys.users, user_id).await?;
+                let () = pipeline.hget(&keys.used, user_id).await?;
+            }
+            let answers: Vec<Value> = pipeline.all().await?;
+            for (&id, pair) in live.iter().zip(answers.chunks(2)) {
+                if pair.first().and_then(Value::as_u64) != Some(1) {
+                    continue;
+                }
+                let used = pair.get(1).and_then(Value::as_string).and_then(|s| {
+                    let (sale, order) = s.split_once(':')?;
+                    Some((sale.parse().ok()?, order.parse().ok()?))
+                });
+                // Redis is the truth for a live campaign's use.
+                held.entry(id).or_insert(Held { coupon_id: id, issued_at: None, used: None }).used = used;
+            }
+        }
+        let mut held: Vec<Held> = held.into_values().collect();
+        held.sort_by(|a, b| {
+            let key = |h: &Held| (h.issued_at.is_none(), h.issued_at, h.coupon_id);
+            key(b).cmp(&key(a))
+        });
+        Ok(held)
+    }
+
+    /// Up to `limit` of the user's orders before `before`, newest first;
+    /// orders of `live` sales as Redis has them now.
+    pub async fn orders(
+        &self,
+        user_id: u64,
+        live: &[u64],
+        limit: u64,
+        before: Option<(u64, u64)>,
+    ) -> Result<Vec<Order>, MineError> {
+        let started = tokio::time::Instant::now();
+        let fresh = loop {
+            match self.complete(user_id, live).await? {
+                Some(fresh) => break fresh,
+                None if started.elapsed() < CATCH_UP => tokio::time::sleep(POLL).await,
+                None => return Err(MineError::Behind),
+            }
+        };
+        let page = rows::orders(&self.mysql, user_id, limit, before).await?;
+        Ok(page.into_iter().map(|o| fresh.get(&(o.sale_id, o.order_id)).cloned().unwrap_or(o)).collect())
+    }
+
+    /// The user's orders of live sales as Redis has them, when MySQL knows
+    /// every one of them that holds units; None when it lacks one.
+    async fn complete(&self, user_id: u64, live: &[u64]) -> Result<Option<HashMap<(u64, u64), Order>>, MineError> {
+        if live.is_empty() {
+            return Ok(Some(HashMap::new()));
+        }
+        let client = self.redis.next();
+        let pipeline = client.pipeline();
+        for &sale in live {
+            let () = pipeline.hget(self.keys.sale(sale).bought, user_id).await?;
+        }
+        let bought: Vec<Option<u64>> = pipeline.all().await?;
+        let known = rows::order_units(&self.mysql, user_id, live).await?;
+        let mut by_sale: HashMap<u64, Vec<u64>> = HashMap::new();
+        for &(sale, order, _) in &known {
+            by_sale.entry(sale).or_default().push(order);
+        }
+        let mut fresh = HashMap::new();
+        for (sale, ids) in by_sale {
+            let json: Vec<Option<String>> = client.hmget(self.keys.sale(sale).orders, ids.clone()).await?;
+            for (id, json) in ids.into_iter().zip(json) {
+                if let Some(order) = json.and_then(|j| Order::from_json(&j).ok()) {
+                    fresh.insert((sale, id), order);
+                }
+            }
+        }
+        for (&sale, held) in live.iter().zip(bought) {
+            let known_units: u64 = fresh
+                .values()
+                .filter(|o| o.sale_id == sale && o.status.holds_stock())
+                .flat_map(|o| o.items.iter().map(|i| i.quantity))
+                .sum();
+            if held.unwrap_or(0) > known_units {
+                return Ok(None);
+            }
+        }
+        Ok(Some(fresh))
+    }
+}
