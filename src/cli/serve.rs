@@ -20,6 +20,7 @@ pub struct Args {
     sink: SinkSettings,
     #[command(flatten)]
     retention: RetentionSettings,
+    #[command(flatten)]
     wallet: WalletSettings,
     #[command(flatten)]
     toggle: SinkToggle,

@@ -28,7 +28,6 @@ pub use coupon_info::{CouponInfo, CouponInfoScript};
 pub use issue_coupon::{IssueCoupon, IssueOutcome};
 pub use join_outbox::JoinOutbox;
 pub use pay_order::{HoldOutcome, PayHold, PaySettle, SettleOutcome};
-pub use release_orders::ReleaseOrders;
 pub use release_orders::{Expired, ReleaseOrders};
 pub use reserve_order::{Reservation, ReserveOrder, ReserveOutcome};
 pub use retire::{DropRetired, Dropped, Keep, Owner, Retire, Retired};

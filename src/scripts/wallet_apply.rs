@@ -107,7 +107,7 @@ impl WalletApply {
                 }
             }
         }
-        let answers: Vec<Value> = self.1.evalsha(&self.0, client, k, args).await?;
+        let answers: Vec<Value> = self.1.evalsha(&self.0, client, k.iter().map(|k| k.as_str()).collect(), args).await?;
         if answers.len() != ops.len() {
             return Err(unexpected("wallet_apply", &Value::Array(answers)));
         }
