@@ -66,7 +66,7 @@ impl Mine {
             let pipeline = client.pipeline();
             for &id in live {
                 let keys = self.keys.coupon(id);
-                let () = pipeline.sismember(&keys.users, user_id).await?;
+                let () = pipeline.sismember(&keys.users, user_id.to_string()).await?;
                 let () = pipeline.hget(&keys.used, user_id).await?;
             }
             let answers: Vec<Value> = pipeline.all().await?;

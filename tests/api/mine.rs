@@ -14,6 +14,19 @@ fn ids(orders: &Value) -> Vec<u64> {
     orders["orders"].as_array().unwrap().iter().map(|o| o["order_id"].as_u64().unwrap()).collect()
 }
 
+/// (order id, sale id) of a page, in its order.
+fn keys(orders: &Value) -> Vec<(u64, u64)> {
+    let list = orders["orders"].as_array().unwrap();
+    list.iter().map(|o| (o["order_id"].as_u64().unwrap(), o["sale_id"].as_u64().unwrap())).collect()
+}
+
+/// Newest first as documented: by order id (ids follow the clock), then sale id
+/// (two sales' orders of one millisecond may share an id).
+fn newest_first(mut orders: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    orders.sort_unstable_by(|a, b| b.cmp(a));
+    orders
+}
+
 #[tokio::test]
 async fn coupons_and_orders_just_got_are_listed_at_once_newest_first_across_sales() {
     let app = TestApp::spawn().await;
@@ -40,19 +53,22 @@ async fn coupons_and_orders_just_got_are_listed_at_once_newest_first_across_sale
     assert_eq!(list[0]["used_order"], json!({"sale_id": 1, "order_id": first}));
     let orders = app.get("/v1/users/7/orders").await;
     assert_eq!(orders.status, StatusCode::OK, "{}", orders.body);
-    assert_eq!(ids(&orders.body), vec![third, second, first]);
-    assert_eq!(orders.body["orders"][1]["sale_id"], 2);
-    assert_eq!(orders.body["orders"][1]["items"], json!([{"sku": 1, "quantity": 2, "price": 500}]));
+    let expected = newest_first(vec![(first, 1), (second, 2), (third, 1)]);
+    assert_eq!(keys(&orders.body), expected);
+    let of_sale_2 = orders.body["orders"].as_array().unwrap().iter().find(|o| o["sale_id"] == 2).unwrap();
+    assert_eq!(of_sale_2["items"], json!([{"sku": 1, "quantity": 2, "price": 500}]));
     assert_eq!(orders.body["next"], Value::Null);
 
     // A change in Redis shows at once, and pages follow the cursor.
     app.request(Method::POST, &format!("/v1/sales/1/orders/{third}/cancel"), None).await;
     let page = app.get("/v1/users/7/orders?limit=2").await;
-    assert_eq!(ids(&page.body), vec![third, second]);
-    assert_eq!(page.body["orders"][0]["status"], "cancelled");
+    assert_eq!(keys(&page.body), expected[..2]);
+    let cancelled =
+        page.body["orders"].as_array().unwrap().iter().find(|o| o["order_id"] == third && o["sale_id"] == 1);
+    assert_eq!(cancelled.unwrap()["status"], "cancelled");
     let next = page.body["next"].as_str().expect("a next page").to_string();
     let rest = app.get(&format!("/v1/users/7/orders?limit=2&before={next}")).await;
-    assert_eq!((ids(&rest.body), rest.body["next"].clone()), (vec![first], Value::Null));
+    assert_eq!((keys(&rest.body), rest.body["next"].clone()), (expected[2..].to_vec(), Value::Null));
 
     // Once MySQL has everything, the record says the same.
     app.wait_for_sql("SELECT COUNT(*) FROM coupon_issues WHERE user_id = 7 AND event_id <> ''", 1).await;
@@ -93,4 +109,27 @@ async fn with_auth_on_a_user_sees_only_their_own() {
         let mine = app.get_as(path, &bearer(7)).await;
         assert_eq!(mine.status, StatusCode::OK, "{path}: {}", mine.body);
     }
+}
+
+#[tokio::test]
+async fn the_largest_user_id_is_served_like_any_other() {
+    let app = TestApp::spawn().await;
+    app.create_coupon(1, 10, &[]);
+    app.create_sale(1, &["1:1000:10"], &[]);
+    let user = u64::MAX;
+    assert_eq!(app.issue(1, user).await.status, StatusCode::CREATED);
+    let coupons = app.get(&format!("/v1/users/{user}/coupons")).await;
+    assert_eq!(
+        (coupons.status, coupons.body["coupons"][0]["coupon_id"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{}",
+        coupons.body
+    );
+    for path in
+        [format!("/v1/users/{user}/orders"), format!("/v1/wallets/{user}"), format!("/v1/wallets/{user}/transactions")]
+    {
+        let res = app.get(&path).await;
+        assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.body);
+    }
+    assert_eq!(app.charge(user, json!(5_000), "k").await.body["balance"], 5_000);
 }
