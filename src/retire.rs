@@ -28,7 +28,7 @@ use crate::{
         queries,
     },
     keys::Keys,
-    scripts::{Dropped, Keep, Owner, Retired, Scripts},
+    scripts::{Dropped, Keep, Owner, Retired, Scripts, Seen},
     time::now_ms,
 };
 
@@ -169,7 +169,8 @@ impl Retirer {
             }
         };
         let retiring = self.keys.retiring();
-        match self.scripts.retire.call(client, &owner, &registry, &retiring, ends_at, rows, &self.keep).await? {
+        let seen = Seen { ends_at, rows };
+        match self.scripts.retire.call(client, &owner, (&registry, &retiring), seen, &self.keep).await? {
             Retired::Retired { delete_at } => {
                 archive::mark_retired(&self.mysql, kind, id).await?;
                 tracing::info!(?kind, id, keys_go_at = %crate::time::rfc3339_ms(delete_at), "retired");

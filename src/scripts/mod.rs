@@ -30,7 +30,7 @@ pub use join_outbox::JoinOutbox;
 pub use pay_order::{HoldOutcome, PayHold, PaySettle, SettleOutcome};
 pub use release_orders::{Expired, ReleaseOrders};
 pub use reserve_order::{Reservation, ReserveOrder, ReserveOutcome};
-pub use retire::{DropRetired, Dropped, Keep, Owner, Retire, Retired};
+pub use retire::{DropRetired, Dropped, Keep, Owner, Retire, Retired, Seen};
 pub use sale_info::{SaleInfo, SaleInfoScript, SkuInfo};
 pub use seed_coupon::{CampaignSpec, SeedCoupon, SeedMode, SeedOutcome};
 pub use seed_sale::{SaleSpec, SeedSale, SkuSpec};

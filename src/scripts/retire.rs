@@ -56,6 +56,12 @@ pub enum Dropped {
     },
 }
 
+/// What the caller saw: the end, and the rows MySQL holds (issued users or orders).
+pub struct Seen {
+    pub ends_at: u64,
+    pub rows: u64,
+}
+
 /// When its keys go: `retain_ms` after `ends_at`, and no sooner than
 /// `at_least_ms` from now.
 pub struct Keep {
@@ -64,17 +70,15 @@ pub struct Keep {
 }
 
 impl Retire {
-    /// Retires `owner` if it ended at `ends_at`, its outbox is empty, a sale
-    /// holds no reservation, and Redis holds `rows` users (campaign) or
-    /// orders (sale): as many as MySQL has.
+    /// Retires `owner` if it ended when `seen` says, its outbox is empty, a
+    /// sale holds no reservation, and Redis holds as many users (campaign) or
+    /// orders (sale) as `seen` says MySQL has.
     pub async fn call(
         &self,
         client: &Client,
         owner: &Owner<'_>,
-        registry: &str,
-        retiring: &str,
-        ends_at: u64,
-        rows: u64,
+        (registry, retiring): (&str, &str),
+        seen: Seen,
         keep: &Keep,
     ) -> Result<Retired, Error> {
         let (id, kind, keys) = match owner {
@@ -87,8 +91,8 @@ impl Retire {
             id.to_string(),
             owner.member(),
             kind.to_string(),
-            ends_at.to_string(),
-            rows.to_string(),
+            seen.ends_at.to_string(),
+            seen.rows.to_string(),
             keep.retain_ms.to_string(),
             keep.at_least_ms.to_string(),
         ];
