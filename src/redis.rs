@@ -99,3 +99,17 @@ pub async fn role(client: &Client) -> Result<Role, Error> {
     };
     Ok(Role { server, role, replicas })
 }
+
+/// fred's own report that a command was written, its connection closed before
+/// the answer came, and it may not be written again (`max_command_attempts` is
+/// 1): it may or may not have run. fred gives it no kind of its own.
+pub fn lost_in_flight(e: &Error) -> bool {
+    e.kind() == &ErrorKind::Unknown && e.details().starts_with("Too many failed write attempts")
+}
+
+/// fred could not hand the command to any connection (none up, or Sentinel did
+/// not answer): it was never written.
+pub fn not_sent(e: &Error) -> bool {
+    e.kind() == &ErrorKind::Sentinel
+        || (e.kind() == &ErrorKind::Unknown && e.details().starts_with("Failed to route command"))
+}

@@ -278,6 +278,10 @@ impl ApiError {
             WriteError::Failed(e) => {
                 use fred::error::ErrorKind::*;
                 match e.kind() {
+                    _ if crate::redis::lost_in_flight(&e) => {
+                        tracing::warn!(error = %e, ?write, "write outcome unknown");
+                        ApiError::OutcomeUnknown(write)
+                    }
                     IO | Timeout | Canceled => {
                         tracing::warn!(error = %e, ?write, "write outcome unknown");
                         ApiError::OutcomeUnknown(write)
@@ -302,7 +306,7 @@ impl From<crate::retired::Unavailable> for ApiError {
 impl From<fred::error::Error> for ApiError {
     fn from(e: fred::error::Error) -> Self {
         use fred::error::ErrorKind::*;
-        if crate::redis::refused_write(&e) {
+        if crate::redis::refused_write(&e) || crate::redis::not_sent(&e) || crate::redis::lost_in_flight(&e) {
             tracing::warn!(error = %e, "redis refused the call (failover, loading, too few replicas)");
             return ApiError::Unavailable;
         }
