@@ -29,7 +29,7 @@ struct Seen {
     created: AtomicU64,
     unavailable: AtomicU64,
     server_errors: AtomicU64,
-    /// The first few 5xx answers other than 503/504 (or transport errors), for the report.
+    /// The first few 5xx answers other than 503/504, and transport errors, for the report.
     odd: Mutex<Vec<String>>,
 }
 
@@ -50,7 +50,8 @@ impl Seen {
             }
             Ok(res) => {
                 self.record(res.status);
-                if res.status.is_server_error() && res.body["error"] != "outcome_unknown" {
+                let outage = matches!(res.status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT);
+                if res.status.is_server_error() && !outage {
                     self.record_odd(format!("{what} {}: {}", res.status, res.body));
                 }
                 None
