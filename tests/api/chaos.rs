@@ -57,20 +57,27 @@ fn signal(pid: i32, sig: &str) {
 }
 
 /// `flashsale serve` as a child process on a fixed port.
-struct Service {
+pub struct Service {
     child: Option<Child>,
     port: u16,
     env: Vec<(&'static str, String)>,
 }
 
 impl Service {
-    fn start(app: &TestApp, port: u16) -> Service {
-        let mut s = Service { child: None, port, env: app.env() };
+    pub fn start(app: &TestApp, port: u16) -> Service {
+        Service::start_with(app, port, &[])
+    }
+
+    /// Like `start`, with `extra` settings on top of the app's.
+    pub fn start_with(app: &TestApp, port: u16, extra: &[(&'static str, &str)]) -> Service {
+        let mut env = app.env();
+        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        let mut s = Service { child: None, port, env };
         s.restart();
         s
     }
 
-    fn restart(&mut self) {
+    pub fn restart(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_flashsale"))
             .arg("serve")
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -84,7 +91,7 @@ impl Service {
         wait_for_port(self.port, Duration::from_secs(60), "service did not come back");
     }
 
-    fn kill9(&mut self) {
+    pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();

@@ -10,7 +10,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    process::{Child, Command, Stdio},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
         Arc,
@@ -21,50 +20,10 @@ use std::{
 use hyper::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{free_port, wait_for_port, TestApp};
-
-/// `flashsale serve` as a child process on a fixed port, with a short hold.
-struct Service {
-    child: Option<Child>,
-    port: u16,
-    env: Vec<(&'static str, String)>,
-}
-
-impl Service {
-    fn start(app: &TestApp, port: u16) -> Service {
-        let mut s = Service { child: None, port, env: app.env() };
-        s.restart();
-        s
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_flashsale"))
-            .arg("serve")
-            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("FLASHSALE_LISTEN", format!("127.0.0.1:{}", self.port))
-            .env("FLASHSALE_KAFKA_TIMEOUT_MS", "5000")
-            .env("FLASHSALE_WALLET_HOLD_MS", "1000")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        wait_for_port(self.port, Duration::from_secs(60), "service did not come back");
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
+use crate::{
+    chaos::Service,
+    helpers::{free_port, TestApp},
+};
 
 const USERS: u64 = 40;
 const CLIENTS: u64 = 32;
@@ -88,7 +47,8 @@ async fn chaos_kill_9_during_wallet_payments_never_splits_a_debit_from_its_order
     app.create_sale(1, &[&format!("1:{PRICE}:1000000")], &[]);
     app.addr = ([127, 0, 0, 1], port).into();
     let app = Arc::new(app);
-    let mut service = Service::start(&app, port);
+    // A short hold, so the recovery pass meets interrupted payments within the drill.
+    let mut service = Service::start_with(&app, port, &[("FLASHSALE_WALLET_HOLD_MS", "1000")]);
     // Enough for about 300 orders each: some run dry during the drill (402s).
     for user in 1..=USERS {
         let res = app.charge(user, json!(30_000), "start").await;
