@@ -18,6 +18,7 @@ mod ha_redis;
 mod helpers;
 mod idempotency_ttl;
 mod issue;
+mod kubernetes;
 mod limits;
 mod metrics;
 mod mine;
