@@ -12,23 +12,25 @@
 
 Attribution (with no request coming, nothing else sends these):
   relay:  xreadgroup (blocking reads of every live outbox), xlen + xpending
-          (backlog, per live stream, once a second), xautoclaim, xgroup
+          (backlog, per live stream, once a second), xinfo consumers + exists
+          (gone relays, per live stream, every claim-idle period), xclaim, xgroup
   expiry: evalsha (release_orders.lua per live sale every 200 ms; join_outbox,
           retire and drop_retired when they run), hget (retirement's look at
           each live one's end, once a second)
 Redis also counts the commands a script runs under their own names (time,
 zrangebyscore, ...): they are inside evalsha's time, so no group adds them.
   shared: smembers (the live registry, read by the relay, the expiry task and
-          retirement)
+          retirement), set (the relay's heartbeat and the expiry task's turn)
 """
 import json
 import subprocess
 import sys
 import time
 
-RELAY = ("xreadgroup", "xlen", "xpending", "xautoclaim", "xgroup|create", "xgroup")
+RELAY = ("xreadgroup", "xlen", "xpending", "xautoclaim", "xinfo|consumers", "xinfo", "xclaim", "exists",
+         "xgroup|create", "xgroup")
 EXPIRY = ("evalsha", "eval", "hget")
-SHARED = ("smembers",)
+SHARED = ("smembers", "set")
 
 
 def info(url, section):

@@ -23,7 +23,7 @@ use crate::{
     sales::Sales,
     scripts::Scripts,
     shutdown::Shutdown,
-    sink::{Sink, SinkHealth},
+    sink::{Sink, SinkHealth, SinkInstance},
     wallet::{pay::Payments, Wallets},
 };
 
@@ -60,8 +60,12 @@ pub struct ServeConfig {
 }
 
 /// Runs the service on `listener` until `shutdown` starts.
-pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     crate::panics::install_hook();
+    // The port bound (when asked for port 0) names this instance's relay.
+    if let Ok(addr) = listener.local_addr() {
+        config.http.listen = addr;
+    }
     // First, so a bad JWT key stops the start before any connection is made.
     let guard = http::Guard::new(&config.http)?;
     config.wallet.check()?;
@@ -90,7 +94,8 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Shutdow
         mysql.clone(),
         config.retention.retain_after_end,
     );
-    tasks.spawn(crate::expiry::run(sales.clone(), retirer, shutdown.clone()));
+    let instance = config.relay.consumer(config.http.listen);
+    tasks.spawn(crate::expiry::run(sales.clone(), retirer, instance, shutdown.clone()));
     let wallets = Wallets::new(redis.clone(), keys.clone(), scripts.clone(), config.wallet.clone());
     let payments = Payments::new(redis.clone(), keys.clone(), scripts.clone(), sales.clone(), wallets.clone());
     tasks.spawn(crate::wallet::recovery::run(payments.clone(), shutdown.clone()));
@@ -135,12 +140,18 @@ pub async fn sink(
     mysql: &MysqlSettings,
     kafka_settings: &KafkaSettings,
     settings: &SinkSettings,
+    instance: SinkInstance,
     health: Arc<SinkHealth>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     crate::panics::install_hook();
     let kafka = kafka::connect(kafka_settings).await?;
-    let partitions = kafka::Topics::open(&kafka, kafka_settings).await?.all().cloned().collect();
+    let topics = kafka::Topics::open(&kafka, kafka_settings).await?;
+    let partitions: Vec<_> = topics.all().filter(|p| instance.owns(p.partition())).cloned().collect();
+    if partitions.is_empty() {
+        tracing::warn!(%instance, "this sink owns no partition (fewer partitions than sinks): it stands idle");
+    }
+    tracing::info!(%instance, partitions = partitions.len(), "sink: owning p % N == I of each topic");
     let sink = Sink::new(mysql, partitions, settings.clone(), health)?;
     let mysql = sink.mysql.clone();
     sink.run(shutdown).await;

@@ -257,11 +257,13 @@ pub struct RelaySettings {
     /// Outbox entries read (and produced) per batch.
     #[arg(long, env = "FLASHSALE_RELAY_BATCH", default_value_t = 10_000)]
     pub relay_batch: usize,
-    /// Consumer name in the outbox consumer group; keep it stable across restarts
-    /// so a restarted relay resends what it had read but not yet acknowledged.
-    #[arg(long, env = "FLASHSALE_RELAY_CONSUMER", default_value = "relay-1")]
-    pub relay_consumer: String,
-    /// Entries pending this long in another consumer are claimed (that consumer died).
+    /// Consumer name in the outbox consumer group, one per instance [default:
+    /// relay-<hostname>-<listen port>]. Stable across restarts of the same instance,
+    /// so a restarted relay first resends what it had read but not yet acknowledged.
+    #[arg(long, env = "FLASHSALE_RELAY_CONSUMER")]
+    pub relay_consumer: Option<String>,
+    /// A relay without a heartbeat this long is gone: its entries pending this long are
+    /// claimed by another instance (a live relay's are not, however slow it is).
     #[arg(long, env = "FLASHSALE_RELAY_CLAIM_IDLE_MS", default_value_t = 30_000)]
     pub relay_claim_idle_ms: u64,
 }
@@ -329,6 +331,26 @@ impl SinkToggle {
     pub fn enabled(&self) -> bool {
         self.sink && !self.no_sink
     }
+}
+
+impl RelaySettings {
+    /// The consumer name: as set, or `relay-<hostname>-<port>` of this instance.
+    pub fn consumer(&self, listen: std::net::SocketAddr) -> String {
+        if let Some(name) = self.relay_consumer.as_deref().filter(|n| !n.trim().is_empty()) {
+            return name.to_string();
+        }
+        format!("relay-{}-{}", hostname(), listen.port())
+    }
+}
+
+/// This machine's (or pod's) host name, or `localhost` when it cannot be read.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 impl RedisSettings {

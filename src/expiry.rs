@@ -2,6 +2,11 @@
 //! forgets idempotency answers past their TTL, in bounded batches (one short
 //! script call per live sale per batch), so the hot path never waits behind
 //! it. Once a second it also runs retirement (see `retire`).
+//!
+//! Several service instances share the work: each tick goes to the first
+//! instance that takes it (a Redis key that lives a little less than a tick),
+//! so a sale's overdue orders are looked for once per tick, not once per
+//! instance, and an instance that dies simply stops taking turns.
 
 use std::time::Duration;
 
@@ -17,12 +22,30 @@ const TICK: Duration = Duration::from_millis(200);
 const BATCH: u64 = 200;
 /// How often the live sales are listed again, and retirement runs.
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// How long a taken tick stays taken: a little less than a tick, so the
+/// taker's own next tick finds it free.
+const TURN: Duration = Duration::from_millis(TICK.as_millis() as u64 * 9 / 10);
 
-pub async fn run(sales: Sales, mut retirer: Retirer, mut shutdown: Shutdown) {
+/// Runs until shutdown; `instance` names this process in the turn key.
+pub async fn run(sales: Sales, mut retirer: Retirer, instance: String, mut shutdown: Shutdown) {
     let mut ids = Vec::new();
     let mut refreshed: Option<Instant> = None;
     let mut failures = 0;
     while !shutdown.is_started() {
+        match sales.take_expiry_turn(&instance, TURN).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Another instance runs this tick.
+                shutdown.sleep(TICK).await;
+                continue;
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "expiry: cannot take a turn");
+                shutdown.sleep(backoff(failures)).await;
+                continue;
+            }
+        }
         let refresh = refreshed.is_none_or(|at| at.elapsed() >= REFRESH_EVERY);
         if refresh {
             match sales.ids().await {

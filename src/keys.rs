@@ -182,6 +182,17 @@ impl Keys {
         key.strip_prefix(&self.prefix)?.strip_prefix("{wallets:")?.strip_suffix("}:outbox")?.parse().ok()
     }
 
+    /// A relay's heartbeat: present while the relay of that consumer name runs
+    /// (it expires `FLASHSALE_RELAY_CLAIM_IDLE_MS` after its last refresh).
+    pub fn relay_alive(&self, consumer: &str) -> String {
+        format!("{}relay:alive:{consumer}", self.prefix)
+    }
+
+    /// Whose turn the expiry task's current tick is (one instance per tick).
+    pub fn expiry_turn(&self) -> String {
+        format!("{}expiry:turn", self.prefix)
+    }
+
     /// The set of live sale ids.
     pub fn sales(&self) -> String {
         format!("{}sales", self.prefix)

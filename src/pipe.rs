@@ -102,7 +102,7 @@ async fn start(
             redis::pool(&config.redis).await?,
             scripts,
             keys,
-            config.relay.relay_consumer.clone(),
+            config.relay.consumer(config.http.listen),
         ),
         topics: Arc::new(kafka::Topics::open(&producer, &config.kafka).await?),
         batch: config.relay.relay_batch,

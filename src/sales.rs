@@ -259,6 +259,15 @@ impl Sales {
         self.scripts.adjust_stock.call(self.redis.next(), &self.keys.sale(sale_id), sku, change).await
     }
 
+    /// Takes the expiry task's current tick for `instance` unless another
+    /// instance took it less than `tick` ago: true when this one runs it.
+    pub async fn take_expiry_turn(&self, instance: &str, tick: std::time::Duration) -> Result<bool, Error> {
+        let ttl = Expiration::PX(tick.as_millis().max(1) as i64);
+        let taken: Option<String> =
+            self.redis.next().set(self.keys.expiry_turn(), instance, Some(ttl), Some(SetOptions::NX), false).await?;
+        Ok(taken.is_some())
+    }
+
     pub async fn ids(&self) -> Result<Vec<u64>, Error> {
         let mut ids: Vec<u64> = self.redis.next().smembers(self.keys.sales()).await?;
         ids.sort_unstable();

@@ -5,7 +5,11 @@ mod reset_offset;
 
 use std::sync::Arc;
 
-use crate::{app, config::*, sink::SinkHealth};
+use crate::{
+    app,
+    config::*,
+    sink::{SinkHealth, SinkInstance},
+};
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
@@ -22,6 +26,11 @@ pub struct Args {
     /// (and GET /readyz: 503 while a partition is stalled).
     #[arg(long, env = "FLASHSALE_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// This sink is I of N (from 0): it writes the partitions p with p % N == I of
+    /// each topic. Run N sinks, 0/N to N-1/N, to share the work; two sinks never
+    /// write one partition at once (the second stands by).
+    #[arg(long, env = "FLASHSALE_SINK_INSTANCE", default_value = "0/1")]
+    instance: SinkInstance,
 }
 
 #[derive(clap::Subcommand)]
@@ -43,5 +52,5 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for metrics: {e}"))?;
         tokio::spawn(crate::http::serve_metrics(listener, health.clone(), shutdown.clone()));
     }
-    app::sink(&args.mysql, &args.kafka, &args.sink, health, shutdown).await
+    app::sink(&args.mysql, &args.kafka, &args.sink, args.instance, health, shutdown).await
 }

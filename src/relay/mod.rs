@@ -5,8 +5,11 @@
 //! acknowledged them acknowledges and deletes them in Redis. A crash between
 //! the two resends the batch on restart: delivery is at-least-once, and every
 //! event carries a stable id for the sink to recognise replays.
+//! Several instances share the streams, each its own consumer; what a gone
+//! one left pending is claimed by the others (`liveness`).
 //! Knows nothing of HTTP or MySQL.
 
+mod liveness;
 mod outbox;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
@@ -52,6 +55,8 @@ struct Stopped;
 
 impl Relay {
     pub async fn run(mut self, mut shutdown: Shutdown) {
+        let heartbeat = self.outbox.heartbeat(self.claim_idle_ms).await;
+        tracing::info!(consumer = self.outbox.consumer(), "relay started");
         let mut refreshed: Option<Instant> = None;
         let mut claimed = Instant::now();
         // First drain what this consumer read before a restart but never acknowledged.
@@ -79,7 +84,7 @@ impl Relay {
                 match self.outbox.claim_idle(self.claim_idle_ms).await {
                     Ok(0) => {}
                     Ok(n) => {
-                        tracing::info!(entries = n, "relay: claimed entries of a dead consumer");
+                        tracing::info!(entries = n, "relay: claimed entries of a gone relay");
                         pending = true;
                     }
                     Err(e) => tracing::warn!(error = %e, "relay: claim failed"),
@@ -123,6 +128,7 @@ impl Relay {
             METRICS.relay_batches.fetch_add(1, Relaxed);
             METRICS.relay_batch_size.observe_size(n);
         }
+        heartbeat.stop().await;
         tracing::info!("relay stopped");
     }
 

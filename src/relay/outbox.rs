@@ -1,5 +1,5 @@
 //! The relay's side of Redis: which outbox streams exist, reading them with
-//! the consumer group, claiming entries a dead relay left pending, and
+//! the consumer group, claiming entries a gone relay left pending, and
 //! forgetting entries once Kafka has them.
 
 use std::{
@@ -12,6 +12,7 @@ use std::{
 
 use fred::prelude::*;
 
+use super::liveness;
 use crate::{
     events::{CouponIssued, Event, OrderChanged, WalletChanged},
     keys::{Keys, OUTBOX_GROUP, WALLET_SHARDS},
@@ -23,8 +24,8 @@ use crate::{
 /// tens of issues (up to 256), a quiet service's one.
 const FIRST_GUESS: usize = 16;
 
-/// XAUTOCLAIM's answer: where to go on, and the entries claimed.
-type Claimed = (String, Vec<(String, HashMap<String, String>)>);
+/// Entries claimed from a gone relay per round trip.
+const CLAIM_SLICE: u64 = 1000;
 
 /// One outbox entry, decoded: the events of one script call (a coupon entry
 /// carries every issue of its call, a reservation entry every new order of
@@ -54,6 +55,17 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(reader: Client, redis: Pool, scripts: Arc<Scripts>, keys: Keys, consumer: String) -> Self {
         Outbox { reader, redis, scripts, keys, consumer, streams: Vec::new(), per_entry: AtomicUsize::new(FIRST_GUESS) }
+    }
+
+    /// This relay's consumer name in the outbox groups.
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Starts this relay's heartbeat (see `liveness`): it expires `ttl_ms`
+    /// after the relay stops refreshing it.
+    pub async fn heartbeat(&self, ttl_ms: u64) -> liveness::Heartbeat {
+        liveness::Heartbeat::start(self.redis.clone(), self.keys.relay_alive(&self.consumer), ttl_ms).await
     }
 
     /// Makes the next `refresh` check (and create) every stream's group again.
@@ -242,33 +254,71 @@ impl Outbox {
         Some(events.collect())
     }
 
-    /// Moves entries idle for `min_idle_ms` in other consumers (dead relays)
-    /// into this consumer's pending list, to be read with `pending = true`.
+    /// Moves the entries of gone relays (consumers without a heartbeat, see
+    /// `liveness`) that have been idle for `min_idle_ms` into this consumer's
+    /// pending list, to be read with `pending = true`; a live relay's entries
+    /// stay its own however slow it is. Gone consumers that hold nothing are
+    /// removed from the group. Returns how many entries were claimed.
     pub async fn claim_idle(&self, min_idle_ms: u64) -> Result<usize, Error> {
         let mut claimed = 0;
+        let mut alive: HashMap<String, bool> = HashMap::new();
         for stream in &self.streams {
-            let mut start = "0-0".to_string();
-            loop {
-                let (next, ids): Claimed = self
-                    .redis
-                    .xautoclaim_values(
-                        &**stream,
-                        OUTBOX_GROUP,
-                        self.consumer.as_str(),
-                        min_idle_ms,
-                        start.as_str(),
-                        Some(1000),
-                        false,
-                    )
-                    .await?;
-                claimed += ids.len();
-                if next == "0-0" {
-                    break;
+            for (consumer, pending) in liveness::consumers(&self.redis, stream, OUTBOX_GROUP).await? {
+                if consumer == self.consumer {
+                    continue;
                 }
-                start = next;
+                let is_alive = match alive.get(&consumer) {
+                    Some(known) => *known,
+                    None => {
+                        let known = liveness::is_alive(&self.redis, &self.keys.relay_alive(&consumer)).await?;
+                        *alive.entry(consumer.clone()).or_insert(known)
+                    }
+                };
+                if is_alive {
+                    continue;
+                }
+                if pending > 0 {
+                    claimed += self.claim_from(stream, &consumer, min_idle_ms).await?;
+                }
+                // Once it holds nothing (now, or after a later claim).
+                if self.scripts.drop_consumer.call(self.redis.next(), stream, &consumer).await? {
+                    tracing::info!(%stream, %consumer, "relay: removed a gone relay from the group");
+                }
             }
         }
         Ok(claimed)
+    }
+
+    /// Claims `consumer`'s entries of `stream` idle for `min_idle_ms`.
+    async fn claim_from(&self, stream: &str, consumer: &str, min_idle_ms: u64) -> Result<usize, Error> {
+        let mut claimed = 0;
+        loop {
+            let held: Vec<(String, String, u64, u64)> =
+                self.redis.xpending(stream, OUTBOX_GROUP, (min_idle_ms, "-", "+", CLAIM_SLICE, consumer)).await?;
+            if held.is_empty() {
+                return Ok(claimed);
+            }
+            let ids: Vec<String> = held.into_iter().map(|(id, ..)| id).collect();
+            let taken: Vec<String> = self
+                .redis
+                .xclaim(
+                    stream,
+                    OUTBOX_GROUP,
+                    self.consumer.as_str(),
+                    min_idle_ms,
+                    ids.clone(),
+                    None,
+                    None,
+                    None,
+                    false,
+                    true,
+                )
+                .await?;
+            claimed += taken.len();
+            if ids.len() < CLAIM_SLICE as usize || taken.is_empty() {
+                return Ok(claimed);
+            }
+        }
     }
 
     /// (entries in all outbox streams, entries read but not acknowledged):

@@ -10,6 +10,7 @@ mod ack_outbox;
 mod adjust_stock;
 mod confirm_order;
 mod coupon_info;
+mod drop_consumer;
 mod issue_coupon;
 mod join_outbox;
 mod pay_order;
@@ -25,6 +26,7 @@ pub use ack_outbox::AckOutbox;
 pub use adjust_stock::{AdjustStock, StockChange};
 pub use confirm_order::{ConfirmOrder, ConfirmOutcome};
 pub use coupon_info::{CouponInfo, CouponInfoScript};
+pub use drop_consumer::DropConsumer;
 pub use issue_coupon::{IssueCoupon, IssueOutcome};
 pub use join_outbox::JoinOutbox;
 pub use pay_order::{HoldOutcome, PayHold, PaySettle, SettleOutcome};
@@ -55,6 +57,7 @@ pub struct Scripts {
     /// The acknowledgement mode the writing scripts follow.
     pub ack: Ack,
     pub join_outbox: JoinOutbox,
+    pub drop_consumer: DropConsumer,
     pub retire: Retire,
     pub drop_retired: DropRetired,
     pub pay_hold: PayHold,
@@ -78,6 +81,7 @@ impl Scripts {
             sale_info: SaleInfoScript(load(client, include_str!("../../lua/sale_info.lua")).await?),
             ack,
             join_outbox: JoinOutbox(load(client, include_str!("../../lua/join_outbox.lua")).await?),
+            drop_consumer: DropConsumer(load(client, include_str!("../../lua/drop_consumer.lua")).await?),
             retire: Retire(load(client, include_str!("../../lua/retire.lua")).await?),
             drop_retired: DropRetired(load(client, include_str!("../../lua/drop_retired.lua")).await?),
             pay_hold: PayHold(load(client, include_str!("../../lua/pay_hold.lua")).await?, ack),

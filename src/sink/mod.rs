@@ -9,12 +9,14 @@
 //! Knows nothing of HTTP or Redis.
 
 mod fence;
+mod instance;
 pub(crate) mod rows;
 mod stall;
 mod wallet_rows;
 mod writer;
 
 pub use fence::{is_held, lock_name, release, try_lock};
+pub use instance::SinkInstance;
 pub use stall::SinkHealth;
 
 use std::{sync::Arc, time::Duration};

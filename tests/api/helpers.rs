@@ -104,7 +104,11 @@ impl TestApp {
                 kafka_partitions: 2,
                 kafka_timeout_ms: 10_000,
             },
-            relay: RelaySettings { relay_batch: 500, relay_consumer: "relay-1".into(), relay_claim_idle_ms: 30_000 },
+            relay: RelaySettings {
+                relay_batch: 500,
+                relay_consumer: Some("relay-1".into()),
+                relay_claim_idle_ms: 30_000,
+            },
             sink: SinkSettings {
                 sink_fetch_bytes: 1024 * 1024,
                 sink_max_wait_ms: 100,
@@ -125,6 +129,23 @@ impl TestApp {
             client: Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http(),
         };
         app.cli(&["migrate"]).success();
+        app.start().await;
+        app
+    }
+
+    /// Another service instance on this app's servers, prefix, database and
+    /// topics, as a second pod runs: no migration, its own listener and tasks.
+    pub async fn another_instance(&self, adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let mut config = self.config.clone();
+        adjust(&mut config);
+        let mut app = TestApp {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            mysql: mysql_async::Pool::new(config.mysql.mysql_url.as_str()),
+            config,
+            trigger: None,
+            handle: None,
+            client: Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http(),
+        };
         app.start().await;
         app
     }

@@ -17,6 +17,7 @@ mod forget;
 mod ha_redis;
 mod helpers;
 mod idempotency_ttl;
+mod instances;
 mod issue;
 mod kubernetes;
 mod limits;

@@ -135,3 +135,86 @@ async fn an_entry_of_the_older_one_user_form_still_reaches_mysql() {
     assert_eq!(old, vec![format!("c93-{id}")]);
     let _ = redis.quit().await;
 }
+
+/// XREADGROUP of every new entry of `stream` as `consumer` (a relay that then stalls).
+async fn read_as(redis: &Client, stream: &str, consumer: &str) {
+    let read: Value = redis
+        .custom(
+            CustomCommand::new_static("XREADGROUP", ClusterHash::Random, false),
+            vec!["GROUP", OUTBOX_GROUP, consumer, "COUNT", "10000", "STREAMS", stream, ">"],
+        )
+        .await
+        .unwrap();
+    assert!(!read.is_null(), "{consumer} read entries");
+}
+
+/// Several instances share the outbox: a relay that is slow but alive (its
+/// heartbeat fresh) keeps its entries however long they sit; one that is gone
+/// (no heartbeat) has them claimed and delivered by another, and is removed
+/// from the group once it holds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_live_relay_keeps_its_entries_and_a_gone_one_is_claimed_and_removed() {
+    let broker = OwnBroker::start();
+    let app = TestApp::spawn_with(|c| {
+        c.kafka.kafka_brokers = vec![broker.addr.clone()];
+        c.relay.relay_claim_idle_ms = 300;
+    })
+    .await;
+    app.create_coupon(95, 1000, &[]);
+    let keys = Keys::new(app.config.redis.key_prefix.clone());
+    let stream = keys.coupon(95).outbox;
+    let redis = flashsale::redis::client(&app.config.redis).await.unwrap();
+    let app = Arc::new(app);
+    let alive = keys.relay_alive("relay-slow");
+    let _: () = redis.set(&alive, "1", Some(Expiration::PX(120_000)), None, false).await.unwrap();
+
+    // The service's relay hangs producing the first issue; the slow relay
+    // and the gone one each read a share of the rest.
+    broker.pause();
+    let mut delivered = app.issue_all(95, 1..=1).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pending_of(&redis, &stream, "relay-1").await == 0 {
+        assert!(Instant::now() < deadline, "the relay never read the first issue");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let slow = app.issue_all(95, 2..=100).await;
+    read_as(&redis, &stream, "relay-slow").await;
+    delivered.extend(app.issue_all(95, 101..=200).await);
+    read_as(&redis, &stream, "relay-gone").await;
+    broker.resume();
+
+    // The gone relay's entries arrive; the slow one's stay pending, its own.
+    let rows = app.wait_for_rows(95, delivered.len()).await;
+    assert_eq!(distinct(&rows), distinct(&delivered));
+    tokio::time::sleep(Duration::from_millis(1_500)).await; // 5 claim rounds
+    assert_eq!(distinct(&app.mysql_users(95).await), distinct(&delivered), "a live relay's entries were taken");
+    assert!(pending_of(&redis, &stream, "relay-slow").await > 0);
+    let names = group_consumers(&redis, &stream).await;
+    assert!(!names.contains(&"relay-gone".to_string()), "the gone relay is removed: {names:?}");
+    assert!(names.contains(&"relay-slow".to_string()));
+
+    // Its heartbeat stops: it is gone too, and its entries arrive.
+    let _: i64 = redis.del(&alive).await.unwrap();
+    let rows = app.wait_for_rows(95, 200).await;
+    delivered.extend(slow);
+    assert_eq!(distinct(&rows), distinct(&delivered));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while group_consumers(&redis, &stream).await.contains(&"relay-slow".to_string()) {
+        assert!(Instant::now() < deadline, "the slow relay, once gone, is never removed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = redis.quit().await;
+}
+
+/// The consumer names in `stream`'s relay group.
+pub async fn group_consumers(redis: &Client, stream: &str) -> Vec<String> {
+    let Value::Array(list) = redis.xinfo_consumers(stream, OUTBOX_GROUP).await.unwrap() else { return Vec::new() };
+    list.into_iter()
+        .filter_map(|c| match c {
+            Value::Array(fields) => {
+                fields.chunks(2).find(|p| p[0].as_str().as_deref() == Some("name")).and_then(|p| p.get(1)?.as_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
