@@ -2,7 +2,8 @@
 //! FLASHSALE_* variables the compose file sets are flags the binary reads (and
 //! their values parse), the ports line up with FLASHSALE_LISTEN and the config
 //! defaults, the image builds `flashsale` and every container runs subcommands
-//! that exist, and start-up waits on health checks (Grafana and its metrics:
+//! that exist, the API runs without a sink beside sinks that split the
+//! partitions (`--instance I/N`), and start-up waits on health checks (Grafana and its metrics:
 //! `compose_grafana.rs`). No Docker engine is needed: the files are parsed.
 
 use std::{collections::BTreeSet, net::SocketAddr};
@@ -48,6 +49,50 @@ fn compose_sets_only_flashsale_variables_the_binary_reads_with_values_that_parse
         }
     }
     assert!(settings.contains_key("FLASHSALE_RELAY_CONSUMER"));
+}
+
+#[test]
+fn compose_runs_the_api_without_a_sink_and_sinks_that_split_the_partitions_between_them() {
+    let compose = yaml(COMPOSE);
+    let (mut servers, mut sinks) = (0, Vec::new());
+    for (name, s, lines) in built_services(&compose) {
+        // Each relay names itself (host name + listen port); one fixed name would be shared by
+        // every copy of the service, and two live relays under one name duplicate into Kafka.
+        assert!(
+            !environment(s).contains_key("FLASHSALE_RELAY_CONSUMER"),
+            "{name}: sets FLASHSALE_RELAY_CONSUMER; leave it to the relay's own default"
+        );
+        for argv in &lines {
+            match argv[1].as_str() {
+                "serve" => {
+                    servers += 1;
+                    assert!(argv.iter().any(|w| w == "--no-sink"), "{name}: `{}` runs a sink too", argv.join(" "));
+                }
+                "sink" => {
+                    let value = flag_value(argv, "--instance")
+                        .unwrap_or_else(|| panic!("{name}: `{}` has no --instance I/N", argv.join(" ")));
+                    sinks.push((name.clone(), sink_instance(&value)));
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(servers, 1, "one service runs `flashsale serve`");
+    // Every partition has a sink: the instances are 0..N of one N, N being how many run.
+    let n = sinks.len();
+    assert!(n >= 2, "the sink runs as several instances: {sinks:?}");
+    let mut indices: Vec<usize> = sinks
+        .iter()
+        .map(|(name, (index, count))| {
+            assert_eq!(*count, n, "{name}: --instance {index}/{count}, but {n} sinks run");
+            index.parse().unwrap_or_else(|_| panic!("{name}: instance {index} is not a number"))
+        })
+        .collect();
+    indices.sort();
+    assert_eq!(indices, (0..n).collect::<Vec<_>>(), "each instance 0..{n} once: {sinks:?}");
+    // The sinks differ only in their instance: one environment for all.
+    let envs: BTreeSet<_> = sinks.iter().map(|(name, _)| environment(service(&compose, name))).collect();
+    assert_eq!(envs.len(), 1, "every sink has the same settings: {envs:?}");
 }
 
 #[test]

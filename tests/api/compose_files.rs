@@ -348,6 +348,23 @@ pub fn built_services(compose: &Yaml) -> Vec<(String, &Yaml, Vec<Vec<String>>)> 
     built
 }
 
+/// The value of `--flag VALUE` or `--flag=VALUE` in a command line.
+pub fn flag_value(argv: &[String], flag: &str) -> Option<String> {
+    let joined = format!("{flag}=");
+    argv.iter().enumerate().find_map(|(i, word)| match word.strip_prefix(&joined) {
+        Some(value) => Some(value.to_string()),
+        None if word == flag => Some(argv.get(i + 1).unwrap_or_else(|| panic!("{flag} without a value")).clone()),
+        None => None,
+    })
+}
+
+/// `I/N` of `flashsale sink --instance I/N`: I as written (a number, or a `$(VAR)` Kubernetes
+/// fills in) and N.
+pub fn sink_instance(value: &str) -> (String, usize) {
+    let (index, count) = value.split_once('/').unwrap_or_else(|| panic!("--instance {value}: not I/N"));
+    (index.to_string(), count.parse().unwrap_or_else(|_| panic!("--instance {value}: N is not a number")))
+}
+
 /// (host, port) of `scheme://[user[:pass]@]host:port[/...]` or `host:port`.
 pub fn host_port(url: &str) -> (String, u16) {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);

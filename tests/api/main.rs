@@ -19,6 +19,7 @@ mod helpers;
 mod idempotency_ttl;
 mod instances;
 mod issue;
+mod kubernetes;
 mod limits;
 mod metrics;
 mod mine;
