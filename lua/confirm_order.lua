@@ -4,9 +4,11 @@
 -- KEYS[4] ranking bucket of the current hour (zset sku -> paid orders)
 -- KEYS[5] paying (orders held by a wallet payment under way)
 -- ARGV[1] order id  ARGV[2] amount paid  ARGV[3] payment key  ARGV[4] bucket TTL (s)
+-- ARGV[5] 'apart': the bucket is in another slot (Redis Cluster; KEYS[4] is then
+--   one of the sale's keys, unused): the caller bumps it after a fresh payment
 --
--- Returns {'paid', order_json} (also when it already was, by this same payment:
---   key and amount; idempotent) | {'already_paid', order_json} (paid by another
+-- Returns {'paid', order_json, 'fresh'} (paid now) | {'paid', order_json} (it already
+--   was, by this same payment: key and amount; idempotent) | {'already_paid', order_json} (paid by another
 --   payment: the gateway must refund this one)
 --   | {'cancelled' | 'expired', order_json} | {'late', order_json} (reserved but past
 --   its deadline: the caller releases it as expired) | {'amount_mismatch', to_pay}
@@ -46,9 +48,11 @@ order.version = order.version + 1
 local json = cjson.encode(order)
 redis.call('HSET', KEYS[1], ARGV[1], json)
 redis.call('ZREM', KEYS[2], ARGV[1])
-for _, item in ipairs(order.items) do
-  redis.call('ZINCRBY', KEYS[4], 1, item.sku)
+if ARGV[5] ~= 'apart' then
+  for _, item in ipairs(order.items) do
+    redis.call('ZINCRBY', KEYS[4], 1, item.sku)
+  end
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[4]))
 end
-redis.call('EXPIRE', KEYS[4], tonumber(ARGV[4]))
 redis.call('XADD', KEYS[3], '*', 'order', json)
-return {'paid', json}
+return {'paid', json, 'fresh'}

@@ -1,10 +1,8 @@
 -- drop_retired.lua: delete a retired campaign's or sale's keys, in one step.
 --
 -- KEYS[1] meta      {coupon:ID}:meta or {sale:ID}:meta
--- KEYS[2] retiring  zset of retired 'coupon:ID' / 'sale:ID' by when their keys go (ms)
--- KEYS[3..] every other key of the campaign or sale
--- ARGV[1] member ('coupon:ID' | 'sale:ID')
--- ARGV[2] margin (ms): a campaign's keys stay until this long after the
+-- KEYS[2..] every other key of the campaign or sale
+-- ARGV[1] margin (ms): a campaign's keys stay until this long after the
 --         deadline of the last reservation holding its coupon (`held_until`),
 --         so the expiry task has released it (giving the coupon back) first
 --
@@ -12,22 +10,19 @@
 -- is answered from MySQL, and no script writes to a campaign or sale whose
 -- meta is gone, so nothing brings a key back.
 -- Returns {'dropped'} | {'revived'} (created again since it retired, or
--- already gone: its entry in `retiring` is dropped, its keys left alone)
--- | {'held', held_until} (tried again after it)
--- (On Redis Cluster `retiring` is in another slot, as the registry is for seeding.)
+-- already gone: its keys left alone) | {'held', held_until, try_again_at}.
+-- The caller then drops its entry in `retiring` (dropped, revived) or moves
+-- it to try_again_at (held): `retiring` is in another slot on Redis Cluster.
 local meta = redis.call('HMGET', KEYS[1], 'retired_at', 'held_until')
 if not meta[1] then
-  redis.call('ZREM', KEYS[2], ARGV[1])
   return {'revived'}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local margin = tonumber(ARGV[2])
+local margin = tonumber(ARGV[1])
 if meta[2] and tonumber(meta[2]) + margin > now then
-  redis.call('ZADD', KEYS[2], tonumber(meta[2]) + margin, ARGV[1])
-  return {'held', tonumber(meta[2])}
+  return {'held', tonumber(meta[2]), tonumber(meta[2]) + margin}
 end
-redis.call('DEL', unpack(KEYS, 3))
+redis.call('DEL', unpack(KEYS, 2))
 redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
 return {'dropped'}

@@ -5,7 +5,8 @@
 -- KEYS[1] orders  [2] deadlines  [3] paying  [4] outbox  (the sale's keys)
 -- KEYS[5] ranking bucket of the current hour (zset sku -> paid orders)
 -- ARGV[1] order id  ARGV[2] 'paid' | 'release'  ARGV[3] the hold's deadline
--- ARGV[4] bucket TTL (s)
+-- ARGV[4] bucket TTL (s)  ARGV[5] 'apart': the bucket is in another slot (Redis
+--   Cluster; KEYS[5] is then one of the sale's keys, unused): the caller bumps it
 --
 -- 'paid': status paid, payment_key 'wallet' (a gateway confirm of it then answers
 --   already_paid), version + 1, ranking bumped, the order appended to the outbox.
@@ -40,9 +41,11 @@ order.updated_at = now
 order.version = order.version + 1
 local json = cjson.encode(order)
 redis.call('HSET', KEYS[1], ARGV[1], json)
-for _, item in ipairs(order.items) do
-  redis.call('ZINCRBY', KEYS[5], 1, item.sku)
+if ARGV[5] ~= 'apart' then
+  for _, item in ipairs(order.items) do
+    redis.call('ZINCRBY', KEYS[5], 1, item.sku)
+  end
+  redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4]))
 end
-redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4]))
 redis.call('XADD', KEYS[4], '*', 'order', json)
 return {'paid', json}

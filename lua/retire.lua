@@ -5,8 +5,6 @@
 -- KEYS[2] outbox    its outbox stream
 -- KEYS[3] counted   the campaign's users (set) or the sale's orders (hash)
 -- KEYS[4] deadlines the sale's reserved orders (zset); for a campaign, its meta again (unused)
--- KEYS[5] registry  coupons or sales: the set of live ids
--- KEYS[6] retiring  zset of retired 'coupon:ID' / 'sale:ID' by when their keys go (ms)
 -- ARGV[1] id  ARGV[2] member ('coupon:ID' | 'sale:ID')  ARGV[3] kind ('coupon' | 'sale')
 -- ARGV[4] ends_at the caller saw (ms)  ARGV[5] rows MySQL holds for it (issued users or orders)
 -- ARGV[6] keep its keys this long after its end (ms)  ARGV[7] and at least this long from now (ms)
@@ -15,10 +13,11 @@
 -- (at the ends_at the caller saw: not replaced since), its outbox is empty
 -- (Kafka acknowledged every event), a sale holds no reservation (nothing can
 -- change any more), and Redis holds as many users / orders as MySQL has rows.
--- Then: meta gets retired_at, the id leaves the registry and joins `retiring`
--- at max(ends_at + keep, now + at least). Nothing is deleted here.
+-- Then meta gets retired_at, and the caller moves the id from the registry to
+-- `retiring` at the returned max(ends_at + keep, now + at least): those two
+-- are in other slots on Redis Cluster. Run again for one already retired
+-- (the caller died in between), it answers the same. Nothing is deleted here.
 -- Returns {'retired', delete_at_ms} | {'changed'} (not so any more) | {'gone'} (no meta)
--- (On Redis Cluster the registry and `retiring` are in other slots, as for seeding.)
 local meta = redis.call('HMGET', KEYS[1], 'ends_at')
 if not meta[1] then
   return {'gone'}
@@ -46,6 +45,4 @@ if rows ~= tonumber(ARGV[5]) then
 end
 local delete_at = math.max(ends_at + tonumber(ARGV[6]), now + tonumber(ARGV[7]))
 redis.call('HSETNX', KEYS[1], 'retired_at', string.format('%d', now))
-redis.call('SREM', KEYS[5], ARGV[1])
-redis.call('ZADD', KEYS[6], 'NX', delete_at, ARGV[2])
 return {'retired', delete_at}

@@ -3,7 +3,6 @@
 -- KEYS[1]  campaign hash  {coupon:ID}:meta
 -- KEYS[2]  issued users   {coupon:ID}:users
 -- KEYS[3]  used marks     {coupon:ID}:used
--- KEYS[4]  registry       coupons: the set of live campaign ids (the relay reads it)
 -- ARGV[1]  total quantity
 -- ARGV[2]  starts_at (ms since epoch)
 -- ARGV[3]  ends_at (ms since epoch, 0 = never)
@@ -14,8 +13,10 @@
 -- A replaced campaign is live again: it loses `retired_at` (see retire.lua).
 -- Returns 'created', 'replaced' or 'exists'. The outbox is left alone on replace:
 -- entries still on their way to Kafka belong to the old campaign and must arrive.
--- The campaign joins the registry in the same atomic step: no campaign exists
--- whose outbox the relay does not read. (On Redis Cluster the registry is in another slot.)
+-- The registry of live campaigns (`coupons`, which the relay reads) is in
+-- another slot on Redis Cluster: the caller adds the id before this script
+-- and again after it (see `Coupons::seed`), so no campaign exists whose outbox
+-- the relay does not read.
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if exists and ARGV[4] ~= 'replace' then
   return 'exists'
@@ -23,7 +24,6 @@ end
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('HDEL', KEYS[1], 'retired_at')
 redis.call('HSET', KEYS[1], 'total', ARGV[1], 'remaining', ARGV[1], 'starts_at', ARGV[2], 'ends_at', ARGV[3], 'discount', ARGV[5])
-redis.call('SADD', KEYS[4], ARGV[6])
 if exists then
   return 'replaced'
 end

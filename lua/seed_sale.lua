@@ -9,14 +9,14 @@
 -- KEYS[7] deadlines {sale:ID}:deadlines zset order id by expiry (ms)
 -- KEYS[8] idem      {sale:ID}:idem      user:key -> fingerprint \n first answer
 -- KEYS[9] seq       {sale:ID}:seq       last order id
--- KEYS[10] registry  sales               the set of live sale ids (the relay and expiry read it)
--- KEYS[11] idem_expiry {sale:ID}:idem_expiry  idempotency keys by expiry (ms)
+-- KEYS[10] idem_expiry {sale:ID}:idem_expiry  idempotency keys by expiry (ms)
 -- ARGV: starts_at, ends_at, per_user_limit, hold_ms, mode ('create' | 'replace'), sale id,
 --       then sku, price, stock triples
 --
 -- Returns 'created', 'replaced' or 'exists'. The outbox stream is never touched.
--- The sale joins the registry in the same atomic step: no sale exists that the
--- relay does not read. (On Redis Cluster the registry is in another slot.)
+-- The registry of live sales (`sales`, which the relay and the expiry task
+-- read) is in another slot on Redis Cluster: the caller adds the id before
+-- this script and again after it (see `Sales::seed`).
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if exists and ARGV[5] ~= 'replace' then
   return 'exists'
@@ -24,14 +24,13 @@ end
 for i = 1, 9 do
   redis.call('DEL', KEYS[i])
 end
-redis.call('DEL', KEYS[11])
+redis.call('DEL', KEYS[10])
 redis.call('HSET', KEYS[1], 'starts_at', ARGV[1], 'ends_at', ARGV[2], 'per_user_limit', ARGV[3], 'hold_ms', ARGV[4])
 for i = 7, #ARGV, 3 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 2])
 end
-redis.call('SADD', KEYS[10], ARGV[6])
 if exists then
   return 'replaced'
 end

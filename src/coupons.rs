@@ -65,12 +65,17 @@ impl Coupons {
         self.scripts.coupon_info.call(self.redis.next(), &self.keys.coupon(coupon_id)).await
     }
 
-    /// Seeds stock and window and lists the campaign so the relay reads its
-    /// outbox, in one atomic step.
+    /// Seeds stock and window, and lists the campaign so the relay reads its
+    /// outbox: listed first (a listed id without a campaign is harmless, and
+    /// retirement forgets it), and again after, should retirement have
+    /// forgotten it meanwhile. The registry is in another slot on a cluster.
     pub async fn seed(&self, coupon_id: u64, spec: CampaignSpec, mode: SeedMode) -> Result<SeedOutcome, Error> {
         let keys = self.keys.coupon(coupon_id);
-        let registry = self.keys.coupons();
-        self.scripts.seed_coupon.call(self.redis.next(), &keys, &registry, coupon_id, spec, mode).await
+        let client = self.redis.next();
+        let _: () = client.sadd(self.keys.coupons(), coupon_id).await?;
+        let seeded = self.scripts.seed_coupon.call(client, &keys, coupon_id, spec, mode).await?;
+        let _: () = client.sadd(self.keys.coupons(), coupon_id).await?;
+        Ok(seeded)
     }
 
     /// Rebuilds a campaign Redis lost from what MySQL recorded: closed while

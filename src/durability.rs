@@ -40,6 +40,9 @@ pub struct Ack {
     /// How long a wait may take (ms) before the outcome is unknown.
     pub timeout_ms: u64,
     pub fsync: Fsync,
+    /// The server is a Redis Cluster: `PUBLISH` is not replicated there, so
+    /// the wait is preceded by a write to a key in the call's slot instead.
+    pub cluster: bool,
 }
 
 /// Whether an acknowledged write must be on disk, and how that is known.
@@ -57,7 +60,12 @@ pub enum Fsync {
 impl Ack {
     /// The mode asked for; `fsync` still needs [`Ack::check`] against the server.
     pub fn new(replicas: u32, timeout_ms: u64, fsync: bool) -> Self {
-        Ack { replicas, timeout_ms: timeout_ms.max(1), fsync: if fsync { Fsync::WaitAof } else { Fsync::Off } }
+        Ack {
+            replicas,
+            timeout_ms: timeout_ms.max(1),
+            fsync: if fsync { Fsync::WaitAof } else { Fsync::Off },
+            cluster: false,
+        }
     }
 
     /// True when answers wait for replicas or disks.
@@ -133,7 +141,7 @@ impl Ack {
         loop {
             let pipe = client.pipeline();
             let _: () = pipe.custom(evalsha.clone(), call.clone()).await?;
-            self.queue_wait(&pipe, slot).await?;
+            self.queue_wait(&pipe, keys.first().copied()).await?;
             let mut results = pipe.try_all::<Value>().await.into_iter();
             let answer = results.next().unwrap_or_else(|| Err(Error::new(ErrorKind::Unknown, "an empty pipeline")));
             let _published = results.next();
@@ -167,11 +175,23 @@ impl Ack {
     /// that changed nothing (a 409 "already issued") wrote nothing, although
     /// the state it answered from may be another connection's write, still
     /// unreplicated. So a `PUBLISH` (replicated, keyless, cheap) goes first:
-    /// it moves this connection's replication offset to the server's.
-    pub async fn queue_wait(&self, pipe: &fred::clients::Pipeline<Client>, slot: Option<u16>) -> Result<(), Error> {
+    /// it moves this connection's replication offset to the server's. On a
+    /// cluster `PUBLISH` travels the cluster bus instead of the replication
+    /// stream, so a write to a short-lived key in `key`'s slot does that.
+    pub async fn queue_wait(&self, pipe: &fred::clients::Pipeline<Client>, key: Option<&str>) -> Result<(), Error> {
+        let slot = key.map(|k| fred::util::redis_keyslot(k.as_bytes()));
         let hash = slot.map(ClusterHash::Custom).unwrap_or(ClusterHash::Random);
-        let publish = CustomCommand::new_static("PUBLISH", hash.clone(), false);
-        let _: () = pipe.custom(publish, vec![Value::from(ACK_CHANNEL), Value::from("")]).await?;
+        match key.filter(|_| self.cluster) {
+            Some(key) => {
+                let set = CustomCommand::new_static("SET", hash, false);
+                let args = vec![Value::from(ack_key(key)), Value::from("1"), Value::from("PX"), Value::Integer(10_000)];
+                let _: () = pipe.custom(set, args).await?;
+            }
+            None => {
+                let publish = CustomCommand::new_static("PUBLISH", hash, false);
+                let _: () = pipe.custom(publish, vec![Value::from(ACK_CHANNEL), Value::from("")]).await?;
+            }
+        }
         pipe.custom(self.wait_command(slot), self.wait_args()).await
     }
 
@@ -212,6 +232,31 @@ impl Ack {
                 ),
             ))
         }
+    }
+}
+
+/// A key in `key`'s slot for the write before a wait on a cluster: its hash
+/// tag (`prefix{sale:1}` of `prefix{sale:1}:meta`), or the whole key as one
+/// (every key the scripts are called with carries a tag).
+fn ack_key(key: &str) -> String {
+    match key.find('{').and_then(|open| Some((open, open + 1 + key[open + 1..].find('}')?))) {
+        Some((open, close)) if close > open + 1 => format!("{}:ack", &key[..=close]),
+        _ => format!("{{{key}}}:ack"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ack_key;
+    use fred::util::redis_keyslot;
+
+    #[test]
+    fn the_ack_key_shares_the_slot_of_the_key_it_follows() {
+        for key in ["fs:{sale:1}:meta", "{coupon:42}:users", "plain", "x{y"] {
+            let ack = ack_key(key);
+            assert_eq!(redis_keyslot(ack.as_bytes()), redis_keyslot(key.as_bytes()), "{key} -> {ack}");
+        }
+        assert_eq!(ack_key("fs:{sale:1}:meta"), "fs:{sale:1}:ack");
     }
 }
 

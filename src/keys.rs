@@ -24,8 +24,14 @@
 //! | `P{sale:ID}:paying`          | zset   | order id -> deadline of its wallet payment's hold |
 //! | `Psales`                     | set    | ids of live sales (the relay's and expiry task's list) |
 //! | `Pretiring`                  | zset   | `coupon:ID` / `sale:ID` retired, by when its keys go (ms) |
-//! | `Prank:products:H`           | zset   | sku -> paid orders in hour H (since the epoch)    |
+//! | `P{rank}:products:H`         | zset   | sku -> paid orders in hour H (since the epoch); one tag for every hour |
+//! | `Prelay:alive:NAME`          | string | a running relay's heartbeat (expires when it stops) |
+//! | `Pexpiry:turn`               | string | the instance running the expiry task's current tick |
+//! | `P{sale:ID}:ack`, `P{coupon:ID}:ack` | string | on a cluster with acknowledgement: the write before a wait (10 s) |
 //!
+//! On Redis Cluster every key with a `{tag}` lives in its tag's slot; the
+//! untagged ones (registries, `retiring`, heartbeats) are written beside the
+//! scripts, never from them.
 //! Live: created and not yet retired. A campaign or sale retires (see
 //! `retire`) once it has ended and every event of it is in MySQL: it leaves
 //! `Pcoupons` / `Psales` for `Pretiring`, and its keys are deleted at once
@@ -206,7 +212,8 @@ impl Keys {
 
     /// The product ranking bucket of hour `hour` (hours since the epoch).
     pub fn ranking_bucket(&self, hour: u64) -> String {
-        format!("{}rank:products:{hour}", self.prefix)
+        // One hash tag for every hour: a ranking's ZUNION stays in one slot.
+        format!("{}{{rank}}:products:{hour}", self.prefix)
     }
 
     /// The sale an outbox key belongs to.

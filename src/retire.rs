@@ -61,6 +61,10 @@ pub struct Retirer {
     keep: Keep,
     /// Ended ones not ready yet: when to look again, how often looked.
     waiting: HashMap<(Kind, u64), (Instant, u32)>,
+    /// Listed ids without a campaign or sale, since when seen so: a seed
+    /// lists its id first, so one is listed a moment before it exists (and
+    /// forever, should the seeding process die in between).
+    orphans: HashMap<(Kind, u64), Instant>,
 }
 
 impl Retirer {
@@ -70,7 +74,7 @@ impl Retirer {
             retain_ms: retain.as_millis().min(u64::MAX as u128 / 2) as u64,
             at_least_ms: GRACE.as_millis() as u64,
         };
-        Retirer { redis, keys, scripts, mysql, keep, waiting: HashMap::new() }
+        Retirer { redis, keys, scripts, mysql, keep, waiting: HashMap::new(), orphans: HashMap::new() }
     }
 
     /// Retires what is ready, then deletes the keys of what is due.
@@ -84,9 +88,25 @@ impl Retirer {
         });
         let mut tally = Tally::default();
         let now = now_ms();
+        let mut orphans = HashMap::new();
         for (kind, ids) in [(Kind::Coupon, coupons), (Kind::Sale, sales)] {
             let ends = self.ends_at(&client, kind, &ids).await?;
             for (id, ends_at) in ids.into_iter().zip(ends) {
+                let Some(ends_at) = ends_at else {
+                    let since = self.orphans.get(&(kind, id)).copied().unwrap_or_else(Instant::now);
+                    if since.elapsed() >= GRACE {
+                        // Its seed never ran (the seeding process died): forget it.
+                        let registry = match kind {
+                            Kind::Coupon => self.keys.coupons(),
+                            Kind::Sale => self.keys.sales(),
+                        };
+                        let _: i64 = client.srem(registry, id).await?;
+                        tracing::info!(?kind, id, "retire: listed, never created; unlisted");
+                    } else {
+                        orphans.insert((kind, id), since);
+                    }
+                    continue;
+                };
                 if ends_at == 0 || now < ends_at || !self.due(kind, id) {
                     continue;
                 }
@@ -107,12 +127,13 @@ impl Retirer {
                 }
             }
         }
+        self.orphans = orphans;
         tally.dropped = self.drop_due(&client).await?;
         Ok(tally)
     }
 
-    /// Each id's `ends_at` (0: never, or no meta), read concurrently.
-    async fn ends_at(&self, client: &Client, kind: Kind, ids: &[u64]) -> Result<Vec<u64>, Error> {
+    /// Each id's `ends_at` (0: never; None: no campaign or sale), read concurrently.
+    async fn ends_at(&self, client: &Client, kind: Kind, ids: &[u64]) -> Result<Vec<Option<u64>>, Error> {
         let reads = ids.iter().map(|&id| {
             let meta = match kind {
                 Kind::Coupon => self.keys.coupon(id).meta,
@@ -120,8 +141,7 @@ impl Retirer {
             };
             async move { client.hget::<Option<u64>, _, _>(meta, "ends_at").await }
         });
-        let ends = futures_util::future::try_join_all(reads).await?;
-        Ok(ends.into_iter().map(Option::unwrap_or_default).collect())
+        futures_util::future::try_join_all(reads).await
     }
 
     fn due(&self, kind: Kind, id: u64) -> bool {
@@ -168,10 +188,22 @@ impl Retirer {
                 (Owner::Sale(id, &sale), self.keys.sales(), orders)
             }
         };
-        let retiring = self.keys.retiring();
         let seen = Seen { ends_at, rows };
-        match self.scripts.retire.call(client, &owner, (&registry, &retiring), seen, &self.keep).await? {
+        match self.scripts.retire.call(client, &owner, seen, &self.keep).await? {
             Retired::Retired { delete_at } => {
+                // Due for deletion first, then out of the loops: dying between
+                // the two leaves it listed, and the next tick does both again.
+                let _: i64 = client
+                    .zadd(
+                        self.keys.retiring(),
+                        Some(SetOptions::NX),
+                        None,
+                        false,
+                        false,
+                        (delete_at as f64, owner.member()),
+                    )
+                    .await?;
+                let _: i64 = client.srem(&registry, id).await?;
                 archive::mark_retired(&self.mysql, kind, id).await?;
                 tracing::info!(?kind, id, keys_go_at = %crate::time::rfc3339_ms(delete_at), "retired");
                 Ok(None)
@@ -210,13 +242,20 @@ impl Retirer {
                     continue;
                 }
             }
-            match self.scripts.drop_retired.call(client, &owner, &retiring, GRACE.as_millis() as u64).await? {
+            match self.scripts.drop_retired.call(client, &owner, GRACE.as_millis() as u64).await? {
                 Dropped::Dropped => {
+                    let _: i64 = client.zrem(&retiring, &member).await?;
                     tracing::info!(?kind, id, "retired: keys deleted");
                     dropped += 1;
                 }
-                Dropped::Revived => tracing::info!(?kind, id, "retire: created again since it retired; left live"),
-                Dropped::Held { until } => {
+                Dropped::Revived => {
+                    let _: i64 = client.zrem(&retiring, &member).await?;
+                    tracing::info!(?kind, id, "retire: created again since it retired; left live");
+                }
+                Dropped::Held { until, again } => {
+                    let _: i64 = client
+                        .zadd(&retiring, Some(SetOptions::XX), None, false, false, (again as f64, member.as_str()))
+                        .await?;
                     tracing::debug!(?kind, id, until, "retire: a reservation still holds its coupon")
                 }
             }

@@ -184,11 +184,15 @@ impl Sales {
         self.scripts.sale_info.call(self.redis.next(), &self.keys.sale(sale_id)).await
     }
 
-    /// Seeds the sale and lists it so the relay and the expiry task find it,
-    /// in one atomic step.
+    /// Seeds the sale, and lists it so the relay and the expiry task find it:
+    /// before and after, as `Coupons::seed` does.
     pub async fn seed(&self, sale_id: u64, spec: &SaleSpec, mode: SeedMode) -> Result<SeedOutcome, Error> {
-        let (keys, registry) = (self.keys.sale(sale_id), self.keys.sales());
-        self.scripts.seed_sale.call(self.redis.next(), &keys, &registry, sale_id, spec, mode).await
+        let keys = self.keys.sale(sale_id);
+        let client = self.redis.next();
+        let _: () = client.sadd(self.keys.sales(), sale_id).await?;
+        let seeded = self.scripts.seed_sale.call(client, &keys, sale_id, spec, mode).await?;
+        let _: () = client.sadd(self.keys.sales(), sale_id).await?;
+        Ok(seeded)
     }
 
     /// Rebuilds a sale Redis lost from what MySQL recorded: `spec` with

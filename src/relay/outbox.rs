@@ -158,11 +158,11 @@ impl Outbox {
         keys: Vec<&str>,
         ids: Vec<&str>,
     ) -> Result<Value, Error> {
-        let slot = keys.first().map(|k| fred::util::redis_keyslot(k.as_bytes()));
+        let first = keys.first().map(|k| k.to_string());
         let pipe = self.reader.pipeline();
         let _: () =
             pipe.xreadgroup(OUTBOX_GROUP, self.consumer.as_str(), Some(count), block_ms, false, keys, ids).await?;
-        self.scripts.ack.queue_wait(&pipe, slot).await?;
+        self.scripts.ack.queue_wait(&pipe, first.as_deref()).await?;
         let mut results = pipe.try_all::<Value>().await.into_iter();
         let reply = results.next().unwrap_or_else(|| Err(Error::new(ErrorKind::Unknown, "an empty pipeline")))?;
         let _published = results.next();
@@ -174,20 +174,49 @@ impl Outbox {
     }
 
     async fn read_entries(&self, count: u64, pending: bool, block_ms: Option<u64>) -> Result<Vec<Entry>, Error> {
-        let keys: Vec<&str> = self.streams.iter().map(|s| &**s).collect();
-        let ids = vec![if pending { "0" } else { ">" }; keys.len()];
-        // Raw reply: a blocking read that times out answers nil, which the
-        // typed map form cannot convert.
-        let reply: Value = if self.scripts.ack.waits() {
-            self.read_acknowledged(count, block_ms, keys, ids).await?
-        } else {
-            self.reader
-                .xreadgroup(OUTBOX_GROUP, self.consumer.as_str(), Some(count), block_ms, false, keys, ids)
-                .await?
-        };
         let mut entries = Vec::new();
-        let Value::Array(streams) = reply else {
+        if self.reader.is_clustered() {
+            // A command's keys must share a slot, and each stream has its own:
+            // one read per stream, all at once, none blocking; a round that
+            // finds nothing waits `block_ms` before the next.
+            let reads = self.streams.iter().map(|s| self.read_streams(count, pending, None, vec![&**s]));
+            for reply in futures_util::future::try_join_all(reads).await? {
+                self.decode_reply(reply, &mut entries).await?;
+            }
+            if let (true, Some(ms)) = (entries.is_empty(), block_ms) {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
             return Ok(entries);
+        }
+        let keys: Vec<&str> = self.streams.iter().map(|s| &**s).collect();
+        let reply = self.read_streams(count, pending, block_ms, keys).await?;
+        self.decode_reply(reply, &mut entries).await?;
+        Ok(entries)
+    }
+
+    /// One XREADGROUP of `keys` (with the mode's wait). The raw reply: a
+    /// blocking read that times out answers nil, which the typed map form
+    /// cannot convert.
+    async fn read_streams(
+        &self,
+        count: u64,
+        pending: bool,
+        block_ms: Option<u64>,
+        keys: Vec<&str>,
+    ) -> Result<Value, Error> {
+        let ids = vec![if pending { "0" } else { ">" }; keys.len()];
+        if self.scripts.ack.waits() {
+            self.read_acknowledged(count, block_ms, keys, ids).await
+        } else {
+            self.reader.xreadgroup(OUTBOX_GROUP, self.consumer.as_str(), Some(count), block_ms, false, keys, ids).await
+        }
+    }
+
+    /// Appends the entries of an XREADGROUP reply to `entries`; acknowledges
+    /// (skips) any it cannot decode.
+    async fn decode_reply(&self, reply: Value, entries: &mut Vec<Entry>) -> Result<(), Error> {
+        let Value::Array(streams) = reply else {
+            return Ok(());
         };
         for stream_reply in streams {
             let Value::Array(mut pair) = stream_reply else {
@@ -222,7 +251,7 @@ impl Outbox {
                 }
             }
         }
-        Ok(entries)
+        Ok(())
     }
 
     fn decode(&self, stream: &str, id: &str, fields: &HashMap<String, String>) -> Option<Vec<Event>> {

@@ -61,14 +61,26 @@ impl ConfirmOrder {
                     keys.orders.as_str(),
                     keys.deadlines.as_str(),
                     keys.outbox.as_str(),
-                    ranking_bucket,
+                    if self.1.cluster { keys.orders.as_str() } else { ranking_bucket },
                     keys.paying.as_str(),
                 ],
-                vec![order_id.to_string(), amount.to_string(), payment_key.to_string(), bucket_ttl_secs.to_string()],
+                vec![
+                    order_id.to_string(),
+                    amount.to_string(),
+                    payment_key.to_string(),
+                    bucket_ttl_secs.to_string(),
+                    if self.1.cluster { "apart" } else { "here" }.to_string(),
+                ],
             )
             .await?;
         let outcome = match text(answer.first()).as_deref() {
-            Some("paid") => ConfirmOutcome::Paid(order_of("confirm_order", answer.get(1))?),
+            Some("paid") => {
+                let order = order_of("confirm_order", answer.get(1))?;
+                if self.1.cluster && text(answer.get(2)).as_deref() == Some("fresh") {
+                    super::rank_apart(client, ranking_bucket, bucket_ttl_secs, &order).await;
+                }
+                ConfirmOutcome::Paid(order)
+            }
             Some("already_paid") => ConfirmOutcome::AlreadyPaid(order_of("confirm_order", answer.get(1))?),
             Some("cancelled" | "expired") => ConfirmOutcome::Closed(order_of("confirm_order", answer.get(1))?),
             Some("late") => ConfirmOutcome::Late,

@@ -92,19 +92,26 @@ impl PaySettle {
                     keys.deadlines.as_str(),
                     keys.paying.as_str(),
                     keys.outbox.as_str(),
-                    ranking_bucket,
+                    if self.1.cluster { keys.orders.as_str() } else { ranking_bucket },
                 ],
                 vec![
                     order_id.to_string(),
                     if paid { "paid" } else { "release" }.to_string(),
                     attempt.to_string(),
                     bucket_ttl_secs.to_string(),
+                    if self.1.cluster { "apart" } else { "here" }.to_string(),
                 ],
             )
             .await?;
         let order = || order_of("pay_settle", answer.get(1));
         Ok(match text(answer.first()).as_deref() {
-            Some("paid") => SettleOutcome::Paid(order()?),
+            Some("paid") => {
+                let order = order()?;
+                if self.1.cluster {
+                    super::rank_apart(client, ranking_bucket, bucket_ttl_secs, &order).await;
+                }
+                SettleOutcome::Paid(order)
+            }
             Some("released") => SettleOutcome::Released(order()?),
             Some("not_held") => SettleOutcome::NotHeld(order()?),
             Some("unknown_order") => SettleOutcome::UnknownOrder,

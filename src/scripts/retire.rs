@@ -35,7 +35,8 @@ impl Owner<'_> {
 /// What `retire.lua` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retired {
-    /// Out of the registry; its keys go at `delete_at` (ms).
+    /// Marked retired; its keys go at `delete_at` (ms): the caller moves it
+    /// from the registry to `retiring`.
     Retired { delete_at: u64 },
     /// It no longer is as the caller saw it (not ended, events or
     /// reservations left, rows differ, replaced): nothing changed.
@@ -50,9 +51,10 @@ pub enum Dropped {
     Dropped,
     /// Created again since it retired, or already gone: left alone.
     Revived,
-    /// A reservation holds its coupon until then (ms): tried again after it.
+    /// A reservation holds its coupon `until` (ms): tried again at `again`.
     Held {
         until: u64,
+        again: u64,
     },
 }
 
@@ -73,20 +75,12 @@ impl Retire {
     /// Retires `owner` if it ended when `seen` says, its outbox is empty, a
     /// sale holds no reservation, and Redis holds as many users (campaign) or
     /// orders (sale) as `seen` says MySQL has.
-    pub async fn call(
-        &self,
-        client: &Client,
-        owner: &Owner<'_>,
-        (registry, retiring): (&str, &str),
-        seen: Seen,
-        keep: &Keep,
-    ) -> Result<Retired, Error> {
+    pub async fn call(&self, client: &Client, owner: &Owner<'_>, seen: Seen, keep: &Keep) -> Result<Retired, Error> {
         let (id, kind, keys) = match owner {
             Owner::Coupon(id, k) => (*id, "coupon", [&k.meta, &k.outbox, &k.users, &k.meta]),
             Owner::Sale(id, k) => (*id, "sale", [&k.meta, &k.outbox, &k.orders, &k.deadlines]),
         };
-        let mut k: Vec<&str> = keys.iter().map(|s| s.as_str()).collect();
-        k.extend([registry, retiring]);
+        let k: Vec<&str> = keys.iter().map(|s| s.as_str()).collect();
         let args = vec![
             id.to_string(),
             owner.member(),
@@ -112,26 +106,21 @@ impl Retire {
 impl DropRetired {
     /// Deletes every key of `owner` if it is still retired and no reservation
     /// holds its coupon until `margin_ms` ago.
-    pub async fn call(
-        &self,
-        client: &Client,
-        owner: &Owner<'_>,
-        retiring: &str,
-        margin_ms: u64,
-    ) -> Result<Dropped, Error> {
-        let mut k: Vec<&str> = vec![owner.meta(), retiring];
+    pub async fn call(&self, client: &Client, owner: &Owner<'_>, margin_ms: u64) -> Result<Dropped, Error> {
+        let mut k: Vec<&str> = vec![owner.meta()];
         match owner {
             Owner::Coupon(_, keys) => k.extend(keys.all().into_iter().filter(|key| *key != keys.meta)),
             Owner::Sale(_, keys) => k.extend(keys.all().into_iter().filter(|key| *key != keys.meta)),
         }
-        let answer: Vec<Value> =
-            self.0.evalsha_with_reload(client, k, vec![owner.member(), margin_ms.to_string()]).await?;
+        let answer: Vec<Value> = self.0.evalsha_with_reload(client, k, vec![margin_ms.to_string()]).await?;
         match text(answer.first()).as_deref() {
             Some("dropped") => Ok(Dropped::Dropped),
             Some("revived") => Ok(Dropped::Revived),
-            Some("held") => match answer.get(1).and_then(int) {
-                Some(until) => Ok(Dropped::Held { until: until.max(0) as u64 }),
-                None => Err(unexpected("drop_retired", &Value::Array(answer))),
+            Some("held") => match (answer.get(1).and_then(int), answer.get(2).and_then(int)) {
+                (Some(until), Some(again)) => {
+                    Ok(Dropped::Held { until: until.max(0) as u64, again: again.max(0) as u64 })
+                }
+                _ => Err(unexpected("drop_retired", &Value::Array(answer))),
             },
             _ => Err(unexpected("drop_retired", &Value::Array(answer))),
         }

@@ -37,7 +37,6 @@ impl SeedCoupon {
         &self,
         client: &Client,
         keys: &CouponKeys,
-        registry: &str,
         coupon_id: u64,
         spec: CampaignSpec,
         mode: SeedMode,
@@ -52,7 +51,7 @@ impl SeedCoupon {
             .evalsha(
                 &self.0,
                 client,
-                vec![keys.meta.as_str(), keys.users.as_str(), keys.used.as_str(), registry],
+                vec![keys.meta.as_str(), keys.users.as_str(), keys.used.as_str()],
                 vec![
                     total.to_string(),
                     starts_at.to_string(),

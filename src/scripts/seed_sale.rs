@@ -33,7 +33,6 @@ impl SeedSale {
         &self,
         client: &Client,
         keys: &SaleKeys,
-        registry: &str,
         sale_id: u64,
         spec: &SaleSpec,
         mode: SeedMode,
@@ -56,7 +55,7 @@ impl SeedSale {
             args.extend([s.sku.to_string(), s.price.to_string(), s.stock.to_string()]);
         }
         let mut keys: Vec<&str> = keys.into_iter().map(String::as_str).collect();
-        keys.extend([registry, k.idem_expiry.as_str()]);
+        keys.push(k.idem_expiry.as_str());
         let answer: Value = self.1.evalsha(&self.0, client, keys, args).await?;
         match answer.as_str().as_deref() {
             Some("created") => Ok(SeedOutcome::Created),

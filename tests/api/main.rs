@@ -6,6 +6,7 @@ mod batching;
 mod chaos;
 mod charset;
 mod cli;
+mod cluster;
 mod compose;
 mod compose_files;
 mod compose_grafana;

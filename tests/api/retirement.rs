@@ -122,11 +122,19 @@ async fn ended_campaigns_and_sales_leave_redis_once_mysql_has_them_and_their_get
     loop {
         let keys = keys_under(&redis, &prefix).await;
         if owned(&keys).is_empty() {
-            // Rankings and the wallet shards' outboxes (streams the relay keeps
-            // for every deployment) belong to no campaign or sale.
-            let rest: Vec<&String> =
-                keys.iter().filter(|k| !k.contains("rank:products:") && !k.contains("{wallets:")).collect();
-            assert!(rest.is_empty(), "only ranking buckets and wallet outboxes stay: {rest:?}");
+            // Rankings, the wallet shards' outboxes (streams the relay keeps
+            // for every deployment), the relay's heartbeat and the expiry
+            // task's turn belong to no campaign or sale.
+            let rest: Vec<&String> = keys
+                .iter()
+                .filter(|k| {
+                    !k.contains("{rank}:products:")
+                        && !k.contains("{wallets:")
+                        && !k.contains("relay:alive:")
+                        && !k.ends_with("expiry:turn")
+                })
+                .collect();
+            assert!(rest.is_empty(), "only rankings, wallet outboxes, heartbeat and turn stay: {rest:?}");
             break;
         }
         assert!(
