@@ -120,17 +120,22 @@ impl TestApp {
             run_sink: true,
         };
         adjust(&mut config);
-        let mut app = TestApp {
+        let mut app = TestApp::unstarted(config);
+        app.cli(&["migrate"]).success();
+        app.start().await;
+        app
+    }
+
+    /// The app of `config`, its service not started.
+    fn unstarted(config: ServeConfig) -> TestApp {
+        TestApp {
             addr: "127.0.0.1:0".parse().unwrap(),
             mysql: mysql_async::Pool::new(config.mysql.mysql_url.as_str()),
             config,
             trigger: None,
             handle: None,
             client: Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http(),
-        };
-        app.cli(&["migrate"]).success();
-        app.start().await;
-        app
+        }
     }
 
     /// Another service instance on this app's servers, prefix, database and
@@ -138,14 +143,7 @@ impl TestApp {
     pub async fn another_instance(&self, adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
         let mut config = self.config.clone();
         adjust(&mut config);
-        let mut app = TestApp {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            mysql: mysql_async::Pool::new(config.mysql.mysql_url.as_str()),
-            config,
-            trigger: None,
-            handle: None,
-            client: Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http(),
-        };
+        let mut app = TestApp::unstarted(config);
         app.start().await;
         app
     }
@@ -373,3 +371,14 @@ async fn healthz_once(addr: SocketAddr) -> bool {
 }
 
 pub use crate::{own_redis::OwnRedis, requests::Response};
+
+/// A child process killed (SIGKILL) and reaped when dropped, also when an
+/// assertion fails first.
+pub struct KilledOnDrop(pub std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

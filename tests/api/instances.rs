@@ -5,7 +5,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::Arc,
     time::Duration,
 };
@@ -14,7 +14,7 @@ use flashsale::keys::Keys;
 use fred::prelude::*;
 use hyper::StatusCode;
 
-use crate::helpers::{distinct, TestApp};
+use crate::helpers::{distinct, KilledOnDrop, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_sell_one_campaign_and_one_sale_exactly_with_their_own_relays() {
@@ -93,27 +93,16 @@ fn hostname() -> String {
 }
 
 /// `flashsale sink --instance I/N` as a child process, killed on drop.
-struct SinkProcess(Child);
-
-impl SinkProcess {
-    fn start(app: &TestApp, instance: &str) -> SinkProcess {
-        let child = Command::new(env!("CARGO_BIN_EXE_flashsale"))
-            .args(["sink", "--instance", instance])
-            .envs(app.env())
-            .env("FLASHSALE_SINK_MAX_WAIT_MS", "100")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        SinkProcess(child)
-    }
-}
-
-impl Drop for SinkProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn sink_process(app: &TestApp, instance: &str) -> KilledOnDrop {
+    let child = Command::new(env!("CARGO_BIN_EXE_flashsale"))
+        .args(["sink", "--instance", instance])
+        .envs(app.env())
+        .env("FLASHSALE_SINK_MAX_WAIT_MS", "100")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    KilledOnDrop(child)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -136,7 +125,7 @@ async fn sinks_split_the_partitions_and_two_on_one_partition_write_it_once() {
     }
 
     // Sink 0 of 2 alone writes partition 0's campaigns, and only those.
-    let _first = SinkProcess::start(&app, "0/2");
+    let _first = sink_process(&app, "0/2");
     for &id in &even {
         app.wait_for_rows(id, 50).await;
     }
@@ -149,8 +138,8 @@ async fn sinks_split_the_partitions_and_two_on_one_partition_write_it_once() {
 
     // Two sinks claim partition 1: one writes it, the other stands by and
     // takes over when the first is killed; every row lands once.
-    let first = SinkProcess::start(&app, "1/2");
-    let _twin = SinkProcess::start(&app, "1/2");
+    let first = sink_process(&app, "1/2");
+    let _twin = sink_process(&app, "1/2");
     for &id in &odd {
         app.issue_all(id, 51..=100).await;
         let rows = app.wait_for_rows(id, 100).await;

@@ -9,18 +9,7 @@ use std::{
 
 use hyper::StatusCode;
 
-use crate::helpers::{distinct, TestApp};
-
-/// A child process killed (SIGKILL) and reaped when dropped, also when an
-/// assertion fails first.
-struct KilledOnDrop(std::process::Child);
-
-impl Drop for KilledOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::helpers::{distinct, KilledOnDrop, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crashing_the_service_mid_stream_loses_and_doubles_nothing() {

@@ -4,7 +4,7 @@
 //! the way out; `flashsale sink reset-offset` is refused while a sink runs.
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -12,18 +12,9 @@ use hyper::{Method, StatusCode};
 use mysql_async::prelude::*;
 
 use crate::{
-    helpers::{free_port, wait_for_port, TestApp},
+    helpers::{free_port, wait_for_port, KilledOnDrop, TestApp},
     metrics::{sample, scrape},
 };
-
-struct KilledOnDrop(Child);
-
-impl Drop for KilledOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn stalled_series(topic: &str, partition: i32) -> String {
     format!("flashsale_sink_stalled{{topic=\"{topic}\",partition=\"{partition}\"}}")
