@@ -159,3 +159,43 @@ async fn on_a_cluster_answers_wait_for_a_replica_of_their_slot() {
     assert_eq!(app.reserve(6, 1, &[(61, 1)]).await.status, StatusCode::CREATED);
     app.wait_for_rows(5, 1).await;
 }
+
+/// Recovery works on a cluster too: a sale's and a campaign's keys deleted
+/// mid-sale come back from MySQL with `stock load` and `coupon load`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_cluster_lost_sales_and_campaigns_load_back_from_mysql() {
+    let app = Arc::new(on_cluster(|_| {}).await);
+    app.create_coupon(3, 50, &[]);
+    app.create_sale(4, &["41:100:20"], &["--per-user", "3"]);
+    let holders = app.issue_all(3, 1..=10).await;
+    let mut paid = Vec::new();
+    for user in 1..=4u64 {
+        let order = app.reserve(4, user, &[(41, 2)]).await.body;
+        let id = order["order_id"].as_u64().unwrap();
+        assert_eq!(app.confirm(4, id, order["to_pay"].as_u64().unwrap()).await.status, StatusCode::OK);
+        paid.push(id);
+    }
+    app.wait_for_rows(3, 10).await;
+    app.wait_for_sql("SELECT COUNT(*) FROM orders WHERE sale_id = 4 AND status = 'paid'", 4).await;
+
+    // Redis loses both (each one's keys share a slot: one DEL each).
+    let keys = Keys::new(app.config.redis.key_prefix.clone());
+    let redis = flashsale::redis::client(&app.config.redis).await.unwrap();
+    let sale: Vec<String> = keys.sale(4).all().iter().map(|k| k.to_string()).collect();
+    let _: () = redis.del(sale).await.unwrap();
+    let coupon: Vec<String> = keys.coupon(3).all().iter().map(|k| k.to_string()).collect();
+    let _: () = redis.del(coupon).await.unwrap();
+    assert_eq!(app.coupon(3).await.status, StatusCode::NOT_FOUND);
+
+    let out = app.cli(&["stock", "load", "--sale", "4"]);
+    assert_eq!(out.code, Some(0), "{} {}", out.stdout, out.stderr);
+    assert_eq!(app.remaining(4).await.get(&41), Some(&12));
+    assert_eq!(app.reserve(4, 1, &[(41, 2)]).await.body["error"], "limit_exceeded", "user 1 holds 2 of 3");
+    let out = app.cli(&["coupon", "load", "--id", "3"]);
+    assert_eq!(out.code, Some(0), "{} {}", out.stdout, out.stderr);
+    assert_eq!(app.coupon(3).await.body["remaining"], 40);
+    assert_eq!(app.issue(3, holders[0]).await.status, StatusCode::CONFLICT);
+    assert_eq!(app.issue(3, 11).await.status, StatusCode::CREATED);
+    app.wait_for_rows(3, 11).await;
+    let _ = redis.quit().await;
+}
