@@ -72,6 +72,13 @@ pub fn refused_write(e: &Error) -> bool {
     REFUSALS.iter().any(|r| details.starts_with(r))
 }
 
+/// Redis Cluster refused a script whose keys span slots (an order that
+/// redeems a coupon: the coupon's keys and the sale's are in different slots),
+/// before running it: nothing happened.
+pub fn cross_slot(e: &Error) -> bool {
+    e.details().trim_start_matches("ERR ").trim_start().starts_with("CROSSSLOT")
+}
+
 /// Which server a client talks to and what that server is.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Role {

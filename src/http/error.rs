@@ -306,6 +306,10 @@ impl From<crate::retired::Unavailable> for ApiError {
 impl From<fred::error::Error> for ApiError {
     fn from(e: fred::error::Error) -> Self {
         use fred::error::ErrorKind::*;
+        if crate::redis::cross_slot(&e) {
+            tracing::error!(error = %e, "an order with a coupon needs one Redis node: not yet on Redis Cluster");
+            return ApiError::Unavailable;
+        }
         if crate::redis::refused_write(&e) || crate::redis::not_sent(&e) || crate::redis::lost_in_flight(&e) {
             tracing::warn!(error = %e, "redis refused the call (failover, loading, too few replicas)");
             return ApiError::Unavailable;
