@@ -52,6 +52,7 @@ impl ConfirmOrder {
         amount: u64,
         payment_key: &str,
     ) -> Result<ConfirmOutcome, Error> {
+        let (ranking_key, ranking_mode) = super::ranking_args(&self.1, &keys.orders, ranking_bucket);
         let answer: Vec<Value> = self
             .1
             .evalsha(
@@ -61,7 +62,7 @@ impl ConfirmOrder {
                     keys.orders.as_str(),
                     keys.deadlines.as_str(),
                     keys.outbox.as_str(),
-                    if self.1.cluster { keys.orders.as_str() } else { ranking_bucket },
+                    ranking_key,
                     keys.paying.as_str(),
                 ],
                 vec![
@@ -69,7 +70,7 @@ impl ConfirmOrder {
                     amount.to_string(),
                     payment_key.to_string(),
                     bucket_ttl_secs.to_string(),
-                    if self.1.cluster { "apart" } else { "here" }.to_string(),
+                    ranking_mode,
                 ],
             )
             .await?;

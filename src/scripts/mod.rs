@@ -65,6 +65,17 @@ pub struct Scripts {
     pub wallet_apply: WalletApply,
 }
 
+/// The ranking key and mode a payment script is called with: the bucket
+/// itself (`here`), or, on a cluster, one of the sale's own keys and `apart`
+/// (the caller bumps the bucket with [`rank_apart`]).
+fn ranking_args<'a>(ack: &Ack, sale_key: &'a str, bucket: &'a str) -> (&'a str, String) {
+    if ack.cluster {
+        (sale_key, "apart".to_string())
+    } else {
+        (bucket, "here".to_string())
+    }
+}
+
 /// Bumps the hourly ranking `bucket` for a just-paid `order`, outside its
 /// script: on Redis Cluster the bucket is in another slot than the sale. The
 /// payment stands whatever becomes of this; a failure (or a crash just before)

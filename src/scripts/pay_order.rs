@@ -82,6 +82,7 @@ impl PaySettle {
         attempt: u64,
         paid: bool,
     ) -> Result<SettleOutcome, Error> {
+        let (ranking_key, ranking_mode) = super::ranking_args(&self.1, &keys.orders, ranking_bucket);
         let answer: Vec<Value> = self
             .1
             .evalsha(
@@ -92,14 +93,14 @@ impl PaySettle {
                     keys.deadlines.as_str(),
                     keys.paying.as_str(),
                     keys.outbox.as_str(),
-                    if self.1.cluster { keys.orders.as_str() } else { ranking_bucket },
+                    ranking_key,
                 ],
                 vec![
                     order_id.to_string(),
                     if paid { "paid" } else { "release" }.to_string(),
                     attempt.to_string(),
                     bucket_ttl_secs.to_string(),
-                    if self.1.cluster { "apart" } else { "here" }.to_string(),
+                    ranking_mode,
                 ],
             )
             .await?;

@@ -94,8 +94,16 @@ async fn on_a_cluster_campaigns_sales_payments_and_rankings_reach_mysql_and_agre
     app.wait_for_sql("SELECT COUNT(*) FROM orders WHERE status = 'cancelled'", 1).await;
     let agree = app.cli(&["reconcile"]);
     assert!(agree.stdout.contains("agree"), "reconcile on the cluster: {} {}", agree.stdout, agree.stderr);
-    let status = app.cli(&["status"]).success();
-    assert!(status.stdout.contains("coupon 1") || status.stdout.contains("campaign"), "{}", status.stdout);
+    let status = app.cli(&["status", "--json"]).success();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let campaigns = status["coupons"].as_array().unwrap();
+    assert_eq!(campaigns.len(), 3, "{status}");
+    for c in campaigns {
+        assert_eq!(
+            (c["issued"].as_u64(), c["remaining"].as_u64(), c["mysql_rows"].as_u64()),
+            (Some(40), Some(0), Some(40))
+        );
+    }
 
     // The registries hold what was created, from their own slot.
     let redis = flashsale::redis::client(&app.config.redis).await.unwrap();
