@@ -1,9 +1,10 @@
 -- release_orders.lua: cancel one reserved order, or expire every overdue one.
 --
 -- KEYS[1] stock  [2] bought  [3] orders  [4] deadlines  [5] outbox
--- KEYS[6] idem  [7] idem_expiry  [8] paying  (the sale's keys)
+-- KEYS[6] idem  [7] idem_expiry  [8] paying  [9] coupon_returns  (the sale's keys)
 -- ARGV[1] mode: 'cancel' or 'expire'
--- ARGV[2] coupon key prefix, e.g. 'fs:{coupon:' (the coupon id and '}:used' / '}:meta' are appended)
+-- ARGV[2] coupon key prefix, e.g. 'fs:{coupon:' (the coupon id and '}:used' / '}:meta' are appended),
+--         or '' on Redis Cluster, where the coupon lives in another slot (see below)
 -- ARGV[3] order id (cancel) or most orders to expire in this call (expire)
 --
 -- Releasing gives back each SKU's stock, the user's per-sale quantity and the
@@ -20,8 +21,12 @@
 --   ('cancelled', or 'paid' / 'expired' when it was already so) | {'unknown_order'}
 -- expire returns {released_count, forgotten_count}: it also deletes up to the
 --   same number of idempotency answers past their expiry (see reserve_order.lua)
--- The coupon's used-mark lives under another hash tag: on Redis Cluster the
--- coupon and the sale must share a slot.
+-- On one node the coupon's used-mark (under another hash tag) is freed here.
+-- On Redis Cluster (ARGV[2] = '') it cannot be: the order's coupon goes to
+-- coupon_returns ('<coupon>:<user>:<order>' by time) for the service to give
+-- back in the coupon's slot (settle_coupon.lua) and then remove, and the event
+-- carries coupon_seq + 1, the sequence number hold_coupon.lua kept for it.
+-- Expire then also answers how many returns wait: {released, forgotten, waiting}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
@@ -45,7 +50,12 @@ local function release(id, status)
   if redis.call('HINCRBY', KEYS[2], order.user_id, -quantity) <= 0 then
     redis.call('HDEL', KEYS[2], order.user_id)
   end
-  if order.coupon_id ~= cjson.null then
+  if order.coupon_id ~= cjson.null and ARGV[2] == '' then
+    redis.call('ZADD', KEYS[9], now, tostring(order.coupon_id) .. ':' .. tostring(order.user_id) .. ':' .. id)
+    if order.coupon_seq ~= cjson.null then
+      order.coupon_seq = order.coupon_seq + 1
+    end
+  elseif order.coupon_id ~= cjson.null then
     local used = ARGV[2] .. order.coupon_id .. '}:used'
     if redis.call('HGET', used, order.user_id) == order.sale_id .. ':' .. id then
       redis.call('HDEL', used, order.user_id)
@@ -84,5 +94,8 @@ local stale = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now, 'LIMIT', 0, tonu
 if #stale > 0 then
   redis.call('HDEL', KEYS[6], unpack(stale))
   redis.call('ZREM', KEYS[7], unpack(stale))
+end
+if ARGV[2] == '' then
+  return {released, #stale, redis.call('ZCARD', KEYS[9])}
 end
 return {released, #stale}

@@ -3,17 +3,25 @@
 -- KEYS[1] meta  [2] prices  [3] stock  [4] bought  [5] orders  [6] deadlines
 -- KEYS[7] idem  [8] seq     [9] outbox  [10] idem_expiry (the sale's keys, see seed_sale.lua)
 -- KEYS[11] coupon meta  [12] coupon users  [13] coupon used (user -> "sale:order"), only with a coupon
+--          here; with a coupon held apart: KEYS[11] the sale's coupon_holds instead
 -- ARGV[1] sale id   ARGV[2] coupon id ('' = none), the same for every request of the call
 -- ARGV[3] how long an idempotency key's answer is replayed (ms)
+-- ARGV[4] the coupon's mode: 'here' (its keys are KEYS[11..13]: one node) or
+--         'held' (Redis Cluster: the coupon lives in another slot, and the service
+--         held it for each request first, see hold_coupon.lua)
+-- ARGV[5] held: the coupon's discount   ARGV[6] held: the holds' deadline (ms)
 -- then one record per request, in arrival order (the service batches concurrent
 -- requests for one sale and coupon campaign into one call):
 --   user id, idempotency key ('' = none), request fingerprint, number of lines n,
---   then n sku, quantity pairs (distinct skus)
+--   then n sku, quantity pairs (distinct skus),
+--   then, held only: the hold's token ('' = not held) and the order's
+--   coupon_seq (when not held: the answer instead, 'coupon_unavailable' or 'coupon_expired')
 --
 -- Checks per request, in order: idempotency key (replay or mismatch), sale exists,
 -- window open, every SKU exists, every SKU has the stock, the user's total stays
 -- within the per-user limit, the coupon was issued to this user and is unused,
--- and the coupon's campaign has not ended.
+-- and the coupon's campaign has not ended (held: the request holds it, and the
+-- hold's deadline has not passed, else {'hold_lapsed'}: then nothing happened).
 -- Only then: decrement each SKU, add to the user's total, mark the coupon used,
 -- store the order (status reserved, deadline), register the deadline, remember
 -- the answer under the idempotency key, and append the order to the outbox.
@@ -22,7 +30,9 @@
 -- part and last as long as the sale); `idem_expiry` lists each key by its
 -- expiry so the expiry task deletes it then (release_orders.lua). Past its
 -- expiry a key counts as new even before that.
--- With a coupon, the coupon's meta keeps `held_until`, the latest deadline of
+-- Held, the order's id is recorded under the hold's token in coupon_holds
+-- (token -> order, and 'o:'..order -> token) for settle_coupon.lua's callers.
+-- With a coupon here, the coupon's meta keeps `held_until`, the latest deadline of
 -- an order that took it: its keys are not deleted before (drop_retired.lua).
 -- The call's new orders share one outbox entry: field `order` (one order's
 -- JSON) when there is one, `orders` (a JSON array, in order) when several.
@@ -36,7 +46,7 @@
 --   {'reserved', order_json} | {'replay', first_answer_json} | {'idem_mismatch'}
 --   | {'unknown_sale'} | {'not_started'} | {'ended'} | {'unknown_sku', 'sku,sku'}
 --   | {'sold_out', 'sku,sku'} | {'limit_exceeded', left} | {'coupon_unavailable'}
---   | {'coupon_expired'}
+--   | {'coupon_expired'} | {'hold_lapsed'}
 -- Ids travel as strings in the order JSON: Lua numbers are doubles.
 --
 -- Order ids: max(last id + 1, now in ms * 1000). They grow on one primary, and
@@ -46,6 +56,7 @@
 -- orders: the new ones are made later, so they are larger. Below 2^53 (until
 -- the year 2255): exact in a Lua double and in a JavaScript number.
 local sale, coupon = ARGV[1], ARGV[2]
+local coupon_held = ARGV[4] == 'held'
 
 -- Shared by every request of the call: the window, prices, the coupon's discount.
 local meta = redis.call('HMGET', KEYS[1], 'starts_at', 'ends_at', 'per_user_limit', 'hold_ms')
@@ -102,6 +113,7 @@ local coupon_seq_next, coupon_seq_start, discount_of_coupon, coupon_ended = nil,
 local coupon_held_until = 0
 -- What the call writes at its end, one command per key.
 local new_orders, new_deadlines, new_idem, new_idem_expiry, new_used, new_events = {}, {}, {}, {}, {}, {}
+local new_holds = {}
 local idem_ttl = tonumber(ARGV[3])
 
 -- (fingerprint, answer) remembered under an idempotency key, or nil when
@@ -123,7 +135,7 @@ end
 -- Users whose units bought changed (a set: one may buy twice in a call).
 local bought_changed = {}
 
-local function reserve(user, idem_key, fingerprint, first, n)
+local function reserve(user, idem_key, fingerprint, first, n, token, held_seq)
   if idem_key ~= '' then
     local prior_fingerprint, prior_answer = remembered(idem_of(idem_key))
     if prior_fingerprint then
@@ -167,7 +179,18 @@ local function reserve(user, idem_key, fingerprint, first, n)
   end
 
   local discount = 0
-  if coupon ~= '' then
+  if coupon_held then
+    if token == '' then
+      return {held_seq}
+    end
+    if now >= tonumber(ARGV[6]) then
+      return {'hold_lapsed'}
+    end
+    discount = tonumber(ARGV[5])
+    if discount > total then
+      discount = total
+    end
+  elseif coupon ~= '' then
     if redis.call('SISMEMBER', KEYS[12], user) == 0 or used_by(user) then
       return {'coupon_unavailable'}
     end
@@ -206,7 +229,13 @@ local function reserve(user, idem_key, fingerprint, first, n)
   -- coupon_seq orders every change of this coupon's use (taken or given back),
   -- so MySQL can tell the newer of two events however close in time.
   local coupon_seq = 'null'
-  if coupon ~= '' then
+  if coupon_held then
+    coupon_seq = held_seq
+    new_holds[#new_holds + 1] = token
+    new_holds[#new_holds + 1] = id
+    new_holds[#new_holds + 1] = 'o:' .. id
+    new_holds[#new_holds + 1] = token
+  elseif coupon ~= '' then
     used[user] = true
     new_used[#new_used + 1] = user
     new_used[#new_used + 1] = sale .. ':' .. id
@@ -214,7 +243,7 @@ local function reserve(user, idem_key, fingerprint, first, n)
     coupon_seq = int(coupon_seq_next)
   end
   local created, expires_at = int(now), int(now + tonumber(meta[4]))
-  if coupon ~= '' then
+  if coupon ~= '' and not coupon_held then
     coupon_held_until = math.max(coupon_held_until, now + tonumber(meta[4]))
   end
   -- The order as the other scripts (cjson) and the service read it; every id
@@ -250,11 +279,17 @@ local function write_many(command, key, args)
 end
 
 local answers = {}
-local i = 4
+local i = 7
 while i <= #ARGV do
   local n = tonumber(ARGV[i + 3])
-  answers[#answers + 1] = reserve(ARGV[i], ARGV[i + 1], ARGV[i + 2], i + 4, n)
-  i = i + 4 + 2 * n
+  local after = i + 4 + 2 * n
+  if coupon_held then
+    answers[#answers + 1] = reserve(ARGV[i], ARGV[i + 1], ARGV[i + 2], i + 4, n, ARGV[after], ARGV[after + 1])
+    after = after + 2
+  else
+    answers[#answers + 1] = reserve(ARGV[i], ARGV[i + 1], ARGV[i + 2], i + 4, n)
+  end
+  i = after
 end
 
 for sku, q in pairs(taken) do
@@ -278,7 +313,9 @@ if #new_events == 1 then
 elseif #new_events > 1 then
   redis.call('XADD', KEYS[9], '*', 'orders', '[' .. table.concat(new_events, ',') .. ']')
 end
-if coupon ~= '' then
+if coupon_held then
+  write_many('HSET', KEYS[11], new_holds)
+elseif coupon ~= '' then
   write_many('HSET', KEYS[13], new_used)
   if coupon_seq_next ~= nil and coupon_seq_next > coupon_seq_start then
     -- The script is atomic: setting the sequence is adding to it.

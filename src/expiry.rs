@@ -75,6 +75,17 @@ pub async fn run(sales: Sales, mut retirer: Retirer, instance: String, mut shutd
                 }
             }
         }
+        // On a cluster: coupon holds whose request died between the steps.
+        if refresh {
+            match sales.settle_overdue_holds().await {
+                Ok(0) => {}
+                Ok(settled) => tracing::info!(settled, "settled overdue coupon holds"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "expiry: cannot settle coupon holds");
+                    failed = true;
+                }
+            }
+        }
         // After a whole expiry pass: a campaign's keys go only once the
         // reservations holding its coupons were released.
         if refresh && !failed {

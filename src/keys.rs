@@ -8,7 +8,8 @@
 //! | `P{coupon:ID}:meta`          | hash   | `total`, `remaining`, `starts_at`, `ends_at` (ms), `discount`, `use_seq`, `held_until` (latest deadline of an order holding it), `retired_at` |
 //! | `P{coupon:ID}:users`         | set    | ids of users who got the coupon                   |
 //! | `P{coupon:ID}:outbox`        | stream | issue events not yet acknowledged by Kafka        |
-//! | `P{coupon:ID}:used`          | hash   | user -> `sale:order` that holds the coupon        |
+//! | `P{coupon:ID}:used`          | hash   | user -> `sale:order` that holds the coupon (on a cluster for a moment `hold:sale:token`) |
+//! | `P{coupon:ID}:holds`         | zset   | cluster only: `user:sale:token` held for an order, by deadline (ms) |
 //! | `Pcoupons`                   | set    | ids of live campaigns (the relay's stream list)   |
 //! | `P{sale:ID}:meta`            | hash   | `starts_at`, `ends_at`, `per_user_limit`, `hold_ms`, `retired_at` |
 //! | `P{sale:ID}:prices`          | hash   | sku -> price (minor units)                        |
@@ -22,6 +23,8 @@
 //! | `P{sale:ID}:seq`             | string | last order id                                     |
 //! | `P{sale:ID}:outbox`          | stream | order events not yet acknowledged by Kafka        |
 //! | `P{sale:ID}:paying`          | zset   | order id -> deadline of its wallet payment's hold |
+//! | `P{sale:ID}:coupon_holds`    | hash   | cluster only: hold token -> order id, `o:ORDER` -> token |
+//! | `P{sale:ID}:coupon_returns`  | zset   | cluster only: `coupon:user:order` released, coupon not yet given back |
 //! | `Psales`                     | set    | ids of live sales (the relay's and expiry task's list) |
 //! | `Pretiring`                  | zset   | `coupon:ID` / `sale:ID` retired, by when its keys go (ms) |
 //! | `P{rank}:products:H`         | zset   | sku -> paid orders in hour H (since the epoch); one tag for every hour |
@@ -67,6 +70,8 @@ pub struct CouponKeys {
     pub users: String,
     pub outbox: String,
     pub used: String,
+    /// On a cluster: coupons held for orders being reserved (see `sales::holds`).
+    pub holds: String,
 }
 
 /// The keys of one sale, in the order `seed_sale.lua` takes them (outbox last).
@@ -85,18 +90,22 @@ pub struct SaleKeys {
     pub idem_expiry: String,
     /// Orders held by a wallet payment under way (see `wallet`).
     pub paying: String,
+    /// On a cluster: which order took which coupon hold (see `sales::holds`).
+    pub coupon_holds: String,
+    /// On a cluster: released orders whose coupon is still to be given back.
+    pub coupon_returns: String,
 }
 
 impl CouponKeys {
     /// Every key of the campaign.
-    pub fn all(&self) -> [&str; 4] {
-        [&self.meta, &self.users, &self.outbox, &self.used]
+    pub fn all(&self) -> [&str; 5] {
+        [&self.meta, &self.users, &self.outbox, &self.used, &self.holds]
     }
 }
 
 impl SaleKeys {
     /// Every key of the sale.
-    pub fn all(&self) -> [&str; 12] {
+    pub fn all(&self) -> [&str; 14] {
         [
             &self.meta,
             &self.prices,
@@ -110,6 +119,8 @@ impl SaleKeys {
             &self.outbox,
             &self.idem_expiry,
             &self.paying,
+            &self.coupon_holds,
+            &self.coupon_returns,
         ]
     }
 }
@@ -140,6 +151,7 @@ impl Keys {
             users: format!("{tag}:users"),
             outbox: format!("{tag}:outbox"),
             used: format!("{tag}:used"),
+            holds: format!("{tag}:holds"),
         }
     }
 
@@ -164,6 +176,8 @@ impl Keys {
             outbox: format!("{tag}:outbox"),
             idem_expiry: format!("{tag}:idem_expiry"),
             paying: format!("{tag}:paying"),
+            coupon_holds: format!("{tag}:coupon_holds"),
+            coupon_returns: format!("{tag}:coupon_returns"),
         }
     }
 

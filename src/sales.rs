@@ -1,6 +1,7 @@
 //! Sales, orders and product rankings in Redis, through the typed scripts:
 //! the only door the HTTP handlers, the expiry task and the CLI use.
 
+pub mod holds;
 mod restore;
 
 use std::sync::Arc;
@@ -12,10 +13,10 @@ use crate::{
     caller::{self, WriteError},
     keys::{Keys, OUTBOX_GROUP},
     metrics::METRICS,
-    order::Order,
+    order::{Order, OrderStatus},
     scripts::{
-        ConfirmOutcome, Expired, Reservation, ReserveOutcome, SaleInfo, SaleSpec, Scripts, SeedMode, SeedOutcome,
-        StockChange,
+        ConfirmOutcome, CouponUse, Expired, Reservation, ReserveOutcome, SaleInfo, SaleSpec, Scripts, SeedMode,
+        SeedOutcome, StockChange,
     },
     soldout::{sku_key, SoldOut},
     time::now_ms,
@@ -72,11 +73,24 @@ impl Sales {
                 &METRICS.reserve_batch_size,
                 move |(sale_id, coupon_id): (u64, Option<u64>), requests: Vec<Reservation>| {
                     let client = crate::redis::connected(&redis).cloned();
-                    let (sale, scripts) = (keys.sale(sale_id), scripts.clone());
-                    let coupon = coupon_id.map(|id| (id, keys.coupon(id)));
+                    let (keys, scripts) = (keys.clone(), scripts.clone());
                     async move {
-                        let coupon = coupon.as_ref().map(|(id, keys)| (*id, keys));
-                        Ok(scripts.reserve_order.call(&client?, &sale, sale_id, coupon, ttl_ms, &requests).await?)
+                        let client = client?;
+                        let sale = keys.sale(sale_id);
+                        Ok(match coupon_id {
+                            // The coupon lives in another slot: held first (see `holds`).
+                            Some(id) if scripts.ack.cluster => {
+                                holds::reserve(&scripts, &client, &keys, sale_id, id, ttl_ms, &requests).await?
+                            }
+                            Some(id) => {
+                                let coupon = CouponUse::Here(id, &keys.coupon(id));
+                                scripts.reserve_order.call(&client, &sale, sale_id, coupon, ttl_ms, &requests).await?
+                            }
+                            None => {
+                                let none = CouponUse::None;
+                                scripts.reserve_order.call(&client, &sale, sale_id, none, ttl_ms, &requests).await?
+                            }
+                        })
                     }
                 },
             )
@@ -146,17 +160,67 @@ impl Sales {
     /// expired instead). The answer's status says what the order is now.
     /// Claims the request's caller first (see `caller`).
     pub async fn cancel(&self, sale_id: u64, order_id: u64) -> Result<Option<Order>, WriteError> {
-        let prefix = self.keys.coupon_key_prefix();
+        let prefix = self.coupon_prefix();
         let client = crate::redis::connected(&self.redis)?;
         caller::claim()?;
-        Ok(self.scripts.release_orders.cancel(client, &self.keys.sale(sale_id), &prefix, order_id).await?)
+        let order = self.scripts.release_orders.cancel(client, &self.keys.sale(sale_id), &prefix, order_id).await?;
+        if let Some(order) = order.as_ref().filter(|o| o.coupon_id.is_some() && self.scripts.ack.cluster) {
+            if matches!(order.status, OrderStatus::Cancelled | OrderStatus::Expired) {
+                self.give_back_coupons(sale_id).await;
+            }
+        }
+        Ok(order)
     }
 
     /// Expires up to `limit` overdue reservations of one sale, and forgets up
     /// to `limit` of its idempotency answers past their expiry.
     pub async fn expire_due(&self, sale_id: u64, limit: u64) -> Result<Expired, Error> {
-        let prefix = self.keys.coupon_key_prefix();
-        self.scripts.release_orders.expire(self.redis.next(), &self.keys.sale(sale_id), &prefix, limit).await
+        let prefix = self.coupon_prefix();
+        let expired =
+            self.scripts.release_orders.expire(self.redis.next(), &self.keys.sale(sale_id), &prefix, limit).await?;
+        if expired.coupons_to_return > 0 {
+            self.give_back_coupons(sale_id).await;
+        }
+        Ok(expired)
+    }
+
+    /// The coupon keys' prefix release_orders.lua frees coupons with; "" on a
+    /// cluster, where it queues them for [`holds::give_back`] instead.
+    fn coupon_prefix(&self) -> String {
+        if self.scripts.ack.cluster {
+            String::new()
+        } else {
+            self.keys.coupon_key_prefix()
+        }
+    }
+
+    /// On a cluster: gives back the coupons of the sale's released orders.
+    /// A failure leaves them queued for the expiry task's next tick.
+    async fn give_back_coupons(&self, sale_id: u64) {
+        loop {
+            match holds::give_back(&self.scripts, self.redis.next(), &self.keys, sale_id).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, sale_id, "coupons of released orders not given back yet");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// On a cluster: settles every live campaign's coupon holds overdue
+    /// (their request died between the steps, see `holds`); returns how many.
+    pub async fn settle_overdue_holds(&self) -> Result<u64, Error> {
+        if !self.scripts.ack.cluster {
+            return Ok(0);
+        }
+        let campaigns: Vec<u64> = self.redis.next().smembers(self.keys.coupons()).await?;
+        let mut settled = 0;
+        for coupon_id in campaigns {
+            settled += holds::settle_overdue(&self.scripts, self.redis.next(), &self.keys, coupon_id).await?;
+        }
+        Ok(settled)
     }
 
     pub async fn order(&self, sale_id: u64, order_id: u64) -> Result<Option<Order>, Error> {

@@ -78,6 +78,20 @@ async fn load(pool: &Pool, sale_id: u64, only: Option<u64>) -> anyhow::Result<Ve
     for (order_id, sku, quantity, price) in lines {
         items.entry(order_id).or_default().push(OrderItem { sku, quantity, price });
     }
+    // The use MySQL recorded for each order still holding its coupon.
+    let seqs: Vec<(u64, u64)> = conn
+        .exec(
+            format!(
+                "SELECT o.order_id, c.used_version FROM orders o JOIN coupon_issues c \
+                 ON c.coupon_id = o.coupon_id AND c.user_id = o.user_id \
+                 AND c.used_sale_id = o.sale_id AND c.used_order_id = o.order_id \
+                 WHERE o.sale_id = ? {}",
+                filter.replace("order_id", "o.order_id")
+            ),
+            params.clone(),
+        )
+        .await?;
+    let seqs: BTreeMap<u64, u64> = seqs.into_iter().collect();
     type Row = (u64, u64, String, u64, u64, u64, Option<u64>, Option<String>, u32, u64, u64, u64);
     let rows: Vec<Row> = conn
         .exec(
@@ -108,8 +122,10 @@ async fn load(pool: &Pool, sale_id: u64, only: Option<u64>) -> anyhow::Result<Ve
                 discount,
                 to_pay,
                 coupon_id,
-                // New events for it take a fresh sequence from the coupon (still in Redis).
-                coupon_seq: None,
+                // The use MySQL recorded for the order holding its coupon: on
+                // one node a release takes a fresh sequence number from the
+                // coupon; on a cluster it follows this one (see `sales::holds`).
+                coupon_seq: seqs.get(&order_id).copied(),
                 payment_key,
                 created_at: c,
                 expires_at: e,

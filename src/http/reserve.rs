@@ -92,6 +92,8 @@ pub async fn handle(app: &App, sale_id: u64, req: Request<Incoming>) -> Result<R
             _ => Err(ApiError::CouponUnavailable),
         },
         ReserveOutcome::CouponExpired => Err(ApiError::CouponExpired),
+        // Nothing reserved and the hold given back: the request may be sent again.
+        ReserveOutcome::HoldLapsed => Err(ApiError::Unavailable),
     }
 }
 

@@ -11,6 +11,7 @@ mod adjust_stock;
 mod confirm_order;
 mod coupon_info;
 mod drop_consumer;
+mod hold_coupon;
 mod issue_coupon;
 mod join_outbox;
 mod pay_order;
@@ -20,6 +21,7 @@ mod retire;
 mod sale_info;
 mod seed_coupon;
 mod seed_sale;
+mod settle_coupon;
 mod wallet_apply;
 
 pub use ack_outbox::AckOutbox;
@@ -27,15 +29,17 @@ pub use adjust_stock::{AdjustStock, StockChange};
 pub use confirm_order::{ConfirmOrder, ConfirmOutcome};
 pub use coupon_info::{CouponInfo, CouponInfoScript};
 pub use drop_consumer::DropConsumer;
+pub use hold_coupon::{Held, HoldCoupon};
 pub use issue_coupon::{IssueCoupon, IssueOutcome};
 pub use join_outbox::JoinOutbox;
 pub use pay_order::{HoldOutcome, PayHold, PaySettle, SettleOutcome};
 pub use release_orders::{Expired, ReleaseOrders};
-pub use reserve_order::{Reservation, ReserveOrder, ReserveOutcome};
+pub use reserve_order::{CouponUse, HoldState, Reservation, ReserveOrder, ReserveOutcome};
 pub use retire::{DropRetired, Dropped, Keep, Owner, Retire, Retired, Seen};
 pub use sale_info::{SaleInfo, SaleInfoScript, SkuInfo};
 pub use seed_coupon::{CampaignSpec, SeedCoupon, SeedMode, SeedOutcome};
 pub use seed_sale::{SaleSpec, SeedSale, SkuSpec};
+pub use settle_coupon::{SettleCoupon, Settlement};
 pub use wallet_apply::{Charged, Debited, WalletApply, WalletOp, WalletOutcome};
 
 use fred::{prelude::*, types::scripts::Script};
@@ -63,6 +67,8 @@ pub struct Scripts {
     pub pay_hold: PayHold,
     pub pay_settle: PaySettle,
     pub wallet_apply: WalletApply,
+    pub hold_coupon: HoldCoupon,
+    pub settle_coupon: SettleCoupon,
 }
 
 /// The ranking key and mode a payment script is called with: the bucket
@@ -114,6 +120,8 @@ impl Scripts {
             pay_hold: PayHold(load(client, include_str!("../../lua/pay_hold.lua")).await?, ack),
             pay_settle: PaySettle(load(client, include_str!("../../lua/pay_settle.lua")).await?, ack),
             wallet_apply: WalletApply(load(client, include_str!("../../lua/wallet_apply.lua")).await?, ack),
+            hold_coupon: HoldCoupon(load(client, include_str!("../../lua/hold_coupon.lua")).await?, ack),
+            settle_coupon: SettleCoupon(load(client, include_str!("../../lua/settle_coupon.lua")).await?, ack),
         })
     }
 }

@@ -1,5 +1,7 @@
 //! `lua/release_orders.lua`: cancel one order, or expire the overdue ones;
-//! either way stock, the user's limit and the coupon come back.
+//! either way stock, the user's limit and the coupon come back (on a cluster
+//! the coupon through the sale's coupon_returns, see `sales::holds`).
+//! `coupon_prefix` is the coupon keys' prefix on one node, "" on a cluster.
 
 use crate::durability::Ack;
 use fred::{prelude::*, types::scripts::Script};
@@ -20,6 +22,7 @@ impl ReleaseOrders {
             &keys.idem,
             &keys.idem_expiry,
             &keys.paying,
+            &keys.coupon_returns,
         ]
     }
 
@@ -69,7 +72,9 @@ impl ReleaseOrders {
             .await?;
         let count = |i: usize| answer.get(i).and_then(int).map(|n| n.max(0) as u64);
         match (count(0), count(1)) {
-            (Some(released), Some(forgotten)) => Ok(Expired { released, forgotten }),
+            (Some(released), Some(forgotten)) => {
+                Ok(Expired { released, forgotten, coupons_to_return: count(2).unwrap_or(0) })
+            }
             _ => Err(unexpected("release_orders", &Value::Array(answer))),
         }
     }
@@ -82,4 +87,6 @@ pub struct Expired {
     pub released: u64,
     /// Idempotency answers deleted past their expiry.
     pub forgotten: u64,
+    /// On a cluster: released orders whose coupon is still to be given back.
+    pub coupons_to_return: u64,
 }

@@ -11,6 +11,32 @@ use crate::{
 
 pub struct ReserveOrder(pub(super) Script, pub(super) Ack);
 
+/// The coupon every request of a call redeems, if any.
+#[derive(Clone, Copy)]
+pub enum CouponUse<'a> {
+    None,
+    /// On one node: the script checks and marks the coupon itself.
+    Here(u64, &'a CouponKeys),
+    /// On Redis Cluster: the coupon was held in its own slot first (see
+    /// `hold_coupon`); `holds[i]` is request i's, and `holds` is the sale's
+    /// coupon_holds key.
+    Held {
+        coupon_id: u64,
+        discount: u64,
+        deadline: u64,
+        holds: &'a [HoldState],
+        holds_key: &'a str,
+    },
+}
+
+/// Where one request's coupon hold stands before its reservation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldState {
+    Held { token: String, seq: u64 },
+    Unavailable,
+    Expired,
+}
+
 /// One reservation request of a call, validated. The sale and the coupon
 /// campaign are the call's (every request of a call shares them).
 pub struct Reservation {
@@ -40,6 +66,9 @@ pub enum ReserveOutcome {
     CouponUnavailable,
     /// The coupon's campaign has ended: it no longer discounts an order.
     CouponExpired,
+    /// On a cluster: the coupon's hold lapsed before the reservation ran;
+    /// nothing was reserved (the service was too slow; try again).
+    HoldLapsed,
 }
 
 impl ReserveOutcome {
@@ -57,6 +86,7 @@ impl ReserveOutcome {
             ReserveOutcome::LimitExceeded { .. } => "limit_exceeded",
             ReserveOutcome::CouponUnavailable => "coupon_unavailable",
             ReserveOutcome::CouponExpired => "coupon_expired",
+            ReserveOutcome::HoldLapsed => "hold_lapsed",
         }
     }
 }
@@ -69,7 +99,7 @@ impl ReserveOrder {
         client: &Client,
         keys: &SaleKeys,
         sale_id: u64,
-        coupon: Option<(u64, &CouponKeys)>,
+        coupon: CouponUse<'_>,
         idempotency_ttl_ms: u64,
         requests: &[Reservation],
     ) -> Result<Vec<ReserveOutcome>, Error> {
@@ -85,21 +115,43 @@ impl ReserveOrder {
             &keys.outbox,
             &keys.idem_expiry,
         ];
-        if let Some((_, coupon)) = coupon {
-            k.extend([coupon.meta.as_str(), coupon.users.as_str(), coupon.used.as_str()]);
-        }
         let lines: usize = requests.iter().map(|r| r.lines.len()).sum();
-        let mut args = Vec::with_capacity(3 + 4 * requests.len() + 2 * lines);
-        args.extend([
-            sale_id.to_string(),
-            coupon.map(|(id, _)| id.to_string()).unwrap_or_default(),
-            idempotency_ttl_ms.to_string(),
-        ]);
-        for r in requests {
+        let mut args = Vec::with_capacity(6 + 6 * requests.len() + 2 * lines);
+        args.extend([sale_id.to_string()]);
+        match coupon {
+            CouponUse::None => {
+                args.extend([String::new(), idempotency_ttl_ms.to_string(), "here".into(), "".into(), "".into()])
+            }
+            CouponUse::Here(id, coupon) => {
+                k.extend([coupon.meta.as_str(), coupon.users.as_str(), coupon.used.as_str()]);
+                args.extend([id.to_string(), idempotency_ttl_ms.to_string(), "here".into(), "".into(), "".into()]);
+            }
+            CouponUse::Held { coupon_id, discount, deadline, holds, holds_key } => {
+                if holds.len() != requests.len() {
+                    return Err(Error::new(ErrorKind::InvalidArgument, "one coupon hold per reservation"));
+                }
+                k.push(holds_key);
+                args.extend([
+                    coupon_id.to_string(),
+                    idempotency_ttl_ms.to_string(),
+                    "held".into(),
+                    discount.to_string(),
+                    deadline.to_string(),
+                ]);
+            }
+        }
+        for (i, r) in requests.iter().enumerate() {
             let (idem_key, fingerprint) = r.idempotency.clone().unwrap_or_default();
             args.extend([r.user_id.to_string(), idem_key, fingerprint, r.lines.len().to_string()]);
             for (sku, quantity) in &r.lines {
                 args.extend([sku.to_string(), quantity.to_string()]);
+            }
+            if let CouponUse::Held { holds, .. } = coupon {
+                args.extend(match &holds[i] {
+                    HoldState::Held { token, seq } => [token.clone(), seq.to_string()],
+                    HoldState::Unavailable => [String::new(), "coupon_unavailable".into()],
+                    HoldState::Expired => [String::new(), "coupon_expired".into()],
+                });
             }
         }
         let answers: Vec<Value> = self.1.evalsha(&self.0, client, k, args).await?;
@@ -129,6 +181,7 @@ fn outcome(answer: Value) -> Result<ReserveOutcome, Error> {
         },
         Some("coupon_unavailable") => ReserveOutcome::CouponUnavailable,
         Some("coupon_expired") => ReserveOutcome::CouponExpired,
+        Some("hold_lapsed") => ReserveOutcome::HoldLapsed,
         _ => return Err(unexpected("reserve_order", &Value::Array(answer))),
     })
 }

@@ -3,7 +3,7 @@
 //! outbox stream on its own node, the registries and `retiring` are written
 //! beside the scripts, rankings are bumped apart from the payment, and an
 //! answer can wait for a replica (a key write in the slot instead of
-//! `PUBLISH`). Orders that redeem a coupon still need one node (README).
+//! `PUBLISH`). Orders that redeem a coupon: `cluster_coupons`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -206,24 +206,4 @@ async fn on_a_cluster_lost_sales_and_campaigns_load_back_from_mysql() {
     assert_eq!(app.issue(3, 11).await.status, StatusCode::CREATED);
     app.wait_for_rows(3, 11).await;
     let _ = redis.quit().await;
-}
-
-/// Not yet on a cluster (README): an order that redeems a coupon. Redis
-/// refuses the script before it runs; the answer says it did not happen.
-#[tokio::test]
-async fn on_a_cluster_an_order_with_a_coupon_is_refused_and_nothing_is_reserved() {
-    let app = on_cluster(|_| {}).await;
-    app.create_coupon(1, 5, &["--discount", "100"]);
-    app.create_sale(2, &["21:1000:5"], &[]);
-    assert_eq!(app.issue(1, 7).await.status, StatusCode::CREATED);
-    let order = app
-        .post(
-            "/v1/sales/2/orders",
-            &serde_json::json!({"user_id": 7, "items": [{"sku": 21, "quantity": 1}], "coupon_id": 1}),
-            &[],
-        )
-        .await;
-    assert_eq!((order.status, order.body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")));
-    assert_eq!(app.remaining(2).await.get(&21), Some(&5), "nothing reserved");
-    assert_eq!(app.reserve(2, 7, &[(21, 1)]).await.status, StatusCode::CREATED, "without the coupon it sells");
 }

@@ -7,6 +7,7 @@ mod chaos;
 mod charset;
 mod cli;
 mod cluster;
+mod cluster_coupons;
 mod compose;
 mod compose_files;
 mod compose_grafana;
