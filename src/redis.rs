@@ -72,9 +72,9 @@ pub fn refused_write(e: &Error) -> bool {
     REFUSALS.iter().any(|r| details.starts_with(r))
 }
 
-/// Redis Cluster refused a script whose keys span slots (an order that
-/// redeems a coupon: the coupon's keys and the sale's are in different slots),
-/// before running it: nothing happened.
+/// Redis Cluster refused a command whose keys span slots, before running it:
+/// nothing happened. Every script keeps its keys in one slot, so this is a bug
+/// (or keys moved mid-resharding), answered as unavailable.
 pub fn cross_slot(e: &Error) -> bool {
     e.details().trim_start_matches("ERR ").trim_start().starts_with("CROSSSLOT")
 }

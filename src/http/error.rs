@@ -307,7 +307,7 @@ impl From<fred::error::Error> for ApiError {
     fn from(e: fred::error::Error) -> Self {
         use fred::error::ErrorKind::*;
         if crate::redis::cross_slot(&e) {
-            tracing::error!(error = %e, "an order with a coupon needs one Redis node: not yet on Redis Cluster");
+            tracing::error!(error = %e, "Redis Cluster refused keys of several slots in one command");
             return ApiError::Unavailable;
         }
         if crate::redis::refused_write(&e) || crate::redis::not_sent(&e) || crate::redis::lost_in_flight(&e) {
