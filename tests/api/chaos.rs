@@ -56,6 +56,19 @@ fn signal(pid: i32, sig: &str) {
     assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success(), "kill {sig} {pid}");
 }
 
+/// Where a child process's stderr goes: a file named `name` in
+/// `FLASHSALE_TEST_LOG_DIR` when that is set (to read a drill's logs), else nowhere.
+pub fn log_to(name: &str) -> Stdio {
+    match std::env::var_os("FLASHSALE_TEST_LOG_DIR") {
+        Some(dir) => {
+            let path = std::path::Path::new(&dir).join(format!("{name}.log"));
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("log file opens");
+            Stdio::from(file)
+        }
+        None => Stdio::null(),
+    }
+}
+
 /// `flashsale serve` as a child process on a fixed port.
 pub struct Service {
     child: Option<Child>,
@@ -77,6 +90,10 @@ impl Service {
         s
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     pub fn restart(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_flashsale"))
             .arg("serve")
@@ -84,7 +101,7 @@ impl Service {
             .env("FLASHSALE_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("FLASHSALE_KAFKA_TIMEOUT_MS", "5000")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_to(&format!("serve-{}", self.port)))
             .spawn()
             .unwrap();
         self.child = Some(child);

@@ -45,10 +45,33 @@ pub fn forget(config: &ServeConfig) {
 async fn redis_keys(config: &ServeConfig) -> anyhow::Result<()> {
     let client = flashsale::redis::client(&config.redis).await?;
     let pattern = format!("{}*", config.redis.key_prefix);
-    let keys: Vec<String> =
-        client.custom(CustomCommand::new_static("KEYS", ClusterHash::Random, false), vec![pattern]).await?;
-    for chunk in keys.chunks(500) {
-        let _: i64 = client.unlink(chunk.to_vec()).await?;
+    let keys_command = CustomCommand::new_static("KEYS", ClusterHash::Random, false);
+    if !client.is_clustered() {
+        let keys: Vec<String> = client.custom(keys_command, vec![pattern]).await?;
+        for chunk in keys.chunks(500) {
+            let _: i64 = client.unlink(chunk.to_vec()).await?;
+        }
+        let _ = client.quit().await;
+        return Ok(());
+    }
+    // On a cluster: KEYS on every primary, then UNLINK per slot (one
+    // command may not name keys of several slots).
+    let nodes: String =
+        client.custom(CustomCommand::new_static("CLUSTER", ClusterHash::Random, false), vec!["NODES"]).await?;
+    let primaries = nodes.lines().filter(|l| l.split_whitespace().nth(2).is_some_and(|f| f.contains("master")));
+    let mut by_slot: std::collections::BTreeMap<u16, Vec<String>> = std::collections::BTreeMap::new();
+    for line in primaries {
+        let Some(addr) = line.split_whitespace().nth(1).and_then(|a| a.split('@').next()) else { continue };
+        let Some((host, port)) = addr.rsplit_once(':') else { continue };
+        let server = fred::types::config::Server::new(host, port.parse::<u16>()?);
+        let keys: Vec<String> =
+            client.with_cluster_node(server).custom(keys_command.clone(), vec![pattern.clone()]).await?;
+        for key in keys {
+            by_slot.entry(fred::util::redis_keyslot(key.as_bytes())).or_default().push(key);
+        }
+    }
+    for keys in by_slot.into_values() {
+        let _: i64 = client.unlink(keys).await?;
     }
     let _ = client.quit().await;
     Ok(())

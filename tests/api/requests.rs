@@ -35,7 +35,19 @@ impl TestApp {
         body: Option<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> Result<Response, String> {
-        let mut req = Request::builder().method(method).uri(format!("http://{}{path}", self.addr));
+        self.try_request_to(self.addr, method, path, body, headers).await
+    }
+
+    /// A request to another instance, at `addr`, with this app's client.
+    pub async fn try_request_to(
+        &self,
+        addr: std::net::SocketAddr,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, String> {
+        let mut req = Request::builder().method(method).uri(format!("http://{addr}{path}"));
         for (name, value) in headers {
             req = req.header(*name, *value);
         }
