@@ -4,7 +4,9 @@
 -- KEYS[1] meta  [2] users  [3] used  [4] holds   (the campaign's keys, see keys.rs)
 -- ARGV[1] sale id   ARGV[2] how long a hold lasts (ms)
 -- ARGV[3] how long the campaign's keys outlive a hold's deadline (ms)
--- then one pair per request, in arrival order: user id, token (unique per request)
+-- then one triple per request, in arrival order: user id, token (unique per
+-- request), and '1' when the caller found the user among the holders (a
+-- campaign with buckets keeps them in several slots, see buckets.rs), '' to look in KEYS[2]
 --
 -- A user's coupon is held when it was issued to them, is neither used nor
 -- held, and the campaign has not ended: used[user] = 'hold:<sale>:<token>',
@@ -16,7 +18,7 @@
 -- a hold into the order's mark or frees it, and lists the overdue ones.
 --
 -- Returns {'expired'} (the campaign ended) | {deadline, discount, s1, s2, ...}:
--- one s per pair, the order's coupon_seq, or 0 when the coupon is not the user's to use.
+-- one s per request, the order's coupon_seq, or 0 when the coupon is not the user's to use.
 local meta = redis.call('HMGET', KEYS[1], 'discount', 'use_seq', 'ends_at', 'held_until')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -32,9 +34,10 @@ local deadline = now + tonumber(ARGV[2])
 local seq = tonumber(meta[2] or '0')
 local answer = {deadline, tonumber(meta[1] or '0')}
 local held = 0
-for i = 4, #ARGV, 2 do
+for i = 4, #ARGV, 3 do
   local user, token = ARGV[i], ARGV[i + 1]
-  if meta[1] and redis.call('SISMEMBER', KEYS[2], user) == 1
+  local issued = ARGV[i + 2] == '1' or redis.call('SISMEMBER', KEYS[2], user) == 1
+  if meta[1] and issued
       and redis.call('HSETNX', KEYS[3], user, 'hold:' .. sale .. ':' .. token) == 1 then
     redis.call('ZADD', KEYS[4], deadline, user .. ':' .. sale .. ':' .. token)
     seq = seq + 2

@@ -6,11 +6,14 @@
 --                                              issued_at and user_ids (the call's winners, comma-separated,
 --                                              in order); removed by the relay once Kafka has its events
 -- ARGV[1]  coupon id (decimal string), copied into the outbox entries
--- ARGV[2..] user ids (decimal strings), in arrival order; the service batches
+-- ARGV[2]  the campaign's bucket count as the caller believes it (see buckets.rs);
+--          the keys are one bucket's (bucket 0: the campaign's own)
+-- ARGV[3..] user ids (decimal strings), in arrival order; the service batches
 --          concurrent requests for one campaign into one call
 --
 -- Returns one of
 --   {'unknown'} | {'not_started'} | {'ended'}     for every user of the call
+--   {'buckets', n}    the campaign has n buckets, not ARGV[2]: nothing done
 --   {now_ms, r1, r2, ...}                         one r per user, in order:
 --       r >= 0  issued; r is the stock remaining right after this user's issue
 --       r = -1  already issued to this user
@@ -19,9 +22,12 @@
 -- unless every check passes, so a decrement, the user's membership and the
 -- outbox record are never separated. The call's issues share one outbox entry
 -- (one XADD, and one read, claim and acknowledgement by the relay, per call).
-local meta = redis.call('HMGET', KEYS[1], 'remaining', 'starts_at', 'ends_at')
+local meta = redis.call('HMGET', KEYS[1], 'remaining', 'starts_at', 'ends_at', 'buckets')
 if not meta[1] then
   return {'unknown'}
+end
+if (meta[4] or '1') ~= ARGV[2] then
+  return {'buckets', tonumber(meta[4] or '1')}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -36,17 +42,17 @@ local now_text = string.format('%d', now)
 local remaining = tonumber(meta[1])
 local winners = {}
 local answer = {now}
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   local user = ARGV[i]
   if remaining <= 0 then
     -- Sold out: a holder still learns they hold it.
-    answer[i] = redis.call('SISMEMBER', KEYS[2], user) == 1 and -1 or -2
+    answer[i - 1] = redis.call('SISMEMBER', KEYS[2], user) == 1 and -1 or -2
   elseif redis.call('SADD', KEYS[2], user) == 0 then
-    answer[i] = -1
+    answer[i - 1] = -1
   else
     remaining = remaining - 1
     winners[#winners + 1] = user
-    answer[i] = remaining
+    answer[i - 1] = remaining
   end
 end
 if #winners > 0 then

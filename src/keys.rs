@@ -10,6 +10,7 @@
 //! | `P{coupon:ID}:outbox`        | stream | issue events not yet acknowledged by Kafka        |
 //! | `P{coupon:ID}:used`          | hash   | user -> `sale:order` that holds the coupon (on a cluster for a moment `hold:sale:token`) |
 //! | `P{coupon:ID}:holds`         | zset   | cluster only: `user:sale:token` held for an order, by deadline (ms) |
+//! | `P{coupon:ID:B}:meta`, `:users`, `:outbox` | | bucket B > 0 of a campaign created with `--buckets N` (see `buckets`); the campaign's meta keeps `buckets` = N |
 //! | `Pcoupons`                   | set    | ids of live campaigns (the relay's stream list)   |
 //! | `P{sale:ID}:meta`            | hash   | `starts_at`, `ends_at`, `per_user_limit`, `hold_ms`, `retired_at` |
 //! | `P{sale:ID}:prices`          | hash   | sku -> price (minor units)                        |
@@ -145,7 +146,18 @@ impl Keys {
     }
 
     pub fn coupon(&self, coupon_id: u64) -> CouponKeys {
-        let tag = format!("{}{{coupon:{coupon_id}}}", self.prefix);
+        self.coupon_bucket(coupon_id, 0)
+    }
+
+    /// The keys of bucket `bucket` of a campaign created with `--buckets`
+    /// (see `buckets`): bucket 0 is the campaign's own keys, bucket B > 0
+    /// lives under the hash tag `{coupon:ID:B}` (its own slot); only its
+    /// `meta`, `users` and `outbox` are used.
+    pub fn coupon_bucket(&self, coupon_id: u64, bucket: u32) -> CouponKeys {
+        let tag = match bucket {
+            0 => format!("{}{{coupon:{coupon_id}}}", self.prefix),
+            b => format!("{}{{coupon:{coupon_id}:{b}}}", self.prefix),
+        };
         CouponKeys {
             meta: format!("{tag}:meta"),
             users: format!("{tag}:users"),
@@ -242,7 +254,10 @@ impl Keys {
 
     /// The campaign id an outbox key belongs to.
     pub fn coupon_of_outbox(&self, key: &str) -> Option<u64> {
-        key.strip_prefix(&self.prefix)?.strip_prefix("{coupon:")?.strip_suffix("}:outbox")?.parse().ok()
+        let tag = key.strip_prefix(&self.prefix)?.strip_prefix("{coupon:")?.strip_suffix("}:outbox")?;
+        // A bucket's outbox: `{coupon:ID:B}`.
+        let id = tag.split_once(':').map_or(tag, |(id, bucket)| if bucket.parse::<u32>().is_ok() { id } else { "" });
+        id.parse().ok()
     }
 }
 
@@ -258,6 +273,11 @@ mod tests {
         assert_eq!(c.users, "t1:{coupon:42}:users");
         assert_eq!(keys.coupon_of_outbox(&c.outbox), Some(42));
         assert_eq!(keys.coupon_of_outbox("t2:{coupon:42}:outbox"), None);
+        let b = keys.coupon_bucket(42, 3);
+        assert_eq!(b.users, "t1:{coupon:42:3}:users");
+        assert_eq!(keys.coupon_of_outbox(&b.outbox), Some(42));
+        assert_eq!(keys.coupon_of_outbox("t1:{coupon:42:x}:outbox"), None);
+        assert_eq!(keys.coupon_bucket(42, 0).meta, c.meta);
         assert_eq!(c.used, format!("{}42}}:used", keys.coupon_key_prefix()));
         let s = keys.sale(7);
         assert_eq!(s.meta, "t1:{sale:7}:meta");

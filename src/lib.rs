@@ -31,6 +31,7 @@
 
 pub mod app;
 pub mod batch;
+pub mod buckets;
 pub mod caller;
 pub mod cli;
 pub mod config;

@@ -63,18 +63,27 @@ impl Mine {
             .collect();
         if !live.is_empty() {
             let client = self.redis.next();
-            let pipeline = client.pipeline();
+            // Holders of a campaign with buckets are in one of them (see `buckets`).
+            let mut buckets = Vec::with_capacity(live.len());
             for &id in live {
-                let keys = self.keys.coupon(id);
-                let () = pipeline.sismember(&keys.users, user_id.to_string()).await?;
-                let () = pipeline.hget(&keys.used, user_id).await?;
+                buckets.push(crate::buckets::of(client, &self.keys, id).await?);
+            }
+            let pipeline = client.pipeline();
+            for (&id, &n) in live.iter().zip(&buckets) {
+                let () = pipeline.hget(&self.keys.coupon(id).used, user_id).await?;
+                for bucket in 0..n {
+                    let () = pipeline.sismember(self.keys.coupon_bucket(id, bucket).users, user_id.to_string()).await?;
+                }
             }
             let answers: Vec<Value> = pipeline.all().await?;
-            for (&id, pair) in live.iter().zip(answers.chunks(2)) {
-                if pair.first().and_then(Value::as_u64) != Some(1) {
+            let mut answers = answers.into_iter();
+            for (&id, &n) in live.iter().zip(&buckets) {
+                let used = answers.next();
+                let holds = (0..n).filter_map(|_| answers.next()).any(|m| m.as_u64() == Some(1));
+                if !holds {
                     continue;
                 }
-                let used = pair.get(1).and_then(Value::as_string).and_then(|s| {
+                let used = used.as_ref().and_then(Value::as_string).and_then(|s| {
                     let (sale, order) = s.split_once(':')?;
                     Some((sale.parse().ok()?, order.parse().ok()?))
                 });

@@ -161,16 +161,25 @@ impl Retirer {
         let (coupon, sale) = (self.keys.coupon(id), self.keys.sale(id));
         let (owner, registry, rows) = match kind {
             Kind::Coupon => {
-                let outbox: u64 = client.xlen(&coupon.outbox).await?;
+                // Every bucket's (see `buckets`); the script checks the campaign's own again.
+                let n = crate::buckets::read(client, &self.keys, id).await?;
+                let (mut outbox, mut issued, mut own) = (0u64, 0u64, 0u64);
+                for (bucket, keys) in crate::buckets::all(&self.keys, id, n).iter().enumerate() {
+                    outbox += client.xlen::<u64, _>(&keys.outbox).await?;
+                    let users: u64 = client.scard(&keys.users).await?;
+                    issued += users;
+                    if bucket == 0 {
+                        own = users;
+                    }
+                }
                 if outbox > 0 {
                     return Ok(Some(format!("{outbox} outbox entries not yet in Kafka")));
                 }
-                let issued: u64 = client.scard(&coupon.users).await?;
                 let rows = queries::issued_count(&self.mysql, id).await?;
                 if rows != issued {
                     return Ok(Some(format!("MySQL holds {rows} issue rows, Redis {issued} (flashsale reconcile)")));
                 }
-                (Owner::Coupon(id, &coupon), self.keys.coupons(), issued)
+                (Owner::Coupon(id, &coupon), self.keys.coupons(), own)
             }
             Kind::Sale => {
                 let outbox: u64 = client.xlen(&sale.outbox).await?;
@@ -240,6 +249,15 @@ impl Retirer {
                 if let Err(e) = archive::mark_retired(&self.mysql, kind, id).await {
                     tracing::warn!(error = %e, ?kind, id, "retire: cannot mark it in MySQL; its keys stay for now");
                     continue;
+                }
+                // A campaign's other buckets first (each in its own slot): its
+                // own meta, deleted last, still says how many there are.
+                if kind == Kind::Coupon {
+                    let n = crate::buckets::read(client, &self.keys, id).await?;
+                    for keys in crate::buckets::all(&self.keys, id, n).iter().skip(1) {
+                        let _: i64 =
+                            client.del(vec![keys.meta.clone(), keys.users.clone(), keys.outbox.clone()]).await?;
+                    }
                 }
             }
             match self.scripts.drop_retired.call(client, &owner, GRACE.as_millis() as u64).await? {

@@ -77,9 +77,14 @@ impl Sales {
                     async move {
                         let client = client?;
                         let sale = keys.sale(sale_id);
+                        let apart = match coupon_id {
+                            Some(id) => scripts.ack.cluster || crate::buckets::of(&client, &keys, id).await? > 1,
+                            None => false,
+                        };
                         Ok(match coupon_id {
-                            // The coupon lives in another slot: held first (see `holds`).
-                            Some(id) if scripts.ack.cluster => {
+                            // The coupon lives in another slot (or its holders in
+                            // several, with buckets): held first (see `holds`).
+                            Some(id) if apart => {
                                 holds::reserve(&scripts, &client, &keys, sale_id, id, ttl_ms, &requests).await?
                             }
                             Some(id) => {
@@ -209,15 +214,17 @@ impl Sales {
         }
     }
 
-    /// On a cluster: settles every live campaign's coupon holds overdue
-    /// (their request died between the steps, see `holds`); returns how many.
+    /// Settles every live campaign's coupon holds overdue (their request
+    /// died between the steps, see `holds`): on a cluster, or for campaigns
+    /// with buckets; returns how many.
     pub async fn settle_overdue_holds(&self) -> Result<u64, Error> {
-        if !self.scripts.ack.cluster {
-            return Ok(0);
-        }
         let campaigns: Vec<u64> = self.redis.next().smembers(self.keys.coupons()).await?;
         let mut settled = 0;
         for coupon_id in campaigns {
+            // One node holds only for campaigns with buckets.
+            if !self.scripts.ack.cluster && crate::buckets::of(self.redis.next(), &self.keys, coupon_id).await? == 1 {
+                continue;
+            }
             settled += holds::settle_overdue(&self.scripts, self.redis.next(), &self.keys, coupon_id).await?;
         }
         Ok(settled)

@@ -51,6 +51,11 @@ pub struct CreateArgs {
     /// What an order saves with this coupon, in minor units (cents).
     #[arg(long, default_value_t = 0)]
     discount: u64,
+    /// Split the stock over N buckets, each in its own Redis Cluster slot, so
+    /// one hot campaign spreads over several primaries (1-64; fixed for the
+    /// campaign's life).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=crate::buckets::MAX_BUCKETS as i64))]
+    buckets: u32,
     #[command(flatten)]
     existing: Existing,
     #[command(flatten)]
@@ -120,17 +125,29 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
             anyhow::bail!("coupon {} exists; pass --replace to reset it", args.id);
         }
     }
-    queries::put_campaign(mysql, args.id, args.quantity, starts_at, ends_at, args.discount, replace).await?;
-    let mode = if replace { SeedMode::Replace } else { SeedMode::Create };
-    let outcome = coupons
-        .seed(args.id, CampaignSpec { total: args.quantity, starts_at, ends_at, discount: args.discount }, mode)
+    if replace {
+        if let Some(info) = coupons.info(args.id).await? {
+            anyhow::ensure!(
+                info.buckets == args.buckets,
+                "coupon {} has {} bucket(s) in Redis; --replace keeps them (--buckets {}), or use a new id",
+                args.id,
+                info.buckets,
+                info.buckets
+            );
+        }
+    }
+    queries::put_campaign(mysql, args.id, args.quantity, starts_at, ends_at, args.discount, args.buckets, replace)
         .await?;
+    let mode = if replace { SeedMode::Replace } else { SeedMode::Create };
+    let spec = CampaignSpec { total: args.quantity, starts_at, ends_at, discount: args.discount };
+    let outcome = coupons.seed(args.id, spec, mode, args.buckets).await?;
     let ends = if ends_at == 0 { "never".to_string() } else { rfc3339_ms(ends_at) };
     println!(
-        "coupon {}: {:?}, quantity {}, opens {}, closes {}",
+        "coupon {}: {:?}, quantity {}{}, opens {}, closes {}",
         args.id,
         outcome,
         args.quantity,
+        if args.buckets > 1 { format!(" in {} buckets", args.buckets) } else { String::new() },
         rfc3339_ms(starts_at),
         ends
     );

@@ -18,14 +18,16 @@ pub async fn put_campaign(
     starts_at: u64,
     ends_at: u64,
     discount: u64,
+    buckets: u32,
     replace: bool,
 ) -> Result<bool, mysql_async::Error> {
     let mut conn = pool.get_conn().await?;
     let ends_at = (ends_at > 0).then(|| mysql_datetime(ends_at));
-    let params = (coupon_id, total, mysql_datetime(starts_at), ends_at, discount);
+    let params = (coupon_id, total, mysql_datetime(starts_at), ends_at, discount, buckets);
     if !replace {
         conn.exec_drop(
-            "INSERT IGNORE INTO coupon_campaigns (coupon_id, total, starts_at, ends_at, discount) VALUES (?, ?, ?, ?, ?)",
+            "INSERT IGNORE INTO coupon_campaigns (coupon_id, total, starts_at, ends_at, discount, buckets) \
+             VALUES (?, ?, ?, ?, ?, ?)",
             params,
         )
         .await?;
@@ -33,7 +35,8 @@ pub async fn put_campaign(
     }
     let mut tx = conn.start_transaction(Default::default()).await?;
     tx.exec_drop(
-        "REPLACE INTO coupon_campaigns (coupon_id, total, starts_at, ends_at, discount) VALUES (?, ?, ?, ?, ?)",
+        "REPLACE INTO coupon_campaigns (coupon_id, total, starts_at, ends_at, discount, buckets) \
+         VALUES (?, ?, ?, ?, ?, ?)",
         params,
     )
     .await?;

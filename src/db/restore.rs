@@ -154,22 +154,24 @@ pub struct RestoredCampaign {
     pub used: Vec<(u64, String)>,
     /// The highest use version MySQL saw: new uses must count on from it.
     pub use_seq: u64,
+    /// The buckets it was created with (see `buckets`).
+    pub buckets: u32,
 }
 
 /// The campaign `coupon_id` with its holders and uses; None when MySQL has no such campaign.
 pub async fn campaign(pool: &Pool, coupon_id: u64) -> Result<Option<RestoredCampaign>, mysql_async::Error> {
     let mut conn = pool.get_conn().await?;
-    let row: Option<(u64, u64, Option<u64>, u64)> = conn
+    let row: Option<(u64, u64, Option<u64>, u64, u32)> = conn
         .exec_first(
             format!(
-                "SELECT total, {}, {}, discount FROM coupon_campaigns WHERE coupon_id = ?",
+                "SELECT total, {}, {}, discount, buckets FROM coupon_campaigns WHERE coupon_id = ?",
                 ms("starts_at"),
                 ms("ends_at")
             ),
             (coupon_id,),
         )
         .await?;
-    let Some((total, starts_at, ends_at, discount)) = row else {
+    let Some((total, starts_at, ends_at, discount, buckets)) = row else {
         return Ok(None);
     };
     let rows: Vec<(u64, Option<u64>, Option<u64>, u64)> = conn
@@ -183,5 +185,6 @@ pub async fn campaign(pool: &Pool, coupon_id: u64) -> Result<Option<RestoredCamp
     let used =
         rows.iter().filter_map(|&(user, sale, order, _)| Some((user, format!("{}:{}", sale?, order?)))).collect();
     let spec = CampaignSpec { total, starts_at, ends_at: ends_at.unwrap_or(0), discount };
-    Ok(Some(RestoredCampaign { spec, users: rows.into_iter().map(|r| r.0).collect(), used, use_seq }))
+    let users = rows.into_iter().map(|r| r.0).collect();
+    Ok(Some(RestoredCampaign { spec, users, used, use_seq, buckets }))
 }

@@ -85,12 +85,14 @@ impl Outbox {
     pub async fn refresh(&mut self) -> Result<(), Error> {
         let coupons: Vec<u64> = self.redis.smembers(self.keys.coupons()).await?;
         let sales: Vec<u64> = self.redis.smembers(self.keys.sales()).await?;
-        let live: Vec<(String, String)> = coupons
+        let mut live: Vec<(String, String)> = Vec::new();
+        for id in coupons {
+            // Every bucket's outbox (see `buckets`), each joined while its own meta exists.
+            let n = crate::buckets::read(self.redis.next(), &self.keys, id).await?;
+            live.extend(crate::buckets::all(&self.keys, id, n).into_iter().map(|k| (k.meta, k.outbox)));
+        }
+        let live: Vec<(String, String)> = live
             .into_iter()
-            .map(|id| {
-                let k = self.keys.coupon(id);
-                (k.meta, k.outbox)
-            })
             .chain(sales.into_iter().map(|id| {
                 let k = self.keys.sale(id);
                 (k.meta, k.outbox)

@@ -65,7 +65,15 @@ pub async fn reserve(
     requests: &[Reservation],
 ) -> Result<Vec<ReserveOutcome>, Error> {
     let (coupon, sale) = (keys.coupon(coupon_id), keys.sale(sale_id));
-    let asked: Vec<(u64, String)> = requests.iter().map(|r| (r.user_id, token())).collect();
+    // A campaign with buckets keeps its holders in several slots: looked up here.
+    let n = crate::buckets::of(client, keys, coupon_id).await?;
+    let users: Vec<u64> = requests.iter().map(|r| r.user_id).collect();
+    let issued = match n {
+        1 => vec![false; users.len()],
+        n => crate::buckets::holders(client, keys, coupon_id, n, &users).await?,
+    };
+    let asked: Vec<(u64, String, bool)> =
+        users.iter().zip(issued).map(|(&user, issued)| (user, token(), issued)).collect();
     let held = scripts.hold_coupon.call(client, &coupon, sale_id, HOLD_MS, KEEP_MS, &asked).await?;
     let (discount, deadline, holds): (u64, u64, Vec<HoldState>) = match held {
         Held::Expired => (0, 0, vec![HoldState::Expired; requests.len()]),
@@ -73,7 +81,7 @@ pub async fn reserve(
             let holds = seqs
                 .into_iter()
                 .zip(&asked)
-                .map(|(seq, (_, token))| match seq {
+                .map(|(seq, (_, token, _))| match seq {
                     Some(seq) => HoldState::Held { token: token.clone(), seq },
                     None => HoldState::Unavailable,
                 })

@@ -19,6 +19,8 @@ pub struct CouponInfo {
     pub outbox_len: u64,
     /// What an order saves with this coupon (minor units).
     pub discount: u64,
+    /// Buckets the campaign keeps its stock in (see `buckets`); 1 for most.
+    pub buckets: u32,
 }
 
 impl CouponInfoScript {
@@ -35,9 +37,10 @@ impl CouponInfoScript {
             return Ok(None);
         }
         let n: Vec<u64> = answer.iter().filter_map(int).map(|i| i.max(0) as u64).collect();
-        let [total, remaining, issued, starts_at, ends_at, outbox_len, discount] = n[..] else {
+        let [total, remaining, issued, starts_at, ends_at, outbox_len, discount, buckets] = n[..] else {
             return Err(unexpected("coupon_info", &Value::Array(answer)));
         };
-        Ok(Some(CouponInfo { total, remaining, issued, starts_at, ends_at, outbox_len, discount }))
+        let buckets = buckets.clamp(1, u64::from(crate::buckets::MAX_BUCKETS)) as u32;
+        Ok(Some(CouponInfo { total, remaining, issued, starts_at, ends_at, outbox_len, discount, buckets }))
     }
 }

@@ -20,8 +20,10 @@ pub enum Held {
 }
 
 impl HoldCoupon {
-    /// Holds the coupon of each (user, token) for `sale_id` for `hold_ms`;
-    /// the campaign's keys outlive a hold by `keep_ms`.
+    /// Holds the coupon of each (user, token, issued) for `sale_id` for
+    /// `hold_ms`; `issued`: the caller found the user among the holders (a
+    /// campaign with buckets), else the script looks. The campaign's keys
+    /// outlive a hold by `keep_ms`.
     pub async fn call(
         &self,
         client: &Client,
@@ -29,11 +31,11 @@ impl HoldCoupon {
         sale_id: u64,
         hold_ms: u64,
         keep_ms: u64,
-        requests: &[(u64, String)],
+        requests: &[(u64, String, bool)],
     ) -> Result<Held, Error> {
         let mut args = vec![sale_id.to_string(), hold_ms.to_string(), keep_ms.to_string()];
-        for (user, token) in requests {
-            args.extend([user.to_string(), token.clone()]);
+        for (user, token, issued) in requests {
+            args.extend([user.to_string(), token.clone(), if *issued { "1" } else { "" }.to_string()]);
         }
         let k = vec![keys.meta.as_str(), keys.users.as_str(), keys.used.as_str(), keys.holds.as_str()];
         let answer: Vec<Value> = self.1.evalsha(&self.0, client, k, args).await?;

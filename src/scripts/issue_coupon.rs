@@ -37,24 +37,39 @@ impl IssueOutcome {
     }
 }
 
+/// A call's answer: one outcome per user, or nothing done because the
+/// campaign has another bucket count than the caller believed (see `buckets`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueCall {
+    Outcomes(Vec<IssueOutcome>),
+    Buckets(u32),
+}
+
 impl IssueCoupon {
-    /// Serves `users` in order in one call; one outcome per user.
+    /// Serves `users` in order in one call on one bucket's `keys` of a
+    /// campaign believed to have `buckets` buckets; one outcome per user.
     pub async fn call(
         &self,
         client: &Client,
         keys: &CouponKeys,
         coupon_id: u64,
+        buckets: u32,
         users: &[u64],
-    ) -> Result<Vec<IssueOutcome>, Error> {
-        let mut args = Vec::with_capacity(users.len() + 1);
+    ) -> Result<IssueCall, Error> {
+        let mut args = Vec::with_capacity(users.len() + 2);
         args.push(coupon_id.to_string());
+        args.push(buckets.to_string());
         args.extend(users.iter().map(u64::to_string));
         let answer: Vec<Value> = self
             .1
             .evalsha(&self.0, client, vec![keys.meta.as_str(), keys.users.as_str(), keys.outbox.as_str()], args)
             .await?;
-        let every = |outcome| Ok(vec![outcome; users.len()]);
+        let every = |outcome| Ok(IssueCall::Outcomes(vec![outcome; users.len()]));
         match answer.first().and_then(Value::as_str).as_deref() {
+            Some("buckets") => {
+                let n = answer.get(1).and_then(int).unwrap_or(1).clamp(1, crate::buckets::MAX_BUCKETS as i64);
+                return Ok(IssueCall::Buckets(n as u32));
+            }
             Some("unknown") => return every(IssueOutcome::Unknown),
             Some("not_started") => return every(IssueOutcome::NotStarted),
             Some("ended") => return every(IssueOutcome::Ended),
@@ -74,6 +89,7 @@ impl IssueCoupon {
                 }
                 _ => Err(unexpected("issue_coupon", r)),
             })
-            .collect()
+            .collect::<Result<_, _>>()
+            .map(IssueCall::Outcomes)
     }
 }

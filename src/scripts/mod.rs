@@ -30,7 +30,7 @@ pub use confirm_order::{ConfirmOrder, ConfirmOutcome};
 pub use coupon_info::{CouponInfo, CouponInfoScript};
 pub use drop_consumer::DropConsumer;
 pub use hold_coupon::{Held, HoldCoupon};
-pub use issue_coupon::{IssueCoupon, IssueOutcome};
+pub use issue_coupon::{IssueCall, IssueCoupon, IssueOutcome};
 pub use join_outbox::JoinOutbox;
 pub use pay_order::{HoldOutcome, PayHold, PaySettle, SettleOutcome};
 pub use release_orders::{Expired, ReleaseOrders};

@@ -30,6 +30,8 @@ pub enum SeedOutcome {
     Created,
     Replaced,
     Exists,
+    /// `--replace` with another bucket count than the campaign has.
+    BucketsDiffer,
 }
 
 impl SeedCoupon {
@@ -40,6 +42,7 @@ impl SeedCoupon {
         coupon_id: u64,
         spec: CampaignSpec,
         mode: SeedMode,
+        buckets: u32,
     ) -> Result<SeedOutcome, Error> {
         let CampaignSpec { total, starts_at, ends_at, discount } = spec;
         let mode = match mode {
@@ -59,6 +62,7 @@ impl SeedCoupon {
                     mode.to_string(),
                     discount.to_string(),
                     coupon_id.to_string(),
+                    buckets.to_string(),
                 ],
             )
             .await?;
@@ -66,6 +70,7 @@ impl SeedCoupon {
             Some("created") => Ok(SeedOutcome::Created),
             Some("replaced") => Ok(SeedOutcome::Replaced),
             Some("exists") => Ok(SeedOutcome::Exists),
+            Some("buckets_differ") => Ok(SeedOutcome::BucketsDiffer),
             _ => Err(unexpected("seed_coupon", &answer)),
         }
     }

@@ -133,7 +133,12 @@ async fn on_a_cluster_holds_left_by_a_dead_request_are_settled_by_what_the_sale_
     let hold = |user: u64, token: &'static str| {
         let (scripts, redis, coupon) = (&scripts, &redis, &coupon);
         async move {
-            match scripts.hold_coupon.call(redis, coupon, 2, 300, 1_000, &[(user, token.to_string())]).await.unwrap() {
+            match scripts
+                .hold_coupon
+                .call(redis, coupon, 2, 300, 1_000, &[(user, token.to_string(), false)])
+                .await
+                .unwrap()
+            {
                 Held::Holds { deadline, discount, seqs } => (deadline, discount, seqs[0].expect("held")),
                 Held::Expired => panic!("campaign ended"),
             }

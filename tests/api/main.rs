@@ -3,6 +3,7 @@
 mod ack;
 mod auth;
 mod batching;
+mod buckets;
 mod chaos;
 mod charset;
 mod cli;
