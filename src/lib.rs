@@ -6,6 +6,10 @@
 //!   One script checks, decrements, dedups and appends to the outbox stream.
 //! - [`coupons`]: campaign state in Redis, through the scripts; [`batch`]: concurrent
 //!   requests for one campaign or sale share one script call.
+//! - [`buckets`]: hot-item buckets, a campaign's stock and holders split over
+//!   several Redis slots (`coupon create --buckets N`).
+//! - [`sales`]: sales and orders through the scripts; on Redis Cluster an order
+//!   redeeming a coupon holds it in the coupon's slot first (`sales::holds`).
 //! - [`caller`]: whether a request's caller still waits: a write is sent only
 //!   while it does, and once sent its real answer is awaited.
 //! - [`keys`]: the Redis key layout.
