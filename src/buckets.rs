@@ -30,15 +30,20 @@ use crate::keys::{CouponKeys, Keys};
 /// The most buckets a campaign may have.
 pub const MAX_BUCKETS: u32 = 64;
 
-/// Each campaign's bucket count as this process last learnt it, by its meta
-/// key (so by prefix and id). A campaign keeps its count for life; an id
-/// created again may have another, and the scripts that depend on it
-/// (issue, hold) answer the true one to a caller that believed another.
-static KNOWN: LazyLock<Mutex<HashMap<String, u32>>> = LazyLock::new(Mutex::default);
+/// Each campaign's bucket count as this process last learnt it, by key
+/// prefix and id. A campaign keeps its count for life; an id created again
+/// may have another, and the script that depends on it (issue) answers the
+/// true one to a caller that believed another.
+static KNOWN: LazyLock<Mutex<HashMap<String, HashMap<u64, u32>>>> = LazyLock::new(Mutex::default);
 
-/// What this process believes `coupon_id` has: learnt, else 1 (most campaigns).
+/// What this process believes `coupon_id` has: learnt, else 1 (most
+/// campaigns). On the issue path: no allocation.
 pub fn believed(keys: &Keys, coupon_id: u64) -> u32 {
-    KNOWN.lock().unwrap().get(&keys.coupon(coupon_id).meta).copied().unwrap_or(1)
+    known(keys, coupon_id).unwrap_or(1)
+}
+
+fn known(keys: &Keys, coupon_id: u64) -> Option<u32> {
+    KNOWN.lock().unwrap().get(keys.prefix()).and_then(|ids| ids.get(&coupon_id)).copied()
 }
 
 /// Campaigns remembered at most (a cache: forgotten all at once past it).
@@ -46,10 +51,10 @@ const MAX_KNOWN: usize = 10_000;
 
 pub fn learn(keys: &Keys, coupon_id: u64, n: u32) {
     let mut known = KNOWN.lock().unwrap();
-    if known.len() >= MAX_KNOWN {
+    if known.values().map(HashMap::len).sum::<usize>() >= MAX_KNOWN {
         known.clear();
     }
-    known.insert(keys.coupon(coupon_id).meta, n.clamp(1, MAX_BUCKETS));
+    known.entry(keys.prefix().to_string()).or_default().insert(coupon_id, n.clamp(1, MAX_BUCKETS));
 }
 
 /// The campaign's bucket count as its meta says now (1 when none or unknown),
@@ -72,8 +77,7 @@ pub async fn read(client: &Client, keys: &Keys, coupon_id: u64) -> Result<u32, E
 /// The count this process learnt, else [`read`]: one read per campaign and
 /// process (a campaign keeps its count for life).
 pub async fn of(client: &Client, keys: &Keys, coupon_id: u64) -> Result<u32, Error> {
-    let known = KNOWN.lock().unwrap().get(&keys.coupon(coupon_id).meta).copied();
-    match known {
+    match known(keys, coupon_id) {
         Some(n) => Ok(n),
         None => read(client, keys, coupon_id).await,
     }

@@ -145,6 +145,11 @@ impl Keys {
         Keys { prefix: prefix.into() }
     }
 
+    /// The deployment's prefix (`FLASHSALE_KEY_PREFIX`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn coupon(&self, coupon_id: u64) -> CouponKeys {
         self.coupon_bucket(coupon_id, 0)
     }

@@ -85,10 +85,16 @@ impl Outbox {
     pub async fn refresh(&mut self) -> Result<(), Error> {
         let coupons: Vec<u64> = self.redis.smembers(self.keys.coupons()).await?;
         let sales: Vec<u64> = self.redis.smembers(self.keys.sales()).await?;
+        // Every bucket's outbox (see `buckets`), each joined while its own
+        // meta exists: the counts read concurrently.
+        let client = self.redis.next();
+        let counts: Vec<Option<u32>> = futures_util::future::try_join_all(
+            coupons.iter().map(|&id| client.hget::<Option<u32>, _, _>(self.keys.coupon(id).meta, "buckets")),
+        )
+        .await?;
         let mut live: Vec<(String, String)> = Vec::new();
-        for id in coupons {
-            // Every bucket's outbox (see `buckets`), each joined while its own meta exists.
-            let n = crate::buckets::read(self.redis.next(), &self.keys, id).await?;
+        for (&id, n) in coupons.iter().zip(counts) {
+            let n = n.unwrap_or(1).clamp(1, crate::buckets::MAX_BUCKETS);
             live.extend(crate::buckets::all(&self.keys, id, n).into_iter().map(|k| (k.meta, k.outbox)));
         }
         let live: Vec<(String, String)> = live
