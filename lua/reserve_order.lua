@@ -10,6 +10,10 @@
 --         'held' (Redis Cluster: the coupon lives in another slot, and the service
 --         held it for each request first, see hold_coupon.lua)
 -- ARGV[5] held: the coupon's discount   ARGV[6] held: the holds' deadline (ms)
+-- ARGV[7] the sale's bucket count as the caller believes it (see sales/moves.rs;
+--         1 = none): another than the meta's is refused, every answer {'buckets', n}
+-- ARGV[8] this bucket's number: with buckets, order ids are made = it modulo 64
+-- ARGV[9] how many requests follow
 -- then one record per request, in arrival order (the service batches concurrent
 -- requests for one sale and coupon campaign into one call):
 --   user id, idempotency key ('' = none), request fingerprint, number of lines n,
@@ -49,7 +53,8 @@
 --   | {'coupon_expired'} | {'hold_lapsed'}
 -- Ids travel as strings in the order JSON: Lua numbers are doubles.
 --
--- Order ids: max(last id + 1, now in ms * 1000). They grow on one primary, and
+-- Order ids: max(last id + 1, now in ms * 1000), with buckets the next one
+-- that is the bucket's number modulo 64 (so an id names its bucket). They grow on one primary, and
 -- they follow the clock, so an id once answered names no other order even after
 -- the sale's keys were replaced (`sale create --replace`), rebuilt from MySQL
 -- (`stock load`) or rolled back by a failover to a replica that missed the last
@@ -59,7 +64,17 @@ local sale, coupon = ARGV[1], ARGV[2]
 local coupon_held = ARGV[4] == 'held'
 
 -- Shared by every request of the call: the window, prices, the coupon's discount.
-local meta = redis.call('HMGET', KEYS[1], 'starts_at', 'ends_at', 'per_user_limit', 'hold_ms')
+local meta = redis.call('HMGET', KEYS[1], 'starts_at', 'ends_at', 'per_user_limit', 'hold_ms', 'buckets')
+local buckets = tonumber(meta[5] or '1')
+if meta[1] and buckets ~= tonumber(ARGV[7]) then
+  -- The caller routed by a stale count: its users' homes may be wrong.
+  local refused = {}
+  for _ = 1, tonumber(ARGV[9]) do
+    refused[#refused + 1] = {'buckets', tostring(buckets)}
+  end
+  return refused
+end
+local bucket = tonumber(ARGV[8])
 local closed = nil
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -225,6 +240,9 @@ local function reserve(user, idem_key, fingerprint, first, n, token, held_seq)
     seq = seq_start
   end
   seq = math.max(seq + 1, now * 1000)
+  if buckets > 1 then
+    seq = seq + (bucket - seq) % 64
+  end
   local id = int(seq)
   -- coupon_seq orders every change of this coupon's use (taken or given back),
   -- so MySQL can tell the newer of two events however close in time.
@@ -279,7 +297,7 @@ local function write_many(command, key, args)
 end
 
 local answers = {}
-local i = 7
+local i = 10
 while i <= #ARGV do
   local n = tonumber(ARGV[i + 3])
   local after = i + 4 + 2 * n

@@ -10,8 +10,10 @@
 -- KEYS[8] idem      {sale:ID}:idem      user:key -> fingerprint \n first answer
 -- KEYS[9] seq       {sale:ID}:seq       last order id
 -- KEYS[10] idem_expiry {sale:ID}:idem_expiry  idempotency keys by expiry (ms)
+-- KEYS[11] moves  [12] received   (buckets only, see sales/moves.rs)
 -- ARGV: starts_at, ends_at, per_user_limit, hold_ms, mode ('create' | 'replace'), sale id,
---       then sku, price, stock triples
+--       buckets (the sale's bucket count; 1 = none), then sku, price, stock triples
+--       (the stock of this bucket: with buckets the caller seeds each)
 --
 -- Returns 'created', 'replaced' or 'exists'. The outbox stream is never touched.
 -- The registry of live sales (`sales`, which the relay and the expiry task
@@ -24,9 +26,12 @@ end
 for i = 1, 9 do
   redis.call('DEL', KEYS[i])
 end
-redis.call('DEL', KEYS[10])
+redis.call('DEL', KEYS[10], KEYS[11], KEYS[12])
 redis.call('HSET', KEYS[1], 'starts_at', ARGV[1], 'ends_at', ARGV[2], 'per_user_limit', ARGV[3], 'hold_ms', ARGV[4])
-for i = 7, #ARGV, 3 do
+if ARGV[7] ~= '1' then
+  redis.call('HSET', KEYS[1], 'buckets', ARGV[7])
+end
+for i = 8, #ARGV, 3 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 2])

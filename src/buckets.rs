@@ -17,6 +17,10 @@
 //! Orders that redeem a bucketed coupon check the holders across buckets
 //! first (a holder stays one for the campaign's life) and hold the coupon in
 //! the campaign's own slot (see `sales::holds`).
+//!
+//! Single-SKU sales take buckets too, with the same counts, cache and homes;
+//! there a user's orders all live in the user's home bucket and stock moves
+//! between buckets instead (see `sales::moves`).
 
 use std::{
     collections::HashMap,
@@ -25,43 +29,68 @@ use std::{
 
 use fred::prelude::*;
 
-use crate::keys::{CouponKeys, Keys};
+use crate::keys::{CouponKeys, Keys, SaleKeys};
 
 /// The most buckets a campaign may have.
 pub const MAX_BUCKETS: u32 = 64;
 
-/// Each campaign's bucket count as this process last learnt it, by key
-/// prefix and id. A campaign keeps its count for life; an id created again
-/// may have another, and the script that depends on it (issue) answers the
-/// true one to a caller that believed another.
-static KNOWN: LazyLock<Mutex<HashMap<String, HashMap<u64, u32>>>> = LazyLock::new(Mutex::default);
+/// What a bucket count belongs to: a campaign or a sale (ids are separate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Of {
+    Coupon,
+    Sale,
+}
+
+/// Each campaign's and sale's bucket count as this process last learnt it,
+/// by key prefix, kind and id. One keeps its count for life; an id created
+/// again may have another, and the scripts that depend on it (issue, reserve)
+/// answer the true one to a caller that believed another.
+static KNOWN: LazyLock<Mutex<HashMap<String, HashMap<(Of, u64), u32>>>> = LazyLock::new(Mutex::default);
 
 /// What this process believes `coupon_id` has: learnt, else 1 (most
 /// campaigns). On the issue path: no allocation.
 pub fn believed(keys: &Keys, coupon_id: u64) -> u32 {
-    known(keys, coupon_id).unwrap_or(1)
+    believed_of(keys, Of::Coupon, coupon_id)
 }
 
-fn known(keys: &Keys, coupon_id: u64) -> Option<u32> {
-    KNOWN.lock().unwrap().get(keys.prefix()).and_then(|ids| ids.get(&coupon_id)).copied()
+/// What this process believes the campaign or sale has: learnt, else 1.
+pub fn believed_of(keys: &Keys, of: Of, id: u64) -> u32 {
+    known(keys, of, id).unwrap_or(1)
 }
 
-/// Campaigns remembered at most (a cache: forgotten all at once past it).
+fn known(keys: &Keys, of: Of, id: u64) -> Option<u32> {
+    KNOWN.lock().unwrap().get(keys.prefix()).and_then(|ids| ids.get(&(of, id))).copied()
+}
+
+/// Campaigns and sales remembered at most (a cache: forgotten all at once past it).
 const MAX_KNOWN: usize = 10_000;
 
 pub fn learn(keys: &Keys, coupon_id: u64, n: u32) {
+    learn_of(keys, Of::Coupon, coupon_id, n)
+}
+
+pub fn learn_of(keys: &Keys, of: Of, id: u64, n: u32) {
     let mut known = KNOWN.lock().unwrap();
     if known.values().map(HashMap::len).sum::<usize>() >= MAX_KNOWN {
         known.clear();
     }
-    known.entry(keys.prefix().to_string()).or_default().insert(coupon_id, n.clamp(1, MAX_BUCKETS));
+    known.entry(keys.prefix().to_string()).or_default().insert((of, id), n.clamp(1, MAX_BUCKETS));
 }
 
 /// The campaign's bucket count as its meta says now (1 when none or unknown),
 /// remembered when the campaign exists.
 pub async fn read(client: &Client, keys: &Keys, coupon_id: u64) -> Result<u32, Error> {
+    read_of(client, keys, Of::Coupon, coupon_id).await
+}
+
+/// The campaign's or sale's bucket count as its meta says now (1 when none
+/// or unknown), remembered when it exists.
+pub async fn read_of(client: &Client, keys: &Keys, of: Of, id: u64) -> Result<u32, Error> {
+    let meta = match of {
+        Of::Coupon => keys.coupon(id).meta,
+        Of::Sale => keys.sale(id).meta,
+    };
     let (exists, n): (bool, Option<u32>) = {
-        let meta = keys.coupon(coupon_id).meta;
         let pipe = client.pipeline();
         let _: () = pipe.exists(&meta).await?;
         let _: () = pipe.hget(&meta, "buckets").await?;
@@ -69,7 +98,7 @@ pub async fn read(client: &Client, keys: &Keys, coupon_id: u64) -> Result<u32, E
     };
     let n = n.unwrap_or(1).clamp(1, MAX_BUCKETS);
     if exists {
-        learn(keys, coupon_id, n);
+        learn_of(keys, of, id, n);
     }
     Ok(n)
 }
@@ -77,9 +106,14 @@ pub async fn read(client: &Client, keys: &Keys, coupon_id: u64) -> Result<u32, E
 /// The count this process learnt, else [`read`]: one read per campaign and
 /// process (a campaign keeps its count for life).
 pub async fn of(client: &Client, keys: &Keys, coupon_id: u64) -> Result<u32, Error> {
-    match known(keys, coupon_id) {
+    of_kind(client, keys, Of::Coupon, coupon_id).await
+}
+
+/// The count this process learnt, else [`read_of`].
+pub async fn of_kind(client: &Client, keys: &Keys, of: Of, id: u64) -> Result<u32, Error> {
+    match known(keys, of, id) {
         Some(n) => Ok(n),
-        None => read(client, keys, coupon_id).await,
+        None => read_of(client, keys, of, id).await,
     }
 }
 
@@ -99,6 +133,24 @@ pub async fn holders(client: &Client, keys: &Keys, coupon_id: u64, n: u32, users
 /// Every bucket's keys of a campaign of `n` buckets, bucket 0 first.
 pub fn all(keys: &Keys, coupon_id: u64, n: u32) -> Vec<CouponKeys> {
     (0..n.max(1)).map(|b| keys.coupon_bucket(coupon_id, b)).collect()
+}
+
+/// Every bucket's keys of a sale of `n` buckets, bucket 0 first.
+pub fn all_of_sale(keys: &Keys, sale_id: u64, n: u32) -> Vec<SaleKeys> {
+    (0..n.max(1)).map(|b| keys.sale_bucket(sale_id, b)).collect()
+}
+
+/// Order ids of a sale with buckets name their bucket: id % `ORDER_STRIDE`
+/// (see `reserve_order.lua`).
+pub const ORDER_STRIDE: u64 = MAX_BUCKETS as u64;
+
+/// The bucket holding `order_id` of a sale of `n` buckets (one past the last
+/// for an id no bucket of it made: an unknown order there).
+pub fn of_order(order_id: u64, n: u32) -> u32 {
+    match n {
+        0 | 1 => 0,
+        n => ((order_id % ORDER_STRIDE) as u32).min(n),
+    }
 }
 
 /// The bucket `user` tries first: its id mixed (so sequential ids spread).

@@ -70,7 +70,8 @@ impl WalletChanged {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderChanged {
-    /// `s<sale_id>-<outbox entry id>` for an entry's first order change,
+    /// `s<sale_id>-<outbox entry id>` (`s<sale_id>b<bucket>-...` from a
+    /// bucket B > 0, see `sales::moves`) for an entry's first order change,
     /// `s<sale_id>-<outbox entry id>-<n>` for its n-th after that (an entry
     /// holds one reservation call's new orders): unique and stable.
     pub event_id: String,
@@ -78,14 +79,20 @@ pub struct OrderChanged {
 }
 
 impl OrderChanged {
-    /// The id of the `nth` (from 0) order change of outbox entry `entry_id`.
-    pub fn event_id(sale_id: u64, entry_id: &str, nth: usize) -> String {
-        entry_event_id('s', sale_id, entry_id, nth)
+    /// The id of the `nth` (from 0) order change of outbox entry `entry_id`
+    /// of the sale's bucket `bucket` (see `sales::moves`; 0 without buckets;
+    /// bucket B > 0 adds `b<B>` to the sale id: two buckets' streams make the
+    /// same entry ids).
+    pub fn event_id(sale_id: u64, bucket: u32, entry_id: &str, nth: usize) -> String {
+        match bucket {
+            0 => entry_event_id('s', sale_id, entry_id, nth),
+            b => entry_event_id('s', format_args!("{sale_id}b{b}"), entry_id, nth),
+        }
     }
 }
 
 /// `<kind><owner>-<entry id>`, then `-<nth>` after an entry's first event.
-fn entry_event_id(kind: char, owner: u64, entry_id: &str, nth: usize) -> String {
+fn entry_event_id(kind: char, owner: impl std::fmt::Display, entry_id: &str, nth: usize) -> String {
     if nth == 0 {
         format!("{kind}{owner}-{entry_id}")
     } else {

@@ -86,6 +86,17 @@ pub async fn run(sales: Sales, mut retirer: Retirer, instance: String, mut shutd
                 }
             }
         }
+        // Sales with buckets: stock moves whose request died between the steps.
+        if refresh {
+            match sales.finish_overdue_moves().await {
+                Ok(0) => {}
+                Ok(finished) => tracing::info!(finished, "finished overdue stock moves"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "expiry: cannot finish stock moves");
+                    failed = true;
+                }
+            }
+        }
         // After a whole expiry pass: a campaign's keys go only once the
         // reservations holding its coupons were released.
         if refresh && !failed {

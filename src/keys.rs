@@ -26,6 +26,9 @@
 //! | `P{sale:ID}:paying`          | zset   | order id -> deadline of its wallet payment's hold |
 //! | `P{sale:ID}:coupon_holds`    | hash   | cluster only: hold token -> order id, `o:ORDER` -> token |
 //! | `P{sale:ID}:coupon_returns`  | zset   | cluster only: `coupon:user:order` released, coupon not yet given back |
+//! | `P{sale:ID}:moves`           | hash   | sales with buckets: stock taken from this bucket for another, not yet done: `id` -> `home:sku:units:taken_at` |
+//! | `P{sale:ID}:received`        | zset   | sales with buckets: moves this bucket was given, by when taken (ms) |
+//! | `P{sale:ID:B}:...`           |        | bucket B > 0 of a single-SKU sale created with `--buckets N` (see `sales::moves`): every key above; each bucket's meta keeps `buckets` = N |
 //! | `Psales`                     | set    | ids of live sales (the relay's and expiry task's list) |
 //! | `Pretiring`                  | zset   | `coupon:ID` / `sale:ID` retired, by when its keys go (ms) |
 //! | `P{rank}:products:H`         | zset   | sku -> paid orders in hour H (since the epoch); one tag for every hour |
@@ -95,6 +98,10 @@ pub struct SaleKeys {
     pub coupon_holds: String,
     /// On a cluster: released orders whose coupon is still to be given back.
     pub coupon_returns: String,
+    /// With buckets: stock taken from this bucket for another, not yet done.
+    pub moves: String,
+    /// With buckets: the moves this bucket was given (so none is given twice).
+    pub received: String,
 }
 
 impl CouponKeys {
@@ -106,7 +113,7 @@ impl CouponKeys {
 
 impl SaleKeys {
     /// Every key of the sale.
-    pub fn all(&self) -> [&str; 14] {
+    pub fn all(&self) -> [&str; 16] {
         [
             &self.meta,
             &self.prices,
@@ -122,6 +129,8 @@ impl SaleKeys {
             &self.paying,
             &self.coupon_holds,
             &self.coupon_returns,
+            &self.moves,
+            &self.received,
         ]
     }
 }
@@ -179,7 +188,17 @@ impl Keys {
     }
 
     pub fn sale(&self, sale_id: u64) -> SaleKeys {
-        let tag = format!("{}{{sale:{sale_id}}}", self.prefix);
+        self.sale_bucket(sale_id, 0)
+    }
+
+    /// The keys of bucket `bucket` of a sale created with `--buckets` (see
+    /// `sales::moves`): bucket 0 is the sale's own keys, bucket B > 0 lives
+    /// under the hash tag `{sale:ID:B}` (its own slot).
+    pub fn sale_bucket(&self, sale_id: u64, bucket: u32) -> SaleKeys {
+        let tag = match bucket {
+            0 => format!("{}{{sale:{sale_id}}}", self.prefix),
+            b => format!("{}{{sale:{sale_id}:{b}}}", self.prefix),
+        };
         SaleKeys {
             meta: format!("{tag}:meta"),
             prices: format!("{tag}:prices"),
@@ -195,6 +214,8 @@ impl Keys {
             paying: format!("{tag}:paying"),
             coupon_holds: format!("{tag}:coupon_holds"),
             coupon_returns: format!("{tag}:coupon_returns"),
+            moves: format!("{tag}:moves"),
+            received: format!("{tag}:received"),
         }
     }
 
@@ -248,8 +269,13 @@ impl Keys {
     }
 
     /// The sale an outbox key belongs to.
-    pub fn sale_of_outbox(&self, key: &str) -> Option<u64> {
-        key.strip_prefix(&self.prefix)?.strip_prefix("{sale:")?.strip_suffix("}:outbox")?.parse().ok()
+    /// The sale id and bucket (0 without buckets) an outbox key belongs to.
+    pub fn sale_of_outbox(&self, key: &str) -> Option<(u64, u32)> {
+        let tag = key.strip_prefix(&self.prefix)?.strip_prefix("{sale:")?.strip_suffix("}:outbox")?;
+        match tag.split_once(':') {
+            Some((id, bucket)) => Some((id.parse().ok()?, bucket.parse().ok().filter(|&b| b > 0)?)),
+            None => Some((tag.parse().ok()?, 0)),
+        }
     }
 
     /// The set of live campaign ids.
@@ -286,7 +312,9 @@ mod tests {
         assert_eq!(c.used, format!("{}42}}:used", keys.coupon_key_prefix()));
         let s = keys.sale(7);
         assert_eq!(s.meta, "t1:{sale:7}:meta");
-        assert_eq!(keys.sale_of_outbox(&s.outbox), Some(7));
+        assert_eq!(keys.sale_of_outbox(&s.outbox), Some((7, 0)));
+        assert_eq!(keys.sale_of_outbox(&keys.sale_bucket(7, 5).outbox), Some((7, 5)));
+        assert_eq!(keys.sale_of_outbox("t1:{sale:7:x}:outbox"), None);
         assert_eq!(keys.coupon_of_outbox(&s.outbox), None);
         let w = keys.wallets(Keys::wallet_shard(35));
         assert_eq!(w.balances, "t1:{wallets:3}:balances");

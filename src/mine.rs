@@ -127,9 +127,15 @@ impl Mine {
             return Ok(Some(HashMap::new()));
         }
         let client = self.redis.next();
+        // With buckets a user's orders are in the user's home (see `sales::moves`).
+        let mut counts = HashMap::new();
+        for &sale in live {
+            counts.insert(sale, crate::buckets::of_kind(client, &self.keys, crate::buckets::Of::Sale, sale).await?);
+        }
         let pipeline = client.pipeline();
         for &sale in live {
-            let () = pipeline.hget(self.keys.sale(sale).bought, user_id).await?;
+            let home = crate::buckets::home(user_id, counts[&sale]);
+            let () = pipeline.hget(self.keys.sale_bucket(sale, home).bought, user_id).await?;
         }
         let bought: Vec<Option<u64>> = pipeline.all().await?;
         let known = rows::order_units(&self.mysql, user_id, live).await?;
@@ -139,7 +145,9 @@ impl Mine {
         }
         let mut fresh = HashMap::new();
         for (sale, ids) in by_sale {
-            let json: Vec<Option<String>> = client.hmget(self.keys.sale(sale).orders, ids.clone()).await?;
+            let n = counts.get(&sale).copied().unwrap_or(1);
+            let home = self.keys.sale_bucket(sale, crate::buckets::of_order(ids[0], n));
+            let json: Vec<Option<String>> = client.hmget(home.orders, ids.clone()).await?;
             for (id, json) in ids.into_iter().zip(json) {
                 if let Some(order) = json.and_then(|j| Order::from_json(&j).ok()) {
                     fresh.insert((sale, id), order);

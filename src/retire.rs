@@ -182,19 +182,31 @@ impl Retirer {
                 (Owner::Coupon(id, &coupon), self.keys.coupons(), own)
             }
             Kind::Sale => {
-                let outbox: u64 = client.xlen(&sale.outbox).await?;
-                let reserved: u64 = client.zcard(&sale.deadlines).await?;
-                if outbox > 0 || reserved > 0 {
-                    return Ok(Some(format!("{outbox} outbox entries not yet in Kafka, {reserved} reservations")));
+                // Every bucket's (see `sales::moves`); the script checks the sale's own again.
+                let n = crate::buckets::read_of(client, &self.keys, crate::buckets::Of::Sale, id).await?;
+                let (mut outbox, mut reserved, mut moving, mut orders, mut own) = (0u64, 0u64, 0u64, 0u64, 0u64);
+                for (bucket, keys) in crate::buckets::all_of_sale(&self.keys, id, n).iter().enumerate() {
+                    outbox += client.xlen::<u64, _>(&keys.outbox).await?;
+                    reserved += client.zcard::<u64, _>(&keys.deadlines).await?;
+                    moving += client.hlen::<u64, _>(&keys.moves).await?;
+                    let held: u64 = client.hlen(&keys.orders).await?;
+                    orders += held;
+                    if bucket == 0 {
+                        own = held;
+                    }
                 }
-                let orders: u64 = client.hlen(&sale.orders).await?;
+                if outbox > 0 || reserved > 0 || moving > 0 {
+                    return Ok(Some(format!(
+                        "{outbox} outbox entries not yet in Kafka, {reserved} reservations, {moving} stock moves"
+                    )));
+                }
                 let (rows, reserved_rows) = archive::order_tally(&self.mysql, id).await?;
                 if (rows, reserved_rows) != (orders, 0) {
                     return Ok(Some(format!(
                         "MySQL holds {rows} orders ({reserved_rows} reserved), Redis {orders} (flashsale reconcile)"
                     )));
                 }
-                (Owner::Sale(id, &sale), self.keys.sales(), orders)
+                (Owner::Sale(id, &sale), self.keys.sales(), own)
             }
         };
         let seen = Seen { ends_at, rows };
@@ -257,6 +269,12 @@ impl Retirer {
                     for keys in crate::buckets::all(&self.keys, id, n).iter().skip(1) {
                         let _: i64 =
                             client.del(vec![keys.meta.clone(), keys.users.clone(), keys.outbox.clone()]).await?;
+                    }
+                } else {
+                    let n = crate::buckets::read_of(client, &self.keys, crate::buckets::Of::Sale, id).await?;
+                    for keys in crate::buckets::all_of_sale(&self.keys, id, n).iter().skip(1) {
+                        let all: Vec<String> = keys.all().iter().map(|k| k.to_string()).collect();
+                        let _: i64 = client.del(all).await?;
                     }
                 }
             }

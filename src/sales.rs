@@ -2,21 +2,26 @@
 //! the only door the HTTP handlers, the expiry task and the CLI use.
 
 pub mod holds;
+pub mod moves;
 mod restore;
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use fred::prelude::*;
 
 use crate::{
     batch::Batcher,
+    buckets::{self, Of},
     caller::{self, WriteError},
-    keys::{Keys, OUTBOX_GROUP},
+    keys::{Keys, SaleKeys, OUTBOX_GROUP},
     metrics::METRICS,
     order::{Order, OrderStatus},
     scripts::{
-        ConfirmOutcome, CouponUse, Expired, Reservation, ReserveOutcome, SaleInfo, SaleSpec, Scripts, SeedMode,
-        SeedOutcome, StockChange,
+        ConfirmOutcome, CouponUse, Expired, InBucket, Reservation, ReserveOutcome, SaleInfo, SaleSpec, Scripts,
+        SeedMode, SeedOutcome, StockChange,
     },
     soldout::{sku_key, SoldOut},
     time::now_ms,
@@ -40,10 +45,18 @@ pub struct Sales {
     scripts: Arc<Scripts>,
     /// SKUs known to be sold out a moment ago (see `soldout`).
     sold_out: Arc<SoldOut>,
-    /// Concurrent reservations of one sale (and coupon campaign) share a
-    /// script call (see `batch`).
-    reservations: Batcher<(u64, Option<u64>), Reservation, ReserveOutcome>,
+    /// Concurrent reservations of one sale (and coupon campaign, and bucket)
+    /// share a script call (see `batch`).
+    reservations: Batcher<(u64, Option<u64>, InBucket), Reservation, ReserveOutcome>,
+    /// One refill of a bucket at a time per process (see `moves`): the
+    /// requests that found it short meanwhile wait and ask again.
+    refills: Arc<Mutex<HashMap<(u64, u32), Arc<tokio::sync::Mutex<()>>>>>,
 }
+
+/// Refill locks remembered at most (forgotten all at once past it).
+const MAX_REFILL_LOCKS: usize = 10_000;
+/// Routes of one reservation at most: a count learnt again, a refill.
+const MAX_ROUTES: usize = 3;
 
 /// Longest an Idempotency-Key's answer is kept (a longer setting is cut to it).
 const MAX_IDEMPOTENCY_TTL_MS: u64 = 100 * 365 * 24 * 3_600_000;
@@ -71,12 +84,12 @@ impl Sales {
                 redis.size(),
                 MAX_BATCH,
                 &METRICS.reserve_batch_size,
-                move |(sale_id, coupon_id): (u64, Option<u64>), requests: Vec<Reservation>| {
+                move |(sale_id, coupon_id, at): (u64, Option<u64>, InBucket), requests: Vec<Reservation>| {
                     let client = crate::redis::connected(&redis).cloned();
                     let (keys, scripts) = (keys.clone(), scripts.clone());
                     async move {
                         let client = client?;
-                        let sale = keys.sale(sale_id);
+                        let sale = keys.sale_bucket(sale_id, at.bucket);
                         let apart = match coupon_id {
                             Some(id) => scripts.ack.cluster || crate::buckets::of(&client, &keys, id).await? > 1,
                             None => false,
@@ -85,22 +98,24 @@ impl Sales {
                             // The coupon lives in another slot (or its holders in
                             // several, with buckets): held first (see `holds`).
                             Some(id) if apart => {
-                                holds::reserve(&scripts, &client, &keys, sale_id, id, ttl_ms, &requests).await?
+                                holds::reserve(&scripts, &client, &keys, sale_id, at, id, ttl_ms, &requests).await?
                             }
                             Some(id) => {
                                 let coupon = CouponUse::Here(id, &keys.coupon(id));
-                                scripts.reserve_order.call(&client, &sale, sale_id, coupon, ttl_ms, &requests).await?
+                                let r = &scripts.reserve_order;
+                                r.call(&client, &sale, sale_id, at, coupon, ttl_ms, &requests).await?
                             }
                             None => {
                                 let none = CouponUse::None;
-                                scripts.reserve_order.call(&client, &sale, sale_id, none, ttl_ms, &requests).await?
+                                let r = &scripts.reserve_order;
+                                r.call(&client, &sale, sale_id, at, none, ttl_ms, &requests).await?
                             }
                         })
                     }
                 },
             )
         };
-        Sales { redis, keys, scripts, sold_out: Arc::default(), reservations }
+        Sales { redis, keys, scripts, sold_out: Arc::default(), reservations, refills: Arc::default() }
     }
 
     /// Reserves the order, unless the request's caller gives up while it
@@ -122,7 +137,34 @@ impl Sales {
         }
         let idempotency = new.idempotency_key.map(|key| (format!("{}:{key}", new.user_id), fingerprint(new)));
         let reservation = Reservation { user_id: new.user_id, lines: new.lines.to_vec(), idempotency };
-        let outcome = self.reservations.call((new.sale_id, new.coupon_id), reservation).await?;
+        // With buckets (see `moves`): in the user's home bucket, refilled
+        // from the others when short, routed again when the count was stale.
+        let mut n = buckets::believed_of(&self.keys, Of::Sale, new.sale_id);
+        let mut outcome;
+        let mut route = 0;
+        loop {
+            route += 1;
+            let at = InBucket { believed: n, bucket: buckets::home(new.user_id, n) };
+            outcome = self.reservations.call((new.sale_id, new.coupon_id, at), reservation.clone()).await?;
+            match &outcome {
+                ReserveOutcome::Buckets(actual) if route < MAX_ROUTES => {
+                    buckets::learn_of(&self.keys, Of::Sale, new.sale_id, *actual);
+                    n = *actual;
+                }
+                ReserveOutcome::SoldOut(_) if n > 1 && route < MAX_ROUTES && new.lines.len() == 1 => {
+                    let (sku, quantity) = new.lines[0];
+                    match self.refill(new.sale_id, n, at.bucket, sku, quantity).await {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, sale_id = new.sale_id, "a bucket not refilled");
+                            break;
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
         if let ReserveOutcome::SoldOut(skus) = &outcome {
             // Only a SKU with nothing left: a large order that did not fit
             // says nothing about a small one.
@@ -137,6 +179,46 @@ impl Sales {
         Ok(outcome)
     }
 
+    /// Makes bucket `home` hold `quantity` units of `sku` if the sale's other
+    /// buckets have them (see `moves`): one refill per bucket at a time in
+    /// this process. False when none could come.
+    async fn refill(&self, sale_id: u64, n: u32, home: u32, sku: u64, quantity: u64) -> Result<bool, Error> {
+        let lock = {
+            let mut locks = self.refills.lock().unwrap();
+            if locks.len() >= MAX_REFILL_LOCKS {
+                locks.clear();
+            }
+            locks.entry((sale_id, home)).or_default().clone()
+        };
+        let _turn = lock.lock().await;
+        let client = self.redis.next_connected();
+        // A refill that ran while this one waited may have brought enough.
+        let here: Option<u64> = client.hget(self.keys.sale_bucket(sale_id, home).stock, sku).await?;
+        let here = here.unwrap_or(0);
+        if here >= quantity {
+            return Ok(true);
+        }
+        let given = moves::refill(&self.scripts, client, &self.keys, sale_id, n, home, sku, quantity - here).await?;
+        Ok(given > 0)
+    }
+
+    /// The sale's bucket count (see `moves`): learnt once per process.
+    pub async fn buckets(&self, sale_id: u64) -> Result<u32, Error> {
+        buckets::of_kind(self.redis.next(), &self.keys, Of::Sale, sale_id).await
+    }
+
+    /// The keys of the bucket that holds `order_id` (the sale's own without buckets).
+    pub(crate) async fn order_keys(&self, sale_id: u64, order_id: u64) -> Result<(u32, SaleKeys), Error> {
+        let bucket = buckets::of_order(order_id, self.buckets(sale_id).await?);
+        Ok((bucket, self.keys.sale_bucket(sale_id, bucket)))
+    }
+
+    /// Every bucket's keys of the sale, bucket 0 first.
+    pub(crate) async fn all_keys(&self, sale_id: u64) -> Result<Vec<SaleKeys>, Error> {
+        let n = buckets::read_of(self.redis.next(), &self.keys, Of::Sale, sale_id).await?;
+        Ok(buckets::all_of_sale(&self.keys, sale_id, n))
+    }
+
     /// Pays a reserved order. A confirmation after the deadline releases the
     /// order as expired and answers `Closed` with it. Claims the request's
     /// caller first (see `caller`): once sent, its answer is awaited.
@@ -147,7 +229,7 @@ impl Sales {
         amount: u64,
         payment_key: &str,
     ) -> Result<ConfirmOutcome, WriteError> {
-        let keys = self.keys.sale(sale_id);
+        let (_, keys) = self.order_keys(sale_id, order_id).await?;
         let bucket = self.keys.ranking_bucket(now_ms() / HOUR_MS);
         let ttl = (MAX_RANKING_HOURS + 1) * 3600;
         let client = crate::redis::connected(&self.redis)?;
@@ -166,12 +248,13 @@ impl Sales {
     /// Claims the request's caller first (see `caller`).
     pub async fn cancel(&self, sale_id: u64, order_id: u64) -> Result<Option<Order>, WriteError> {
         let prefix = self.coupon_prefix();
+        let (_, keys) = self.order_keys(sale_id, order_id).await?;
         let client = crate::redis::connected(&self.redis)?;
         caller::claim()?;
-        let order = self.scripts.release_orders.cancel(client, &self.keys.sale(sale_id), &prefix, order_id).await?;
+        let order = self.scripts.release_orders.cancel(client, &keys, &prefix, order_id).await?;
         if let Some(order) = order.as_ref().filter(|o| o.coupon_id.is_some() && self.scripts.ack.cluster) {
             if matches!(order.status, OrderStatus::Cancelled | OrderStatus::Expired) {
-                self.give_back_coupons(sale_id).await;
+                self.give_back_coupons(sale_id, &keys).await;
             }
         }
         Ok(order)
@@ -179,14 +262,34 @@ impl Sales {
 
     /// Expires up to `limit` overdue reservations of one sale, and forgets up
     /// to `limit` of its idempotency answers past their expiry.
+    /// With buckets: up to `limit` in each, the tallies summed.
     pub async fn expire_due(&self, sale_id: u64, limit: u64) -> Result<Expired, Error> {
         let prefix = self.coupon_prefix();
-        let expired =
-            self.scripts.release_orders.expire(self.redis.next(), &self.keys.sale(sale_id), &prefix, limit).await?;
-        if expired.coupons_to_return > 0 {
-            self.give_back_coupons(sale_id).await;
+        let n = self.buckets(sale_id).await?;
+        let mut all = Expired::default();
+        for keys in buckets::all_of_sale(&self.keys, sale_id, n) {
+            let expired = self.scripts.release_orders.expire(self.redis.next(), &keys, &prefix, limit).await?;
+            if expired.coupons_to_return > 0 {
+                self.give_back_coupons(sale_id, &keys).await;
+            }
+            all.released += expired.released;
+            all.forgotten += expired.forgotten;
+            all.coupons_to_return += expired.coupons_to_return;
         }
-        Ok(expired)
+        Ok(all)
+    }
+
+    /// Finishes every live sale's stock moves overdue (their request died
+    /// between the steps, see `moves`); returns how many.
+    pub async fn finish_overdue_moves(&self) -> Result<u64, Error> {
+        let mut finished = 0;
+        for sale_id in self.ids().await? {
+            let n = self.buckets(sale_id).await?;
+            if n > 1 {
+                finished += moves::finish_overdue(&self.scripts, self.redis.next(), &self.keys, sale_id, n).await?;
+            }
+        }
+        Ok(finished)
     }
 
     /// The coupon keys' prefix release_orders.lua frees coupons with; "" on a
@@ -201,9 +304,9 @@ impl Sales {
 
     /// On a cluster: gives back the coupons of the sale's released orders.
     /// A failure leaves them queued for the expiry task's next tick.
-    async fn give_back_coupons(&self, sale_id: u64) {
+    async fn give_back_coupons(&self, sale_id: u64, sale: &SaleKeys) {
         loop {
-            match holds::give_back(&self.scripts, self.redis.next(), &self.keys, sale_id).await {
+            match holds::give_back(&self.scripts, self.redis.next(), &self.keys, sale_id, sale).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => break,
                 Err(e) => {
@@ -231,7 +334,8 @@ impl Sales {
     }
 
     pub async fn order(&self, sale_id: u64, order_id: u64) -> Result<Option<Order>, Error> {
-        let json: Option<String> = self.redis.next().hget(self.keys.sale(sale_id).orders, order_id).await?;
+        let (_, keys) = self.order_keys(sale_id, order_id).await?;
+        let json: Option<String> = self.redis.next().hget(keys.orders, order_id).await?;
         json.map(|j| {
             Order::from_json(&j)
                 .map_err(|e| Error::new(ErrorKind::Parse, format!("stored order {sale_id}/{order_id}: {e}")))
@@ -241,27 +345,79 @@ impl Sales {
 
     /// Every order Redis holds for a sale (for reconcile and status).
     pub async fn orders(&self, sale_id: u64) -> Result<Vec<Order>, Error> {
-        let all: std::collections::HashMap<u64, String> =
-            self.redis.next().hgetall(self.keys.sale(sale_id).orders).await?;
+        let mut all: Vec<String> = Vec::new();
+        for keys in self.all_keys(sale_id).await? {
+            let bucket: HashMap<u64, String> = self.redis.next().hgetall(keys.orders).await?;
+            all.extend(bucket.into_values());
+        }
         let mut orders = all
-            .into_values()
+            .into_iter()
             .map(|j| Order::from_json(&j).map_err(|e| Error::new(ErrorKind::Parse, format!("stored order: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         orders.sort_by_key(|o| o.order_id);
         Ok(orders)
     }
 
+    /// With buckets: every bucket's summed, units in moves under way counted
+    /// as remaining (see `moves`).
     pub async fn info(&self, sale_id: u64) -> Result<Option<SaleInfo>, Error> {
-        self.scripts.sale_info.call(self.redis.next(), &self.keys.sale(sale_id)).await
+        let client = self.redis.next();
+        let Some(mut info) = self.scripts.sale_info.call(client, &self.keys.sale(sale_id)).await? else {
+            return Ok(None);
+        };
+        if info.buckets > 1 {
+            buckets::learn_of(&self.keys, Of::Sale, sale_id, info.buckets);
+            for bucket in 1..info.buckets {
+                let keys = self.keys.sale_bucket(sale_id, bucket);
+                let Some(part) = self.scripts.sale_info.call(client, &keys).await? else { continue };
+                info.outbox_len += part.outbox_len;
+                for (sku, p) in info.skus.iter_mut().zip(&part.skus) {
+                    sku.remaining += p.remaining;
+                    sku.stock += p.stock;
+                }
+            }
+            let moving = moves::under_way(client, &self.keys, sale_id, info.buckets).await?;
+            for sku in &mut info.skus {
+                let units = moving.get(&sku.sku).copied().unwrap_or(0);
+                sku.remaining += units;
+                sku.stock += units;
+            }
+        }
+        Ok(Some(info))
     }
 
     /// Seeds the sale, and lists it so the relay and the expiry task find it:
     /// before and after, as `Coupons::seed` does.
+    /// With buckets (see `moves`): each SKU's stock split evenly, the other
+    /// buckets seeded before the sale's own, whose meta says the sale exists.
     pub async fn seed(&self, sale_id: u64, spec: &SaleSpec, mode: SeedMode) -> Result<SeedOutcome, Error> {
-        let keys = self.keys.sale(sale_id);
+        let n = spec.buckets.clamp(1, buckets::MAX_BUCKETS);
+        let shares: Vec<Vec<u64>> = spec.skus.iter().map(|s| buckets::shares(s.stock, n)).collect();
+        let stock_of = |bucket: usize| -> Vec<u64> { shares.iter().map(|s| s[bucket]).collect() };
+        self.seed_buckets(sale_id, spec, mode, &stock_of).await
+    }
+
+    async fn seed_buckets(
+        &self,
+        sale_id: u64,
+        spec: &SaleSpec,
+        mode: SeedMode,
+        stock_of: &dyn Fn(usize) -> Vec<u64>,
+    ) -> Result<SeedOutcome, Error> {
+        let n = spec.buckets.clamp(1, buckets::MAX_BUCKETS);
         let client = self.redis.next();
         let _: () = client.sadd(self.keys.sales(), sale_id).await?;
-        let seeded = self.scripts.seed_sale.call(client, &keys, sale_id, spec, mode).await?;
+        if mode == SeedMode::Create && client.exists::<u64, _>(self.keys.sale(sale_id).meta).await? == 1 {
+            return Ok(SeedOutcome::Exists);
+        }
+        for (bucket, keys) in buckets::all_of_sale(&self.keys, sale_id, n).iter().enumerate().skip(1) {
+            self.scripts.seed_sale.call(client, keys, sale_id, spec, &stock_of(bucket), SeedMode::Replace).await?;
+        }
+        let seeded =
+            self.scripts.seed_sale.call(client, &self.keys.sale(sale_id), sale_id, spec, &stock_of(0), mode).await?;
+        if seeded != SeedOutcome::Exists {
+            buckets::learn_of(&self.keys, Of::Sale, sale_id, n);
+        }
         let _: () = client.sadd(self.keys.sales(), sale_id).await?;
         Ok(seeded)
     }
@@ -278,30 +434,74 @@ impl Sales {
     /// expiry task may act on the orders already written, which are whole.
     /// Checks everything before the first write.
     pub async fn restore(&self, sale_id: u64, spec: &SaleSpec, orders: &[Order]) -> Result<(), Error> {
-        let plan = restore::Restored::of(sale_id, spec, orders)
-            .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("sale {sale_id}: {e}")))?;
-        let keys = self.keys.sale(sale_id);
-        let client = self.redis.next();
+        let invalid = |e: String| Error::new(ErrorKind::InvalidArgument, format!("sale {sale_id}: {e}"));
+        // The whole first (every check), then with buckets each bucket's part:
+        // its orders (an order id names its bucket) and what they hold, plus
+        // an even share of what remains.
+        let whole = restore::Restored::of(sale_id, spec, orders).map_err(invalid)?;
+        let n = spec.buckets.clamp(1, buckets::MAX_BUCKETS);
+        let mut parts: Vec<Vec<Order>> = vec![Vec::new(); n as usize];
+        for o in orders {
+            let bucket = buckets::of_order(o.order_id, n);
+            let part = parts
+                .get_mut(bucket as usize)
+                .ok_or_else(|| invalid(format!("order {}'s id names no bucket of the sale's {n}", o.order_id)))?;
+            part.push(o.clone());
+        }
+        let remaining: HashMap<u64, u64> = whole.remaining.iter().copied().collect();
+        let mut specs = Vec::with_capacity(n as usize);
+        for (bucket, part) in parts.iter().enumerate() {
+            let held = restore::held(part);
+            let mut spec = spec.clone();
+            for s in &mut spec.skus {
+                let share = buckets::shares(remaining.get(&s.sku).copied().unwrap_or(0), n)[bucket];
+                s.stock = held.get(&s.sku).copied().unwrap_or(0) + share;
+            }
+            let plan = restore::Restored::of(sale_id, &spec, part).map_err(invalid)?;
+            specs.push((spec, plan));
+        }
 
+        let client = self.redis.next();
         let closed = SaleSpec { starts_at: CLOSED_UNTIL_RESTORED, ..spec.clone() };
-        self.seed(sale_id, &closed, SeedMode::Replace).await?;
+        let stock_of = |bucket: usize| -> Vec<u64> { specs[bucket].0.skus.iter().map(|s| s.stock).collect() };
+        self.seed_buckets(sale_id, &closed, SeedMode::Replace, &stock_of).await?;
+        for (bucket, (_, plan)) in specs.iter().enumerate() {
+            let keys = self.keys.sale_bucket(sale_id, bucket as u32);
+            let part = &parts[bucket];
+            self.restore_bucket(client, &keys, plan, part).await?;
+        }
+        // Bucket 0 last: its meta is the one whose window a reader checks first.
+        for keys in buckets::all_of_sale(&self.keys, sale_id, n).iter().rev() {
+            let _: () = client.hset(&keys.meta, ("starts_at", spec.starts_at)).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes one bucket's (or a sale's own) restored state, seeded closed before.
+    async fn restore_bucket(
+        &self,
+        client: &Client,
+        keys: &SaleKeys,
+        plan: &restore::Restored,
+        orders: &[Order],
+    ) -> Result<(), Error> {
         if !plan.remaining.is_empty() {
-            let _: () = client.hset(&keys.stock, plan.remaining).await?;
+            let _: () = client.hset(&keys.stock, plan.remaining.clone()).await?;
         }
         if !plan.bought.is_empty() {
-            let _: () = client.hset(&keys.bought, plan.bought).await?;
+            let _: () = client.hset(&keys.bought, plan.bought.clone()).await?;
         }
         // Before the orders: a release of a restored order gives its coupon
         // back. Not to a campaign Redis let go (it retired): that would bring
         // back a key of it.
-        for (coupon, user, holder) in plan.coupon_marks {
-            let keys = self.keys.coupon(coupon);
+        for (coupon, user, holder) in &plan.coupon_marks {
+            let keys = self.keys.coupon(*coupon);
             if client.exists::<u64, _>(&keys.meta).await? == 1 {
-                let _: () = client.hset(keys.used, (user, holder)).await?;
+                let _: () = client.hset(keys.used, (*user, holder.as_str())).await?;
             }
         }
         // A campaign's keys stay until the reservations holding its coupons are over.
-        for (coupon, until) in plan.coupon_held_until {
+        for &(coupon, until) in &plan.coupon_held_until {
             let meta = self.keys.coupon(coupon).meta;
             let held: Option<u64> = client.hget(&meta, "held_until").await?;
             if client.exists::<u64, _>(&meta).await? == 1 && held.is_none_or(|h| h < until) {
@@ -313,7 +513,7 @@ impl Sales {
             let _: () = client.hset(&keys.orders, fields).await?;
         }
         if !plan.deadlines.is_empty() {
-            let _: () = client.zadd(&keys.deadlines, None, None, false, false, plan.deadlines).await?;
+            let _: () = client.zadd(&keys.deadlines, None, None, false, false, plan.deadlines.clone()).await?;
         }
         if let Some(last) = plan.last_order_id {
             let _: () = client.set(&keys.seq, last, None, None, false).await?;
@@ -323,15 +523,29 @@ impl Sales {
         // would fail with NOGROUP until it is back.
         let group: Result<(), Error> = client.xgroup_create(&keys.outbox, OUTBOX_GROUP, "0", true).await;
         match group {
-            Err(e) if !e.details().starts_with("BUSYGROUP") => return Err(e),
-            _ => {}
+            Err(e) if !e.details().starts_with("BUSYGROUP") => Err(e),
+            _ => Ok(()),
         }
-        client.hset(&keys.meta, ("starts_at", spec.starts_at)).await
     }
 
     /// (remaining, supplied in all) after the change; None for an unknown SKU.
+    /// With buckets (see `moves`): units are added to bucket 0, where moves
+    /// take them from; a set applies to the whole and is refused.
     pub async fn adjust_stock(&self, sale_id: u64, sku: u64, change: StockChange) -> Result<Option<(u64, u64)>, Error> {
-        self.scripts.adjust_stock.call(self.redis.next(), &self.keys.sale(sale_id), sku, change).await
+        let n = buckets::read_of(self.redis.next(), &self.keys, Of::Sale, sale_id).await?;
+        if n > 1 && matches!(change, StockChange::Set(_)) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("sale {sale_id} has {n} buckets: its stock can be added to (stock add), not set"),
+            ));
+        }
+        let Some(_) = self.scripts.adjust_stock.call(self.redis.next(), &self.keys.sale(sale_id), sku, change).await?
+        else {
+            return Ok(None);
+        };
+        // The whole sale's figures.
+        let info = self.info(sale_id).await?;
+        Ok(info.and_then(|i| i.skus.iter().find(|s| s.sku == sku).map(|s| (s.remaining, s.stock))))
     }
 
     /// Takes the expiry task's current tick for `instance` unless another

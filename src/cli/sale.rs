@@ -32,6 +32,11 @@ pub struct CreateArgs {
     /// How long a reservation waits for payment before it expires (e.g. 10m, 90s).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     hold: std::time::Duration,
+    /// Split a single-SKU sale's stock over N buckets, each in its own Redis
+    /// Cluster slot, so one hot product spreads over several primaries (the
+    /// per-user limit stays exact; stock moves to where it is asked for).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=crate::buckets::MAX_BUCKETS as i64))]
+    buckets: u32,
     #[command(flatten)]
     window: Window,
     #[command(flatten)]
@@ -67,9 +72,10 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     skus.sort_by_key(|s| s.sku);
     anyhow::ensure!(skus.windows(2).all(|w| w[0].sku != w[1].sku), "a SKU is given twice");
     let (starts_at, ends_at) = args.window.resolve()?;
-    let spec =
-        SaleSpec { starts_at, ends_at, per_user_limit: args.per_user, hold_ms: args.hold.as_millis() as u64, skus };
+    let hold_ms = args.hold.as_millis() as u64;
+    let spec = SaleSpec { starts_at, ends_at, per_user_limit: args.per_user, hold_ms, skus, buckets: args.buckets };
     anyhow::ensure!(spec.hold_ms >= 1000, "--hold must be at least 1s");
+    anyhow::ensure!(spec.buckets == 1 || spec.skus.len() == 1, "--buckets is for single-SKU sales");
 
     let ctx = super::Context::connect(&args.redis, &args.mysql).await?;
     if !args.existing.replace {
@@ -82,14 +88,26 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
             anyhow::bail!("sale {} exists; pass --replace to reset it", args.id);
         }
     }
+    if args.existing.replace {
+        if let Some(info) = ctx.sales.info(args.id).await? {
+            anyhow::ensure!(
+                info.buckets == args.buckets,
+                "sale {} has {} bucket(s) in Redis; --replace keeps them (--buckets {}), or use a new id",
+                args.id,
+                info.buckets,
+                info.buckets
+            );
+        }
+    }
     queries::put_sale(&ctx.mysql, args.id, &spec, args.existing.replace).await?;
     let mode = if args.existing.replace { SeedMode::Replace } else { SeedMode::Create };
     let outcome = ctx.sales.seed(args.id, &spec, mode).await?;
     let ends = if spec.ends_at == 0 { "never".to_string() } else { rfc3339_ms(spec.ends_at) };
     println!(
-        "sale {}: {outcome:?}, {} SKU(s), per-user limit {}, hold {}s, opens {}, closes {ends}",
+        "sale {}: {outcome:?}, {} SKU(s){}, per-user limit {}, hold {}s, opens {}, closes {ends}",
         args.id,
         spec.skus.len(),
+        if spec.buckets > 1 { format!(" in {} buckets", spec.buckets) } else { String::new() },
         spec.per_user_limit,
         spec.hold_ms / 1000,
         rfc3339_ms(spec.starts_at)

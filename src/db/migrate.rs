@@ -15,6 +15,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (6, "0006_retirement", include_str!("../../sql/0006_retirement.sql")),
     (7, "0007_wallets", include_str!("../../sql/0007_wallets.sql")),
     (8, "0008_buckets", include_str!("../../sql/0008_buckets.sql")),
+    (9, "0009_sale_buckets", include_str!("../../sql/0009_sale_buckets.sql")),
 ];
 
 /// Returns the names of the migrations applied by this call.

@@ -80,8 +80,10 @@ pub async fn put_sale(pool: &Pool, sale_id: u64, spec: &SaleSpec, replace: bool)
     let ends_at = (spec.ends_at > 0).then(|| mysql_datetime(spec.ends_at));
     let verb = if replace { "REPLACE" } else { "INSERT IGNORE" };
     tx.exec_drop(
-        format!("{verb} INTO sales (sale_id, starts_at, ends_at, per_user_limit, hold_ms) VALUES (?, ?, ?, ?, ?)"),
-        (sale_id, mysql_datetime(spec.starts_at), ends_at, spec.per_user_limit, spec.hold_ms),
+        format!(
+            "{verb} INTO sales (sale_id, starts_at, ends_at, per_user_limit, hold_ms, buckets) VALUES (?, ?, ?, ?, ?, ?)"
+        ),
+        (sale_id, mysql_datetime(spec.starts_at), ends_at, spec.per_user_limit, spec.hold_ms, spec.buckets.max(1)),
     )
     .await?;
     if !replace && tx.affected_rows() == 0 {

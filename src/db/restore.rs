@@ -24,17 +24,17 @@ use super::epoch_ms as ms;
 /// MySQL has no such sale.
 pub async fn sale(pool: &Pool, sale_id: u64) -> Result<Option<SaleSpec>, mysql_async::Error> {
     let mut conn = pool.get_conn().await?;
-    let row: Option<(u64, Option<u64>, u64, u64)> = conn
+    let row: Option<(u64, Option<u64>, u64, u64, u32)> = conn
         .exec_first(
             format!(
-                "SELECT {}, {}, per_user_limit, hold_ms FROM sales WHERE sale_id = ?",
+                "SELECT {}, {}, per_user_limit, hold_ms, buckets FROM sales WHERE sale_id = ?",
                 ms("starts_at"),
                 ms("ends_at")
             ),
             (sale_id,),
         )
         .await?;
-    let Some((starts_at, ends_at, per_user_limit, hold_ms)) = row else {
+    let Some((starts_at, ends_at, per_user_limit, hold_ms, buckets)) = row else {
         return Ok(None);
     };
     let skus = conn
@@ -44,7 +44,8 @@ pub async fn sale(pool: &Pool, sale_id: u64) -> Result<Option<SaleSpec>, mysql_a
             |(sku, price, stock)| SkuSpec { sku, price, stock },
         )
         .await?;
-    Ok(Some(SaleSpec { starts_at, ends_at: ends_at.unwrap_or(0), per_user_limit, hold_ms, skus }))
+    let buckets = buckets.clamp(1, crate::buckets::MAX_BUCKETS);
+    Ok(Some(SaleSpec { starts_at, ends_at: ends_at.unwrap_or(0), per_user_limit, hold_ms, skus, buckets }))
 }
 
 /// Every order of the sale with its lines, by order id.

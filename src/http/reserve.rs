@@ -93,7 +93,8 @@ pub async fn handle(app: &App, sale_id: u64, req: Request<Incoming>) -> Result<R
         },
         ReserveOutcome::CouponExpired => Err(ApiError::CouponExpired),
         // Nothing reserved and the hold given back: the request may be sent again.
-        ReserveOutcome::HoldLapsed => Err(ApiError::Unavailable),
+        // Sales::reserve routes again on these; one left means the count kept changing.
+        ReserveOutcome::HoldLapsed | ReserveOutcome::Buckets(_) => Err(ApiError::Unavailable),
     }
 }
 

@@ -92,18 +92,19 @@ impl Outbox {
             coupons.iter().map(|&id| client.hget::<Option<u32>, _, _>(self.keys.coupon(id).meta, "buckets")),
         )
         .await?;
+        let sale_counts: Vec<Option<u32>> = futures_util::future::try_join_all(
+            sales.iter().map(|&id| client.hget::<Option<u32>, _, _>(self.keys.sale(id).meta, "buckets")),
+        )
+        .await?;
         let mut live: Vec<(String, String)> = Vec::new();
         for (&id, n) in coupons.iter().zip(counts) {
             let n = n.unwrap_or(1).clamp(1, crate::buckets::MAX_BUCKETS);
             live.extend(crate::buckets::all(&self.keys, id, n).into_iter().map(|k| (k.meta, k.outbox)));
         }
-        let live: Vec<(String, String)> = live
-            .into_iter()
-            .chain(sales.into_iter().map(|id| {
-                let k = self.keys.sale(id);
-                (k.meta, k.outbox)
-            }))
-            .collect();
+        for (&id, n) in sales.iter().zip(sale_counts) {
+            let n = n.unwrap_or(1).clamp(1, crate::buckets::MAX_BUCKETS);
+            live.extend(crate::buckets::all_of_sale(&self.keys, id, n).into_iter().map(|k| (k.meta, k.outbox)));
+        }
         // A fixed set of streams, one per wallet shard, however many users; never retired.
         let wallets: Vec<String> = (0..WALLET_SHARDS).map(|shard| self.keys.wallets(shard).outbox).collect();
         let outboxes: HashSet<&str> =
@@ -263,10 +264,10 @@ impl Outbox {
     }
 
     fn decode(&self, stream: &str, id: &str, fields: &HashMap<String, String>) -> Option<Vec<Event>> {
-        if let Some(sale_id) = self.keys.sale_of_outbox(stream) {
+        if let Some((sale_id, bucket)) = self.keys.sale_of_outbox(stream) {
             let orders = entry_orders(fields)?;
             let events = orders.into_iter().enumerate().map(|(nth, order)| {
-                Event::Order(OrderChanged { event_id: OrderChanged::event_id(sale_id, id, nth), order })
+                Event::Order(OrderChanged { event_id: OrderChanged::event_id(sale_id, bucket, id, nth), order })
             });
             return Some(events.collect());
         }

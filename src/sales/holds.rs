@@ -28,9 +28,9 @@ use std::sync::LazyLock;
 use fred::prelude::*;
 
 use crate::{
-    keys::Keys,
+    keys::{Keys, SaleKeys},
     order::OrderStatus,
-    scripts::{CouponUse, Held, HoldState, Reservation, ReserveOutcome, Scripts, Settlement},
+    scripts::{CouponUse, Held, HoldState, InBucket, Reservation, ReserveOutcome, Scripts, Settlement},
 };
 
 /// How long a hold lasts: the time the service may take between holding a
@@ -45,12 +45,19 @@ const KEEP_MS: u64 = 60_000;
 const BATCH: u64 = 100;
 
 /// A token no other hold of this or any process has: a random process part
-/// and a counter.
-fn token() -> String {
+/// and a counter; for a sale with buckets (see `moves`) led by `bB.`, the
+/// bucket whose coupon_holds records it.
+fn token(bucket: u32) -> String {
     static PROCESS: LazyLock<u64> =
         LazyLock::new(|| std::collections::hash_map::RandomState::new().build_hasher().finish());
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("{:x}.{:x}", *PROCESS, NEXT.fetch_add(1, Relaxed))
+    let lead = if bucket > 0 { format!("b{bucket}.") } else { String::new() };
+    format!("{lead}{:x}.{:x}", *PROCESS, NEXT.fetch_add(1, Relaxed))
+}
+
+/// The sale bucket a token's hold was recorded in.
+fn bucket_of(token: &str) -> u32 {
+    token.strip_prefix('b').and_then(|t| t.split_once('.')).and_then(|(b, _)| b.parse().ok()).unwrap_or(0)
 }
 
 /// Reserves `requests` (one sale, one coupon campaign) on a cluster: hold,
@@ -60,11 +67,12 @@ pub async fn reserve(
     client: &Client,
     keys: &Keys,
     sale_id: u64,
+    at: InBucket,
     coupon_id: u64,
     ttl_ms: u64,
     requests: &[Reservation],
 ) -> Result<Vec<ReserveOutcome>, Error> {
-    let (coupon, sale) = (keys.coupon(coupon_id), keys.sale(sale_id));
+    let (coupon, sale) = (keys.coupon(coupon_id), keys.sale_bucket(sale_id, at.bucket));
     // A campaign with buckets keeps its holders in several slots: looked up here.
     let n = crate::buckets::of(client, keys, coupon_id).await?;
     let users: Vec<u64> = requests.iter().map(|r| r.user_id).collect();
@@ -73,7 +81,7 @@ pub async fn reserve(
         n => crate::buckets::holders(client, keys, coupon_id, n, &users).await?,
     };
     let asked: Vec<(u64, String, bool)> =
-        users.iter().zip(issued).map(|(&user, issued)| (user, token(), issued)).collect();
+        users.iter().zip(issued).map(|(&user, issued)| (user, token(at.bucket), issued)).collect();
     let held = scripts.hold_coupon.call(client, &coupon, sale_id, HOLD_MS, KEEP_MS, &asked).await?;
     let (discount, deadline, holds): (u64, u64, Vec<HoldState>) = match held {
         Held::Expired => (0, 0, vec![HoldState::Expired; requests.len()]),
@@ -92,7 +100,7 @@ pub async fn reserve(
     let apart = CouponUse::Held { coupon_id, discount, deadline, holds: &holds, holds_key: &sale.coupon_holds };
     // An error leaves the holds to the expiry task, which settles them by
     // what coupon_holds says once they are overdue.
-    let outcomes = scripts.reserve_order.call(client, &sale, sale_id, apart, ttl_ms, requests).await?;
+    let outcomes = scripts.reserve_order.call(client, &sale, sale_id, at, apart, ttl_ms, requests).await?;
     let settlements: Vec<Settlement> = holds
         .iter()
         .zip(requests)
@@ -120,10 +128,16 @@ pub async fn reserve(
     Ok(outcomes)
 }
 
-/// Gives back the coupons of `sale_id`'s released orders (up to a batch),
-/// then takes them off its queue; returns how many were taken off.
-pub async fn give_back(scripts: &Scripts, client: &Client, keys: &Keys, sale_id: u64) -> Result<u64, Error> {
-    let sale = keys.sale(sale_id);
+/// Gives back the coupons of `sale_id`'s released orders (up to a batch) in
+/// the bucket `sale` (the sale's own keys without buckets), then takes them
+/// off its queue; returns how many were taken off.
+pub async fn give_back(
+    scripts: &Scripts,
+    client: &Client,
+    keys: &Keys,
+    sale_id: u64,
+    sale: &SaleKeys,
+) -> Result<u64, Error> {
     let queued: Vec<String> =
         client.zrange(&sale.coupon_returns, 0, BATCH as i64 - 1, None, false, None, false).await?;
     if queued.is_empty() {
@@ -178,7 +192,7 @@ pub async fn settle_overdue(scripts: &Scripts, client: &Client, keys: &Keys, cou
     }
     let mut settlements = Vec::with_capacity(due.len());
     for (user_id, sale_id, token) in due {
-        let sale = keys.sale(sale_id);
+        let sale = keys.sale_bucket(sale_id, bucket_of(&token));
         let order_id: Option<u64> = client.hget(&sale.coupon_holds, &token).await?;
         // The order took the hold; it still holds the coupon unless released.
         let mut taken_until = None;

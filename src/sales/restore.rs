@@ -6,6 +6,17 @@ use std::collections::BTreeMap;
 
 use crate::{order::Order, scripts::SaleSpec};
 
+/// SKU -> units the reserved and paid ones of `orders` hold.
+pub(super) fn held(orders: &[Order]) -> std::collections::HashMap<u64, u64> {
+    let mut held = std::collections::HashMap::new();
+    for o in orders.iter().filter(|o| o.status.holds_stock()) {
+        for item in &o.items {
+            *held.entry(item.sku).or_default() += item.quantity;
+        }
+    }
+    held
+}
+
 #[derive(Debug, PartialEq)]
 pub(super) struct Restored {
     /// SKU -> remaining: supplied minus what reserved and paid orders hold.
@@ -104,7 +115,7 @@ mod tests {
 
     fn spec() -> SaleSpec {
         let skus = vec![SkuSpec { sku: 1, price: 100, stock: 10 }, SkuSpec { sku: 2, price: 100, stock: 5 }];
-        SaleSpec { starts_at: 0, ends_at: 0, per_user_limit: 0, hold_ms: 60_000, skus }
+        SaleSpec { starts_at: 0, ends_at: 0, per_user_limit: 0, hold_ms: 60_000, skus, buckets: 1 }
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod drop_consumer;
 mod hold_coupon;
 mod issue_coupon;
 mod join_outbox;
+mod move_stock;
 mod pay_order;
 mod release_orders;
 mod reserve_order;
@@ -32,9 +33,10 @@ pub use drop_consumer::DropConsumer;
 pub use hold_coupon::{Held, HoldCoupon};
 pub use issue_coupon::{IssueCall, IssueCoupon, IssueOutcome};
 pub use join_outbox::JoinOutbox;
+pub use move_stock::{Given, Move, MoveStock};
 pub use pay_order::{HoldOutcome, PayHold, PaySettle, SettleOutcome};
 pub use release_orders::{Expired, ReleaseOrders};
-pub use reserve_order::{CouponUse, HoldState, Reservation, ReserveOrder, ReserveOutcome};
+pub use reserve_order::{CouponUse, HoldState, InBucket, Reservation, ReserveOrder, ReserveOutcome};
 pub use retire::{DropRetired, Dropped, Keep, Owner, Retire, Retired, Seen};
 pub use sale_info::{SaleInfo, SaleInfoScript, SkuInfo};
 pub use seed_coupon::{CampaignSpec, SeedCoupon, SeedMode, SeedOutcome};
@@ -69,6 +71,7 @@ pub struct Scripts {
     pub wallet_apply: WalletApply,
     pub hold_coupon: HoldCoupon,
     pub settle_coupon: SettleCoupon,
+    pub move_stock: MoveStock,
 }
 
 /// The ranking key and mode a payment script is called with: the bucket
@@ -122,6 +125,7 @@ impl Scripts {
             wallet_apply: WalletApply(load(client, include_str!("../../lua/wallet_apply.lua")).await?, ack),
             hold_coupon: HoldCoupon(load(client, include_str!("../../lua/hold_coupon.lua")).await?, ack),
             settle_coupon: SettleCoupon(load(client, include_str!("../../lua/settle_coupon.lua")).await?, ack),
+            move_stock: MoveStock(load(client, include_str!("../../lua/move_stock.lua")).await?, ack),
         })
     }
 }

@@ -81,7 +81,7 @@ impl ReleaseOrders {
 }
 
 /// What one expiry call did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Expired {
     /// Reservations released as expired.
     pub released: u64,

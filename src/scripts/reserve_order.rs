@@ -37,8 +37,21 @@ pub enum HoldState {
     Expired,
 }
 
+/// Where a call runs: the sale's bucket count as the caller believes it, and
+/// the bucket (see `sales::moves`); `(1, 0)` for a sale without buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InBucket {
+    pub believed: u32,
+    pub bucket: u32,
+}
+
+impl InBucket {
+    pub const NONE: InBucket = InBucket { believed: 1, bucket: 0 };
+}
+
 /// One reservation request of a call, validated. The sale and the coupon
 /// campaign are the call's (every request of a call shares them).
+#[derive(Clone)]
 pub struct Reservation {
     pub user_id: u64,
     /// Distinct SKUs with quantities > 0.
@@ -69,6 +82,9 @@ pub enum ReserveOutcome {
     /// On a cluster: the coupon's hold lapsed before the reservation ran;
     /// nothing was reserved (the service was too slow; try again).
     HoldLapsed,
+    /// The sale has this many buckets, not the count the caller routed by:
+    /// nothing was done (learn it and route again).
+    Buckets(u32),
 }
 
 impl ReserveOutcome {
@@ -87,6 +103,7 @@ impl ReserveOutcome {
             ReserveOutcome::CouponUnavailable => "coupon_unavailable",
             ReserveOutcome::CouponExpired => "coupon_expired",
             ReserveOutcome::HoldLapsed => "hold_lapsed",
+            ReserveOutcome::Buckets(_) => "buckets",
         }
     }
 }
@@ -99,6 +116,7 @@ impl ReserveOrder {
         client: &Client,
         keys: &SaleKeys,
         sale_id: u64,
+        at: InBucket,
         coupon: CouponUse<'_>,
         idempotency_ttl_ms: u64,
         requests: &[Reservation],
@@ -116,7 +134,7 @@ impl ReserveOrder {
             &keys.idem_expiry,
         ];
         let lines: usize = requests.iter().map(|r| r.lines.len()).sum();
-        let mut args = Vec::with_capacity(6 + 6 * requests.len() + 2 * lines);
+        let mut args = Vec::with_capacity(9 + 6 * requests.len() + 2 * lines);
         args.extend([sale_id.to_string()]);
         match coupon {
             CouponUse::None => {
@@ -140,6 +158,7 @@ impl ReserveOrder {
                 ]);
             }
         }
+        args.extend([at.believed.to_string(), at.bucket.to_string(), requests.len().to_string()]);
         for (i, r) in requests.iter().enumerate() {
             let (idem_key, fingerprint) = r.idempotency.clone().unwrap_or_default();
             args.extend([r.user_id.to_string(), idem_key, fingerprint, r.lines.len().to_string()]);
@@ -182,6 +201,9 @@ fn outcome(answer: Value) -> Result<ReserveOutcome, Error> {
         Some("coupon_unavailable") => ReserveOutcome::CouponUnavailable,
         Some("coupon_expired") => ReserveOutcome::CouponExpired,
         Some("hold_lapsed") => ReserveOutcome::HoldLapsed,
+        Some("buckets") => ReserveOutcome::Buckets(
+            text(answer.get(1)).and_then(|s| s.parse::<u32>().ok()).unwrap_or(1).clamp(1, crate::buckets::MAX_BUCKETS),
+        ),
         _ => return Err(unexpected("reserve_order", &Value::Array(answer))),
     })
 }

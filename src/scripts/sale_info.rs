@@ -14,6 +14,8 @@ pub struct SaleInfo {
     pub per_user_limit: u64,
     pub hold_ms: u64,
     pub outbox_len: u64,
+    /// Buckets the stock is split over (see `sales::moves`); 1: none.
+    pub buckets: u32,
     /// Sorted by SKU.
     pub skus: Vec<SkuInfo>,
 }
@@ -47,11 +49,11 @@ impl SaleInfoScript {
             return Ok(None);
         }
         let n: Vec<u64> = answer.iter().map(|v| int(v).unwrap_or(-1).max(0) as u64).collect();
-        if n.len() < 5 || !(n.len() - 5).is_multiple_of(4) {
+        if n.len() < 6 || !(n.len() - 6).is_multiple_of(4) {
             return Err(unexpected("sale_info", &Value::Array(answer)));
         }
         let mut skus: Vec<SkuInfo> =
-            n[5..].chunks(4).map(|c| SkuInfo { sku: c[0], price: c[1], remaining: c[2], stock: c[3] }).collect();
+            n[6..].chunks(4).map(|c| SkuInfo { sku: c[0], price: c[1], remaining: c[2], stock: c[3] }).collect();
         skus.sort_by_key(|s| s.sku);
         Ok(Some(SaleInfo {
             starts_at: n[0],
@@ -59,6 +61,7 @@ impl SaleInfoScript {
             per_user_limit: n[2],
             hold_ms: n[3],
             outbox_len: n[4],
+            buckets: n[5].clamp(1, u64::from(crate::buckets::MAX_BUCKETS)) as u32,
             skus,
         }))
     }

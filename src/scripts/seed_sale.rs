@@ -19,6 +19,8 @@ pub struct SaleSpec {
     /// How long a reservation waits for payment.
     pub hold_ms: u64,
     pub skus: Vec<SkuSpec>,
+    /// Buckets the stock is split over (see `sales::moves`); 1: none.
+    pub buckets: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,12 +31,15 @@ pub struct SkuSpec {
 }
 
 impl SeedSale {
+    /// Seeds one bucket (the sale's own keys when it has none) with
+    /// `stock[i]` units of `spec.skus[i]`.
     pub async fn call(
         &self,
         client: &Client,
         keys: &SaleKeys,
         sale_id: u64,
         spec: &SaleSpec,
+        stock: &[u64],
         mode: SeedMode,
     ) -> Result<SeedOutcome, Error> {
         let k = keys;
@@ -50,12 +55,16 @@ impl SeedSale {
             spec.hold_ms.to_string(),
             mode.to_string(),
             sale_id.to_string(),
+            spec.buckets.max(1).to_string(),
         ];
-        for s in &spec.skus {
-            args.extend([s.sku.to_string(), s.price.to_string(), s.stock.to_string()]);
+        if stock.len() != spec.skus.len() {
+            return Err(Error::new(ErrorKind::InvalidArgument, "one stock figure per SKU"));
+        }
+        for (s, stock) in spec.skus.iter().zip(stock) {
+            args.extend([s.sku.to_string(), s.price.to_string(), stock.to_string()]);
         }
         let mut keys: Vec<&str> = keys.into_iter().map(String::as_str).collect();
-        keys.push(k.idem_expiry.as_str());
+        keys.extend([k.idem_expiry.as_str(), k.moves.as_str(), k.received.as_str()]);
         let answer: Value = self.1.evalsha(&self.0, client, keys, args).await?;
         match answer.as_str().as_deref() {
             Some("created") => Ok(SeedOutcome::Created),

@@ -78,7 +78,7 @@ impl Payments {
     /// answer is awaited. An error after the debit is always an unknown
     /// outcome: the money may be taken, and the recovery pass then pays the order.
     pub async fn pay(&self, sale_id: u64, order_id: u64) -> Result<PayOutcome, WriteError> {
-        let keys = self.keys.sale(sale_id);
+        let (_, keys) = self.sales.order_keys(sale_id, order_id).await?;
         let client = crate::redis::connected(&self.redis)?;
         caller::claim()?;
         let hold_ms = self.wallets.settings().wallet_hold_ms;
@@ -129,21 +129,26 @@ impl Payments {
 
     /// Step 3: marks the attempt's order paid, or releases its hold.
     async fn settle(&self, sale_id: u64, order_id: u64, attempt: u64, paid: bool) -> Result<SettleOutcome, WriteError> {
-        let keys = self.keys.sale(sale_id);
+        let (_, keys) = self.sales.order_keys(sale_id, order_id).await?;
         let bucket = self.keys.ranking_bucket(now_ms() / HOUR_MS);
         let ttl = (MAX_RANKING_HOURS + 1) * 3600;
         let client = crate::redis::connected(&self.redis)?;
         Ok(self.scripts.pay_settle.call(client, &keys, &bucket, ttl, order_id, attempt, paid).await?)
     }
 
-    /// Orders of a sale held past their hold's deadline: (order id, attempt).
+    /// Orders of a sale held past their hold's deadline: (order id, attempt);
+    /// with buckets up to `limit` of each.
     pub async fn overdue(&self, sale_id: u64, limit: u64) -> Result<Vec<(u64, u64)>, Error> {
-        let due: Vec<(String, f64)> = self
-            .redis
-            .next()
-            .zrangebyscore(self.keys.sale(sale_id).paying, "-inf", now_ms() as f64, true, Some((0, limit as i64)))
-            .await?;
-        Ok(due.into_iter().filter_map(|(id, deadline)| Some((id.parse().ok()?, deadline as u64))).collect())
+        let mut overdue = Vec::new();
+        for keys in self.sales.all_keys(sale_id).await? {
+            let due: Vec<(String, f64)> = self
+                .redis
+                .next()
+                .zrangebyscore(keys.paying, "-inf", now_ms() as f64, true, Some((0, limit as i64)))
+                .await?;
+            overdue.extend(due.into_iter().filter_map(|(id, deadline)| Some((id.parse().ok()?, deadline as u64))));
+        }
+        Ok(overdue)
     }
 
     /// Settles one overdue hold: paid when the wallet holds the attempt's

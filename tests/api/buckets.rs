@@ -114,7 +114,7 @@ async fn a_bucketed_campaign_sells_out_exactly_once_per_user_and_its_coupons_red
 }
 
 /// The primary serving `key`'s slot on the stack's cluster.
-fn primary_of(key: &str) -> String {
+pub(crate) fn primary_of(key: &str) -> String {
     let port: u16 = cluster_url().split(':').nth(2).unwrap().split('?').next().unwrap().parse().unwrap();
     let slot: u16 = redis_cli(port, &["cluster", "keyslot", key]).parse().unwrap();
     let nodes = redis_cli(port, &["cluster", "nodes"]);

@@ -8,7 +8,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use flashsale::{
     durability::Ack,
     keys::Keys,
-    scripts::{CouponUse, Held, HoldState, Reservation, ReserveOutcome, Scripts},
+    scripts::{CouponUse, Held, HoldState, InBucket, Reservation, ReserveOutcome, Scripts},
 };
 use fred::prelude::*;
 use hyper::StatusCode;
@@ -110,6 +110,9 @@ async fn on_a_cluster_each_coupon_redeems_one_order_and_a_released_order_gives_i
         WHERE c.coupon_id = 1 AND o.status = 'paid' AND o.coupon_id = 1";
     app.wait_for_sql(paid_with_coupon, 20).await;
     app.wait_for_sql("SELECT COUNT(*) FROM coupon_issues WHERE coupon_id = 1 AND used_order_id IS NOT NULL", 20).await;
+    // The last order, cancelled, is in MySQL too before the two are compared.
+    let last = format!("SELECT COUNT(*) FROM orders WHERE sale_id = 2 AND order_id = {id} AND status = 'cancelled'");
+    assert_eq!(app.wait_for_sql(&last, 1).await, 1);
     let agree = app.cli(&["reconcile"]);
     assert!(agree.stdout.contains("agree"), "{} {}", agree.stdout, agree.stderr);
     let _ = redis.quit().await;
@@ -156,7 +159,12 @@ async fn on_a_cluster_holds_left_by_a_dead_request_are_settled_by_what_the_sale_
                 holds_key: &sale.coupon_holds,
             };
             let request = Reservation { user_id: user, lines: vec![(21, 1)], idempotency: None };
-            scripts.reserve_order.call(redis, sale, 2, apart, 60_000, &[request]).await.unwrap().remove(0)
+            scripts
+                .reserve_order
+                .call(redis, sale, 2, InBucket::NONE, apart, 60_000, &[request])
+                .await
+                .unwrap()
+                .remove(0)
         }
     };
 

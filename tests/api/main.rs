@@ -43,6 +43,7 @@ mod recovery;
 mod relay_claim;
 mod requests;
 mod retirement;
+mod sale_buckets;
 mod sink_stall;
 mod truth;
 mod wallet;
