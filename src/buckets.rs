@@ -45,7 +45,8 @@ pub enum Of {
 /// by key prefix, kind and id. One keeps its count for life; an id created
 /// again may have another, and the scripts that depend on it (issue, reserve)
 /// answer the true one to a caller that believed another.
-static KNOWN: LazyLock<Mutex<HashMap<String, HashMap<(Of, u64), u32>>>> = LazyLock::new(Mutex::default);
+type Counts = HashMap<String, HashMap<(Of, u64), u32>>;
+static KNOWN: LazyLock<Mutex<Counts>> = LazyLock::new(Mutex::default);
 
 /// What this process believes `coupon_id` has: learnt, else 1 (most
 /// campaigns). On the issue path: no allocation.

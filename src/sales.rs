@@ -50,8 +50,11 @@ pub struct Sales {
     reservations: Batcher<(u64, Option<u64>, InBucket), Reservation, ReserveOutcome>,
     /// One refill of a bucket at a time per process (see `moves`): the
     /// requests that found it short meanwhile wait and ask again.
-    refills: Arc<Mutex<HashMap<(u64, u32), Arc<tokio::sync::Mutex<()>>>>>,
+    refills: Arc<Mutex<RefillLocks>>,
 }
+
+/// One async lock per (sale, bucket) being refilled.
+type RefillLocks = HashMap<(u64, u32), Arc<tokio::sync::Mutex<()>>>;
 
 /// Refill locks remembered at most (forgotten all at once past it).
 const MAX_REFILL_LOCKS: usize = 10_000;
@@ -150,6 +153,14 @@ impl Sales {
                 ReserveOutcome::Buckets(actual) if route < MAX_ROUTES => {
                     buckets::learn_of(&self.keys, Of::Sale, new.sale_id, *actual);
                     n = *actual;
+                }
+                // Believed to have buckets, and the home bucket is missing:
+                // the id may have been created again with fewer.
+                ReserveOutcome::UnknownSale if n > 1 && route < MAX_ROUTES => {
+                    match buckets::read_of(self.redis.next(), &self.keys, Of::Sale, new.sale_id).await {
+                        Ok(actual) if actual != n => n = actual,
+                        _ => break,
+                    }
                 }
                 ReserveOutcome::SoldOut(_) if n > 1 && route < MAX_ROUTES && new.lines.len() == 1 => {
                     let (sku, quantity) = new.lines[0];

@@ -11,6 +11,7 @@ pub async fn ping(pool: &Pool) -> Result<(), mysql_async::Error> {
 
 /// Writes a campaign row; `replace` overwrites an existing one and deletes its
 /// issued rows. Returns false when it exists and `replace` is off.
+#[allow(clippy::too_many_arguments)]
 pub async fn put_campaign(
     pool: &Pool,
     coupon_id: u64,

@@ -62,6 +62,7 @@ fn bucket_of(token: &str) -> u32 {
 
 /// Reserves `requests` (one sale, one coupon campaign) on a cluster: hold,
 /// reserve, settle. One outcome per request, as `reserve_order` answers.
+#[allow(clippy::too_many_arguments)]
 pub async fn reserve(
     scripts: &Scripts,
     client: &Client,

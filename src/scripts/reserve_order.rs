@@ -111,6 +111,7 @@ impl ReserveOutcome {
 impl ReserveOrder {
     /// Serves `requests` in order in one call; one outcome per request.
     /// An Idempotency-Key's answer is replayed for `idempotency_ttl_ms`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn call(
         &self,
         client: &Client,

@@ -144,6 +144,23 @@ async fn a_bucketed_sale_sells_out_exactly_within_the_per_user_limit_and_its_ord
     let (last, _) = race(&app, 1, 6_000..6_030, 1).await;
     assert_eq!(units(&last), 10);
     all_at_home(&last, 4);
+    // Lopsided demand: every buyer's home is bucket 1, and still the whole
+    // stock sells, moved there from the other three.
+    app.create_sale(5, &["21:1000:400"], &["--buckets", "4"]);
+    let one: Vec<u64> = (10_000..).filter(|&u| buckets::home(u, 4) == 1).take(450).collect();
+    let mut sold = 0;
+    for chunk in one.chunks(50) {
+        let answers = futures_util::future::join_all(chunk.iter().map(|&u| app.reserve(5, u, &[(21, 1)]))).await;
+        for a in answers {
+            match a.status {
+                StatusCode::CREATED => sold += 1,
+                StatusCode::GONE => {}
+                other => panic!("{other} {}", a.body),
+            }
+        }
+    }
+    assert_eq!(sold, 400, "the whole stock, moved to where it was asked for");
+    assert_eq!(remaining(&app, 5).await, 0);
     let refused = app.cli(&["sale", "create", "--id", "1", "--sku", "21:1000:10", "--replace"]);
     assert_ne!(refused.code, Some(0), "--replace cannot change the bucket count");
     let two = app.cli(&["sale", "create", "--id", "2", "--sku", "1:1:1", "--sku", "2:1:1", "--buckets", "2"]);
