@@ -2,11 +2,14 @@
 //! (`--instance 0/2`, `1/2`) on a Redis Cluster of the drill's own (3
 //! primaries + 3 replicas). 2,000 users race for 100 coupons spread over the
 //! instances, and for a 3-SKU sale (per-user limit 2) with the coupons
-//! redeemed in orders, some cancelled. Mid-spike: a `CLUSTER FAILOVER` of the
+//! redeemed in orders, some cancelled, and for a single-SKU sale in 3
+//! hot-item buckets (per-user limit 1) whose buyers all hash to one bucket, so
+//! stock moves between buckets all through the spike. Mid-spike: a `CLUSTER FAILOVER` of the
 //! sale's primary, a kill -9 of one `serve` (for good: the others claim its
 //! relay's entries) and of one sink (back 2 s later). Afterwards every
 //! client-seen 2xx is in MySQL exactly once, nothing oversold, no user above
-//! the limit, no coupon in two orders, no hold left, and reconcile is clean.
+//! the limit, no coupon in two orders, no hold or stock move left, and
+//! reconcile is clean.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -35,6 +38,9 @@ const USERS: u64 = 2_000;
 const COUPONS: u64 = 100;
 const STOCK: u64 = 150;
 const SKUS: [u64; 3] = [21, 22, 23];
+/// The bucketed sale (3): its one SKU's stock, in `BUCKETS` buckets.
+const HOT_STOCK: u64 = 300;
+const BUCKETS: u32 = 3;
 
 /// `flashsale sink --instance I/N` as a child process.
 struct Sink {
@@ -83,6 +89,8 @@ struct Seen {
     /// order id -> user
     orders: BTreeMap<u64, u64>,
     cancelled: BTreeSet<u64>,
+    /// Sale 3's orders: order id -> user.
+    hot: BTreeMap<u64, u64>,
     unavailable: u64,
     /// Answers no request should get, with when (users done so far).
     wrong: Vec<String>,
@@ -157,6 +165,27 @@ async fn user_journey(app: &TestApp, addrs: &[SocketAddr], user: u64, seen: &Mut
             other => seen.lock().unwrap().wrong.push(format!("user {user}: order answered {other}: {}", answer.body)),
         }
     }
+    // Sale 3: the users of one bucket, two orders at once on two instances (limit 1).
+    if flashsale::buckets::home(user, BUCKETS) == 0 {
+        let hot = |k: u64| {
+            let body = json!({"user_id": user, "items": [{"sku": 31, "quantity": 1}]});
+            let key = format!("h{user}-{k}");
+            async move { post(app, addrs, user + k, "/v1/sales/3/orders", body, &key).await }
+        };
+        let (a, b) = tokio::join!(hot(0), hot(1));
+        for answer in [a, b].into_iter().flatten() {
+            match answer.status {
+                StatusCode::CREATED => {
+                    seen.lock().unwrap().hot.insert(answer.body["order_id"].as_u64().unwrap(), user);
+                }
+                StatusCode::SERVICE_UNAVAILABLE => seen.lock().unwrap().unavailable += 1,
+                StatusCode::CONFLICT | StatusCode::GONE => {}
+                other => {
+                    seen.lock().unwrap().wrong.push(format!("user {user}: sale 3 answered {other}: {}", answer.body))
+                }
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -168,6 +197,8 @@ async fn chaos_cluster_three_instances_two_sinks_survive_failover_and_kill_9() {
     let skus: Vec<String> = SKUS.iter().map(|s| format!("{s}:1000:{STOCK}")).collect();
     let skus: Vec<&str> = skus.iter().map(String::as_str).collect();
     app.create_sale(2, &skus, &["--per-user", "2"]);
+    let hot_sku = format!("31:500:{HOT_STOCK}");
+    app.create_sale(3, &[&hot_sku], &["--per-user", "1", "--buckets", &BUCKETS.to_string()]);
 
     let extra = [("FLASHSALE_SINK", "false"), ("FLASHSALE_RELAY_CLAIM_IDLE_MS", "3000")];
     let mut services: Vec<Service> = (0..3).map(|_| Service::start_with(&app, free_port(), &extra)).collect();
@@ -214,11 +245,12 @@ async fn chaos_cluster_three_instances_two_sinks_survive_failover_and_kill_9() {
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     eprintln!(
         "cluster drill: {} users, failover after {at_failover} ({failover:?}), kill -9 after {at_kill}; \
-         clients saw {} coupons, {} orders ({} cancelled), {} x 503",
+         clients saw {} coupons, {} orders ({} cancelled), {} bucketed-sale orders, {} x 503",
         USERS,
         seen.coupons.len(),
         seen.orders.len(),
         seen.cancelled.len(),
+        seen.hot.len(),
         seen.unavailable
     );
     assert!(at_kill < USERS, "the kills came mid-spike");
@@ -237,6 +269,19 @@ async fn chaos_cluster_three_instances_two_sinks_survive_failover_and_kill_9() {
             break;
         }
         assert!(Instant::now() < deadline, "holds {holds}, returns {returns} still open after 30 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Every stock move of the bucketed sale finishes (a killed instance's too).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut moving = 0u64;
+        for bucket in 0..BUCKETS {
+            moving += redis.hlen::<u64, _>(keys.sale_bucket(3, bucket).moves).await.unwrap();
+        }
+        if moving == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{moving} stock moves still open after 30 s");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -299,11 +344,29 @@ async fn chaos_cluster_three_instances_two_sinks_survive_failover_and_kill_9() {
         )
         .await;
     assert_eq!(marked.len(), coupon_orders.len(), "MySQL's used-marks name the live coupon orders");
+
+    // The bucketed sale: every client-seen 201 once, none oversold, one per
+    // user, every unit sold or still for sale (reconcile above summed them).
+    let hot: Vec<(u64, u64, String)> = app.sql("SELECT order_id, user_id, status FROM orders WHERE sale_id = 3").await;
+    let hot_by_id: BTreeMap<u64, u64> = hot.iter().map(|(id, user, _)| (*id, *user)).collect();
+    for (id, user) in &seen.hot {
+        assert_eq!(hot_by_id.get(id), Some(user), "client-seen order {id} of the bucketed sale");
+    }
+    let hot_live: Vec<u64> = hot.iter().filter(|(_, _, s)| live(s)).map(|(_, user, _)| *user).collect();
+    assert!(hot_live.len() as u64 <= HOT_STOCK, "the bucketed sale oversold: {}", hot_live.len());
+    let hot_users: BTreeSet<u64> = hot_live.iter().copied().collect();
+    assert_eq!(hot_users.len(), hot_live.len(), "a user above the limit of 1 in the bucketed sale");
+    let info = app.try_request_to(addrs[1], Method::GET, "/v1/sales/3", None, &[]).await.unwrap();
+    let left = info.body["skus"][0]["remaining"].as_u64().unwrap();
+    assert_eq!(left + hot_live.len() as u64, HOT_STOCK, "units sold + remaining = stock: {}", info.body);
+    assert!(hot_live.len() as u64 > HOT_STOCK / 2, "stock moved to the one bucket asked: {} sold", hot_live.len());
     eprintln!(
-        "cluster drill: MySQL holds {} orders ({} live, {} redeeming the coupon), units sold {units:?}",
+        "cluster drill: MySQL holds {} orders ({} live, {} redeeming the coupon), units sold {units:?}; \
+         bucketed sale: {} sold, {left} left",
         by_id.len(),
         per_user.values().sum::<u64>(),
-        coupon_orders.len()
+        coupon_orders.len(),
+        hot_live.len()
     );
     let _ = redis.quit().await;
     drop(sinks);
