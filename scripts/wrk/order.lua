@@ -1,9 +1,13 @@
--- wrk script: POST /v1/sales/$SALE/orders, three SKU lines, a fresh user per
--- request (stock seeded large, no per-user limit).
+-- wrk script: POST /v1/sales/$SALE/orders, $LINES one-unit lines (SKUs 1..LINES,
+-- default 3), a fresh user per request (stock seeded large, no per-user limit).
 local counter = 0
 local path = "/v1/sales/" .. (os.getenv("SALE") or "1") .. "/orders"
 local headers = { ["Content-Type"] = "application/json" }
-local lines = ',"items":[{"sku":1,"quantity":1},{"sku":2,"quantity":1},{"sku":3,"quantity":1}]}'
+local items = {}
+for sku = 1, tonumber(os.getenv("LINES") or "3") do
+  items[#items + 1] = '{"sku":' .. sku .. ',"quantity":1}'
+end
+local lines = ',"items":[' .. table.concat(items, ',') .. ']}'
 
 function request()
   counter = counter + 1
