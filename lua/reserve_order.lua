@@ -12,7 +12,7 @@
 -- ARGV[5] held: the coupon's discount   ARGV[6] held: the holds' deadline (ms)
 -- ARGV[7] the sale's bucket count as the caller believes it (see sales/moves.rs;
 --         1 = none): another than the meta's is refused, every answer {'buckets', n}
--- ARGV[8] this bucket's number: with buckets, order ids are made = it modulo 64
+-- ARGV[8] this bucket's number: with buckets, order ids are made = it modulo the count
 -- ARGV[9] how many requests follow
 -- then one record per request, in arrival order (the service batches concurrent
 -- requests for one sale and coupon campaign into one call):
@@ -53,8 +53,11 @@
 --   | {'coupon_expired'} | {'hold_lapsed'}
 -- Ids travel as strings in the order JSON: Lua numbers are doubles.
 --
--- Order ids: max(last id + 1, now in ms * 1000), with buckets the next one
--- that is the bucket's number modulo 64 (so an id names its bucket). They grow on one primary, and
+-- Order ids: max(last id + 1, now in ms * 1000), with N buckets the next one
+-- that is the bucket's number modulo N (so an id names its bucket; a bucket
+-- keeps up with the clock up to 1000 / N orders per ms).
+-- With buckets the per-user limit is checked before the stock: a request the
+-- limit refuses must not make the service move stock for it (sales/moves.rs). They grow on one primary, and
 -- they follow the clock, so an id once answered names no other order even after
 -- the sale's keys were replaced (`sale create --replace`), rebuilt from MySQL
 -- (`stock load`) or rolled back by a failover to a replica that missed the last
@@ -184,12 +187,16 @@ local function reserve(user, idem_key, fingerprint, first, n, token, held_seq)
   if #unknown > 0 then
     return {'unknown_sku', table.concat(unknown, ',')}
   end
+  local limit = tonumber(meta[3])
+  local held = bought_of(user)
+  local over = limit > 0 and held + quantity > limit
+  if over and buckets > 1 then
+    return {'limit_exceeded', tostring(limit - held)}
+  end
   if #short > 0 then
     return {'sold_out', table.concat(short, ',')}
   end
-  local limit = tonumber(meta[3])
-  local held = bought_of(user)
-  if limit > 0 and held + quantity > limit then
+  if over then
     return {'limit_exceeded', tostring(limit - held)}
   end
 
@@ -241,7 +248,7 @@ local function reserve(user, idem_key, fingerprint, first, n, token, held_seq)
   end
   seq = math.max(seq + 1, now * 1000)
   if buckets > 1 then
-    seq = seq + (bucket - seq) % 64
+    seq = seq + (bucket - seq) % buckets
   end
   local id = int(seq)
   -- coupon_seq orders every change of this coupon's use (taken or given back),

@@ -12,7 +12,9 @@
 -- KEYS[10] idem_expiry {sale:ID}:idem_expiry  idempotency keys by expiry (ms)
 -- KEYS[11] moves  [12] received   (buckets only, see sales/moves.rs)
 -- ARGV: starts_at, ends_at, per_user_limit, hold_ms, mode ('create' | 'replace'), sale id,
---       buckets (the sale's bucket count; 1 = none), then sku, price, stock triples
+--       buckets (the sale's bucket count; 1 = none), epoch (this seeding's: the same
+--       in every bucket, so a stock move of an earlier seeding is refused),
+--       then sku, price, stock triples
 --       (the stock of this bucket: with buckets the caller seeds each)
 --
 -- Returns 'created', 'replaced' or 'exists'. The outbox stream is never touched.
@@ -29,9 +31,9 @@ end
 redis.call('DEL', KEYS[10], KEYS[11], KEYS[12])
 redis.call('HSET', KEYS[1], 'starts_at', ARGV[1], 'ends_at', ARGV[2], 'per_user_limit', ARGV[3], 'hold_ms', ARGV[4])
 if ARGV[7] ~= '1' then
-  redis.call('HSET', KEYS[1], 'buckets', ARGV[7])
+  redis.call('HSET', KEYS[1], 'buckets', ARGV[7], 'epoch', ARGV[8])
 end
-for i = 8, #ARGV, 3 do
+for i = 9, #ARGV, 3 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 2])

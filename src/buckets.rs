@@ -141,17 +141,10 @@ pub fn all_of_sale(keys: &Keys, sale_id: u64, n: u32) -> Vec<SaleKeys> {
     (0..n.max(1)).map(|b| keys.sale_bucket(sale_id, b)).collect()
 }
 
-/// Order ids of a sale with buckets name their bucket: id % `ORDER_STRIDE`
-/// (see `reserve_order.lua`).
-pub const ORDER_STRIDE: u64 = MAX_BUCKETS as u64;
-
-/// The bucket holding `order_id` of a sale of `n` buckets (one past the last
-/// for an id no bucket of it made: an unknown order there).
+/// The bucket holding `order_id` of a sale of `n` buckets: order ids of a
+/// sale with buckets name their bucket, id % n (see `reserve_order.lua`).
 pub fn of_order(order_id: u64, n: u32) -> u32 {
-    match n {
-        0 | 1 => 0,
-        n => ((order_id % ORDER_STRIDE) as u32).min(n),
-    }
+    (order_id % u64::from(n.max(1))) as u32
 }
 
 /// The bucket `user` tries first: its id mixed (so sequential ids spread).

@@ -224,6 +224,16 @@ impl Sales {
         Ok((bucket, self.keys.sale_bucket(sale_id, bucket)))
     }
 
+    /// Whether Redis holds the sale, or any bucket of it (of `n`, as MySQL says).
+    pub async fn any_bucket(&self, sale_id: u64, n: u32) -> Result<bool, Error> {
+        for keys in buckets::all_of_sale(&self.keys, sale_id, n) {
+            if self.redis.next().exists::<u64, _>(&keys.meta).await? == 1 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Every bucket's keys of the sale, bucket 0 first.
     pub(crate) async fn all_keys(&self, sale_id: u64) -> Result<Vec<SaleKeys>, Error> {
         let n = buckets::read_of(self.redis.next(), &self.keys, Of::Sale, sale_id).await?;
@@ -417,15 +427,18 @@ impl Sales {
     ) -> Result<SeedOutcome, Error> {
         let n = spec.buckets.clamp(1, buckets::MAX_BUCKETS);
         let client = self.redis.next();
+        // Names this seeding: a stock move taken before it is refused after.
+        let epoch = now_ms();
         let _: () = client.sadd(self.keys.sales(), sale_id).await?;
         if mode == SeedMode::Create && client.exists::<u64, _>(self.keys.sale(sale_id).meta).await? == 1 {
             return Ok(SeedOutcome::Exists);
         }
         for (bucket, keys) in buckets::all_of_sale(&self.keys, sale_id, n).iter().enumerate().skip(1) {
-            self.scripts.seed_sale.call(client, keys, sale_id, spec, &stock_of(bucket), SeedMode::Replace).await?;
+            let seed = &self.scripts.seed_sale;
+            seed.call(client, keys, sale_id, spec, &stock_of(bucket), epoch, SeedMode::Replace).await?;
         }
-        let seeded =
-            self.scripts.seed_sale.call(client, &self.keys.sale(sale_id), sale_id, spec, &stock_of(0), mode).await?;
+        let own = self.keys.sale(sale_id);
+        let seeded = self.scripts.seed_sale.call(client, &own, sale_id, spec, &stock_of(0), epoch, mode).await?;
         if seeded != SeedOutcome::Exists {
             buckets::learn_of(&self.keys, Of::Sale, sale_id, n);
         }

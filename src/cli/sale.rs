@@ -89,6 +89,17 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         }
     }
     if args.existing.replace {
+        // A sale keeps its bucket count for life, retired or not: a process
+        // may still route its orders by the count it learnt.
+        if let Some(before) = crate::db::restore::sale(&ctx.mysql, args.id).await? {
+            anyhow::ensure!(
+                before.buckets == args.buckets,
+                "sale {} was created with {} bucket(s); --replace keeps them (--buckets {}), or use a new id",
+                args.id,
+                before.buckets,
+                before.buckets
+            );
+        }
         if let Some(info) = ctx.sales.info(args.id).await? {
             anyhow::ensure!(
                 info.buckets == args.buckets,

@@ -65,7 +65,13 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
     let Some((remaining, supplied)) = ctx.sales.adjust_stock(args.sale, args.sku, change).await? else {
         anyhow::bail!("sale {} has no SKU {}", args.sale, args.sku);
     };
-    queries::set_sku_stock(&ctx.mysql, args.sale, args.sku, supplied).await?;
+    match change {
+        // With buckets the figures are summed over several reads: MySQL adds.
+        StockChange::Add(n) if ctx.sales.buckets(args.sale).await? > 1 => {
+            queries::add_sku_stock(&ctx.mysql, args.sale, args.sku, n).await?
+        }
+        _ => queries::set_sku_stock(&ctx.mysql, args.sale, args.sku, supplied).await?,
+    }
     println!("sale {} SKU {}: remaining {remaining}, supplied in all {supplied}", args.sale, args.sku);
     ctx.close().await
 }
@@ -78,7 +84,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
     };
     // Redis is the source of truth while it has the sale: replacing a live
     // sale would drop every order MySQL has not caught up with.
-    if !args.force && ctx.sales.info(sale).await?.is_some() {
+    if !args.force && ctx.sales.any_bucket(sale, spec.buckets).await? {
         anyhow::bail!("sale {sale} is in Redis; stock load is for a sale Redis lost (pass --force to replace it)");
     }
     let orders = restore::orders(&ctx.mysql, sale).await?;

@@ -122,6 +122,15 @@ pub async fn set_sku_stock(pool: &Pool, sale_id: u64, sku: u64, stock: u64) -> R
         .await
 }
 
+/// Records a top-up of a sale with buckets (see `sales::moves`): supplied
+/// grows by `added` (the whole is not read in one step across buckets).
+pub async fn add_sku_stock(pool: &Pool, sale_id: u64, sku: u64, added: u64) -> Result<(), mysql_async::Error> {
+    pool.get_conn()
+        .await?
+        .exec_drop("UPDATE sale_skus SET stock = stock + ? WHERE sale_id = ? AND sku = ?", (added, sale_id, sku))
+        .await
+}
+
 /// Users MySQL holds an issued coupon for (placeholder rows excluded).
 pub async fn coupon_users(pool: &Pool, coupon_id: u64) -> Result<Vec<u64>, mysql_async::Error> {
     pool.get_conn()

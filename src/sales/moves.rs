@@ -6,7 +6,7 @@
 //! A user's orders all live in the user's home bucket (`buckets::home`): the
 //! per-user limit, idempotency keys and coupon use are checked there, by the
 //! same one-script reservation as without buckets, so they stay exact. Order
-//! ids name their bucket (id % 64, see `reserve_order.lua`): pay, cancel and
+//! ids name their bucket (id % N, see `reserve_order.lua`): pay, cancel and
 //! lookups go straight to it.
 //!
 //! Stock moves instead of users. When a reservation finds its home short,
@@ -51,12 +51,17 @@ pub async fn refill(
     wanted: u64,
 ) -> Result<u64, Error> {
     let mut given = 0;
-    for _ in 1..n {
+    for round in 1..n {
         let donors: Vec<u32> = (0..n).filter(|&b| b != home).collect();
         let stock: Vec<Option<u64>> = futures_util::future::try_join_all(
             donors.iter().map(|&b| client.hget::<Option<u64>, _, _>(keys.sale_bucket(sale_id, b).stock, sku)),
         )
         .await?;
+        // Nothing moves for an order the whole sale cannot fill (a request for
+        // more than there is would otherwise pull stock around for nothing).
+        if round == 1 && stock.iter().map(|s| s.unwrap_or(0)).sum::<u64>() < wanted {
+            break;
+        }
         let Some((donor, _)) =
             donors.into_iter().zip(stock).filter(|(_, s)| s.unwrap_or(0) > 0).max_by_key(|(_, s)| *s)
         else {
@@ -121,6 +126,12 @@ pub async fn finish_overdue(
             if now_ms().saturating_sub(m.taken_at) < MARGIN_MS {
                 continue;
             }
+            // Its request may have died because the take was not acknowledged
+            // by the replicas: written again (and acknowledged) first, so no
+            // failover can lose a take whose units were given.
+            if !scripts.move_stock.keep(client, &from, &m.id).await? {
+                continue;
+            }
             let given = finish(scripts, client, keys, sale_id, donor, &m).await?;
             tracing::info!(sale_id, donor, home = m.home, units = m.units, given, "overdue stock move finished");
             finished += 1;
@@ -129,16 +140,21 @@ pub async fn finish_overdue(
     Ok(finished)
 }
 
-/// Units of each SKU in moves under way (taken, not yet done) of a sale of
+/// Units of each SKU in moves under way (taken, not yet given) of a sale of
 /// `n` buckets: still for sale, in no bucket's stock.
 pub async fn under_way(client: &Client, keys: &Keys, sale_id: u64, n: u32) -> Result<HashMap<u64, u64>, Error> {
-    let records: Vec<Vec<String>> = futures_util::future::try_join_all(
-        (0..n).map(|b| client.hvals::<Vec<String>, _>(keys.sale_bucket(sale_id, b).moves)),
+    let records: Vec<HashMap<String, String>> = futures_util::future::try_join_all(
+        (0..n).map(|b| client.hgetall::<HashMap<String, String>, _>(keys.sale_bucket(sale_id, b).moves)),
     )
     .await?;
     let mut units: HashMap<u64, u64> = HashMap::new();
-    for m in records.iter().flatten().filter_map(|r| Move::parse(String::new(), r)) {
-        *units.entry(m.sku).or_default() += m.units;
+    for (id, record) in records.into_iter().flatten() {
+        let Some(m) = Move::parse(id, &record) else { continue };
+        // Given already (and not yet forgotten by its donor): in the home's stock.
+        let given: Option<f64> = client.zscore(keys.sale_bucket(sale_id, m.home).received, &m.id).await?;
+        if given.is_none() {
+            *units.entry(m.sku).or_default() += m.units;
+        }
     }
     Ok(units)
 }

@@ -18,18 +18,19 @@ pub struct Move {
     pub units: u64,
     /// The donor's clock (ms).
     pub taken_at: u64,
+    /// The seeding it was taken in (see `seed_sale.lua`): a home seeded
+    /// again since refuses it.
+    pub epoch: String,
 }
 
 impl Move {
-    /// A move as the donor's `moves` hash records it (`home:sku:units:taken_at`).
+    /// A move as the donor's `moves` hash records it (`home:sku:units:taken_at:epoch`).
     pub fn parse(id: String, record: &str) -> Option<Move> {
-        let mut parts = record.split(':').map(str::parse::<u64>);
-        let (Some(Ok(home)), Some(Ok(sku)), Some(Ok(units)), Some(Ok(taken_at))) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return None;
-        };
-        Some(Move { id, home: u32::try_from(home).ok()?, sku, units, taken_at })
+        let mut parts = record.split(':');
+        let mut num = || parts.next().and_then(|p| p.parse::<u64>().ok());
+        let (home, sku, units, taken_at) = (num()?, num()?, num()?, num()?);
+        let epoch = parts.next().filter(|e| e.parse::<u64>().is_ok())?.to_string();
+        Some(Move { id, home: u32::try_from(home).ok()?, sku, units, taken_at, epoch })
     }
 }
 
@@ -67,11 +68,16 @@ impl MoveStock {
             donor_bucket.to_string(),
         ];
         let answer: Vec<Value> = self.1.evalsha(&self.0, client, keys, args).await?;
-        match (answer.first().and_then(int), text(answer.get(1)), answer.get(2).and_then(int)) {
+        match (answer.first().and_then(int), text(answer.get(1)), answer.get(2).and_then(int), text(answer.get(3))) {
             (Some(0), ..) => Ok(None),
-            (Some(units), Some(id), Some(taken_at)) if units > 0 => {
-                Ok(Some(Move { id, home: home_bucket, sku, units: units as u64, taken_at: taken_at.max(0) as u64 }))
-            }
+            (Some(units), Some(id), Some(taken_at), Some(epoch)) if units > 0 => Ok(Some(Move {
+                id,
+                home: home_bucket,
+                sku,
+                units: units as u64,
+                taken_at: taken_at.max(0) as u64,
+                epoch,
+            })),
             _ => Err(unexpected("move_stock", &Value::Array(answer))),
         }
     }
@@ -86,6 +92,7 @@ impl MoveStock {
             m.id.clone(),
             m.taken_at.to_string(),
             window_ms.to_string(),
+            m.epoch.clone(),
         ];
         let answer: Value = self.1.evalsha(&self.0, client, keys, args).await?;
         match answer.as_str().as_deref() {
@@ -93,6 +100,20 @@ impl MoveStock {
             Some("already") => Ok(Given::Already),
             Some("late") => Ok(Given::Late),
             Some("gone") => Ok(Given::Gone),
+            _ => Err(unexpected("move_stock", &answer)),
+        }
+    }
+
+    /// Writes a recorded move again, through the replica acknowledgement:
+    /// false when it is no longer recorded.
+    pub async fn keep(&self, client: &Client, donor: &SaleKeys, move_id: &str) -> Result<bool, Error> {
+        let answer: Value = self
+            .1
+            .evalsha(&self.0, client, vec![donor.moves.as_str()], vec!["keep".to_string(), move_id.into()])
+            .await?;
+        match answer.as_str().as_deref() {
+            Some("kept") => Ok(true),
+            Some("gone") => Ok(false),
             _ => Err(unexpected("move_stock", &answer)),
         }
     }

@@ -32,7 +32,9 @@ pub struct SkuSpec {
 
 impl SeedSale {
     /// Seeds one bucket (the sale's own keys when it has none) with
-    /// `stock[i]` units of `spec.skus[i]`.
+    /// `stock[i]` units of `spec.skus[i]`; `epoch` names this seeding (the
+    /// same for every bucket of it, see `sales::moves`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn call(
         &self,
         client: &Client,
@@ -40,6 +42,7 @@ impl SeedSale {
         sale_id: u64,
         spec: &SaleSpec,
         stock: &[u64],
+        epoch: u64,
         mode: SeedMode,
     ) -> Result<SeedOutcome, Error> {
         let k = keys;
@@ -56,6 +59,7 @@ impl SeedSale {
             mode.to_string(),
             sale_id.to_string(),
             spec.buckets.max(1).to_string(),
+            epoch.to_string(),
         ];
         if stock.len() != spec.skus.len() {
             return Err(Error::new(ErrorKind::InvalidArgument, "one stock figure per SKU"));

@@ -204,7 +204,8 @@ async fn stock_moves_a_dead_process_left_are_finished_once_or_put_back() {
     assert_eq!(said, flashsale::scripts::Given::Given);
     // Died after taking, 40 s ago: too late to give, it goes back to its donor.
     let old = flashsale::time::now_ms() - 40_000;
-    let _: () = redis.hset(&b2.moves, ("2.99", format!("0:21:5:{old}"))).await.unwrap();
+    let epoch: String = redis.hget(&b2.meta, "epoch").await.unwrap();
+    let _: () = redis.hset(&b2.moves, ("2.99", format!("0:21:5:{old}:{epoch}"))).await.unwrap();
     let _: () = redis.hincrby(&b2.stock, "21", -5).await.unwrap();
     let _: () = redis.hincrby(&b2.initial, "21", -5).await.unwrap();
 
@@ -223,6 +224,14 @@ async fn stock_moves_a_dead_process_left_are_finished_once_or_put_back() {
     assert_eq!(remaining(&app, 3).await, 90);
     let late: Option<f64> = redis.zscore(&b0.received, "2.99").await.unwrap();
     assert_eq!(late, None, "a late move is never given");
+
+    // A move taken before `sale create --replace` never reaches the new sale.
+    let stale = scripts.move_stock.take(&redis, &b1, 1, 0, 21, 1).await.unwrap().unwrap();
+    app.cli(&["sale", "create", "--id", "3", "--sku", "21:500:90", "--buckets", "3", "--replace"]).success();
+    let said = scripts.move_stock.give(&redis, &b0, &stale, flashsale::sales::moves::GIVE_WINDOW_MS).await.unwrap();
+    assert_eq!(said, flashsale::scripts::Given::Gone, "the home was seeded again since the take");
+    assert!(!scripts.move_stock.undo(&redis, &b1, &stale.id).await.unwrap(), "the reseed forgot the move");
+    assert_eq!(bucket_stock(&redis, &keys, 3, 3).await, vec![(30, 30); 3]);
     let _ = redis.quit().await;
 }
 
