@@ -113,9 +113,14 @@ pub struct CouponIssued {
 }
 
 impl CouponIssued {
-    /// The id of the `nth` (from 0) issue of outbox entry `entry_id`.
-    pub fn event_id(coupon_id: u64, entry_id: &str, nth: usize) -> String {
-        entry_event_id('c', coupon_id, entry_id, nth)
+    /// The id of the `nth` (from 0) issue of outbox entry `entry_id` of the
+    /// campaign's bucket `bucket` (see `buckets`; `c<coupon>b<B>-...` for B > 0,
+    /// as for sales).
+    pub fn event_id(coupon_id: u64, bucket: u32, entry_id: &str, nth: usize) -> String {
+        match bucket {
+            0 => entry_event_id('c', coupon_id, entry_id, nth),
+            b => entry_event_id('c', format_args!("{coupon_id}b{b}"), entry_id, nth),
+        }
     }
 }
 
@@ -164,7 +169,7 @@ mod tests {
     #[test]
     fn event_round_trips_through_json_with_its_type_tag() {
         let e = Event::CouponIssued(CouponIssued {
-            event_id: CouponIssued::event_id(42, "1-0", 0),
+            event_id: CouponIssued::event_id(42, 0, "1-0", 0),
             coupon_id: 42,
             user_id: 7,
             issued_at: 1,
@@ -189,6 +194,15 @@ mod tests {
         let e = Event::Wallet(change);
         assert_eq!(Event::from_json(&e.to_json()).unwrap(), e);
         assert_eq!(e.key(), u64::MAX);
+    }
+
+    #[test]
+    fn two_buckets_entries_of_one_id_make_distinct_event_ids() {
+        assert_eq!(OrderChanged::event_id(7, 0, "5-0", 0), "s7-5-0");
+        assert_eq!(OrderChanged::event_id(7, 3, "5-0", 1), "s7b3-5-0-1");
+        assert_eq!(CouponIssued::event_id(7, 0, "5-0", 0), "c7-5-0");
+        assert_eq!(CouponIssued::event_id(7, 2, "5-0", 0), "c7b2-5-0");
+        assert_ne!(OrderChanged::event_id(7, 1, "5-0", 0), OrderChanged::event_id(7, 2, "5-0", 0));
     }
 
     #[test]

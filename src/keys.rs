@@ -284,11 +284,14 @@ impl Keys {
     }
 
     /// The campaign id an outbox key belongs to.
-    pub fn coupon_of_outbox(&self, key: &str) -> Option<u64> {
+    /// The campaign id and bucket (0 without buckets) an outbox key belongs to.
+    pub fn coupon_of_outbox(&self, key: &str) -> Option<(u64, u32)> {
         let tag = key.strip_prefix(&self.prefix)?.strip_prefix("{coupon:")?.strip_suffix("}:outbox")?;
         // A bucket's outbox: `{coupon:ID:B}`.
-        let id = tag.split_once(':').map_or(tag, |(id, bucket)| if bucket.parse::<u32>().is_ok() { id } else { "" });
-        id.parse().ok()
+        match tag.split_once(':') {
+            Some((id, bucket)) => Some((id.parse().ok()?, bucket.parse().ok().filter(|&b| b > 0)?)),
+            None => Some((tag.parse().ok()?, 0)),
+        }
     }
 }
 
@@ -302,11 +305,11 @@ mod tests {
         let c = keys.coupon(42);
         assert_eq!(c.meta, "t1:{coupon:42}:meta");
         assert_eq!(c.users, "t1:{coupon:42}:users");
-        assert_eq!(keys.coupon_of_outbox(&c.outbox), Some(42));
+        assert_eq!(keys.coupon_of_outbox(&c.outbox), Some((42, 0)));
         assert_eq!(keys.coupon_of_outbox("t2:{coupon:42}:outbox"), None);
         let b = keys.coupon_bucket(42, 3);
         assert_eq!(b.users, "t1:{coupon:42:3}:users");
-        assert_eq!(keys.coupon_of_outbox(&b.outbox), Some(42));
+        assert_eq!(keys.coupon_of_outbox(&b.outbox), Some((42, 3)));
         assert_eq!(keys.coupon_of_outbox("t1:{coupon:42:x}:outbox"), None);
         assert_eq!(keys.coupon_bucket(42, 0).meta, c.meta);
         assert_eq!(c.used, format!("{}42}}:used", keys.coupon_key_prefix()));

@@ -279,11 +279,11 @@ impl Outbox {
             });
             return Some(events.collect());
         }
-        let coupon_id = self.keys.coupon_of_outbox(stream)?;
+        let (coupon_id, bucket) = self.keys.coupon_of_outbox(stream)?;
         let issued_at = fields.get("issued_at")?.parse().ok()?;
         let events = coupon_users(fields)?.into_iter().enumerate().map(|(nth, user_id)| {
             Event::CouponIssued(CouponIssued {
-                event_id: CouponIssued::event_id(coupon_id, id, nth),
+                event_id: CouponIssued::event_id(coupon_id, bucket, id, nth),
                 coupon_id,
                 user_id,
                 issued_at,
