@@ -93,6 +93,8 @@ async fn a_bucketed_campaign_sells_out_exactly_once_per_user_and_its_coupons_red
 
     let rows = app.wait_for_rows(1, 1_000).await;
     assert_eq!(rows.iter().copied().collect::<BTreeSet<u64>>(), wins.keys().copied().collect());
+    // The order is in MySQL too (its sale's stream joined the relay later) before the two are compared.
+    assert_eq!(app.wait_for_sql("SELECT COUNT(*) FROM orders WHERE sale_id = 2", 1).await, 1);
     let agree = app.cli(&["reconcile"]);
     assert!(agree.stdout.contains("agree"), "{} {}", agree.stdout, agree.stderr);
 
