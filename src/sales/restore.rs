@@ -1,10 +1,18 @@
-//! What a sale rebuilt from MySQL holds in Redis, derived from its spec and
-//! orders — and checked — before [`Sales::restore`](super::Sales::restore)
-//! writes any of it.
+//! Rebuilding a sale Redis lost from MySQL (`stock load`): what it holds in
+//! Redis, derived from its spec and orders — and checked — before
+//! [`Sales::restore`] writes any of it, bucket by bucket.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::{order::Order, scripts::SaleSpec};
+use fred::prelude::*;
+
+use super::{Sales, CLOSED_UNTIL_RESTORED, RESTORE_CHUNK};
+use crate::{
+    buckets,
+    keys::{SaleKeys, OUTBOX_GROUP},
+    order::Order,
+    scripts::{SaleSpec, SeedMode},
+};
 
 /// SKU -> units the reserved and paid ones of `orders` hold.
 pub(super) fn held(orders: &[Order]) -> std::collections::HashMap<u64, u64> {
@@ -82,6 +90,110 @@ impl Restored {
         restored.bought = bought.into_iter().collect();
         restored.coupon_held_until = held_until.into_iter().collect();
         Ok(restored)
+    }
+}
+
+impl Sales {
+    /// Rebuilds a sale Redis lost from what MySQL recorded: `spec` with
+    /// stock = supplied in all, and every order. Remaining stock, per-user
+    /// holdings, coupon used-marks, deadlines and the order sequence follow
+    /// from the orders; idempotency keys and rankings are not recorded in
+    /// MySQL and stay lost.
+    ///
+    /// For a sale that is not live in Redis: it replaces whatever Redis holds
+    /// for it. The sale is seeded closed and opened by the last write, so
+    /// nobody reserves against a half-restored sale; confirm, cancel and the
+    /// expiry task may act on the orders already written, which are whole.
+    /// Checks everything before the first write.
+    pub async fn restore(&self, sale_id: u64, spec: &SaleSpec, orders: &[Order]) -> Result<(), Error> {
+        let invalid = |e: String| Error::new(ErrorKind::InvalidArgument, format!("sale {sale_id}: {e}"));
+        // The whole first (every check), then with buckets each bucket's part:
+        // its orders (an order id names its bucket) and what they hold, plus
+        // an even share of what remains.
+        let whole = Restored::of(sale_id, spec, orders).map_err(invalid)?;
+        let n = spec.buckets.clamp(1, buckets::MAX_BUCKETS);
+        let mut parts: Vec<Vec<Order>> = vec![Vec::new(); n as usize];
+        for o in orders {
+            parts[buckets::of_order(o.order_id, n) as usize].push(o.clone());
+        }
+        let remaining: HashMap<u64, u64> = whole.remaining.iter().copied().collect();
+        let mut specs = Vec::with_capacity(n as usize);
+        for (bucket, part) in parts.iter().enumerate() {
+            let held = held(part);
+            let mut spec = spec.clone();
+            for s in &mut spec.skus {
+                let share = buckets::shares(remaining.get(&s.sku).copied().unwrap_or(0), n)[bucket];
+                s.stock = held.get(&s.sku).copied().unwrap_or(0) + share;
+            }
+            let plan = Restored::of(sale_id, &spec, part).map_err(invalid)?;
+            specs.push((spec, plan));
+        }
+
+        let client = self.redis.next();
+        let closed = SaleSpec { starts_at: CLOSED_UNTIL_RESTORED, ..spec.clone() };
+        let stock_of = |bucket: usize| -> Vec<u64> { specs[bucket].0.skus.iter().map(|s| s.stock).collect() };
+        self.seed_buckets(sale_id, &closed, SeedMode::Replace, &stock_of).await?;
+        for (bucket, (_, plan)) in specs.iter().enumerate() {
+            let keys = self.keys.sale_bucket(sale_id, bucket as u32);
+            let part = &parts[bucket];
+            self.restore_bucket(client, &keys, plan, part).await?;
+        }
+        // Bucket 0 last: its meta is the one whose window a reader checks first.
+        for keys in buckets::all_of_sale(&self.keys, sale_id, n).iter().rev() {
+            let _: () = client.hset(&keys.meta, ("starts_at", spec.starts_at)).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes one bucket's (or a sale's own) restored state, seeded closed before.
+    async fn restore_bucket(
+        &self,
+        client: &Client,
+        keys: &SaleKeys,
+        plan: &Restored,
+        orders: &[Order],
+    ) -> Result<(), Error> {
+        if !plan.remaining.is_empty() {
+            let _: () = client.hset(&keys.stock, plan.remaining.clone()).await?;
+        }
+        if !plan.bought.is_empty() {
+            let _: () = client.hset(&keys.bought, plan.bought.clone()).await?;
+        }
+        // Before the orders: a release of a restored order gives its coupon
+        // back. Not to a campaign Redis let go (it retired): that would bring
+        // back a key of it.
+        for (coupon, user, holder) in &plan.coupon_marks {
+            let keys = self.keys.coupon(*coupon);
+            if client.exists::<u64, _>(&keys.meta).await? == 1 {
+                let _: () = client.hset(keys.used, (*user, holder.as_str())).await?;
+            }
+        }
+        // A campaign's keys stay until the reservations holding its coupons are over.
+        for &(coupon, until) in &plan.coupon_held_until {
+            let meta = self.keys.coupon(coupon).meta;
+            let held: Option<u64> = client.hget(&meta, "held_until").await?;
+            if client.exists::<u64, _>(&meta).await? == 1 && held.is_none_or(|h| h < until) {
+                let _: () = client.hset(&meta, ("held_until", until)).await?;
+            }
+        }
+        for chunk in orders.chunks(RESTORE_CHUNK) {
+            let fields: Vec<(u64, String)> = chunk.iter().map(|o| (o.order_id, o.to_lua_json())).collect();
+            let _: () = client.hset(&keys.orders, fields).await?;
+        }
+        if !plan.deadlines.is_empty() {
+            let _: () = client.zadd(&keys.deadlines, None, None, false, false, plan.deadlines.clone()).await?;
+        }
+        if let Some(last) = plan.last_order_id {
+            let _: () = client.set(&keys.seq, last, None, None, false).await?;
+        }
+        // A relay that knew the old stream still reads it with its group, and
+        // a stream that vanished with the sale took the group along: every read
+        // would fail with NOGROUP until it is back.
+        let group: Result<(), Error> = client.xgroup_create(&keys.outbox, OUTBOX_GROUP, "0", true).await;
+        match group {
+            Err(e) if !e.details().starts_with("BUSYGROUP") => Err(e),
+            _ => Ok(()),
+        }
     }
 }
 
