@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let records: Vec<_> = (0..n)
         .map(|i| {
             record(&Event::CouponIssued(CouponIssued {
-                event_id: CouponIssued::event_id(3, &format!("{}-{}", now_ms + i / 30, i % 30), 0),
+                event_id: CouponIssued::event_id(3, 0, &format!("{}-{}", now_ms + i / 30, i % 30), 0),
                 coupon_id: 3,
                 user_id: 1_000_000 + i,
                 issued_at: now_ms + i / 30,

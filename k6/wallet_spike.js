@@ -1,6 +1,6 @@
 // Wallet spike: during an order spike, every iteration is a fresh user who
 // charges their wallet (POST /v1/wallets/{user}/charge, TOPUP minor units,
-// one Idempotency-Key per user) and then reserves a 1-3 line order of SALE
+// signed as the gateway would, one Idempotency-Key and payment_key per user) and then reserves a 1-3 line order of SALE
 // and pays it from the wallet (POST .../orders/{id}/pay {"method":"wallet"}).
 // Arrivals ramp from 0 to PEAK iterations/s in RAMP, then hold PEAK for
 // DURATION. 200/201/402/409/410 are expected answers (402: an order dearer
@@ -23,7 +23,7 @@
 import http from 'k6/http';
 import { check, fail } from 'k6';
 import { Counter } from 'k6/metrics';
-import { BASE_URL, SALE, SKUS, userId, saleState, assertSale } from './lib/flashsale.js';
+import { BASE_URL, SALE, SKUS, userId, saleState, assertSale, signed } from './lib/flashsale.js';
 import { commonThresholds, summaryOutputs, TREND_STATS } from './lib/report.js';
 
 const PEAK = Number(__ENV.PEAK || 500);
@@ -81,9 +81,12 @@ function pickItems() {
 
 export default function () {
   const user = userId();
-  const charged = http.post(`${BASE_URL}/v1/wallets/${user}/charge`, JSON.stringify({ amount: TOPUP }), {
+  // A charge is a gateway payment: signed for this wallet, with its own payment_key.
+  const chargeBody = JSON.stringify({ amount: TOPUP, payment_key: `k6-topup-${SALE}-${user}` });
+  const chargePath = `/v1/wallets/${user}/charge`;
+  const charged = http.post(`${BASE_URL}${chargePath}`, chargeBody, {
     ...PARAMS,
-    headers: { ...PARAMS.headers, 'idempotency-key': `k6-topup-${user}` },
+    headers: { ...PARAMS.headers, 'idempotency-key': `k6-topup-${user}`, ...signed('POST', chargePath, chargeBody) },
     tags: { name: 'charge' },
   });
   if (charged.status === 200) charge200.add(1);

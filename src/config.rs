@@ -123,12 +123,12 @@ pub struct HttpSettings {
     /// (`Authorization: Bearer <JWT>`, `sub` = user id, `exp` required), not the body.
     #[arg(long, env = "FLASHSALE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
-    /// HMAC-SHA256 secret shared with the payment gateway: the confirm route accepts
-    /// a call only with a valid `Flashsale-Signature` header made with it.
+    /// HMAC-SHA256 secret shared with the payment gateway: confirm and wallet charges
+    /// are accepted only with a valid `Flashsale-Signature` header made with it.
     #[arg(long, env = "FLASHSALE_PAYMENT_SECRET", hide_env_values = true)]
     pub payment_secret: Option<Secret>,
-    /// Without a payment secret, accept unsigned payment callbacks (local demos only:
-    /// anyone can then mark any order paid). Without either, confirm answers 403.
+    /// Without a payment secret, accept unsigned gateway calls (local demos only: anyone
+    /// can then mark any order paid and charge any wallet). Without either, they answer 403.
     #[arg(long, env = "FLASHSALE_PAYMENTS_UNSIGNED")]
     pub payments_unsigned: bool,
     /// Public key for RS256 (an RSA key) or ES256 (a P-256 EC key) tokens: the PEM text itself
@@ -174,10 +174,6 @@ pub struct WalletSettings {
     #[arg(long, env = "FLASHSALE_WALLET_MAX_BALANCE", default_value_t = 100_000_000,
           value_parser = clap::value_parser!(u64).range(1..=MAX_WALLET_AMOUNT))]
     pub wallet_max_balance: u64,
-    /// A charge is believed only with a valid `Flashsale-Signature` made with
-    /// FLASHSALE_PAYMENT_SECRET (in production a charge is a gateway payment).
-    #[arg(long, env = "FLASHSALE_WALLET_CHARGE_SIGNED", default_value_t = false, action = ArgAction::Set)]
-    pub wallet_charge_signed: bool,
     /// How long a wallet payment holds its order before the recovery pass
     /// settles it (a payment interrupted between its steps, e.g. by a crash).
     #[arg(long, env = "FLASHSALE_WALLET_HOLD_MS", default_value_t = 10_000,
@@ -196,7 +192,6 @@ impl Default for WalletSettings {
             wallet_min_charge: 1_000,
             wallet_max_charge: 10_000_000,
             wallet_max_balance: 100_000_000,
-            wallet_charge_signed: false,
             wallet_hold_ms: 10_000,
             wallet_keep_secs: 7 * 86_400,
         }

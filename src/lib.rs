@@ -29,7 +29,8 @@
 //! - [`wallet`]: wallets (charges, debits) and paying orders from them, both
 //!   or neither across the sale's and the wallet's Redis slots, with a recovery pass.
 //! - [`mine`]: what one user holds (coupons, orders), MySQL merged with live Redis state.
-//! - [`signature`]: the payment gateway's `Flashsale-Signature` (HMAC-SHA256 webhook scheme).
+//! - [`signature`]: the payment gateway's `Flashsale-Signature` over method, path and body;
+//!   [`gateway`]: a gateway `payment_key` pays one order or charge, once.
 //! - [`panics`]: the hook that counts and logs every panic.
 //! - [`probes`]: readiness; [`shutdown`]: one signal for every task; [`time`]: clocks and formats.
 
@@ -44,6 +45,7 @@ pub mod db;
 pub mod durability;
 pub mod events;
 pub mod expiry;
+pub mod gateway;
 pub mod http;
 pub mod kafka;
 pub mod keys;

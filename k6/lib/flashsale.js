@@ -101,10 +101,10 @@ export function placeOrder(user) {
   const orderUrl = `${BASE_URL}/v1/sales/${SALE}/orders/${order.order_id}`;
   const r = Math.random();
   if (r < CONFIRM_RATIO) {
-    const body = JSON.stringify({ payment_key: `k6-${order.order_id}`, amount: order.to_pay });
+    const body = JSON.stringify({ payment_key: `k6-${SALE}-${order.order_id}`, amount: order.to_pay });
     const paid = http.post(`${orderUrl}/confirm`, body, {
       ...PARAMS,
-      headers: { ...PARAMS.headers, ...signed(body) },
+      headers: { ...PARAMS.headers, ...signed('POST', `/v1/sales/${SALE}/orders/${order.order_id}/confirm`, body) },
       tags: { name: 'confirm' },
     });
     if (paid.status === 200) confirm200.add(1);
@@ -117,11 +117,13 @@ export function placeOrder(user) {
   return res;
 }
 
-// The gateway's `Flashsale-Signature`: t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>.
-function signed(body) {
+// The gateway's `Flashsale-Signature`:
+// t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<METHOD> <path>.<body>")>.
+export function signed(method, path, body) {
   if (!PAYMENT_SECRET) return {};
   const t = Math.floor(Date.now() / 1000);
-  return { 'flashsale-signature': `t=${t},v1=${crypto.hmac('sha256', PAYMENT_SECRET, `${t}.${body}`, 'hex')}` };
+  const mac = crypto.hmac('sha256', PAYMENT_SECRET, `${t}.${method} ${path}.${body}`, 'hex');
+  return { 'flashsale-signature': `t=${t},v1=${mac}` };
 }
 
 function getJson(path) {

@@ -1,16 +1,16 @@
-//! `flashsale payment sign --secret S --body '{...}'`: prints the
-//! `Flashsale-Signature` header a payment gateway would send with that body,
-//! so a confirm call can be made by hand (curl) or by a test tool.
+//! `flashsale payment sign --path P --body '{...}'`: prints the
+//! `Flashsale-Signature` header a payment gateway would send with that call,
+//! so a confirm or charge can be made by hand (curl) or by a test tool.
 
 use crate::{
     config::Secret,
-    signature::{Signer, TOLERANCE_SECS},
+    signature::{Signer, Target, TOLERANCE_SECS},
     time::now_ms,
 };
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Print `Flashsale-Signature: t=...,v1=...` for a callback body (valid for 300 s).
+    /// Print `Flashsale-Signature: t=...,v1=...` for a gateway call (valid for 300 s).
     Sign(SignArgs),
 }
 
@@ -19,6 +19,13 @@ pub struct SignArgs {
     /// The secret shared with the service (its FLASHSALE_PAYMENT_SECRET).
     #[arg(long, env = "FLASHSALE_PAYMENT_SECRET", hide_env_values = true)]
     secret: Secret,
+    /// The path the call goes to, without the query (e.g. /v1/sales/1/orders/7/confirm):
+    /// the signature is valid there only.
+    #[arg(long)]
+    path: String,
+    /// The call's method.
+    #[arg(long, default_value = "POST")]
+    method: String,
     /// The exact request body to sign: send these bytes unchanged.
     #[arg(long)]
     body: String,
@@ -34,7 +41,12 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     let Command::Sign(args) = command;
     anyhow::ensure!(!args.secret.0.is_empty(), "the payment secret is empty");
     let t = args.timestamp.unwrap_or_else(|| now_ms() / 1000);
-    let value = Signer::new(&args.secret).sign(t, args.body.as_bytes());
+    anyhow::ensure!(
+        args.path.starts_with('/') && !args.path.contains('?'),
+        "--path is a path without a query: /v1/..."
+    );
+    let target = Target { method: &args.method.to_ascii_uppercase(), path: &args.path };
+    let value = Signer::new(&args.secret).sign(t, &target, args.body.as_bytes());
     if args.value_only {
         println!("{value}");
     } else {

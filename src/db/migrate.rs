@@ -16,6 +16,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (7, "0007_wallets", include_str!("../../sql/0007_wallets.sql")),
     (8, "0008_buckets", include_str!("../../sql/0008_buckets.sql")),
     (9, "0009_sale_buckets", include_str!("../../sql/0009_sale_buckets.sql")),
+    (10, "0010_payment_keys", include_str!("../../sql/0010_payment_keys.sql")),
 ];
 
 /// Returns the names of the migrations applied by this call.

@@ -6,6 +6,7 @@
 pub mod archive;
 mod migrate;
 pub mod mine;
+pub mod payment_keys;
 pub mod queries;
 pub mod restore;
 pub mod wallet;

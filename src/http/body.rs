@@ -128,6 +128,11 @@ fn explain(bytes: &[u8], err: serde_json::Error, fields: &[(&str, &str)]) -> Api
         }
     }
     let message = err.to_string();
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        let name: String = name.chars().take(64).collect();
+        return ApiError::BadRequest("unknown_field", format!("`{name}` is not a field of this request"));
+    }
     let field = fields.iter().find(|(name, _)| message.contains(&format!("`{name}`")) || message.contains(name));
     match field {
         Some((name, expected)) => ApiError::BadRequest("invalid_field", format!("`{name}` must be {expected}")),

@@ -54,7 +54,10 @@ pub enum ApiError {
     BalanceLimitExceeded(u64),
     #[error("a wallet payment of this order is under way; retry shortly")]
     PaymentInProgress,
-    #[error("the Flashsale-Signature header is missing, malformed, stale or does not match the body")]
+    /// The payment_key already paid another order or charge (which is not named).
+    #[error("this payment_key was already used for another order or charge; a payment pays once")]
+    PaymentKeyUsed,
+    #[error("the Flashsale-Signature header is missing, malformed, stale or does not match the method, path and body")]
     InvalidSignature,
     #[error("payment callbacks are not accepted: the service has no FLASHSALE_PAYMENT_SECRET")]
     PaymentsNotConfigured,
@@ -72,6 +75,9 @@ pub enum ApiError {
     TooManyRequests(std::time::Duration),
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A valid token, for another user's resource.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// Not done: the request's time ran out before anything was sent.
     #[error("the request took too long; nothing was done")]
     Timeout,
@@ -96,13 +102,16 @@ impl ApiError {
             | ApiError::CouponExpired
             | ApiError::OrderClosed(_)
             | ApiError::AlreadyPaid(_)
+            | ApiError::PaymentKeyUsed
             | ApiError::PaymentInProgress => StatusCode::CONFLICT,
             ApiError::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::SoldOut(_) | ApiError::SkusSoldOut(_) => StatusCode::GONE,
             ApiError::IdempotencyKeyReused | ApiError::AmountMismatch(_) | ApiError::BalanceLimitExceeded(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ApiError::NotStarted(_) | ApiError::Ended(_) | ApiError::PaymentsNotConfigured => StatusCode::FORBIDDEN,
+            ApiError::NotStarted(_) | ApiError::Ended(_) | ApiError::PaymentsNotConfigured | ApiError::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -135,6 +144,7 @@ impl ApiError {
             ApiError::InsufficientBalance { .. } => "insufficient_balance",
             ApiError::BalanceLimitExceeded(_) => "balance_limit_exceeded",
             ApiError::PaymentInProgress => "payment_in_progress",
+            ApiError::PaymentKeyUsed => "payment_key_used",
             ApiError::InvalidSignature => "invalid_signature",
             ApiError::PaymentsNotConfigured => "payments_not_configured",
             ApiError::BadRequest(code, _) => code,
@@ -144,6 +154,7 @@ impl ApiError {
             ApiError::Unavailable => "unavailable",
             ApiError::TooManyRequests(_) => "rate_limited",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::Timeout => "timeout",
             ApiError::OutcomeUnknown(_) => "outcome_unknown",
             ApiError::Internal => "internal",

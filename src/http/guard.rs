@@ -12,7 +12,29 @@ use super::{
     error::ApiError,
     limit::{Admission, RateLimiter, Ticket},
 };
-use crate::{config::HttpSettings, signature::Signer, time::now_ms};
+use crate::{
+    config::HttpSettings,
+    signature::{Signer, Target, HEADER},
+    time::now_ms,
+};
+
+/// What of a gateway call outlives reading its body: its signature header,
+/// method and path (without the query), which the signature must cover.
+pub struct GatewayCall {
+    signature: Option<HeaderValue>,
+    method: hyper::Method,
+    path: String,
+}
+
+impl GatewayCall {
+    pub fn of<B>(req: &hyper::Request<B>) -> GatewayCall {
+        GatewayCall {
+            signature: req.headers().get(HEADER).cloned(),
+            method: req.method().clone(),
+            path: req.uri().path().to_string(),
+        }
+    }
+}
 
 /// Who may call the payment gateway's routes.
 enum Payments {
@@ -43,13 +65,14 @@ impl Guard {
                 Some(secret) => Payments::Signed(Signer::new(secret)),
                 None if settings.payments_unsigned => {
                     tracing::warn!(
-                        "payment callbacks are NOT signed (--payments-unsigned): anyone can mark any order paid; \
+                        "payment callbacks are NOT signed (--payments-unsigned): anyone can mark any order paid and \
+                         charge any wallet; \
                          for local demos only, set FLASHSALE_PAYMENT_SECRET in production"
                     );
                     Payments::Unsigned
                 }
                 None => {
-                    tracing::info!("no FLASHSALE_PAYMENT_SECRET: payment callbacks (confirm) answer 403");
+                    tracing::info!("no FLASHSALE_PAYMENT_SECRET: gateway calls (confirm, charge) answer 403");
                     Payments::NotConfigured
                 }
             },
@@ -61,6 +84,11 @@ impl Guard {
 
     pub fn auth_on(&self) -> bool {
         self.jwt.is_some()
+    }
+
+    /// Whether `caller` (from [`Guard::caller`]) may see what `owner` owns.
+    pub fn owns(caller: Option<u64>, owner: u64) -> bool {
+        caller.is_none_or(|caller| caller == owner)
     }
 
     /// The per-IP limit, for the client `peer` stands for (see `client_ip`).
@@ -96,36 +124,39 @@ impl Guard {
         Ok(user)
     }
 
-    /// With auth on, only the owner may act on an order.
-    pub fn owner(&self, authorization: Option<&HeaderValue>, owner: u64) -> Result<(), ApiError> {
+    /// With auth on, the token's user (401 without a valid token); else None.
+    /// Check it before looking anything up, so a missing and another user's
+    /// resource answer alike.
+    pub fn caller(&self, authorization: Option<&HeaderValue>) -> Result<Option<u64>, ApiError> {
         match &self.jwt {
-            Some(jwt) if jwt.user(authorization)? != owner => {
-                Err(ApiError::Unauthorized("the order belongs to another user"))
-            }
-            _ => Ok(()),
+            Some(jwt) => jwt.user(authorization).map(Some),
+            None => Ok(None),
         }
     }
 
-    /// With auth on, only `user` themselves; `refusal` says what is theirs.
+    /// With auth on, only `user` themselves: another user is 403 `forbidden`;
+    /// `refusal` says what is theirs.
     pub fn same_user(
         &self,
         authorization: Option<&HeaderValue>,
         user: u64,
         refusal: &'static str,
     ) -> Result<(), ApiError> {
-        match &self.jwt {
-            Some(jwt) if jwt.user(authorization)? != user => Err(ApiError::Unauthorized(refusal)),
+        match self.caller(authorization)? {
+            Some(caller) if caller != user => Err(ApiError::Forbidden(refusal)),
             _ => Ok(()),
         }
     }
 
-    /// A payment callback is believed only when signed with the gateway's secret.
-    /// The reason for a refusal is logged, never answered.
-    /// `header` is the request's `Flashsale-Signature`, if any.
-    pub fn payment(&self, header: Option<&HeaderValue>, body: &[u8]) -> Result<(), ApiError> {
+    /// A gateway call (confirm, charge) is believed only when signed with the
+    /// gateway's secret over its method, path and body. The reason for a
+    /// refusal is logged, never answered.
+    pub fn payment(&self, call: &GatewayCall, body: &[u8]) -> Result<(), ApiError> {
         match &self.payments {
             Payments::Signed(signer) => {
-                signer.verify(header.map(HeaderValue::as_bytes), body, now_ms() / 1000).map_err(|refused| {
+                let target = Target { method: call.method.as_str(), path: &call.path };
+                let header = call.signature.as_ref().map(HeaderValue::as_bytes);
+                signer.verify(header, &target, body, now_ms() / 1000).map_err(|refused| {
                     tracing::warn!(reason = %refused, "payment callback refused");
                     ApiError::InvalidSignature
                 })

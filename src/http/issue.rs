@@ -11,6 +11,7 @@ use super::{
 use crate::{app::App, db::archive::Kind, scripts::IssueOutcome, time::rfc3339_ms};
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IssueRequest {
     /// Required unless auth is on (then the token names the user).
     #[serde(default)]

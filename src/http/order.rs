@@ -9,11 +9,13 @@ use serde::Deserialize;
 use super::{
     body::{parse_body, read_bytes},
     error::{ApiError, Write},
+    guard::{GatewayCall, Guard},
     order_view::OrderView,
     respond::{json, Reply},
 };
 use crate::{
     app::App,
+    gateway::{self, PaidFor},
     metrics::METRICS,
     order::{Order, OrderStatus},
     scripts::ConfirmOutcome,
@@ -22,13 +24,17 @@ use crate::{
 const MAX_PAYMENT_KEY: usize = 128;
 
 pub async fn get(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap) -> Result<Reply, ApiError> {
-    if let Some(order) = app.sales.order(sale_id, order_id).await? {
-        app.guard.owner(headers.get(AUTHORIZATION), order.user_id)?;
-        return Ok(json(StatusCode::OK, &OrderView::from(&order)));
+    // The token first: a missing order and another user's answer alike, 404.
+    let caller = app.guard.caller(headers.get(AUTHORIZATION))?;
+    let (order, live) = match app.sales.order(sale_id, order_id).await? {
+        Some(order) => (order, true),
+        None => (retired(app, sale_id, order_id).await?, false),
+    };
+    if !Guard::owns(caller, order.user_id) {
+        return Err(ApiError::UnknownOrder(sale_id, order_id));
     }
-    let order = retired(app, sale_id, order_id).await?;
-    app.guard.owner(headers.get(AUTHORIZATION), order.user_id)?;
-    Ok(json(StatusCode::OK, &OrderView::retired(&order)))
+    let view = if live { OrderView::from(&order) } else { OrderView::retired(&order) };
+    Ok(json(StatusCode::OK, &view))
 }
 
 /// The order from MySQL once its sale retired; else it is unknown.
@@ -37,6 +43,7 @@ async fn retired(app: &App, sale_id: u64, order_id: u64) -> Result<Order, ApiErr
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Confirmation {
     payment_key: String,
     amount: u64,
@@ -47,14 +54,14 @@ const FIELDS: &[(&str, &str)] = &[
     ("amount", "the amount paid in minor units, an integer"),
 ];
 
-/// The gateway's callback: believed only when signed (before the body is even
-/// parsed, so an unsigned caller learns nothing, not even an amount). One order,
-/// one payment: the same payment again replays 200, another one is 409.
+/// The gateway's callback: believed only when signed for this very path (before
+/// the body is even parsed, so an unsigned caller learns nothing). One order,
+/// one payment: the same payment again replays 200, another one is 409, and a
+/// payment_key that paid anything else is 409 `payment_key_used`.
 pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incoming>) -> Result<Reply, ApiError> {
-    // Only the signature header outlives the request (the body read consumes it).
-    let signature = req.headers().get(crate::signature::HEADER).cloned();
+    let call = GatewayCall::of(&req);
     let raw = read_bytes(req, &app.http).await?;
-    app.guard.payment(signature.as_ref(), &raw)?;
+    app.guard.payment(&call, &raw)?;
     let body: Confirmation = parse_body(&raw, &app.http, FIELDS)?;
     if body.payment_key.is_empty() || body.payment_key.len() > MAX_PAYMENT_KEY {
         return Err(ApiError::BadRequest(
@@ -64,6 +71,11 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
     }
     if body.payment_key == "wallet" {
         return Err(ApiError::BadRequest("invalid_field", "`payment_key` \"wallet\" names wallet payments".into()));
+    }
+    // The key is bound to this order before it can pay it: a payment pays once.
+    if !gateway::claim(&app.mysql, &body.payment_key, &PaidFor::Order { sale_id, order_id }).await? {
+        METRICS.outcome("confirm_order", "payment_key_used");
+        return Err(ApiError::PaymentKeyUsed);
     }
     let outcome = app.sales.confirm(sale_id, order_id, body.amount, &body.payment_key).await;
     let outcome = outcome.map_err(ApiError::write(Write::ConfirmOrder))?;
@@ -93,13 +105,15 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
 }
 
 pub async fn cancel(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap) -> Result<Reply, ApiError> {
-    if app.guard.auth_on() {
-        // Check the owner before changing anything.
+    if let Some(caller) = app.guard.caller(headers.get(AUTHORIZATION))? {
+        // Check the owner before changing anything; another user's order is unknown to them.
         let order = match app.sales.order(sale_id, order_id).await? {
             Some(order) => order,
             None => retired(app, sale_id, order_id).await?,
         };
-        app.guard.owner(headers.get(AUTHORIZATION), order.user_id)?;
+        if !Guard::owns(Some(caller), order.user_id) {
+            return Err(ApiError::UnknownOrder(sale_id, order_id));
+        }
     }
     let Some(order) = app.sales.cancel(sale_id, order_id).await.map_err(ApiError::write(Write::CancelOrder))? else {
         let order = retired(app, sale_id, order_id).await;

@@ -7,12 +7,14 @@ use serde::Deserialize;
 use super::{
     body::read_json,
     error::{ApiError, Write},
+    guard::Guard,
     order_view::OrderView,
     respond::{json, Reply},
 };
 use crate::{app::App, metrics::METRICS, wallet::pay::PayOutcome};
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PayRequest {
     method: String,
 }
@@ -25,10 +27,12 @@ pub async fn handle(app: &App, sale_id: u64, order_id: u64, req: Request<Incomin
     if body.method != "wallet" {
         return Err(ApiError::BadRequest("invalid_method", "`method` must be \"wallet\"".into()));
     }
-    if app.guard.auth_on() {
-        // Check the owner before changing anything.
+    if let Some(caller) = app.guard.caller(authorization.as_ref())? {
+        // Check the owner before changing anything; another user's order is unknown to them.
         let order = app.sales.order(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))?;
-        app.guard.owner(authorization.as_ref(), order.user_id)?;
+        if !Guard::owns(Some(caller), order.user_id) {
+            return Err(ApiError::UnknownOrder(sale_id, order_id));
+        }
     }
     let outcome = app.payments.pay(sale_id, order_id).await.map_err(ApiError::write(Write::PayOrder))?;
     let name = match &outcome {

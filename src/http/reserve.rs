@@ -25,6 +25,7 @@ pub const MAX_QUANTITY: i64 = 1000;
 const MAX_IDEMPOTENCY_KEY: usize = 128;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct OrderRequest {
     /// Required unless auth is on (then the token names the user).
     #[serde(default)]
@@ -35,6 +36,7 @@ struct OrderRequest {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Line {
     sku: u64,
     quantity: i64,

@@ -1,6 +1,7 @@
 //! Wallets: `POST /v1/wallets/{user_id}/charge`, `GET /v1/wallets/{user_id}`
 //! and `GET /v1/wallets/{user_id}/transactions` (the history, from MySQL).
-//! With auth on, a user reaches only their own wallet.
+//! A charge is the payment gateway's signed call; with auth on, a user reads
+//! only their own wallet.
 
 use hyper::{
     body::Incoming,
@@ -12,23 +13,32 @@ use serde::{Deserialize, Serialize};
 use super::{
     body::{parse_body, read_bytes},
     error::{ApiError, Write},
+    guard::GatewayCall,
     query::{cursor, limit, pairs},
     reserve::idempotency_key,
     respond::{json, Reply},
 };
 use crate::{
     app::App,
+    gateway::{self, PaidFor},
     metrics::METRICS,
     scripts::{Charged, WalletOutcome},
     time::rfc3339_ms,
 };
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ChargeRequest {
     amount: i64,
+    payment_key: String,
 }
 
-const FIELDS: &[(&str, &str)] = &[("amount", "the amount to add in minor units, an integer")];
+const FIELDS: &[(&str, &str)] = &[
+    ("amount", "the amount to add in minor units, an integer"),
+    ("payment_key", "the payment gateway's reference of the payment that funds it, a string"),
+];
+
+const MAX_PAYMENT_KEY: usize = 128;
 
 #[derive(Serialize)]
 struct ChargeView {
@@ -38,22 +48,25 @@ struct ChargeView {
     charged_at: String,
 }
 
-/// Adds money to the wallet, once per Idempotency-Key. Signed like a gateway
-/// callback when FLASHSALE_WALLET_CHARGE_SIGNED is on (checked on the raw
-/// body, before it is parsed).
+/// Adds money to the wallet: a gateway payment, so believed only when signed
+/// for this wallet's path (checked on the raw body, before it is parsed), once
+/// per Idempotency-Key, and once per `payment_key` whatever the key.
 pub async fn charge(app: &App, user_id: u64, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let key = idempotency_key(req.headers().get("idempotency-key"))?.ok_or(ApiError::BadRequest(
         "missing_idempotency_key",
         "a charge needs an Idempotency-Key header (1 to 128 visible ASCII characters)".into(),
     ))?;
-    app.guard.same_user(req.headers().get(AUTHORIZATION), user_id, "the wallet belongs to another user")?;
-    let signature = req.headers().get(crate::signature::HEADER).cloned();
+    let call = GatewayCall::of(&req);
     let raw = read_bytes(req, &app.http).await?;
+    app.guard.payment(&call, &raw)?;
     let settings = app.wallets.settings();
-    if settings.wallet_charge_signed {
-        app.guard.payment(signature.as_ref(), &raw)?;
-    }
     let body: ChargeRequest = parse_body(&raw, &app.http, FIELDS)?;
+    if body.payment_key.is_empty() || body.payment_key.len() > MAX_PAYMENT_KEY || body.payment_key == "wallet" {
+        return Err(ApiError::BadRequest(
+            "invalid_field",
+            format!("`payment_key` must be 1 to {MAX_PAYMENT_KEY} characters, and not \"wallet\""),
+        ));
+    }
     let (min, max) = (settings.wallet_min_charge, settings.wallet_max_charge);
     let amount = u64::try_from(body.amount).ok().filter(|a| (min..=max).contains(a)).ok_or_else(|| {
         ApiError::BadRequest(
@@ -61,6 +74,11 @@ pub async fn charge(app: &App, user_id: u64, req: Request<Incoming>) -> Result<R
             format!("`amount` must be from {min} to {max} (minor units), got {}", body.amount),
         )
     })?;
+    let paid_for = PaidFor::Charge { user_id, idempotency_key: &key };
+    if !gateway::claim(&app.mysql, &body.payment_key, &paid_for).await? {
+        METRICS.outcome("charge_wallet", "payment_key_used");
+        return Err(ApiError::PaymentKeyUsed);
+    }
     let outcome = app.wallets.charge(user_id, amount, &key).await.map_err(ApiError::write(Write::ChargeWallet))?;
     METRICS.outcome("charge_wallet", outcome.name());
     let view =

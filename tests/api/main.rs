@@ -27,6 +27,7 @@ mod kubernetes;
 mod limits;
 mod metrics;
 mod mine;
+mod money;
 mod openapi;
 mod ops;
 mod ops_listener;

@@ -26,11 +26,16 @@ async fn confirm_without_a_valid_signature_is_401_and_reveals_no_amount() {
     let app = TestApp::spawn().await;
     let order = reserved_order(&app).await;
     let body = br#"{"payment_key":"x","amount":0}"#.to_vec();
-    let good_for_other_body = sign_payment(br#"{"payment_key":"x","amount":2500}"#);
+    let path = format!("/v1/sales/1/orders/{order}/confirm");
+    let target = flashsale::signature::Target::post(&path);
+    let good_for_other_body = sign_payment(&path, br#"{"payment_key":"x","amount":2500}"#);
     let (_, v1) = good_for_other_body.split_once(",v1=").unwrap();
-    let stale = flashsale::signature::Signer::new(&PAYMENT_SECRET.parse().unwrap()).sign(1_000_000, &body);
-    let foreign = flashsale::signature::Signer::new(&"not-the-gateways-secret".parse().unwrap())
-        .sign(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(), &body);
+    let stale = flashsale::signature::Signer::new(&PAYMENT_SECRET.parse().unwrap()).sign(1_000_000, &target, &body);
+    let foreign = flashsale::signature::Signer::new(&"not-the-gateways-secret".parse().unwrap()).sign(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+        &target,
+        &body,
+    );
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let attempts: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("no header", vec![]),
@@ -91,7 +96,8 @@ async fn without_a_payment_secret_confirm_is_403_unless_explicitly_unsigned() {
     let app = TestApp::spawn_with(|c| c.http.payment_secret = None).await;
     let order = reserved_order(&app).await;
     let body = br#"{"payment_key":"pay-1","amount":2500}"#.to_vec();
-    let refused = app.confirm_raw(1, order, body.clone(), &[("flashsale-signature", &sign_payment(&body))]).await;
+    let signature = sign_payment(&format!("/v1/sales/1/orders/{order}/confirm"), &body);
+    let refused = app.confirm_raw(1, order, body.clone(), &[("flashsale-signature", &signature)]).await;
     assert_eq!(
         (refused.status, refused.body["error"].as_str()),
         (StatusCode::FORBIDDEN, Some("payments_not_configured"))
@@ -114,7 +120,8 @@ async fn the_cli_signs_a_callback_the_service_accepts() {
     let app = TestApp::spawn().await;
     let order = reserved_order(&app).await;
     let body = r#"{"payment_key":"pay-cli","amount":2500}"#;
-    let out = app.cli(&["payment", "sign", "--secret", PAYMENT_SECRET, "--body", body]).success();
+    let path = format!("/v1/sales/1/orders/{order}/confirm");
+    let out = app.cli(&["payment", "sign", "--secret", PAYMENT_SECRET, "--path", &path, "--body", body]).success();
     let line = out.stdout.trim();
     let value = line.strip_prefix("Flashsale-Signature: ").unwrap_or_else(|| panic!("a ready header, got {line}"));
     let paid = app.confirm_raw(1, order, body.as_bytes().to_vec(), &[("flashsale-signature", value)]).await;

@@ -10,11 +10,12 @@ use serde_json::Value;
 
 use crate::helpers::TestApp;
 
-/// The `Flashsale-Signature` value the gateway would send with `body` now.
-pub fn sign_payment(body: &[u8]) -> String {
+/// The `Flashsale-Signature` value the gateway would send now with a POST of
+/// `body` to `path`.
+pub fn sign_payment(path: &str, body: &[u8]) -> String {
     let signer = flashsale::signature::Signer::new(&crate::helpers::PAYMENT_SECRET.parse().unwrap());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    signer.sign(now, body)
+    signer.sign(now, &flashsale::signature::Target::post(path), body)
 }
 
 pub struct Response {
@@ -119,14 +120,15 @@ impl TestApp {
         self.post(&format!("/v1/sales/{sale}/orders"), &serde_json::json!({"user_id": user, "items": items}), &[]).await
     }
 
-    /// A payment callback as the gateway sends it: signed with the test secret.
+    /// A payment callback as the gateway sends it: signed with the test secret,
+    /// with a payment_key of its own (`pay-SALE-ORDER`).
     pub async fn confirm(&self, sale: u64, order: u64, amount: u64) -> Response {
-        self.confirm_with_key(sale, order, amount, &format!("pay-{order}")).await
+        self.confirm_with_key(sale, order, amount, &format!("pay-{sale}-{order}")).await
     }
 
     pub async fn confirm_with_key(&self, sale: u64, order: u64, amount: u64, payment_key: &str) -> Response {
         let body = serde_json::to_vec(&serde_json::json!({"payment_key": payment_key, "amount": amount})).unwrap();
-        let signature = sign_payment(&body);
+        let signature = sign_payment(&format!("/v1/sales/{sale}/orders/{order}/confirm"), &body);
         self.confirm_raw(sale, order, body, &[("flashsale-signature", &signature)]).await
     }
 

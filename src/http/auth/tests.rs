@@ -94,7 +94,7 @@ fn the_user_id_may_be_a_string_or_a_number_and_nothing_else() {
     let exp = now() + 60;
     assert_eq!(hs().verify(&hs_token(json!({"sub": 9, "exp": exp}))).unwrap(), 9);
     assert_eq!(hs().verify(&hs_token(json!({"sub": "9", "exp": exp}))).unwrap(), 9);
-    for sub in [json!("nine"), json!(-9), json!(9.5), json!(null)] {
+    for sub in [json!("nine"), json!(-9), json!(9.5), json!(null), json!("+7"), json!("007"), json!(" 7"), json!("")] {
         let why = refusal(hs().verify(&hs_token(json!({"sub": sub, "exp": exp}))));
         assert_eq!(why, "the token's `sub` must be the user id", "{sub}");
     }
