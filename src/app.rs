@@ -59,6 +59,16 @@ pub struct ServeConfig {
     pub run_sink: bool,
 }
 
+/// Logs `warning` now and every minute until shutdown starts.
+async fn warn_every_minute(warning: &'static str, mut shutdown: Shutdown) {
+    loop {
+        tracing::warn!("{warning}");
+        if shutdown.sleep(std::time::Duration::from_secs(60)).await {
+            return;
+        }
+    }
+}
+
 /// Runs the service on `listener` until `shutdown` starts.
 pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     crate::panics::install_hook();
@@ -94,6 +104,9 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
         mysql.clone(),
         config.retention.retain_after_end,
     );
+    if let Some(warning) = guard.auth_warning() {
+        tasks.spawn(warn_every_minute(warning, shutdown.clone()));
+    }
     let instance = config.relay.consumer(config.http.listen);
     tasks.spawn(crate::expiry::run(sales.clone(), retirer, instance, shutdown.clone()));
     let wallets = Wallets::new(redis.clone(), keys.clone(), scripts.clone(), config.wallet.clone());
@@ -123,7 +136,14 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
             tasks.spawn(http::serve(ops, app.clone(), http::Surface::Ops, async move { stop.wait().await }));
             http::Surface::Public
         }
-        None => http::Surface::All,
+        None if config.http.ops_on_main => http::Surface::All,
+        None => {
+            tracing::info!(
+                "the ops routes (/metrics, /dashboard) are not served: set FLASHSALE_METRICS_LISTEN \
+                 (or FLASHSALE_OPS_ON_MAIN=true for a local demo)"
+            );
+            http::Surface::Public
+        }
     };
     let mut stop = shutdown.clone();
     http::serve(listener, app, public, async move { stop.wait().await }).await;

@@ -83,10 +83,19 @@ pub struct HttpSettings {
     /// Address the HTTP API listens on.
     #[arg(long, env = "FLASHSALE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Serve the ops routes (/metrics, /readyz, /dashboard, /v1/dashboard/*) on this
-    /// address instead of the public one (which then answers 404 for them), e.g. 127.0.0.1:9091.
+    /// Serve the ops routes (/metrics, /dashboard, /v1/dashboard/*, and /readyz with the
+    /// Redis primary's address) on this address, e.g. 127.0.0.1:9091.
     #[arg(long, env = "FLASHSALE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the ops routes on the public listener too, when no FLASHSALE_METRICS_LISTEN
+    /// is set (local demos, benchmarks). Off: the public listener answers 404 for them,
+    /// and its /readyz names no address.
+    #[arg(long, env = "FLASHSALE_OPS_ON_MAIN", default_value_t = false, action = ArgAction::Set)]
+    pub ops_on_main: bool,
+    /// A local demo: auth off is expected, so no warning about it (without --demo and
+    /// without a JWT key, a warning at start, every minute, and in /readyz).
+    #[arg(long, env = "FLASHSALE_DEMO")]
+    pub demo: bool,
     /// Largest request body accepted, in bytes (larger: 413).
     #[arg(long, env = "FLASHSALE_BODY_LIMIT", default_value_t = 4096)]
     pub body_limit: usize,

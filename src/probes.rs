@@ -52,6 +52,10 @@ pub struct Report {
     /// promoted replica) and its replicas; absent when Redis did not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_primary: Option<crate::redis::Role>,
+    /// A setting operators must know about (auth off outside a demo); it
+    /// does not make the process unready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<&'static str>,
 }
 
 impl Report {
@@ -100,7 +104,8 @@ impl Probes {
             Ok(Err(_)) => ("unreachable", None),
             Err(_) => ("timeout", None),
         };
-        Report { redis, kafka, mysql, sink: self.sink.as_ref().map(|health| health.state()), redis_primary }
+        let sink = self.sink.as_ref().map(|health| health.state());
+        Report { redis, kafka, mysql, sink, redis_primary, warning: None }
     }
 
     /// Rows MySQL holds for a campaign (issues) or a sale (orders), at most a second old.

@@ -8,7 +8,8 @@
 //! `alg` picks the key and each key verifies its own algorithm only, so an
 //! HS256 token is never checked with the public key as an HMAC secret (the
 //! algorithm-confusion attack). `exp` is required, `iss` and `aud` are
-//! required and must match when configured, and `exp`/`nbf` get the leeway.
+//! required and must match when configured (an audience must be, with a
+//! public key), and `exp`/`nbf` get the leeway.
 
 use hyper::header::HeaderValue;
 use jsonwebtoken::{crypto::CryptoProvider, errors::ErrorKind, Algorithm, DecodingKey, Validation};
@@ -37,6 +38,11 @@ pub enum KeyError {
     Private,
     #[error("FLASHSALE_JWT_PUBLIC_KEY is not a PEM RSA or P-256 EC public key: {0}")]
     Malformed(String),
+    #[error(
+        "FLASHSALE_JWT_PUBLIC_KEY needs FLASHSALE_JWT_AUDIENCE: without it a token your identity provider \
+         minted for any other application would be accepted here"
+    )]
+    AudienceRequired,
 }
 
 /// The claims this service reads; `exp`, `nbf`, `iss` and `aud` are checked by `jsonwebtoken`.
@@ -59,6 +65,10 @@ impl Jwt {
             verifiers.push(Verifier { alg: Algorithm::HS256, key, validation: validation(Algorithm::HS256) });
         }
         if let Some(configured) = settings.jwt_public_key.as_deref().filter(|s| !s.trim().is_empty()) {
+            // An identity provider mints tokens for many applications: ours name us.
+            if audience.is_none() {
+                return Err(KeyError::AudienceRequired);
+            }
             let (alg, key) = public_key(&pem_text(configured)?)?;
             verifiers.push(Verifier { alg, key, validation: validation(alg) });
         }

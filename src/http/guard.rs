@@ -46,8 +46,13 @@ enum Payments {
     NotConfigured,
 }
 
+/// Said at start-up, every minute and in /readyz while auth is off outside a demo.
+const AUTH_OFF: &str = "auth is off (no FLASHSALE_JWT_SECRET or FLASHSALE_JWT_PUBLIC_KEY): any caller acts as any \
+                        user_id, and no owner check runs on orders, wallets or lists; pass --demo for a local demo";
+
 pub struct Guard {
     jwt: Option<Jwt>,
+    demo: bool,
     client_ip: ClientIp,
     payments: Payments,
     per_ip: Option<RateLimiter>,
@@ -60,6 +65,7 @@ impl Guard {
     pub fn new(settings: &HttpSettings) -> Result<Guard, KeyError> {
         Ok(Guard {
             client_ip: ClientIp::new(&settings.trusted_proxies),
+            demo: settings.demo,
             jwt: Jwt::from_settings(settings)?,
             payments: match settings.payment_secret.as_ref().filter(|s| !s.0.is_empty()) {
                 Some(secret) => Payments::Signed(Signer::new(secret)),
@@ -84,6 +90,11 @@ impl Guard {
 
     pub fn auth_on(&self) -> bool {
         self.jwt.is_some()
+    }
+
+    /// What to tell operators while auth is off outside a demo.
+    pub fn auth_warning(&self) -> Option<&'static str> {
+        (self.jwt.is_none() && !self.demo).then_some(AUTH_OFF)
     }
 
     /// Whether `caller` (from [`Guard::caller`]) may see what `owner` owns.

@@ -1,6 +1,6 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (Redis, the Kafka
 //! broker and MySQL all answer within a second, and no partition of this
-//! process's sink is stalled).
+//! process's sink is stalled; the Redis primary's address on the ops listener only).
 
 use hyper::StatusCode;
 use serde_json::json as value;
@@ -15,8 +15,14 @@ pub fn healthz() -> Result<Reply, ApiError> {
     Ok(json(StatusCode::OK, &value!({ "status": "ok" })))
 }
 
-pub async fn readyz(app: &App) -> Result<Reply, ApiError> {
-    let report = app.probes.check().await;
+/// `names_servers`: include the Redis primary's address (the ops listener
+/// only, unless the operator serves the ops routes publicly).
+pub async fn readyz(app: &App, names_servers: bool) -> Result<Reply, ApiError> {
+    let mut report = app.probes.check().await;
+    if !names_servers {
+        report.redis_primary = None;
+    }
+    report.warning = app.guard.auth_warning();
     let status = if report.all_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     Ok(json(status, &report))
 }

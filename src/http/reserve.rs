@@ -66,8 +66,16 @@ pub async fn handle(app: &App, sale_id: u64, req: Request<Incoming>) -> Result<R
     METRICS.outcome("reserve_order", outcome.name());
     match outcome {
         ReserveOutcome::Reserved(order) => Ok(json(StatusCode::CREATED, &OrderView::from(&order))),
-        ReserveOutcome::Replay(order) => {
-            let mut reply = json(StatusCode::CREATED, &OrderView::from(&order));
+        ReserveOutcome::Replay(first) => {
+            // Still 201 for the replay, but the order as it is now: it may
+            // have been paid, cancelled or expired since the first answer.
+            let mut reply = match app.sales.order(sale_id, first.order_id).await? {
+                Some(order) => json(StatusCode::CREATED, &OrderView::from(&order)),
+                None => match app.retired.order(sale_id, first.order_id).await? {
+                    Some(order) => json(StatusCode::CREATED, &OrderView::retired(&order)),
+                    None => json(StatusCode::CREATED, &OrderView::from(&first)),
+                },
+            };
             reply.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
             Ok(reply)
         }

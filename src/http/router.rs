@@ -41,7 +41,7 @@ pub async fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<I
         if req.uri().path().starts_with("/v1/") {
             app.guard.check_ip(peer, req.headers())?;
         }
-        dispatch(&app, req).await
+        dispatch(&app, surface, req).await
     };
     let caller = Caller::new();
     let work = caller::scope(caller.clone(), caught(guarded));
@@ -127,7 +127,7 @@ fn classify(path: &str) -> Route {
 
 /// Each handler's future is boxed: inline, the largest one (readyz) would size
 /// every request's future (17 KB, copied per request and held while in flight).
-async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> {
+async fn dispatch(app: &App, surface: Surface, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let path = req.uri().path();
     if let Some(rest) = path.strip_prefix("/v1/coupons/") {
         return match rest.split_once('/') {
@@ -235,7 +235,7 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> 
         }
         "/readyz" => {
             allow(&req, &Method::GET, "GET")?;
-            Box::pin(health::readyz(app)).await
+            Box::pin(health::readyz(app, surface.names_servers())).await
         }
         _ => Err(ApiError::NotFound(path.to_string())),
     }
@@ -253,9 +253,12 @@ fn coupon_id(text: &str) -> Result<u64, ApiError> {
     id(text, "coupon")
 }
 
-/// A path id: `invalid_<what>_id` when it is not a u64.
+/// A path id: `invalid_<what>_id` when it is not a u64 written canonically
+/// (digits only, no leading zero), so one resource has one path.
 fn id(text: &str, what: &'static str) -> Result<u64, ApiError> {
-    text.parse().map_err(|_| {
+    let canonical =
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
+    canonical.then(|| text.parse().ok()).flatten().ok_or_else(|| {
         let code = match what {
             "coupon" => "invalid_coupon_id",
             "sale" => "invalid_sale_id",

@@ -19,23 +19,28 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// Which routes a listener serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Surface {
-    /// Everything: the one listener of a process without an ops listener.
+    /// Everything: the public listener with FLASHSALE_OPS_ON_MAIN.
     All,
-    /// The API and /healthz; the ops routes answer 404.
+    /// The API, /healthz and /readyz (naming no address); the ops routes answer 404.
     Public,
-    /// The ops routes (/metrics, /readyz, /dashboard, /v1/dashboard/*) and /healthz.
+    /// The ops routes (/metrics, /dashboard, /v1/dashboard/*), /healthz and /readyz.
     Ops,
 }
 
 impl Surface {
     pub fn serves(self, path: &str) -> bool {
-        let ops = matches!(path, "/metrics" | "/readyz" | "/dashboard") || path.starts_with("/v1/dashboard/");
+        let ops = matches!(path, "/metrics" | "/dashboard") || path.starts_with("/v1/dashboard/");
         match self {
             Surface::All => true,
-            _ if path == "/healthz" => true,
+            _ if path == "/healthz" || path == "/readyz" => true,
             Surface::Public => !ops,
             Surface::Ops => ops,
         }
+    }
+
+    /// Whether answers may name servers (the Redis primary in /readyz).
+    pub fn names_servers(self) -> bool {
+        !matches!(self, Surface::Public)
     }
 }
 

@@ -35,10 +35,13 @@ fn hs256(secret: &[u8], claims: Value) -> String {
     encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret).unwrap()).unwrap()
 }
 
-/// `sub` and an `exp` `ttl` seconds from now (negative: in the past).
+/// `sub`, an `exp` `ttl` seconds from now (negative: in the past) and our `aud`.
 fn claims(user: u64, ttl: i64) -> Value {
-    json!({"sub": user.to_string(), "exp": get_current_timestamp().checked_add_signed(ttl).unwrap()})
+    json!({"sub": user.to_string(), "exp": get_current_timestamp().checked_add_signed(ttl).unwrap(), "aud": AUDIENCE})
 }
+
+/// The audience every service here with a public key names (one is required).
+const AUDIENCE: &str = "flashsale";
 
 async fn issue_with(app: &TestApp, coupon: u64, authorization: &str) -> Response {
     app.post(&format!("/v1/coupons/{coupon}/issue"), &json!({}), &[("authorization", authorization)]).await
@@ -52,7 +55,11 @@ fn assert_refused(response: &Response, why: &str) {
 
 #[tokio::test]
 async fn an_rs256_token_signed_for_the_configured_public_key_issues_a_coupon() {
-    let app = TestApp::spawn_with(|c| c.http.jwt_public_key = Some(RS_PUBLIC.into())).await;
+    let app = TestApp::spawn_with(|c| {
+        c.http.jwt_public_key = Some(RS_PUBLIC.into());
+        c.http.jwt_audience = Some(AUDIENCE.into());
+    })
+    .await;
     app.create_coupon(1, 10, &[]);
 
     let issued = issue_with(&app, 1, &format!("Bearer {}", rs256(RS_PRIVATE, claims(7, 60)))).await;
@@ -68,7 +75,11 @@ async fn an_rs256_token_signed_for_the_configured_public_key_issues_a_coupon() {
 
 #[tokio::test]
 async fn an_es256_token_signed_for_the_configured_public_key_reserves_an_order() {
-    let app = TestApp::spawn_with(|c| c.http.jwt_public_key = Some(ES_PUBLIC.into())).await;
+    let app = TestApp::spawn_with(|c| {
+        c.http.jwt_public_key = Some(ES_PUBLIC.into());
+        c.http.jwt_audience = Some(AUDIENCE.into());
+    })
+    .await;
     app.create_sale(1, &["1:100:10"], &[]);
     let body = json!({"items": [{"sku": 1, "quantity": 1}]});
 
@@ -87,6 +98,7 @@ async fn with_a_secret_and_a_public_key_either_signs_but_forged_algorithms_are_r
     let app = TestApp::spawn_with(|c| {
         c.http.jwt_secret = Some(SECRET.parse().unwrap());
         c.http.jwt_public_key = Some(RS_PUBLIC.into());
+        c.http.jwt_audience = Some(AUDIENCE.into());
     })
     .await;
     app.create_coupon(1, 10, &[]);
@@ -112,6 +124,7 @@ async fn with_a_secret_and_a_public_key_either_signs_but_forged_algorithms_are_r
 async fn a_token_expired_within_the_leeway_is_accepted_and_beyond_it_refused() {
     let app = TestApp::spawn_with(|c| {
         c.http.jwt_public_key = Some(RS_PUBLIC.into());
+        c.http.jwt_audience = Some(AUDIENCE.into());
         c.http.jwt_leeway_secs = 30;
     })
     .await;
@@ -174,7 +187,11 @@ async fn with_an_issuer_and_audience_configured_a_token_must_carry_both() {
 
 #[tokio::test]
 async fn the_bearer_scheme_is_read_in_any_case_with_whitespace_around() {
-    let app = TestApp::spawn_with(|c| c.http.jwt_public_key = Some(RS_PUBLIC.into())).await;
+    let app = TestApp::spawn_with(|c| {
+        c.http.jwt_public_key = Some(RS_PUBLIC.into());
+        c.http.jwt_audience = Some(AUDIENCE.into());
+    })
+    .await;
     app.create_coupon(1, 10, &[]);
 
     for (user, scheme) in [(1, "bearer"), (2, "BEARER"), (3, "  Bearer  ")] {
@@ -192,6 +209,7 @@ fn a_malformed_public_key_stops_the_start_with_a_clear_error() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flashsale"))
         .args(["serve", "--listen", "127.0.0.1:0", "--no-sink"])
         .env("FLASHSALE_JWT_PUBLIC_KEY", garbage)
+        .env("FLASHSALE_JWT_AUDIENCE", AUDIENCE)
         // Nothing listens there: were the key checked late, the start would fail on these instead.
         .env("FLASHSALE_REDIS_URL", "redis://127.0.0.1:1")
         .env("FLASHSALE_KAFKA_BROKERS", "127.0.0.1:1")
@@ -213,4 +231,20 @@ fn a_malformed_public_key_stops_the_start_with_a_clear_error() {
     let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     assert!(!status.success());
     assert!(stderr.contains("FLASHSALE_JWT_PUBLIC_KEY is not a PEM RSA or P-256 EC public key"), "{stderr}");
+}
+
+#[test]
+fn a_public_key_without_an_audience_stops_the_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_flashsale"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-sink"])
+        .env("FLASHSALE_JWT_PUBLIC_KEY", RS_PUBLIC)
+        .env_remove("FLASHSALE_JWT_AUDIENCE")
+        .env("FLASHSALE_REDIS_URL", "redis://127.0.0.1:1")
+        .env("FLASHSALE_KAFKA_BROKERS", "127.0.0.1:1")
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("FLASHSALE_JWT_PUBLIC_KEY needs FLASHSALE_JWT_AUDIENCE"), "{stderr}");
 }

@@ -65,6 +65,9 @@ impl TestApp {
             http: HttpSettings {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 metrics_listen: None,
+                // The tests read /metrics and the live view on the one port.
+                ops_on_main: true,
+                demo: false,
                 body_limit: 4096,
                 max_connections: 20_000,
                 header_read_timeout_ms: 5_000,
@@ -172,6 +175,7 @@ impl TestApp {
             ("FLASHSALE_ORDER_TOPIC", c.kafka.order_topic.clone()),
             ("FLASHSALE_WALLET_TOPIC", c.kafka.wallet_topic.clone()),
             ("FLASHSALE_KAFKA_PARTITIONS", c.kafka.kafka_partitions.to_string()),
+            ("FLASHSALE_OPS_ON_MAIN", c.http.ops_on_main.to_string()),
         ]
     }
 

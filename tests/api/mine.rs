@@ -104,7 +104,11 @@ async fn with_auth_on_a_user_sees_only_their_own() {
     let app = with_auth().await;
     for path in ["/v1/users/7/coupons", "/v1/users/7/orders"] {
         let theirs = app.get_as(path, &bearer(8)).await;
-        assert_eq!(theirs.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(
+            (theirs.status, theirs.body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{path}"
+        );
         assert_eq!(app.get(path).await.status, StatusCode::UNAUTHORIZED, "{path} without a token");
         let mine = app.get_as(path, &bearer(7)).await;
         assert_eq!(mine.status, StatusCode::OK, "{path}: {}", mine.body);

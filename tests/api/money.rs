@@ -138,7 +138,9 @@ async fn a_signed_charge_credits_one_wallet_once() {
     assert_eq!(error(&moved), (StatusCode::UNAUTHORIZED, "invalid_signature"));
     // An order's payment cannot fund a charge either.
     assert_eq!(app.confirm_with_key(1, order, 5000, "gw-order-1").await.status, StatusCode::OK);
-    let reuse = charge(path, "k6", sign_payment(path, confirm_body)).await;
+    let resigned = sign_payment(path, confirm_body);
+    let reuse =
+        app.post_raw(path, confirm_body, &[("flashsale-signature", &resigned), ("idempotency-key", "k6")]).await;
     assert_eq!(error(&reuse), (StatusCode::CONFLICT, "payment_key_used"), "{}", reuse.body);
     assert_eq!(app.balance(5).await, 5000);
 

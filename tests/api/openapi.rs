@@ -219,10 +219,12 @@ async fn call(app: &TestApp, method: &str, path: &str, body: Option<&Value>) -> 
         return (status, Value::Null, None);
     }
     let bytes = body.map(|b| serde_json::to_vec(b).unwrap());
-    // Every write may carry an Idempotency-Key; a wallet charge must.
-    let key = [("idempotency-key", "openapi-1")];
+    // Every write may carry an Idempotency-Key (a wallet charge must) and is
+    // signed as the gateway would (confirm and charge need it; others ignore it).
+    let signature = crate::requests::sign_payment(path, bytes.as_deref().unwrap_or_default());
+    let headers = [("idempotency-key", "openapi-1"), ("flashsale-signature", signature.as_str())];
     let res = app
-        .try_request_with(method.clone(), path, bytes, &key)
+        .try_request_with(method.clone(), path, bytes, &headers)
         .await
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     let allow = res.headers.get("allow").map(|v| v.to_str().unwrap().to_string());

@@ -25,18 +25,52 @@ async fn with_an_ops_listener_the_ops_routes_leave_the_public_port() {
     app.create_coupon(1, 10, &[]);
     assert_eq!(app.issue(1, 7).await.status, StatusCode::CREATED, "the API stays public");
 
-    for path in ["/metrics", "/readyz", "/dashboard", "/v1/dashboard/stats?coupon=1"] {
+    for path in ["/metrics", "/dashboard", "/v1/dashboard/stats?coupon=1"] {
         let public = app.request(Method::GET, path, None).await;
         assert_eq!(public.status, StatusCode::NOT_FOUND, "{path} on the public port");
         assert_eq!(public.body["error"], "not_found");
         let (status, body) = get(&ops, path).await;
         assert_eq!(status, StatusCode::OK, "{path} on the ops port: {body}");
     }
+    // Readiness on both; only the ops port names the Redis primary.
+    let public = app.get("/readyz").await;
+    assert_eq!(public.status, StatusCode::OK, "{}", public.body);
+    assert!(public.body.get("redis_primary").is_none(), "no address on the public port: {}", public.body);
+    let (status, body) = get(&ops, "/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("redis_primary"), "{body}");
     assert!(get(&ops, "/metrics").await.1.contains("flashsale_http_requests_total"));
     let (status, _) = get(&ops, "/v1/coupons/1").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the API is not on the ops port");
     assert_eq!(app.get("/healthz").await.status, StatusCode::OK, "liveness stays on both");
     assert_eq!(get(&ops, "/healthz").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn by_default_the_public_port_serves_no_ops_routes_and_readiness_names_no_server() {
+    let app = TestApp::spawn_with(|c| c.http.ops_on_main = false).await;
+    app.create_coupon(1, 10, &[]);
+    for path in ["/metrics", "/dashboard", "/v1/dashboard/stats?coupon=1"] {
+        let public = app.request(Method::GET, path, None).await;
+        assert_eq!(
+            (public.status, public.body["error"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{path}"
+        );
+    }
+    let ready = app.get("/readyz").await;
+    assert_eq!((ready.status, ready.body["redis"].as_str()), (StatusCode::OK, Some("ok")), "{}", ready.body);
+    let text = ready.body.to_string();
+    assert!(ready.body.get("redis_primary").is_none() && !text.contains("127.0.0.1"), "{text}");
+    // Auth is off and this is no demo: readiness says so (and the log, every minute).
+    assert!(ready.body["warning"].as_str().is_some_and(|w| w.starts_with("auth is off")), "{text}");
+    drop(app);
+
+    let demo = TestApp::spawn_with(|c| c.http.demo = true).await;
+    assert!(demo.get("/readyz").await.body.get("warning").is_none(), "a demo expects auth off");
+    drop(demo);
+    let with_auth = crate::wallet::with_auth().await;
+    assert!(with_auth.get("/readyz").await.body.get("warning").is_none());
 }
 
 /// Times Redis ran PING, from `INFO commandstats`.

@@ -244,6 +244,19 @@ async fn the_same_idempotency_key_replays_the_first_answer_and_rejects_a_differe
 
     let bad_key = app.post("/v1/sales/5/orders", &body, &[("idempotency-key", "")]).await;
     assert_eq!(bad_key.body["error"], "invalid_idempotency_key");
+
+    // A replay after the order changed answers it as it is now (still 201: a replay).
+    let id = first.body["order_id"].as_u64().unwrap();
+    assert_eq!(app.cancel(5, id).await.status, StatusCode::OK);
+    let later = app.post("/v1/sales/5/orders", &body, &key).await;
+    assert_eq!(
+        (later.status, later.body["status"].as_str()),
+        (StatusCode::CREATED, Some("cancelled")),
+        "{}",
+        later.body
+    );
+    assert_eq!(later.body["order_id"], id);
+    assert_eq!(app.remaining(5).await[&1], 10, "nothing reserved again");
 }
 
 #[tokio::test]

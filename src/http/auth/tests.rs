@@ -30,8 +30,24 @@ fn settings(adjust: impl FnOnce(&mut HttpSettings)) -> HttpSettings {
     http
 }
 
+/// The verifier for these settings; with a public key and no audience, the
+/// audience `flashsale` (which `rs_token` and `es_token` put in).
 pub fn jwt(adjust: impl FnOnce(&mut HttpSettings)) -> Jwt {
-    Jwt::from_settings(&settings(adjust)).unwrap().expect("a key is configured")
+    let mut settings = settings(adjust);
+    if settings.jwt_public_key.is_some() && settings.jwt_audience.is_none() {
+        settings.jwt_audience = Some(AUDIENCE.into());
+    }
+    Jwt::from_settings(&settings).unwrap().expect("a key is configured")
+}
+
+const AUDIENCE: &str = "flashsale";
+
+/// `claims` with `aud` = [`AUDIENCE`] unless they name one.
+fn ours(mut claims: serde_json::Value) -> serde_json::Value {
+    if claims.get("aud").is_none() {
+        claims["aud"] = AUDIENCE.into();
+    }
+    claims
 }
 
 fn hs() -> Jwt {
@@ -47,15 +63,20 @@ pub fn sign(alg: Algorithm, key: &EncodingKey, claims: serde_json::Value) -> Str
 }
 
 fn hs_token(claims: serde_json::Value) -> String {
-    sign(Algorithm::HS256, &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(), claims)
+    sign(Algorithm::HS256, &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(), ours(claims))
 }
 
 fn rs_token(private: &str, claims: serde_json::Value) -> String {
-    sign(Algorithm::RS256, &EncodingKey::from_rsa_pem(private.as_bytes()).unwrap(), claims)
+    sign(Algorithm::RS256, &EncodingKey::from_rsa_pem(private.as_bytes()).unwrap(), ours(claims))
+}
+
+/// Exactly `claims`, signed ES256 (no audience added).
+fn es_token_as_is(claims: serde_json::Value) -> String {
+    sign(Algorithm::ES256, &EncodingKey::from_ec_pem(key("es256-private").as_bytes()).unwrap(), claims)
 }
 
 fn es_token(claims: serde_json::Value) -> String {
-    sign(Algorithm::ES256, &EncodingKey::from_ec_pem(key("es256-private").as_bytes()).unwrap(), claims)
+    es_token_as_is(ours(claims))
 }
 
 fn refusal(result: Result<u64, ApiError>) -> &'static str {
@@ -165,7 +186,7 @@ fn a_configured_issuer_and_audience_are_required_and_must_match() {
         (s.jwt_issuer, s.jwt_audience) = (Some("https://idp.example".into()), Some("flashsale".into()));
     });
     let exp = now() + 60;
-    let at = |claims| checked.verify(&es_token(claims));
+    let at = |claims| checked.verify(&es_token_as_is(claims));
     assert_eq!(at(json!({"sub": 1, "exp": exp, "iss": "https://idp.example", "aud": "flashsale"})).unwrap(), 1);
     let listed = json!({"sub": 1, "exp": exp, "iss": "https://idp.example", "aud": ["other", "flashsale"]});
     assert_eq!(at(listed).unwrap(), 1, "an audience list naming us");
@@ -184,9 +205,9 @@ fn a_configured_issuer_and_audience_are_required_and_must_match() {
     for (claims, why) in cases {
         assert_eq!(refusal(at(claims.clone())), why, "{claims}");
     }
-    let unchecked = jwt(|s| s.jwt_public_key = Some(key("es256-public")));
-    let foreign = json!({"sub": 1, "exp": exp, "iss": "anyone", "aud": "anything"});
-    assert_eq!(unchecked.verify(&es_token(foreign)).unwrap(), 1, "nothing configured: not checked");
+    // A public key without an audience would take any app's token: it stops the start.
+    let unchecked = settings(|s| s.jwt_public_key = Some(key("es256-public")));
+    assert!(matches!(Jwt::from_settings(&unchecked), Err(KeyError::AudienceRequired)));
 }
 
 #[test]
@@ -206,7 +227,8 @@ fn a_public_key_is_the_pem_itself_or_a_file_holding_it() {
     let from_file = jwt(|s| s.jwt_public_key = Some(format!(" {} ", path.display())));
     std::fs::remove_file(&path).unwrap();
     assert_eq!(from_file.verify(&es_token(json!({"sub": 3, "exp": now() + 60}))).unwrap(), 3);
-    let missing = settings(|s| s.jwt_public_key = Some("/nonexistent/key.pem".into()));
+    let missing =
+        settings(|s| (s.jwt_public_key, s.jwt_audience) = (Some("/nonexistent/key.pem".into()), Some(AUDIENCE.into())));
     assert!(matches!(Jwt::from_settings(&missing), Err(KeyError::Read { .. })));
 }
 
@@ -216,11 +238,15 @@ fn a_key_that_cannot_verify_is_refused_at_start_up() {
     let broken_rsa = rs.replacen("MII", "MIJ", 1);
     let truncated = format!("{}\n-----END PUBLIC KEY-----", &rs[..120]);
     for pem in ["-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----", &broken_rsa, &truncated, &p384] {
-        let result = Jwt::from_settings(&settings(|s| s.jwt_public_key = Some(pem.into())));
+        let result = Jwt::from_settings(&settings(|s| {
+            (s.jwt_public_key, s.jwt_audience) = (Some(pem.into()), Some(AUDIENCE.into()))
+        }));
         assert!(matches!(result, Err(KeyError::Malformed(_))), "{pem}");
     }
     for private in [key("rs256-private"), key("es256-private")] {
-        let result = Jwt::from_settings(&settings(|s| s.jwt_public_key = Some(private)));
+        let result = Jwt::from_settings(&settings(|s| {
+            (s.jwt_public_key, s.jwt_audience) = (Some(private), Some(AUDIENCE.into()))
+        }));
         assert!(matches!(result, Err(KeyError::Private)));
     }
 }
@@ -269,7 +295,8 @@ mod properties {
 
         #[test]
         fn signed_tokens_with_arbitrary_claim_values_never_panic(sub in number(), exp in number(), nbf in number()) {
-            let token = sign(Algorithm::HS256, &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(), json!({"sub": sub, "exp": exp, "nbf": nbf}));
+            let claims = json!({"sub": sub, "exp": exp, "nbf": nbf, "aud": AUDIENCE});
+            let token = sign(Algorithm::HS256, &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(), claims);
             if let Ok(user) = both().verify(&token) {
                 prop_assert!(sub == json!(user) || sub.as_str().and_then(|s| s.parse().ok()) == Some(user));
             }
@@ -279,7 +306,7 @@ mod properties {
         fn every_user_id_survives_sign_and_verify(user in any::<u64>()) {
             let exp = jsonwebtoken::get_current_timestamp() + 60;
             let key = EncodingKey::from_rsa_pem(key("rs256-private").as_bytes()).unwrap();
-            let token = sign(Algorithm::RS256, &key, json!({"sub": user.to_string(), "exp": exp}));
+            let token = sign(Algorithm::RS256, &key, json!({"sub": user.to_string(), "exp": exp, "aud": AUDIENCE}));
             prop_assert_eq!(both().verify(&token).unwrap(), user);
         }
     }
