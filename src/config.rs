@@ -102,6 +102,10 @@ pub struct HttpSettings {
     /// Most connections served at once; further ones wait in the accept queue.
     #[arg(long, env = "FLASHSALE_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
+    /// Most connections open at once from one client IP (an IPv6 client's /64); past it a
+    /// new connection is answered 429 and closed. Trusted proxies are exempt. 0: no cap.
+    #[arg(long, env = "FLASHSALE_MAX_CONNECTIONS_PER_IP", default_value_t = 4_096)]
+    pub max_connections_per_ip: usize,
     /// Time a client has to send its request headers.
     #[arg(long, env = "FLASHSALE_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
     pub header_read_timeout_ms: u64,

@@ -4,7 +4,9 @@
 //! trusted hop appended the address it received from, so the rightmost entry
 //! that is not a trusted proxy is the first one no proxy of ours vouches for.
 //! Anything left of it may be forged by the client. Without trusted proxies the
-//! header is ignored: any client could name any address in it.
+//! header is ignored: any client could name any address in it. A trusted
+//! proxy's header that cannot be read is refused, not skipped. Limits key an
+//! IPv6 client on its /64 (one subscriber's block) — see [`limit_key`].
 
 use std::net::IpAddr;
 
@@ -78,31 +80,48 @@ impl ClientIp {
         ClientIp { trusted: trusted.to_vec() }
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|net| net.contains(ip))
     }
 
-    /// The client's address for a request from `peer` with `headers`.
-    pub fn of(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    /// The client's address for a request from `peer` with `headers`; Err
+    /// when a trusted proxy's `X-Forwarded-For` cannot be read up to the
+    /// client (falling back to the proxy's own address would let the client
+    /// leave its bucket for the proxy's).
+    pub fn of(&self, peer: IpAddr, headers: &HeaderMap) -> Result<IpAddr, Malformed> {
         if !self.trusts(peer) {
-            return peer;
+            return Ok(peer);
         }
         // Several X-Forwarded-For headers form one list, in order.
         let mut hops: Vec<&str> = Vec::new();
         for value in headers.get_all("x-forwarded-for") {
-            let Ok(text) = value.to_str() else { return peer };
+            let text = value.to_str().map_err(|_| Malformed)?;
             hops.extend(text.split(',').map(str::trim));
         }
         let mut client = peer;
         for hop in hops.iter().rev().take(MAX_HOPS) {
-            // A malformed hop ends the walk: nothing left of it can be trusted.
-            let Some(ip) = parse_hop(hop) else { break };
-            client = ip;
-            if !self.trusts(ip) {
+            client = parse_hop(hop).ok_or(Malformed)?;
+            if !self.trusts(client) {
                 break;
             }
         }
-        client
+        Ok(client)
+    }
+}
+
+/// A trusted proxy sent an `X-Forwarded-For` that is not a list of addresses.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Malformed;
+
+/// What limits count a client by: an IPv4 address, or an IPv6 address's /64
+/// (a subscriber gets a whole /64 and can rotate within it at will).
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+        v4 => v4,
     }
 }
 
@@ -140,21 +159,55 @@ mod tests {
     #[test]
     fn the_header_counts_only_from_a_trusted_peer() {
         let p = proxies(&["10.0.0.0/8"]);
-        assert_eq!(p.of(ip("203.0.113.9"), &xff(&["1.1.1.1"])), ip("203.0.113.9"), "untrusted peer: header ignored");
-        assert_eq!(p.of(ip("10.1.2.3"), &xff(&["1.1.1.1"])), ip("1.1.1.1"));
-        assert_eq!(p.of(ip("10.1.2.3"), &HeaderMap::new()), ip("10.1.2.3"), "no header: the peer");
-        assert_eq!(ClientIp::default().of(ip("10.1.2.3"), &xff(&["1.1.1.1"])), ip("10.1.2.3"), "no proxies trusted");
+        let of = |peer, h: &HeaderMap| p.of(ip(peer), h).unwrap();
+        assert_eq!(of("203.0.113.9", &xff(&["1.1.1.1"])), ip("203.0.113.9"), "untrusted peer: header ignored");
+        assert_eq!(of("10.1.2.3", &xff(&["1.1.1.1"])), ip("1.1.1.1"));
+        assert_eq!(of("10.1.2.3", &HeaderMap::new()), ip("10.1.2.3"), "no header: the peer");
+        let none = ClientIp::default();
+        assert_eq!(none.of(ip("10.1.2.3"), &xff(&["1.1.1.1"])), Ok(ip("10.1.2.3")), "no proxies trusted");
     }
 
     #[test]
     fn the_rightmost_untrusted_hop_wins_over_anything_forged_left_of_it() {
         let p = proxies(&["10.0.0.0/8", "192.168.1.7"]);
         let forged = xff(&["6.6.6.6, 1.1.1.1, 10.0.0.5"]);
-        assert_eq!(p.of(ip("192.168.1.7"), &forged), ip("1.1.1.1"));
-        assert_eq!(p.of(ip("10.0.0.1"), &xff(&["6.6.6.6", "1.1.1.1:443", "10.9.9.9"])), ip("1.1.1.1"), "headers join");
-        assert_eq!(p.of(ip("10.0.0.1"), &xff(&["10.0.0.2, 10.0.0.3"])), ip("10.0.0.2"), "all trusted: the leftmost");
-        assert_eq!(p.of(ip("10.0.0.1"), &xff(&["1.1.1.1, garbage, 10.0.0.3"])), ip("10.0.0.3"), "stops at garbage");
-        assert_eq!(p.of(ip("10.0.0.1"), &xff(&["[2001:db8::1]:80"])), ip("2001:db8::1"));
+        let of = |peer, h: &HeaderMap| p.of(ip(peer), h);
+        assert_eq!(of("192.168.1.7", &forged), Ok(ip("1.1.1.1")));
+        assert_eq!(of("10.0.0.1", &xff(&["6.6.6.6", "1.1.1.1:443", "10.9.9.9"])), Ok(ip("1.1.1.1")), "headers join");
+        assert_eq!(of("10.0.0.1", &xff(&["10.0.0.2, 10.0.0.3"])), Ok(ip("10.0.0.2")), "all trusted: the leftmost");
+        assert_eq!(of("10.0.0.1", &xff(&["[2001:db8::1]:80"])), Ok(ip("2001:db8::1")));
+        assert_eq!(
+            of("10.0.0.1", &xff(&["garbage, 1.1.1.1, 10.0.0.3"])),
+            Ok(ip("1.1.1.1")),
+            "forged garbage is left of it"
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxys_unreadable_header_is_refused_not_skipped() {
+        let p = proxies(&["10.0.0.0/8"]);
+        assert_eq!(
+            p.of(ip("10.0.0.1"), &xff(&["1.1.1.1, garbage, 10.0.0.3"])),
+            Err(Malformed),
+            "garbage before the client"
+        );
+        assert_eq!(p.of(ip("10.0.0.1"), &xff(&[""])), Err(Malformed));
+        let mut non_ascii = HeaderMap::new();
+        non_ascii.append("x-forwarded-for", hyper::header::HeaderValue::from_bytes(b"1.1.1.1\xff").unwrap());
+        assert_eq!(p.of(ip("10.0.0.1"), &non_ascii), Err(Malformed));
+        assert_eq!(
+            p.of(ip("203.0.113.9"), &non_ascii),
+            Ok(ip("203.0.113.9")),
+            "an untrusted peer's header is not read"
+        );
+    }
+
+    #[test]
+    fn limits_key_ipv6_clients_on_their_64() {
+        assert_eq!(limit_key(ip("2001:db8:1:2:aaaa::1")), limit_key(ip("2001:db8:1:2:ffff::9")));
+        assert_ne!(limit_key(ip("2001:db8:1:2::1")), limit_key(ip("2001:db8:1:3::1")));
+        assert_eq!(limit_key(ip("::ffff:1.2.3.4")), ip("1.2.3.4"));
+        assert_ne!(limit_key(ip("1.2.3.4")), limit_key(ip("1.2.3.5")));
     }
 
     #[test]

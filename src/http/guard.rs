@@ -8,7 +8,7 @@ use hyper::header::HeaderValue;
 
 use super::{
     auth::{Jwt, KeyError},
-    client_ip::ClientIp,
+    client_ip::{limit_key, ClientIp, Malformed},
     error::ApiError,
     limit::{Admission, RateLimiter, Ticket},
 };
@@ -102,12 +102,24 @@ impl Guard {
         caller.is_none_or(|caller| caller == owner)
     }
 
-    /// The per-IP limit, for the client `peer` stands for (see `client_ip`).
+    /// The per-IP limit, for the client `peer` stands for (see `client_ip`);
+    /// a trusted proxy's unreadable `X-Forwarded-For` is 400.
     pub fn check_ip(&self, peer: IpAddr, headers: &hyper::HeaderMap) -> Result<(), ApiError> {
+        let client = self.client_ip.of(peer, headers).map_err(|Malformed| {
+            ApiError::BadRequest(
+                "invalid_forwarded_for",
+                "X-Forwarded-For from a trusted proxy must be a list of addresses".into(),
+            )
+        })?;
         match &self.per_ip {
-            Some(limiter) => limiter.check(self.client_ip.of(peer, headers)).map_err(ApiError::TooManyRequests),
+            Some(limiter) => limiter.check(limit_key(client)).map_err(ApiError::TooManyRequests),
             None => Ok(()),
         }
+    }
+
+    /// Whether connections from `peer` are exempt from the per-IP cap (a trusted proxy).
+    pub fn trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.client_ip.trusts(peer)
     }
 
     /// The acting user: the token's with auth on (a body `user_id` must then

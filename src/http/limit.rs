@@ -55,6 +55,48 @@ impl RateLimiter {
     }
 }
 
+/// At most `cap` connections open at once per client (IPv4 address or IPv6 /64).
+pub struct ConnectionCap {
+    cap: usize,
+    open: Mutex<HashMap<std::net::IpAddr, usize>>,
+}
+
+/// Held while a connection is open; gives its place back when dropped.
+pub struct Connection {
+    cap: Arc<ConnectionCap>,
+    key: std::net::IpAddr,
+}
+
+impl ConnectionCap {
+    pub fn new(cap: usize) -> Arc<ConnectionCap> {
+        Arc::new(ConnectionCap { cap, open: Mutex::new(HashMap::new()) })
+    }
+
+    /// A place for a connection from `key`, or None when it has `cap` open.
+    pub fn enter(self: &Arc<Self>, key: std::net::IpAddr) -> Option<Connection> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(Connection { cap: self.clone(), key })
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let mut open = self.cap.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                // Only clients with a connection open are remembered.
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// At most `cap` reservations in flight per sale.
 pub struct Admission {
     cap: usize,

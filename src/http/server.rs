@@ -1,5 +1,5 @@
 //! The accept loop: one task per connection, HTTP/1.1 keep-alive, a bound on
-//! open connections, and a graceful drain on shutdown.
+//! open connections (in all and per client IP), and a graceful drain on shutdown.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -10,7 +10,7 @@ use hyper_util::{
 };
 use tokio::{net::TcpListener, sync::Semaphore};
 
-use super::router;
+use super::{client_ip::limit_key, error::ApiError, limit::ConnectionCap, router};
 use crate::app::App;
 
 /// How long in-flight requests get to finish once shutdown starts.
@@ -52,6 +52,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, surface: Surface, shutd
         .max_buf_size(app.http.max_header_bytes.max(8192))
         .keep_alive(true);
     let slots = Arc::new(Semaphore::new(app.http.max_connections));
+    let per_ip = (app.http.max_connections_per_ip > 0).then(|| ConnectionCap::new(app.http.max_connections_per_ip));
+    let mut refuse = http1::Builder::new();
+    refuse.timer(TokioTimer::new()).header_read_timeout(app.http.header_read_timeout()).keep_alive(false);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
@@ -75,13 +78,33 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, surface: Surface, shutd
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
         let ip = peer.ip();
+        // One client may not take every slot: past its cap, it is told so and closed.
+        let place = match &per_ip {
+            Some(cap) if !app.guard.trusted_proxy(ip) => match cap.enter(limit_key(ip)) {
+                Some(place) => Some(place),
+                None => {
+                    let busy = service_fn(|_req| async {
+                        Ok::<_, std::convert::Infallible>(
+                            ApiError::TooManyRequests(Duration::from_secs(1)).into_reply(),
+                        )
+                    });
+                    let conn = refuse.serve_connection(TokioIo::new(stream), busy);
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+                        drop(permit);
+                    });
+                    continue;
+                }
+            },
+            _ => None,
+        };
+        let app = app.clone();
         let service = service_fn(move |req| router::route(app.clone(), surface, ip, req));
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             let _ = conn.await;
-            drop(permit);
+            drop((permit, place));
         });
     }
 

@@ -70,6 +70,7 @@ impl TestApp {
                 demo: false,
                 body_limit: 4096,
                 max_connections: 20_000,
+                max_connections_per_ip: 4_096,
                 header_read_timeout_ms: 5_000,
                 max_header_bytes: 16 * 1024,
                 max_json_depth: 8,

@@ -170,6 +170,70 @@ async fn behind_a_trusted_proxy_the_per_ip_limit_is_per_forwarded_client() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_a_client_cannot_escape_its_limit() {
+    let app = TestApp::spawn_with(|c| {
+        c.http.rate_per_ip = 3;
+        c.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    app.create_coupon(1, 1000, &[]);
+    // Rotating addresses inside one IPv6 /64 is one client.
+    let mut limited = 0;
+    for n in 1..=8 {
+        if issue_via(&app, n, &format!("2001:db8:7:7::{n:x}")).await == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 1, "one /64 is one client");
+    assert_eq!(issue_via(&app, 100, "2001:db8:7:8::1").await, StatusCode::CREATED, "the next /64 is another");
+
+    // A header the proxy should have written but that cannot be read: 400, not the proxy's bucket.
+    for bad in ["garbage", "1.1.1.1, not-an-address"] {
+        let body = serde_json::to_vec(&json!({"user_id": 200})).unwrap();
+        let res = app
+            .try_request_with(hyper::Method::POST, "/v1/coupons/1/issue", Some(body), &[("x-forwarded-for", bad)])
+            .await
+            .unwrap();
+        assert_eq!((res.status, res.body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_forwarded_for")));
+    }
+    let non_ascii = raw(
+        &app,
+        b"POST /v1/coupons/1/issue HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.\xc3\xa9\r\nContent-Length: 15\r\n\r\n{\"user_id\":201}",
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(non_ascii.starts_with("HTTP/1.1 400") && non_ascii.contains("invalid_forwarded_for"), "{non_ascii}");
+    assert_eq!(app.coupon(1).await.body["issued"].as_u64().unwrap(), 1 + 8 - limited, "refused ones took nothing");
+}
+
+#[tokio::test]
+async fn one_client_past_its_connection_cap_is_told_429_and_others_still_connect() {
+    let app = TestApp::spawn_with(|c| c.http.max_connections_per_ip = 2).await;
+    let open = || async {
+        let mut s = TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).await.unwrap();
+        (s, String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let (first, a) = open().await;
+    let (_second, b) = open().await;
+    assert!(a.starts_with("HTTP/1.1 200") && b.starts_with("HTTP/1.1 200"));
+    let (_, third) = open().await;
+    assert!(third.starts_with("HTTP/1.1 429") && third.contains("rate_limited"), "{third}");
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_s, again) = open().await;
+        if again.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a place frees when a connection closes: {again}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
 async fn too_many_requests_from_one_user_get_429_and_others_are_not_affected() {
     let app = TestApp::spawn_with(|c| c.http.rate_per_user = 2).await;
     app.create_sale(1, &["1:100:100"], &[]);

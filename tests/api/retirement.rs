@@ -98,7 +98,10 @@ async fn ended_campaigns_and_sales_leave_redis_once_mysql_has_them_and_their_get
                 .await;
             assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
             let paid = order_id(&paid.body);
-            assert_eq!(app.confirm_with_key(sale, paid, 200, &format!("pay-{paid}")).await.status, StatusCode::OK);
+            assert_eq!(
+                app.confirm_with_key(sale, paid, 200, &format!("pay-{sale}-{paid}")).await.status,
+                StatusCode::OK
+            );
             let cancelled = order_id(&app.reserve(sale, 2, &[(2, 1)]).await.body);
             assert_eq!(app.cancel(sale, cancelled).await.status, StatusCode::OK);
             let held = app
@@ -204,7 +207,7 @@ async fn ended_campaigns_and_sales_leave_redis_once_mysql_has_them_and_their_get
     assert_eq!((closed.status, closed.body["error"].as_str()), (StatusCode::CONFLICT, Some("order_paid")));
     let closed = app.confirm(sale, cancelled, 250).await;
     assert_eq!((closed.status, closed.body["error"].as_str()), (StatusCode::CONFLICT, Some("order_cancelled")));
-    let replay = app.confirm_with_key(sale, paid, 200, &format!("pay-{paid}")).await;
+    let replay = app.confirm_with_key(sale, paid, 200, &format!("pay-{sale}-{paid}")).await;
     assert_eq!((replay.status, replay.body["retired"].as_bool()), (StatusCode::OK, Some(true)));
     let other = app.confirm_with_key(sale, paid, 200, "another-payment").await;
     assert_eq!((other.status, other.body["error"].as_str()), (StatusCode::CONFLICT, Some("already_paid")));
