@@ -4,6 +4,7 @@
 pub mod holds;
 pub mod moves;
 mod restore;
+mod summary;
 
 use std::{
     collections::HashMap,
@@ -51,6 +52,8 @@ pub struct Sales {
     /// One refill of a bucket at a time per process (see `moves`): the
     /// requests that found it short meanwhile wait and ask again.
     refills: Arc<Mutex<RefillLocks>>,
+    /// Bucketed sales' summaries, shared for a moment (see `summary`).
+    summaries: Arc<summary::Summaries>,
 }
 
 /// One async lock per (sale, bucket) being refilled.
@@ -118,7 +121,8 @@ impl Sales {
                 },
             )
         };
-        Sales { redis, keys, scripts, sold_out: Arc::default(), reservations, refills: Arc::default() }
+        let (sold_out, refills, summaries) = Default::default();
+        Sales { redis, keys, scripts, sold_out, reservations, refills, summaries }
     }
 
     /// Reserves the order, unless the request's caller gives up while it
@@ -162,7 +166,14 @@ impl Sales {
                         _ => break,
                     }
                 }
-                ReserveOutcome::SoldOut(_) if n > 1 && route < MAX_ROUTES && new.lines.len() == 1 => {
+                // No refill for a SKU every bucket lacked a moment ago (a
+                // retry with an Idempotency-Key passes the flag to the script).
+                ReserveOutcome::SoldOut(_)
+                    if n > 1
+                        && route < MAX_ROUTES
+                        && new.lines.len() == 1
+                        && !self.sold_out.is_set(sku_key(new.sale_id, new.lines[0].0), now) =>
+                {
                     let (sku, quantity) = new.lines[0];
                     match self.refill(new.sale_id, n, at.bucket, sku, quantity).await {
                         Ok(true) => {}
@@ -176,10 +187,13 @@ impl Sales {
                 _ => break,
             }
         }
+        if let ReserveOutcome::Reserved(_) = &outcome {
+            self.summaries.forget(new.sale_id);
+        }
         if let ReserveOutcome::SoldOut(skus) = &outcome {
             // Only a SKU with nothing left: a large order that did not fit
             // says nothing about a small one.
-            if let Ok(Some(info)) = Box::pin(self.info(new.sale_id)).await {
+            if let Ok(Some(info)) = Box::pin(self.summary(new.sale_id)).await {
                 for sku in skus {
                     if info.skus.iter().any(|s| s.sku == *sku && s.remaining == 0) {
                         self.sold_out.set(sku_key(new.sale_id, *sku), now);
@@ -273,6 +287,7 @@ impl Sales {
         let client = crate::redis::connected(&self.redis)?;
         caller::claim()?;
         let order = self.scripts.release_orders.cancel(client, &keys, &prefix, order_id).await?;
+        self.summaries.forget(sale_id);
         if let Some(order) = order.as_ref().filter(|o| o.coupon_id.is_some() && self.scripts.ack.cluster) {
             if matches!(order.status, OrderStatus::Cancelled | OrderStatus::Expired) {
                 self.give_back_coupons(sale_id, &keys).await;
@@ -292,6 +307,9 @@ impl Sales {
             let expired = self.scripts.release_orders.expire(self.redis.next(), &keys, &prefix, limit).await?;
             if expired.coupons_to_return > 0 {
                 self.give_back_coupons(sale_id, &keys).await;
+            }
+            if expired.released > 0 {
+                self.summaries.forget(sale_id);
             }
             all.released += expired.released;
             all.forgotten += expired.forgotten;
@@ -377,6 +395,22 @@ impl Sales {
             .collect::<Result<Vec<_>, _>>()?;
         orders.sort_by_key(|o| o.order_id);
         Ok(orders)
+    }
+
+    /// [`Sales::info`] for the API: with buckets, shared for a moment (see `summary`).
+    pub async fn summary(&self, sale_id: u64) -> Result<Option<SaleInfo>, Error> {
+        if buckets::believed_of(&self.keys, Of::Sale, sale_id) <= 1 {
+            return self.info(sale_id).await;
+        }
+        let now = now_ms();
+        if let Some(info) = self.summaries.get(sale_id, now) {
+            return Ok(Some(info));
+        }
+        let info = self.info(sale_id).await?;
+        if let Some(info) = &info {
+            self.summaries.put(sale_id, info.clone(), now);
+        }
+        Ok(info)
     }
 
     /// With buckets: every bucket's summed, units in moves under way counted

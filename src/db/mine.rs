@@ -95,7 +95,9 @@ pub async fn orders(
         .collect())
 }
 
-/// Every order of the user in `sales` MySQL knows: (sale, order, units).
+/// The user's orders in `sales` that MySQL has as holding stock (reserved or
+/// paid; a closed one never holds again): (sale, order, units). Bounded by
+/// what the user holds, not by how many orders they ever made.
 pub async fn order_units(pool: &Pool, user_id: u64, sales: &[u64]) -> Result<Vec<(u64, u64, u64)>, mysql_async::Error> {
     if sales.is_empty() {
         return Ok(Vec::new());
@@ -103,7 +105,8 @@ pub async fn order_units(pool: &Pool, user_id: u64, sales: &[u64]) -> Result<Vec
     let sql = format!(
         "SELECT o.sale_id, o.order_id, CAST(COALESCE(SUM(i.quantity), 0) AS UNSIGNED) FROM orders o \
          LEFT JOIN order_items i ON i.sale_id = o.sale_id AND i.order_id = o.order_id \
-         WHERE o.user_id = ? AND o.sale_id IN ({}) GROUP BY o.sale_id, o.order_id",
+         WHERE o.user_id = ? AND o.status IN ('reserved', 'paid') AND o.sale_id IN ({}) \
+         GROUP BY o.sale_id, o.order_id",
         vec!["?"; sales.len()].join(",")
     );
     let mut params: Vec<Value> = vec![user_id.into()];

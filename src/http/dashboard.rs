@@ -58,7 +58,7 @@ pub async fn stats(app: &App, query: Option<&str>) -> Result<Reply, ApiError> {
         let info = app.coupons.info(id).await?.ok_or(ApiError::UnknownCoupon(id))?;
         (info.remaining, Subject::Coupon(id))
     } else {
-        let info = app.sales.info(id).await?.ok_or(ApiError::UnknownSale(id))?;
+        let info = app.sales.summary(id).await?.ok_or(ApiError::UnknownSale(id))?;
         (info.skus.iter().map(|s| s.remaining).sum(), Subject::Sale(id))
     };
     let mysql_rows = app.probes.mysql_rows(subject).await.map_err(unavailable)?;

@@ -32,7 +32,7 @@ struct SkuView {
 }
 
 pub async fn get(app: &App, sale_id: u64) -> Result<Reply, ApiError> {
-    if let Some(info) = app.sales.info(sale_id).await? {
+    if let Some(info) = app.sales.summary(sale_id).await? {
         let view = SaleView {
             sale_id,
             starts_at: rfc3339_ms(info.starts_at),
