@@ -6,6 +6,8 @@
 -- KEYS[4] aged      zset of 'i:' .. idem field and 'p:' .. pays field, by time written (ms)
 -- KEYS[5] outbox    the shard's wallet events not yet acknowledged by Kafka
 -- ARGV[1] most balance a wallet may hold  ARGV[2] how long idem and pays records are kept (ms)
+-- ARGV[3] how long a void is kept (ms, at most ARGV[2]): past the longest a payment
+--         attempt's debit can still arrive (its hold, plus a request's longest life)
 -- then one record per request, in arrival order (the service batches concurrent
 -- requests of one shard into one call):
 --   'charge', user, idempotency key, fingerprint, amount
@@ -19,7 +21,9 @@
 -- So of a debit and a void of one ref exactly one wins, whatever their order.
 -- A refused debit (insufficient balance) voids its ref too: a hold is only
 -- ever released once its ref can no longer be debited.
--- Records older than ARGV[2] are forgotten, a few per call.
+-- Records older than ARGV[2] are forgotten, a few per call; a void is aged as
+-- if written ARGV[2] - ARGV[3] earlier, so it goes ARGV[3] after it was made
+-- (refused payments, however many, leave nothing for long).
 --
 -- Returns one answer per request, in order:
 --   charge: {'charged', answer} | {'replay', answer} | {'idem_mismatch'} | {'over_limit', left}
@@ -32,6 +36,7 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local max_balance, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
+local void_at = now - keep + math.min(tonumber(ARGV[3]), keep)
 local function int(n)
   return string.format('%d', n)
 end
@@ -108,7 +113,7 @@ local function debit(user, ref, amount, sale, order)
     -- Refused for good: the attempt's hold is released next, and a retry of
     -- this attempt racing that release must not debit an order no longer held.
     redis.call('HSET', KEYS[3], field, 'v')
-    redis.call('ZADD', KEYS[4], int(now), 'p:' .. field)
+    redis.call('ZADD', KEYS[4], int(void_at), 'p:' .. field)
     return {'insufficient', int(w.balance)}
   end
   w.balance = w.balance - amount
@@ -127,13 +132,13 @@ local function void(user, ref)
   end
   if not prior then
     redis.call('HSET', KEYS[3], field, 'v')
-    redis.call('ZADD', KEYS[4], int(now), 'p:' .. field)
+    redis.call('ZADD', KEYS[4], int(void_at), 'p:' .. field)
   end
   return {'voided'}
 end
 
 local answers = {}
-local i = 3
+local i = 4
 while i <= #ARGV do
   local op, user = ARGV[i], ARGV[i + 1]
   if op == 'charge' then

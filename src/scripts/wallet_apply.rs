@@ -80,11 +80,12 @@ impl WalletApply {
         keys: &WalletKeys,
         max_balance: u64,
         keep_ms: u64,
+        void_keep_ms: u64,
         ops: &[WalletOp],
     ) -> Result<Vec<WalletOutcome>, Error> {
         let k = vec![&keys.balances, &keys.idem, &keys.pays, &keys.aged, &keys.outbox];
-        let mut args = Vec::with_capacity(2 + 6 * ops.len());
-        args.extend([max_balance.to_string(), keep_ms.to_string()]);
+        let mut args = Vec::with_capacity(3 + 6 * ops.len());
+        args.extend([max_balance.to_string(), keep_ms.to_string(), void_keep_ms.to_string()]);
         for op in ops {
             match op {
                 WalletOp::Charge { user_id, key, fingerprint, amount } => args.extend([

@@ -26,6 +26,10 @@ use crate::{
 
 /// Requests served by one `wallet_apply.lua` call at most.
 const MAX_BATCH: usize = 128;
+/// A void (a refused or abandoned payment attempt) is kept its hold plus
+/// this: longer than a request that sent the attempt's debit can still be at
+/// work (request timeout plus its sent commands' Redis timeouts, see `http::router`).
+pub const VOID_MARGIN_MS: u64 = 60_000;
 
 /// A wallet as Redis holds it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,6 +64,7 @@ impl Wallets {
         let ops = {
             let (redis, keys) = (redis.clone(), keys.clone());
             let (max_balance, keep_ms) = (settings.wallet_max_balance, settings.wallet_keep_secs.saturating_mul(1000));
+            let void_keep_ms = settings.wallet_hold_ms.saturating_add(VOID_MARGIN_MS);
             Batcher::spawn(
                 redis.size(),
                 MAX_BATCH,
@@ -67,7 +72,9 @@ impl Wallets {
                 move |shard: u64, ops: Vec<WalletOp>| {
                     let client = crate::redis::connected(&redis).cloned();
                     let (keys, scripts) = (keys.wallets(shard), scripts.clone());
-                    async move { Ok(scripts.wallet_apply.call(&client?, &keys, max_balance, keep_ms, &ops).await?) }
+                    async move {
+                        Ok(scripts.wallet_apply.call(&client?, &keys, max_balance, keep_ms, void_keep_ms, &ops).await?)
+                    }
                 },
             )
         };

@@ -333,3 +333,38 @@ async fn the_history_pages_newest_first_and_reconcile_and_the_cli_agree_with_red
     assert_ne!(drift.code, Some(0));
     assert!(drift.stdout.contains("wallet 11"), "{}", drift.stdout);
 }
+
+/// (member, score) of wallet `user`'s shard's `aged` set, by redis-cli.
+fn aged_records(app: &TestApp, user: u64) -> Vec<(String, u64)> {
+    let keys = flashsale::keys::Keys::new(app.config.redis.key_prefix.clone());
+    let aged = keys.wallets(user % flashsale::keys::WALLET_SHARDS).aged;
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", &app.config.redis.redis_url, "ZRANGE", &aged, "0", "-1", "WITHSCORES"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    lines.chunks(2).map(|p| (p[0].to_string(), p[1].parse().unwrap())).collect()
+}
+
+#[tokio::test]
+async fn a_refused_wallet_payment_is_remembered_about_its_hold_not_for_days() {
+    let app = TestApp::spawn().await;
+    app.create_sale(1, &["1:2500:10"], &[]);
+    let [refused, paid] = app.reserve_many(1, 12, 2).await[..] else { unreachable!() };
+    assert_eq!(app.pay(1, refused).await.status, StatusCode::PAYMENT_REQUIRED);
+    app.charge(12, json!(2_500), "k").await;
+    assert_eq!(app.pay(1, paid).await.status, StatusCode::OK);
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let keep = app.config.wallet.wallet_keep_secs * 1000;
+    let forgotten_in = |member: &str| {
+        let records = aged_records(&app, 12);
+        let (_, written) = records.iter().find(|(m, _)| m.contains(member)).unwrap_or_else(|| panic!("{records:?}"));
+        (written + keep).saturating_sub(now)
+    };
+    let hold = app.config.wallet.wallet_hold_ms;
+    let void = forgotten_in(&format!(":1:{refused}:"));
+    assert!(void <= hold + flashsale::wallet::VOID_MARGIN_MS, "the refusal is kept {void} ms");
+    assert!(forgotten_in(&format!(":1:{paid}:")) > keep - 60_000, "a debit is kept for its replays");
+}
