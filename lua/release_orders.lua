@@ -1,7 +1,7 @@
 -- release_orders.lua: cancel one reserved order, or expire every overdue one.
 --
 -- KEYS[1] stock  [2] bought  [3] orders  [4] deadlines  [5] outbox
--- KEYS[6] idem  [7] idem_expiry  [8] paying  [9] coupon_returns  (the sale's keys)
+-- KEYS[6] idem  [7] idem_expiry  [8] paying  [9] coupon_returns  [10] released (the sale's keys)
 -- ARGV[1] mode: 'cancel' or 'expire'
 -- ARGV[2] coupon key prefix, e.g. 'fs:{coupon:' (the coupon id and '}:used' / '}:meta' are appended),
 --         or '' on Redis Cluster, where the coupon lives in another slot (see below)
@@ -10,6 +10,8 @@
 -- Releasing gives back each SKU's stock, the user's per-sale quantity and the
 -- coupon (only when its used-mark names this order: a mark of another order,
 -- e.g. after the sale was replaced, is not this order's to free), sets the status, bumps the order's version and appends it to the outbox.
+-- A released order is listed in `released` by time, to be forgotten once MySQL
+-- has it (forget_orders.lua).
 -- A reserved order past its deadline is released as 'expired' whichever mode
 -- found it, so a cancel, a confirm and the expiry task never disagree.
 --
@@ -68,6 +70,7 @@ local function release(id, status)
   local json = cjson.encode(order)
   redis.call('HSET', KEYS[3], id, json)
   redis.call('ZREM', KEYS[4], id)
+  redis.call('ZADD', KEYS[10], now, id)
   redis.call('XADD', KEYS[5], '*', 'order', json)
   return order, json, true
 end

@@ -108,7 +108,8 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
         tasks.spawn(warn_every_minute(warning, shutdown.clone()));
     }
     let instance = config.relay.consumer(config.http.listen);
-    tasks.spawn(crate::expiry::run(sales.clone(), retirer, instance, shutdown.clone()));
+    let forget = crate::expiry::Forget { mysql: mysql.clone(), after: config.retention.forget_released_after };
+    tasks.spawn(crate::expiry::run(sales.clone(), retirer, forget, instance, shutdown.clone()));
     let wallets = Wallets::new(redis.clone(), keys.clone(), scripts.clone(), config.wallet.clone());
     let payments = Payments::new(redis.clone(), keys.clone(), scripts.clone(), sales.clone(), wallets.clone());
     tasks.spawn(crate::wallet::recovery::run(payments.clone(), shutdown.clone()));

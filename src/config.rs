@@ -289,6 +289,10 @@ pub struct RetentionSettings {
     /// same key is a new request.
     #[arg(long, env = "FLASHSALE_IDEMPOTENCY_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
     pub idempotency_ttl: Duration,
+    /// How long a cancelled or expired order stays in Redis once MySQL has it (e.g. 60s);
+    /// after it, lookups of the order are answered from MySQL.
+    #[arg(long, env = "FLASHSALE_FORGET_RELEASED_AFTER", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub forget_released_after: Duration,
 }
 
 impl Default for RetentionSettings {
@@ -296,6 +300,7 @@ impl Default for RetentionSettings {
         RetentionSettings {
             retain_after_end: Duration::from_secs(7 * 24 * 3600),
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            forget_released_after: Duration::from_secs(60),
         }
     }
 }

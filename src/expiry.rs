@@ -1,7 +1,8 @@
 //! The expiry task: releases reservations whose payment deadline passed and
 //! forgets idempotency answers past their TTL, in bounded batches (one short
 //! script call per live sale per batch), so the hot path never waits behind
-//! it. Once a second it also runs retirement (see `retire`).
+//! it. Once a second it also runs retirement (see `retire`) and forgets
+//! released orders MySQL has (see `sales::forget`).
 //!
 //! Several service instances share the work: each tick goes to the first
 //! instance that takes it (a Redis key that lives a little less than a tick),
@@ -26,8 +27,17 @@ const REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// taker's own next tick finds it free.
 const TURN: Duration = Duration::from_millis(TICK.as_millis() as u64 * 9 / 10);
 
+/// Released orders forgotten per sale and bucket per pass.
+const FORGET_BATCH: u64 = 500;
+
+/// Where released orders are checked before Redis forgets them, and after how long.
+pub struct Forget {
+    pub mysql: mysql_async::Pool,
+    pub after: Duration,
+}
+
 /// Runs until shutdown; `instance` names this process in the turn key.
-pub async fn run(sales: Sales, mut retirer: Retirer, instance: String, mut shutdown: Shutdown) {
+pub async fn run(sales: Sales, mut retirer: Retirer, forget: Forget, instance: String, mut shutdown: Shutdown) {
     let mut ids = Vec::new();
     let mut refreshed: Option<Instant> = None;
     let mut failures = 0;
@@ -94,6 +104,20 @@ pub async fn run(sales: Sales, mut retirer: Retirer, instance: String, mut shutd
                 Err(e) => {
                     tracing::warn!(error = %e, "expiry: cannot finish stock moves");
                     failed = true;
+                }
+            }
+        }
+        // Released orders MySQL holds leave Redis.
+        if refresh {
+            let after = forget.after.as_millis() as u64;
+            for &sale_id in &ids {
+                match sales.forget_released(sale_id, &forget.mysql, after, FORGET_BATCH).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(sale_id, forgotten = n, "forgot released orders"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, sale_id, "expiry: cannot forget released orders");
+                        failed = true;
+                    }
                 }
             }
         }

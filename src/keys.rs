@@ -19,6 +19,7 @@
 //! | `P{sale:ID}:bought`          | hash   | user -> quantity held (reserved + paid)           |
 //! | `P{sale:ID}:orders`          | hash   | order id -> order JSON                            |
 //! | `P{sale:ID}:deadlines`       | zset   | reserved order ids by expiry (ms)                 |
+//! | `P{sale:ID}:released`        | zset   | cancelled / expired order ids by release (ms): forgotten once MySQL has them (see `sales::forget`) |
 //! | `P{sale:ID}:idem`            | hash   | `user:key` -> expiry, fingerprint and first answer |
 //! | `P{sale:ID}:idem_expiry`     | zset   | `user:key` by when its answer expires (ms)        |
 //! | `P{sale:ID}:seq`             | string | last order id                                     |
@@ -102,6 +103,8 @@ pub struct SaleKeys {
     pub moves: String,
     /// With buckets: the moves this bucket was given (so none is given twice).
     pub received: String,
+    /// Released orders by release time, until forgotten (see `sales::forget`).
+    pub released: String,
 }
 
 impl CouponKeys {
@@ -113,7 +116,7 @@ impl CouponKeys {
 
 impl SaleKeys {
     /// Every key of the sale.
-    pub fn all(&self) -> [&str; 16] {
+    pub fn all(&self) -> [&str; 17] {
         [
             &self.meta,
             &self.prices,
@@ -131,6 +134,7 @@ impl SaleKeys {
             &self.coupon_returns,
             &self.moves,
             &self.received,
+            &self.released,
         ]
     }
 }
@@ -211,6 +215,7 @@ impl Keys {
             seq: format!("{tag}:seq"),
             outbox: format!("{tag}:outbox"),
             idem_expiry: format!("{tag}:idem_expiry"),
+            released: format!("{tag}:released"),
             paying: format!("{tag}:paying"),
             coupon_holds: format!("{tag}:coupon_holds"),
             coupon_returns: format!("{tag}:coupon_returns"),

@@ -145,9 +145,14 @@ pub async fn sale(sales: &Sales, mysql: &Pool, sale_id: u64, repair: bool) -> an
     }
     report.repairable.extend(stale.iter().map(|(o, why)| format!("order {}: {why}", o.order_id)));
     let known: BTreeSet<u64> = orders.iter().map(|o| o.order_id).collect();
-    report
-        .other
-        .extend(stored.keys().filter(|id| !known.contains(id)).map(|id| format!("order {id}: in MySQL, not in Redis")));
+    // A released order MySQL has may have been forgotten by Redis (see `sales::forget`).
+    let released = |row: &queries::OrderState| matches!(row.status.as_str(), "cancelled" | "expired");
+    report.other.extend(
+        stored
+            .iter()
+            .filter(|(id, row)| !known.contains(id) && !released(row))
+            .map(|(id, _)| format!("order {id}: in MySQL, not in Redis")),
+    );
     report.other.extend(queries::order_conflicts(mysql, sale_id).await?.into_iter().map(|(event, order, user)| {
         format!("order {order}: the sink refused event {event} (user {user}): its id names another order's row (order_conflicts)")
     }));

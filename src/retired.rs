@@ -1,5 +1,6 @@
 //! What the API answers for campaigns, sales and orders whose keys Redis no
-//! longer holds because they retired (see `retire`): MySQL, which keeps them.
+//! longer holds because they retired (see `retire`), and for released orders
+//! Redis forgot (see `sales::forget`): MySQL, which keeps them.
 //!
 //! Asked only once Redis has said "unknown", so the hot path never waits on
 //! MySQL. At most `PERMITS` reads run at once (a flood of unknown ids queues
@@ -17,7 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::{
     db::archive::{self, Kind, RetiredCampaign},
-    order::Order,
+    order::{Order, OrderStatus},
     scripts::SaleSpec,
 };
 
@@ -72,12 +73,14 @@ impl RetiredRecords {
         archive::sale(&self.mysql, sale_id).await.map_err(unavailable)
     }
 
+    /// An order Redis does not hold: any order of a retired sale, and of a
+    /// live sale one released for good (Redis forgets those once MySQL has
+    /// them, see `sales::forget`).
     pub async fn order(&self, sale_id: u64, order_id: u64) -> Result<Option<Order>, Unavailable> {
-        if !self.is_retired(Kind::Sale, sale_id).await? {
-            return Ok(None);
-        }
+        let retired = self.is_retired(Kind::Sale, sale_id).await?;
         let _permit = self.permits.acquire().await.map_err(|e| Unavailable(e.to_string()))?;
-        archive::order(&self.mysql, sale_id, order_id).await.map_err(unavailable)
+        let order = archive::order(&self.mysql, sale_id, order_id).await.map_err(unavailable)?;
+        Ok(order.filter(|o| retired || matches!(o.status, OrderStatus::Cancelled | OrderStatus::Expired)))
     }
 
     /// Whether `user` holds an unused coupon of the (retired) campaign.

@@ -1,6 +1,7 @@
 //! Sales, orders and product rankings in Redis, through the typed scripts:
 //! the only door the HTTP handlers, the expiry task and the CLI use.
 
+mod forget;
 pub mod holds;
 pub mod moves;
 mod restore;

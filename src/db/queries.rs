@@ -274,3 +274,18 @@ pub async fn sink_stalls(pool: &Pool, topic: &str) -> Result<Vec<RecordedStall>,
         .map(|(partition, reason, detail, since)| RecordedStall { partition, reason, detail, since })
         .collect())
 }
+
+/// Those of `ids` (orders of `sale_id`) MySQL holds as released: cancelled
+/// or expired, a state that never changes again.
+pub async fn released_orders(pool: &Pool, sale_id: u64, ids: &[u64]) -> Result<Vec<u64>, mysql_async::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT order_id FROM orders WHERE sale_id = ? AND status IN ('cancelled', 'expired') AND order_id IN ({})",
+        vec!["?"; ids.len()].join(",")
+    );
+    let mut params: Vec<mysql_async::Value> = vec![sale_id.into()];
+    params.extend(ids.iter().map(|&id| mysql_async::Value::from(id)));
+    pool.get_conn().await?.exec(sql, params).await
+}

@@ -21,12 +21,13 @@ pub struct OrderView<'a> {
     created_at: String,
     expires_at: String,
     updated_at: String,
-    /// True when answered from MySQL: the order's sale retired and Redis let it go.
+    /// True when answered from MySQL: the order's sale retired, or the order
+    /// was released (cancelled, expired) and Redis let it go.
     retired: bool,
 }
 
 impl<'a> OrderView<'a> {
-    /// An order of a retired sale, as MySQL keeps it.
+    /// An order Redis let go, as MySQL keeps it.
     pub fn retired(o: &'a Order) -> Self {
         OrderView { retired: true, ..OrderView::from(o) }
     }

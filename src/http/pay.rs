@@ -11,7 +11,7 @@ use super::{
     order_view::OrderView,
     respond::{json, Reply},
 };
-use crate::{app::App, metrics::METRICS, wallet::pay::PayOutcome};
+use crate::{app::App, metrics::METRICS, order::OrderStatus, wallet::pay::PayOutcome};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,7 +29,10 @@ pub async fn handle(app: &App, sale_id: u64, order_id: u64, req: Request<Incomin
     }
     if let Some(caller) = app.guard.caller(authorization.as_ref())? {
         // Check the owner before changing anything; another user's order is unknown to them.
-        let order = app.sales.order(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))?;
+        let order = match app.sales.order(sale_id, order_id).await? {
+            Some(order) => order,
+            None => app.retired.order(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))?,
+        };
         if !Guard::owns(Some(caller), order.user_id) {
             return Err(ApiError::UnknownOrder(sale_id, order_id));
         }
@@ -49,6 +52,10 @@ pub async fn handle(app: &App, sale_id: u64, order_id: u64, req: Request<Incomin
         PayOutcome::Insufficient { balance, to_pay } => Err(ApiError::InsufficientBalance { balance, to_pay }),
         // Outlived its hold: nothing was taken, as after a timeout.
         PayOutcome::GivenUp => Err(ApiError::Timeout),
-        PayOutcome::UnknownOrder => Err(ApiError::UnknownOrder(sale_id, order_id)),
+        // Redis let it go: released for good, or its sale retired (MySQL says which).
+        PayOutcome::UnknownOrder => match app.retired.order(sale_id, order_id).await? {
+            Some(order) if order.status != OrderStatus::Reserved => Err(ApiError::OrderClosed(order.status)),
+            _ => Err(ApiError::UnknownOrder(sale_id, order_id)),
+        },
     }
 }

@@ -11,6 +11,7 @@ mod adjust_stock;
 mod confirm_order;
 mod coupon_info;
 mod drop_consumer;
+mod forget_orders;
 mod hold_coupon;
 mod issue_coupon;
 mod join_outbox;
@@ -30,6 +31,7 @@ pub use adjust_stock::{AdjustStock, StockChange};
 pub use confirm_order::{ConfirmOrder, ConfirmOutcome};
 pub use coupon_info::{CouponInfo, CouponInfoScript};
 pub use drop_consumer::DropConsumer;
+pub use forget_orders::ForgetOrders;
 pub use hold_coupon::{Held, HoldCoupon};
 pub use issue_coupon::{IssueCall, IssueCoupon, IssueOutcome};
 pub use join_outbox::JoinOutbox;
@@ -72,6 +74,7 @@ pub struct Scripts {
     pub hold_coupon: HoldCoupon,
     pub settle_coupon: SettleCoupon,
     pub move_stock: MoveStock,
+    pub forget_orders: ForgetOrders,
 }
 
 /// The ranking key and mode a payment script is called with: the bucket
@@ -126,6 +129,7 @@ impl Scripts {
             hold_coupon: HoldCoupon(load(client, include_str!("../../lua/hold_coupon.lua")).await?, ack),
             settle_coupon: SettleCoupon(load(client, include_str!("../../lua/settle_coupon.lua")).await?, ack),
             move_stock: MoveStock(load(client, include_str!("../../lua/move_stock.lua")).await?, ack),
+            forget_orders: ForgetOrders(load(client, include_str!("../../lua/forget_orders.lua")).await?),
         })
     }
 }

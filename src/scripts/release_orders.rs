@@ -23,6 +23,7 @@ impl ReleaseOrders {
             &keys.idem_expiry,
             &keys.paying,
             &keys.coupon_returns,
+            &keys.released,
         ]
     }
 

@@ -42,6 +42,7 @@ mod raw_http;
 mod reconcile;
 mod recovery;
 mod relay_claim;
+mod released;
 mod requests;
 mod retirement;
 mod sale_buckets;
