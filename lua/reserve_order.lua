@@ -14,6 +14,8 @@
 --         1 = none): another than the meta's is refused, every answer {'buckets', n}
 -- ARGV[8] this bucket's number: with buckets, order ids are made = it modulo the count
 -- ARGV[9] how many requests follow
+-- ARGV[10] most orders one user may make in the sale (0 = no cap), cancelled and
+--          expired ones included: counted in `bought` under 'n:' .. user
 -- then one record per request, in arrival order (the service batches concurrent
 -- requests for one sale and coupon campaign into one call):
 --   user id, idempotency key ('' = none), request fingerprint, number of lines n,
@@ -22,7 +24,7 @@
 --   coupon_seq (when not held: the answer instead, 'coupon_unavailable' or 'coupon_expired')
 --
 -- Checks per request, in order: idempotency key (replay or mismatch), sale exists,
--- window open, every SKU exists, every SKU has the stock, the user's total stays
+-- window open, the user's orders made stay under ARGV[10], every SKU exists, every SKU has the stock, the user's total stays
 -- within the per-user limit, the coupon was issued to this user and is unused,
 -- and the coupon's campaign has not ended (held: the request holds it, and the
 -- hold's deadline has not passed, else {'hold_lapsed'}: then nothing happened).
@@ -50,7 +52,7 @@
 --   {'reserved', order_json} | {'replay', first_answer_json} | {'idem_mismatch'}
 --   | {'unknown_sale'} | {'not_started'} | {'ended'} | {'unknown_sku', 'sku,sku'}
 --   | {'sold_out', 'sku,sku'} | {'limit_exceeded', left} | {'coupon_unavailable'}
---   | {'coupon_expired'} | {'hold_lapsed'}
+--   | {'coupon_expired'} | {'hold_lapsed'} | {'too_many_orders', cap}
 -- Ids travel as strings in the order JSON: Lua numbers are doubles.
 --
 -- Order ids: max(last id + 1, now in ms * 1000), with N buckets the next one
@@ -121,11 +123,13 @@ local function memo(cache, read)
 end
 -- Stock per SKU, units bought per user, the coupon's use per user, the
 -- answers remembered per idempotency key.
-local bought, used, idem = {}, {}, {}
+local bought, used, idem, made = {}, {}, {}, {}
+local max_orders = tonumber(ARGV[10])
 local stock_of = memo(stock, function(sku) return tonumber(redis.call('HGET', KEYS[3], sku) or '0') end)
 local bought_of = memo(bought, function(user) return tonumber(redis.call('HGET', KEYS[4], user) or '0') end)
 local used_by = memo(used, function(user) return redis.call('HEXISTS', KEYS[13], user) == 1 end)
 local idem_of = memo(idem, function(key) return redis.call('HGET', KEYS[7], key) or false end)
+local made_of = memo(made, function(user) return tonumber(redis.call('HGET', KEYS[4], 'n:' .. user) or '0') end)
 local seq, seq_start = nil, nil
 local coupon_seq_next, coupon_seq_start, discount_of_coupon, coupon_ended = nil, nil, nil, false
 local coupon_held_until = 0
@@ -165,6 +169,10 @@ local function reserve(user, idem_key, fingerprint, first, n, token, held_seq)
   end
   if closed then
     return {closed}
+  end
+  local orders_made = made_of(user)
+  if max_orders > 0 and orders_made >= max_orders then
+    return {'too_many_orders', ARGV[10]}
   end
 
   local items, unknown, short = {}, {}, {}
@@ -242,6 +250,7 @@ local function reserve(user, idem_key, fingerprint, first, n, token, held_seq)
   end
   bought_changed[user] = true
   bought[user] = held + quantity
+  made[user] = orders_made + 1
   if seq == nil then
     seq_start = tonumber(redis.call('GET', KEYS[8]) or '0')
     seq = seq_start
@@ -304,7 +313,7 @@ local function write_many(command, key, args)
 end
 
 local answers = {}
-local i = 10
+local i = 11
 while i <= #ARGV do
   local n = tonumber(ARGV[i + 3])
   local after = i + 4 + 2 * n
@@ -327,6 +336,8 @@ local bought_pairs = {}
 for user in pairs(bought_changed) do
   bought_pairs[#bought_pairs + 1] = user
   bought_pairs[#bought_pairs + 1] = int(bought[user])
+  bought_pairs[#bought_pairs + 1] = 'n:' .. user
+  bought_pairs[#bought_pairs + 1] = int(made[user])
 end
 write_many('HSET', KEYS[4], bought_pairs)
 write_many('HSET', KEYS[5], new_orders)

@@ -96,7 +96,8 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
     let mysql = crate::db::pool(&config.mysql)?;
 
     let mut tasks = tokio::task::JoinSet::new();
-    let sales = Sales::new(redis.clone(), keys.clone(), scripts.clone(), config.retention.idempotency_ttl);
+    let (ttl, max_orders) = (config.retention.idempotency_ttl, config.http.max_orders_per_user);
+    let sales = Sales::new(redis.clone(), keys.clone(), scripts.clone(), ttl, max_orders);
     let retirer = crate::retire::Retirer::new(
         redis.clone(),
         keys.clone(),

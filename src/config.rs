@@ -132,6 +132,10 @@ pub struct HttpSettings {
     /// Reservations in flight at once for one sale; more are answered 429; 0: no cap.
     #[arg(long, env = "FLASHSALE_SALE_ADMISSION", default_value_t = 0)]
     pub sale_admission: usize,
+    /// Most orders one user may make in one sale, cancelled and expired ones included
+    /// (past it: 409 `too_many_orders`), so a reserve -> cancel loop ends. 0: no cap.
+    #[arg(long, env = "FLASHSALE_MAX_ORDERS_PER_USER", default_value_t = 100)]
+    pub max_orders_per_user: u64,
     /// HS256 secret. With it or --jwt-public-key set, users are identified by a verified JWT
     /// (`Authorization: Bearer <JWT>`, `sub` = user id, `exp` required), not the body.
     #[arg(long, env = "FLASHSALE_JWT_SECRET", hide_env_values = true)]

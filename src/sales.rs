@@ -22,8 +22,8 @@ use crate::{
     metrics::METRICS,
     order::{Order, OrderStatus},
     scripts::{
-        ConfirmOutcome, CouponUse, Expired, InBucket, Reservation, ReserveOutcome, SaleInfo, SaleSpec, Scripts,
-        SeedMode, SeedOutcome, StockChange,
+        ConfirmOutcome, CouponUse, Expired, InBucket, Reservation, ReserveOutcome, ReserveRules, SaleInfo, SaleSpec,
+        Scripts, SeedMode, SeedOutcome, StockChange,
     },
     soldout::{sku_key, SoldOut},
     time::now_ms,
@@ -81,10 +81,18 @@ pub struct NewOrder<'a> {
 }
 
 impl Sales {
-    /// An Idempotency-Key's first answer is replayed for `idempotency_ttl`.
-    pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>, idempotency_ttl: std::time::Duration) -> Self {
+    /// An Idempotency-Key's first answer is replayed for `idempotency_ttl`; a
+    /// user may make at most `max_orders_per_user` orders per sale (0: no cap).
+    pub fn new(
+        redis: Pool,
+        keys: Keys,
+        scripts: Arc<Scripts>,
+        idempotency_ttl: std::time::Duration,
+        max_orders_per_user: u64,
+    ) -> Self {
         // At most ~100 years: `now + ttl` stays exact in Lua's doubles.
-        let ttl_ms = idempotency_ttl.as_millis().min(MAX_IDEMPOTENCY_TTL_MS as u128) as u64;
+        let idempotency_ttl_ms = idempotency_ttl.as_millis().min(MAX_IDEMPOTENCY_TTL_MS as u128) as u64;
+        let rules = ReserveRules { idempotency_ttl_ms, max_orders_per_user };
         let reservations = {
             let (redis, keys, scripts) = (redis.clone(), keys.clone(), scripts.clone());
             Batcher::spawn(
@@ -105,17 +113,17 @@ impl Sales {
                             // The coupon lives in another slot (or its holders in
                             // several, with buckets): held first (see `holds`).
                             Some(id) if apart => {
-                                holds::reserve(&scripts, &client, &keys, sale_id, at, id, ttl_ms, &requests).await?
+                                holds::reserve(&scripts, &client, &keys, sale_id, at, id, rules, &requests).await?
                             }
                             Some(id) => {
                                 let coupon = CouponUse::Here(id, &keys.coupon(id));
                                 let r = &scripts.reserve_order;
-                                r.call(&client, &sale, sale_id, at, coupon, ttl_ms, &requests).await?
+                                r.call(&client, &sale, sale_id, at, coupon, rules, &requests).await?
                             }
                             None => {
                                 let none = CouponUse::None;
                                 let r = &scripts.reserve_order;
-                                r.call(&client, &sale, sale_id, at, none, ttl_ms, &requests).await?
+                                r.call(&client, &sale, sale_id, at, none, rules, &requests).await?
                             }
                         })
                     }

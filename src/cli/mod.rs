@@ -125,6 +125,7 @@ impl Context {
                 keys.clone(),
                 scripts.clone(),
                 crate::config::RetentionSettings::default().idempotency_ttl,
+                0,
             ),
             keys,
             scripts,

@@ -34,6 +34,9 @@ pub enum ApiError {
     SkusSoldOut(Vec<u64>),
     #[error("the per-user limit of this sale allows {0} more unit(s)")]
     LimitExceeded(u64),
+    /// The user made the most orders a sale allows one user.
+    #[error("a user may make at most {0} orders in a sale, cancelled and expired ones included")]
+    TooManyOrders(u64),
     #[error("the coupon was not issued to this user, or is already used")]
     CouponUnavailable,
     #[error("the coupon's campaign has ended; the coupon no longer applies")]
@@ -98,6 +101,7 @@ impl ApiError {
             | ApiError::UnknownSkus(_) => StatusCode::NOT_FOUND,
             ApiError::AlreadyIssued(_)
             | ApiError::LimitExceeded(_)
+            | ApiError::TooManyOrders(_)
             | ApiError::CouponUnavailable
             | ApiError::CouponExpired
             | ApiError::OrderClosed(_)
@@ -133,6 +137,7 @@ impl ApiError {
             ApiError::UnknownOrder(..) => "unknown_order",
             ApiError::UnknownSkus(_) => "unknown_sku",
             ApiError::LimitExceeded(_) => "limit_exceeded",
+            ApiError::TooManyOrders(_) => "too_many_orders",
             ApiError::CouponUnavailable => "coupon_unavailable",
             ApiError::CouponExpired => "coupon_expired",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",

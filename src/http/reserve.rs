@@ -90,6 +90,7 @@ pub async fn handle(app: &App, sale_id: u64, req: Request<Incoming>) -> Result<R
         ReserveOutcome::UnknownSkus(skus) => Err(ApiError::UnknownSkus(skus)),
         ReserveOutcome::SoldOut(skus) => Err(ApiError::SkusSoldOut(skus)),
         ReserveOutcome::LimitExceeded { left } => Err(ApiError::LimitExceeded(left)),
+        ReserveOutcome::TooManyOrders(cap) => Err(ApiError::TooManyOrders(cap)),
         ReserveOutcome::CouponUnavailable => match body.coupon_id {
             // Redis let a retired campaign go: an unused coupon of it had expired.
             Some(coupon) if app.retired.is_retired(Kind::Coupon, coupon).await? => {

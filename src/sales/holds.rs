@@ -30,7 +30,7 @@ use fred::prelude::*;
 use crate::{
     keys::{Keys, SaleKeys},
     order::OrderStatus,
-    scripts::{CouponUse, Held, HoldState, InBucket, Reservation, ReserveOutcome, Scripts, Settlement},
+    scripts::{CouponUse, Held, HoldState, InBucket, Reservation, ReserveOutcome, ReserveRules, Scripts, Settlement},
 };
 
 /// How long a hold lasts: the time the service may take between holding a
@@ -70,7 +70,7 @@ pub async fn reserve(
     sale_id: u64,
     at: InBucket,
     coupon_id: u64,
-    ttl_ms: u64,
+    rules: ReserveRules,
     requests: &[Reservation],
 ) -> Result<Vec<ReserveOutcome>, Error> {
     let (coupon, sale) = (keys.coupon(coupon_id), keys.sale_bucket(sale_id, at.bucket));
@@ -101,7 +101,7 @@ pub async fn reserve(
     let apart = CouponUse::Held { coupon_id, discount, deadline, holds: &holds, holds_key: &sale.coupon_holds };
     // An error leaves the holds to the expiry task, which settles them by
     // what coupon_holds says once they are overdue.
-    let outcomes = scripts.reserve_order.call(client, &sale, sale_id, at, apart, ttl_ms, requests).await?;
+    let outcomes = scripts.reserve_order.call(client, &sale, sale_id, at, apart, rules, requests).await?;
     let settlements: Vec<Settlement> = holds
         .iter()
         .zip(requests)

@@ -38,7 +38,7 @@ pub use join_outbox::JoinOutbox;
 pub use move_stock::{Given, Move, MoveStock};
 pub use pay_order::{HoldOutcome, PayHold, PaySettle, SettleOutcome};
 pub use release_orders::{Expired, ReleaseOrders};
-pub use reserve_order::{CouponUse, HoldState, InBucket, Reservation, ReserveOrder, ReserveOutcome};
+pub use reserve_order::{CouponUse, HoldState, InBucket, Reservation, ReserveOrder, ReserveOutcome, ReserveRules};
 pub use retire::{DropRetired, Dropped, Keep, Owner, Retire, Retired, Seen};
 pub use sale_info::{SaleInfo, SaleInfoScript, SkuInfo};
 pub use seed_coupon::{CampaignSpec, SeedCoupon, SeedMode, SeedOutcome};

@@ -85,6 +85,18 @@ pub enum ReserveOutcome {
     /// The sale has this many buckets, not the count the caller routed by:
     /// nothing was done (learn it and route again).
     Buckets(u32),
+    /// The user made the most orders the sale allows one user (this many,
+    /// released ones included).
+    TooManyOrders(u64),
+}
+
+/// What every reservation of a call is held to.
+#[derive(Clone, Copy, Debug)]
+pub struct ReserveRules {
+    /// How long an Idempotency-Key's answer is replayed (ms).
+    pub idempotency_ttl_ms: u64,
+    /// Most orders one user may make in one sale; 0: no cap.
+    pub max_orders_per_user: u64,
 }
 
 impl ReserveOutcome {
@@ -104,13 +116,14 @@ impl ReserveOutcome {
             ReserveOutcome::CouponExpired => "coupon_expired",
             ReserveOutcome::HoldLapsed => "hold_lapsed",
             ReserveOutcome::Buckets(_) => "buckets",
+            ReserveOutcome::TooManyOrders(_) => "too_many_orders",
         }
     }
 }
 
 impl ReserveOrder {
-    /// Serves `requests` in order in one call; one outcome per request.
-    /// An Idempotency-Key's answer is replayed for `idempotency_ttl_ms`.
+    /// Serves `requests` in order in one call; one outcome per request, each
+    /// held to `rules`.
     #[allow(clippy::too_many_arguments)]
     pub async fn call(
         &self,
@@ -119,7 +132,7 @@ impl ReserveOrder {
         sale_id: u64,
         at: InBucket,
         coupon: CouponUse<'_>,
-        idempotency_ttl_ms: u64,
+        rules: ReserveRules,
         requests: &[Reservation],
     ) -> Result<Vec<ReserveOutcome>, Error> {
         let mut k: Vec<&str> = vec![
@@ -134,6 +147,7 @@ impl ReserveOrder {
             &keys.outbox,
             &keys.idem_expiry,
         ];
+        let idempotency_ttl_ms = rules.idempotency_ttl_ms;
         let lines: usize = requests.iter().map(|r| r.lines.len()).sum();
         let mut args = Vec::with_capacity(9 + 6 * requests.len() + 2 * lines);
         args.extend([sale_id.to_string()]);
@@ -160,6 +174,7 @@ impl ReserveOrder {
             }
         }
         args.extend([at.believed.to_string(), at.bucket.to_string(), requests.len().to_string()]);
+        args.push(rules.max_orders_per_user.to_string());
         for (i, r) in requests.iter().enumerate() {
             let (idem_key, fingerprint) = r.idempotency.clone().unwrap_or_default();
             args.extend([r.user_id.to_string(), idem_key, fingerprint, r.lines.len().to_string()]);
@@ -202,6 +217,9 @@ fn outcome(answer: Value) -> Result<ReserveOutcome, Error> {
         Some("coupon_unavailable") => ReserveOutcome::CouponUnavailable,
         Some("coupon_expired") => ReserveOutcome::CouponExpired,
         Some("hold_lapsed") => ReserveOutcome::HoldLapsed,
+        Some("too_many_orders") => {
+            ReserveOutcome::TooManyOrders(text(answer.get(1)).and_then(|s| s.parse().ok()).unwrap_or(0))
+        }
         Some("buckets") => ReserveOutcome::Buckets(
             text(answer.get(1)).and_then(|s| s.parse::<u32>().ok()).unwrap_or(1).clamp(1, crate::buckets::MAX_BUCKETS),
         ),

@@ -8,7 +8,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use flashsale::{
     durability::Ack,
     keys::Keys,
-    scripts::{CouponUse, Held, HoldState, InBucket, Reservation, ReserveOutcome, Scripts},
+    scripts::{CouponUse, Held, HoldState, InBucket, Reservation, ReserveOutcome, ReserveRules, Scripts},
 };
 use fred::prelude::*;
 use hyper::StatusCode;
@@ -161,7 +161,15 @@ async fn on_a_cluster_holds_left_by_a_dead_request_are_settled_by_what_the_sale_
             let request = Reservation { user_id: user, lines: vec![(21, 1)], idempotency: None };
             scripts
                 .reserve_order
-                .call(redis, sale, 2, InBucket::NONE, apart, 60_000, &[request])
+                .call(
+                    redis,
+                    sale,
+                    2,
+                    InBucket::NONE,
+                    apart,
+                    ReserveRules { idempotency_ttl_ms: 60_000, max_orders_per_user: 0 },
+                    &[request],
+                )
                 .await
                 .unwrap()
                 .remove(0)

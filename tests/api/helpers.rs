@@ -79,6 +79,7 @@ impl TestApp {
                 trusted_proxies: vec![],
                 rate_per_user: 0,
                 sale_admission: 0,
+                max_orders_per_user: 100,
                 jwt_secret: None,
                 payment_secret: Some(PAYMENT_SECRET.parse().unwrap()),
                 payments_unsigned: false,

@@ -326,3 +326,26 @@ async fn rankings_count_paid_orders_per_product_over_the_window() {
     assert_eq!(mine, vec![(502, 4), (501, 1)]);
     assert_eq!(app.get("/v1/rankings/products?window=3w").await.body["error"], "invalid_query");
 }
+
+#[tokio::test]
+async fn a_user_makes_at_most_the_capped_number_of_orders_in_a_sale_cancelled_ones_included() {
+    let app = TestApp::spawn_with(|c| c.http.max_orders_per_user = 3).await;
+    app.create_sale(1, &["1:100:100"], &["--per-user", "0"]);
+    app.create_sale(2, &["1:100:100"], &["--per-user", "0"]);
+    let body = json!({"user_id": 7, "items": [{"sku": 1, "quantity": 1}]});
+    let first = app.post("/v1/sales/1/orders", &body, &[("idempotency-key", "first")]).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    for _ in 0..2 {
+        let order = app.reserve(1, 7, &[(1, 1)]).await;
+        assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
+        assert_eq!(app.cancel(1, order.body["order_id"].as_u64().unwrap()).await.status, StatusCode::OK);
+    }
+    let capped = app.reserve(1, 7, &[(1, 1)]).await;
+    assert_eq!((capped.status, capped.body["error"].as_str()), (StatusCode::CONFLICT, Some("too_many_orders")));
+    assert_eq!(app.remaining(1).await[&1], 99, "the refused order took nothing");
+    // The replay of an order made before the cap still answers; others are not capped.
+    let replay = app.post("/v1/sales/1/orders", &body, &[("idempotency-key", "first")]).await;
+    assert_eq!(replay.status, StatusCode::CREATED);
+    assert_eq!(app.reserve(1, 8, &[(1, 1)]).await.status, StatusCode::CREATED, "another user");
+    assert_eq!(app.reserve(2, 7, &[(1, 1)]).await.status, StatusCode::CREATED, "another sale");
+}

@@ -132,7 +132,8 @@ fn assert_truthful(what: &str, answers: &BTreeMap<u64, (Answer, Option<u64>)>, h
 async fn sales_of(app: &TestApp) -> Sales {
     let pool = redis::pool(&app.config.redis).await.unwrap();
     let scripts = Arc::new(Scripts::load(pool.next(), Default::default()).await.unwrap());
-    Sales::new(pool, Keys::new(app.config.redis.key_prefix.clone()), scripts, app.config.retention.idempotency_ttl)
+    let (ttl, max_orders) = (app.config.retention.idempotency_ttl, app.config.http.max_orders_per_user);
+    Sales::new(pool, Keys::new(app.config.redis.key_prefix.clone()), scripts, ttl, max_orders)
 }
 
 async fn coupons_of(app: &TestApp) -> Coupons {
