@@ -1,5 +1,6 @@
 //! In-process admission control: token buckets per client IP and per user
-//! (429 + Retry-After), and a cap on reservations in flight per sale.
+//! (429 + Retry-After), and caps on reservations in flight per sale and on
+//! connections open per client IP.
 //! Buckets live in sharded maps so concurrent requests rarely share a lock.
 
 use std::{
@@ -55,87 +56,54 @@ impl RateLimiter {
     }
 }
 
-/// At most `cap` connections open at once per client (IPv4 address or IPv6 /64).
-pub struct ConnectionCap {
+/// At most `cap` holders at once per key: reservations in flight per sale
+/// (admission), connections open per client IP. Only keys held are remembered.
+pub struct Places<K: Hash + Eq + Copy> {
     cap: usize,
-    open: Mutex<HashMap<std::net::IpAddr, usize>>,
+    held: Mutex<HashMap<K, usize>>,
 }
 
-/// Held while a connection is open; gives its place back when dropped.
-pub struct Connection {
-    cap: Arc<ConnectionCap>,
-    key: std::net::IpAddr,
+/// Held while its holder runs; gives its place back when dropped.
+pub struct Place<K: Hash + Eq + Copy> {
+    places: Arc<Places<K>>,
+    key: K,
 }
 
-impl ConnectionCap {
-    pub fn new(cap: usize) -> Arc<ConnectionCap> {
-        Arc::new(ConnectionCap { cap, open: Mutex::new(HashMap::new()) })
+impl<K: Hash + Eq + Copy> Places<K> {
+    pub fn new(cap: usize) -> Arc<Places<K>> {
+        Arc::new(Places { cap, held: Mutex::new(HashMap::new()) })
     }
 
-    /// A place for a connection from `key`, or None when it has `cap` open.
-    pub fn enter(self: &Arc<Self>, key: std::net::IpAddr) -> Option<Connection> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(key).or_insert(0);
+    /// A place under `key`, or None when `cap` are held.
+    pub fn enter(self: &Arc<Self>, key: K) -> Option<Place<K>> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(key).or_insert(0);
         if *n >= self.cap {
             return None;
         }
         *n += 1;
-        Some(Connection { cap: self.clone(), key })
+        Some(Place { places: self.clone(), key })
     }
 }
 
-impl Drop for Connection {
+impl<K: Hash + Eq + Copy> Drop for Place<K> {
     fn drop(&mut self) {
-        let mut open = self.cap.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.key) {
+        let mut held = self.places.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
-                // Only clients with a connection open are remembered.
-                open.remove(&self.key);
+                held.remove(&self.key);
             }
         }
     }
 }
 
-/// At most `cap` reservations in flight per sale.
-pub struct Admission {
-    cap: usize,
-    in_flight: Mutex<HashMap<u64, usize>>,
-}
-
-/// Held while a reservation runs; gives its place back when dropped.
-pub struct Ticket {
-    admission: Arc<Admission>,
-    sale_id: u64,
-}
-
-impl Admission {
-    pub fn new(cap: usize) -> Arc<Admission> {
-        Arc::new(Admission { cap, in_flight: Mutex::new(HashMap::new()) })
-    }
-
-    pub fn enter(self: &Arc<Self>, sale_id: u64) -> Option<Ticket> {
-        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(sale_id).or_insert(0);
-        if *n >= self.cap {
-            return None;
-        }
-        *n += 1;
-        Some(Ticket { admission: self.clone(), sale_id })
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut map = self.admission.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.sale_id) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.sale_id);
-            }
-        }
-    }
-}
+/// Reservations in flight per sale.
+pub type Admission = Places<u64>;
+/// A reservation's place among its sale's in flight.
+pub type Ticket = Place<u64>;
+/// Connections open per client (IPv4 address or IPv6 /64).
+pub type ConnectionCap = Places<std::net::IpAddr>;
 
 #[cfg(test)]
 mod tests {

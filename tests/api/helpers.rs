@@ -164,7 +164,9 @@ impl TestApp {
     /// The environment `flashsale` needs to act on this app's servers, names and settings.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let c = &self.config;
+        let secret = c.http.payment_secret.as_ref().map(|s| s.0.clone()).unwrap_or_default();
         vec![
+            ("FLASHSALE_PAYMENT_SECRET", secret),
             ("FLASHSALE_REDIS_URL", c.redis.redis_url.clone()),
             ("FLASHSALE_KEY_PREFIX", c.redis.key_prefix.clone()),
             ("FLASHSALE_REDIS_TIMEOUT_MS", c.redis.redis_timeout_ms.to_string()),

@@ -129,15 +129,21 @@ async fn issue_via(app: &TestApp, user: u64, xff: &str) -> StatusCode {
     app.try_request_with(hyper::Method::POST, path, Some(body), &[("x-forwarded-for", xff)]).await.unwrap().status
 }
 
-#[tokio::test]
-async fn behind_a_trusted_proxy_the_per_ip_limit_is_per_forwarded_client() {
-    // The test client is 127.0.0.1: here it plays the load balancer.
+/// A service limiting 3 requests/s per client, trusting 127.0.0.0/8 as its
+/// load balancer (the test client is 127.0.0.1), with campaign 1 of 1,000.
+async fn behind_a_proxy() -> TestApp {
     let app = TestApp::spawn_with(|c| {
         c.http.rate_per_ip = 3;
         c.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     })
     .await;
     app.create_coupon(1, 1000, &[]);
+    app
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_per_ip_limit_is_per_forwarded_client() {
+    let app = behind_a_proxy().await;
     // Ten clients behind the balancer, two requests each: no one exceeds 3/s.
     let mut user = 0;
     for client in 1..=10 {
@@ -171,12 +177,7 @@ async fn behind_a_trusted_proxy_the_per_ip_limit_is_per_forwarded_client() {
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_a_client_cannot_escape_its_limit() {
-    let app = TestApp::spawn_with(|c| {
-        c.http.rate_per_ip = 3;
-        c.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
-    })
-    .await;
-    app.create_coupon(1, 1000, &[]);
+    let app = behind_a_proxy().await;
     // Rotating addresses inside one IPv6 /64 is one client.
     let mut limited = 0;
     for n in 1..=8 {
