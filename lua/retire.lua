@@ -36,7 +36,8 @@ if ARGV[3] == 'sale' then
   if redis.call('ZCARD', KEYS[4]) > 0 then
     return {'changed'}
   end
-  rows = redis.call('HLEN', KEYS[3])
+  -- Released orders Redis forgot once MySQL had them count too (forget_orders.lua).
+  rows = redis.call('HLEN', KEYS[3]) + tonumber(redis.call('HGET', KEYS[1], 'forgotten') or '0')
 else
   rows = redis.call('SCARD', KEYS[3])
 end

@@ -10,7 +10,7 @@
 -- KEYS[8] idem      {sale:ID}:idem      user:key -> fingerprint \n first answer
 -- KEYS[9] seq       {sale:ID}:seq       last order id
 -- KEYS[10] idem_expiry {sale:ID}:idem_expiry  idempotency keys by expiry (ms)
--- KEYS[11] moves  [12] received   (buckets only, see sales/moves.rs)
+-- KEYS[11] moves  [12] received   (buckets only, see sales/moves.rs)  [13] released
 -- ARGV: starts_at, ends_at, per_user_limit, hold_ms, mode ('create' | 'replace'), sale id,
 --       buckets (the sale's bucket count; 1 = none), epoch (this seeding's: the same
 --       in every bucket, so a stock move of an earlier seeding is refused),
@@ -28,7 +28,7 @@ end
 for i = 1, 9 do
   redis.call('DEL', KEYS[i])
 end
-redis.call('DEL', KEYS[10], KEYS[11], KEYS[12])
+redis.call('DEL', KEYS[10], KEYS[11], KEYS[12], KEYS[13])
 redis.call('HSET', KEYS[1], 'starts_at', ARGV[1], 'ends_at', ARGV[2], 'per_user_limit', ARGV[3], 'hold_ms', ARGV[4])
 if ARGV[7] ~= '1' then
   redis.call('HSET', KEYS[1], 'buckets', ARGV[7], 'epoch', ARGV[8])

@@ -111,7 +111,8 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
     let instance = config.relay.consumer(config.http.listen);
     let forget = crate::expiry::Forget { mysql: mysql.clone(), after: config.retention.forget_released_after };
     tasks.spawn(crate::expiry::run(sales.clone(), retirer, forget, instance, shutdown.clone()));
-    let wallets = Wallets::new(redis.clone(), keys.clone(), scripts.clone(), config.wallet.clone());
+    let longest = http::longest_request(config.http.request_timeout(), config.redis.timeout());
+    let wallets = Wallets::new(redis.clone(), keys.clone(), scripts.clone(), config.wallet.clone(), longest);
     let payments = Payments::new(redis.clone(), keys.clone(), scripts.clone(), sales.clone(), wallets.clone());
     tasks.spawn(crate::wallet::recovery::run(payments.clone(), shutdown.clone()));
     // Shared by the sink's tasks (on the pipe's thread) and /readyz.

@@ -189,7 +189,9 @@ impl Retirer {
                     outbox += client.xlen::<u64, _>(&keys.outbox).await?;
                     reserved += client.zcard::<u64, _>(&keys.deadlines).await?;
                     moving += client.hlen::<u64, _>(&keys.moves).await?;
-                    let held: u64 = client.hlen(&keys.orders).await?;
+                    // Released orders Redis forgot once MySQL had them count too.
+                    let forgotten: Option<u64> = client.hget(&keys.meta, "forgotten").await?;
+                    let held = client.hlen::<u64, _>(&keys.orders).await? + forgotten.unwrap_or(0);
                     orders += held;
                     if bucket == 0 {
                         own = held;

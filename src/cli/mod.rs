@@ -141,6 +141,7 @@ impl Context {
             self.keys.clone(),
             self.scripts.clone(),
             crate::config::WalletSettings::default(),
+            std::time::Duration::ZERO,
         )
     }
 

@@ -29,4 +29,5 @@ mod wallet;
 pub use client_ip::Cidr;
 pub use guard::Guard;
 pub use metrics_server::serve_metrics;
+pub use router::longest_request;
 pub use server::{serve, Surface};

@@ -31,6 +31,15 @@ use crate::{
 /// (three commands). Only a bug outlasts it.
 const SENT_COMMANDS: u32 = 9;
 
+/// The longest a request can still be at work: its timeout, then the backstop
+/// for what it sent (see `route`).
+pub fn longest_request(
+    request_timeout: std::time::Duration,
+    redis_timeout: std::time::Duration,
+) -> std::time::Duration {
+    request_timeout + redis_timeout * SENT_COMMANDS + std::time::Duration::from_secs(1)
+}
+
 pub async fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<Incoming>) -> Result<Reply, Infallible> {
     let started = Instant::now();
     let route = classify(req.uri().path());
@@ -52,7 +61,7 @@ pub async fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<I
             if caller.give_up() {
                 Err(ApiError::Timeout)
             } else {
-                let backstop = app.redis_timeout * SENT_COMMANDS + std::time::Duration::from_secs(1);
+                let backstop = longest_request(app.http.request_timeout(), app.redis_timeout) - app.http.request_timeout();
                 match tokio::time::timeout(backstop, &mut work).await {
                     Ok(result) => result,
                     Err(_) => Err(write_of(route).map_or(ApiError::Internal, ApiError::OutcomeUnknown)),

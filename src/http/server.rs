@@ -13,6 +13,10 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use super::{client_ip::limit_key, error::ApiError, limit::ConnectionCap, router};
 use crate::app::App;
 
+/// Connections past their client's cap told so at once, and for how long at most.
+const REFUSALS: usize = 256;
+const REFUSAL_TIME: Duration = Duration::from_secs(1);
+
 /// How long in-flight requests get to finish once shutdown starts.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -53,6 +57,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, surface: Surface, shutd
         .keep_alive(true);
     let slots = Arc::new(Semaphore::new(app.http.max_connections));
     let per_ip = (app.http.max_connections_per_ip > 0).then(|| ConnectionCap::new(app.http.max_connections_per_ip));
+    let refusals = Arc::new(Semaphore::new(REFUSALS));
     let mut refuse = http1::Builder::new();
     refuse.timer(TokioTimer::new()).header_read_timeout(app.http.header_read_timeout()).keep_alive(false);
     let graceful = GracefulShutdown::new();
@@ -84,6 +89,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, surface: Surface, shutd
             Some(cap) if !app.guard.trusted_proxy(ip) => match cap.enter(limit_key(ip)) {
                 Some(place) => Some(place),
                 None => {
+                    // The refusal takes no slot of the service's: a few at a
+                    // time, a second each; past that the connection is dropped.
+                    drop(permit);
+                    let Ok(refusal) = refusals.clone().try_acquire_owned() else { continue };
                     let busy = service_fn(|_req| async {
                         Ok::<_, std::convert::Infallible>(
                             ApiError::TooManyRequests(Duration::from_secs(1)).into_reply(),
@@ -91,8 +100,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, surface: Surface, shutd
                     });
                     let conn = refuse.serve_connection(TokioIo::new(stream), busy);
                     tokio::spawn(async move {
-                        let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
-                        drop(permit);
+                        let _ = tokio::time::timeout(REFUSAL_TIME, conn).await;
+                        drop(refusal);
                     });
                     continue;
                 }

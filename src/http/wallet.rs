@@ -79,7 +79,11 @@ pub async fn charge(app: &App, user_id: u64, req: Request<Incoming>) -> Result<R
         METRICS.outcome("charge_wallet", "payment_key_used");
         return Err(ApiError::PaymentKeyUsed);
     }
-    let outcome = app.wallets.charge(user_id, amount, &key).await.map_err(ApiError::write(Write::ChargeWallet))?;
+    let outcome = app
+        .wallets
+        .charge(user_id, amount, &body.payment_key, &key)
+        .await
+        .map_err(ApiError::write(Write::ChargeWallet))?;
     METRICS.outcome("charge_wallet", outcome.name());
     let view =
         |c: Charged| ChargeView { user_id, balance: c.balance, charged: c.charged, charged_at: rfc3339_ms(c.at) };

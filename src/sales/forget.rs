@@ -24,10 +24,17 @@ impl Sales {
             if due.is_empty() {
                 continue;
             }
-            // Not yet in MySQL: looked at again next time.
+            // Not yet in MySQL: looked at again later, behind the newer ones,
+            // so an id MySQL never gets (a conflict) cannot hold the rest up.
             let stored = crate::db::queries::released_orders(mysql, sale_id, &due).await?;
             if !stored.is_empty() {
                 forgotten += self.scripts.forget_orders.call(client, &keys, &stored).await?;
+            }
+            let later: Vec<(f64, u64)> =
+                due.iter().filter(|id| !stored.contains(id)).map(|&id| (now_ms() as f64, id)).collect();
+            if !later.is_empty() {
+                // XX: only ids still listed.
+                let _: () = client.zadd(&keys.released, Some(SetOptions::XX), None, false, false, later).await?;
             }
         }
         Ok(forgotten)

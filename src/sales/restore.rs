@@ -183,6 +183,15 @@ impl Sales {
         if !plan.deadlines.is_empty() {
             let _: () = client.zadd(&keys.deadlines, None, None, false, false, plan.deadlines.clone()).await?;
         }
+        // Released orders come back whole, to be forgotten again (see `forget`).
+        let released: Vec<(f64, u64)> = orders
+            .iter()
+            .filter(|o| matches!(o.status, crate::order::OrderStatus::Cancelled | crate::order::OrderStatus::Expired))
+            .map(|o| (o.updated_at as f64, o.order_id))
+            .collect();
+        for chunk in released.chunks(RESTORE_CHUNK) {
+            let _: () = client.zadd(&keys.released, None, None, false, false, chunk.to_vec()).await?;
+        }
         if let Some(last) = plan.last_order_id {
             let _: () = client.set(&keys.seq, last, None, None, false).await?;
         }

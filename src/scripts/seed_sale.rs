@@ -68,7 +68,7 @@ impl SeedSale {
             args.extend([s.sku.to_string(), s.price.to_string(), stock.to_string()]);
         }
         let mut keys: Vec<&str> = keys.into_iter().map(String::as_str).collect();
-        keys.extend([k.idem_expiry.as_str(), k.moves.as_str(), k.received.as_str()]);
+        keys.extend([k.idem_expiry.as_str(), k.moves.as_str(), k.received.as_str(), k.released.as_str()]);
         let answer: Value = self.1.evalsha(&self.0, client, keys, args).await?;
         match answer.as_str().as_deref() {
             Some("created") => Ok(SeedOutcome::Created),

@@ -27,8 +27,8 @@ use crate::{
 /// Requests served by one `wallet_apply.lua` call at most.
 const MAX_BATCH: usize = 128;
 /// A void (a refused or abandoned payment attempt) is kept its hold plus
-/// this: longer than a request that sent the attempt's debit can still be at
-/// work (request timeout plus its sent commands' Redis timeouts, see `http::router`).
+/// this, or plus the longest a request that sent the attempt's debit can
+/// still be at work when that is longer (see `http::longest_request`).
 pub const VOID_MARGIN_MS: u64 = 60_000;
 
 /// A wallet as Redis holds it.
@@ -60,11 +60,20 @@ pub struct Wallets {
 }
 
 impl Wallets {
-    pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>, settings: WalletSettings) -> Self {
+    /// `longest_request`: the longest a request can still be at work (a void
+    /// outlives any debit such a request may still send).
+    pub fn new(
+        redis: Pool,
+        keys: Keys,
+        scripts: Arc<Scripts>,
+        settings: WalletSettings,
+        longest_request: std::time::Duration,
+    ) -> Self {
         let ops = {
             let (redis, keys) = (redis.clone(), keys.clone());
             let (max_balance, keep_ms) = (settings.wallet_max_balance, settings.wallet_keep_secs.saturating_mul(1000));
-            let void_keep_ms = settings.wallet_hold_ms.saturating_add(VOID_MARGIN_MS);
+            let margin = VOID_MARGIN_MS.max(longest_request.as_millis() as u64);
+            let void_keep_ms = settings.wallet_hold_ms.saturating_add(margin);
             Batcher::spawn(
                 redis.size(),
                 MAX_BATCH,
@@ -85,10 +94,18 @@ impl Wallets {
         &self.settings
     }
 
-    /// Adds `amount` once per Idempotency-Key (`key`): the same key and amount
-    /// again answers the first charge. Not sent when the caller gave up first.
-    pub async fn charge(&self, user_id: u64, amount: u64, key: &str) -> Result<WalletOutcome, WriteError> {
-        let op = WalletOp::Charge { user_id, key: key.to_string(), fingerprint: amount.to_string(), amount };
+    /// Adds `amount` once per Idempotency-Key (`key`): the same key, amount and
+    /// payment again answers the first charge (another payment under the key is
+    /// a mismatch, never a replay it did not make). Not sent when the caller gave up first.
+    pub async fn charge(
+        &self,
+        user_id: u64,
+        amount: u64,
+        payment_key: &str,
+        key: &str,
+    ) -> Result<WalletOutcome, WriteError> {
+        let op =
+            WalletOp::Charge { user_id, key: key.to_string(), fingerprint: fingerprint(amount, payment_key), amount };
         self.ops.call(Keys::wallet_shard(user_id), op).await
     }
 
@@ -149,4 +166,13 @@ mod tests {
         assert_eq!(WalletState::parse("900:3:1:4"), None);
         assert_eq!(WalletState::parse("-1:3:1"), None);
     }
+}
+
+/// A charge's request fingerprint: its amount and (hashed: any bytes, fixed
+/// length, no newline for the script's record) the payment funding it.
+fn fingerprint(amount: u64, payment_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(payment_key.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{amount}:{hex}")
 }

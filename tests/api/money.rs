@@ -115,6 +115,17 @@ async fn a_signed_charge_credits_one_wallet_once() {
     assert_eq!(retry.status, StatusCode::OK);
     assert_eq!(retry.headers.get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
 
+    // Another payment under the same Idempotency-Key is no replay of the first.
+    let other_payment = br#"{"amount": 5000, "payment_key": "gw-charge-2"}"#;
+    let mixed = app
+        .post_raw(
+            path,
+            other_payment,
+            &[("flashsale-signature", &sign_payment(path, other_payment)), ("idempotency-key", "k1")],
+        )
+        .await;
+    assert_eq!(error(&mixed), (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"), "{}", mixed.body);
+
     // Replayed onto another wallet: the signature names wallet 5.
     let elsewhere = charge("/v1/wallets/6/charge", "k1", signature.clone()).await;
     assert_eq!(error(&elsewhere), (StatusCode::UNAUTHORIZED, "invalid_signature"));

@@ -56,3 +56,39 @@ async fn cancelled_orders_leave_redis_once_mysql_has_them_and_are_still_answered
     let reconciled = app.cli(&["reconcile"]);
     assert_eq!(reconciled.code, Some(0), "{} {}", reconciled.stdout, reconciled.stderr);
 }
+
+#[tokio::test]
+async fn a_sale_whose_released_orders_were_forgotten_still_retires() {
+    let app = TestApp::spawn_with(|c| {
+        c.retention.forget_released_after = Duration::from_millis(100);
+        c.retention.retain_after_end = Duration::from_secs(1);
+    })
+    .await;
+    let ends = (std::time::SystemTime::now() + Duration::from_secs(4)).duration_since(std::time::UNIX_EPOCH).unwrap();
+    app.create_sale(1, &["1:1000:100"], &["--ends-at", &ends.as_secs().to_string()]);
+    let mut cancelled = Vec::new();
+    for user in 1..=5 {
+        let order = app.reserve(1, user, &[(1, 1)]).await.body["order_id"].as_u64().unwrap();
+        assert_eq!(app.cancel(1, order).await.status, StatusCode::OK);
+        cancelled.push(order);
+    }
+    let paid = app.reserve(1, 9, &[(1, 1)]).await.body["order_id"].as_u64().unwrap();
+    assert_eq!(app.confirm(1, paid, 1000).await.status, StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while orders_in_redis(&app, 1) > 1 {
+        assert!(Instant::now() < deadline, "the released orders were never forgotten");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Ended, every event in MySQL, some orders only there: it retires all the same.
+    loop {
+        let sale = app.get("/v1/sales/1").await;
+        if sale.body["retired"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sale never retired: {}", sale.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let gone = app.get(&format!("/v1/sales/1/orders/{}", cancelled[0])).await;
+    assert_eq!(gone.body["status"], "cancelled");
+    assert_eq!(app.get(&format!("/v1/sales/1/orders/{paid}")).await.body["status"], "paid");
+}
