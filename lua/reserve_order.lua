@@ -121,15 +121,28 @@ local function memo(cache, read)
     return value
   end
 end
--- Stock per SKU, units bought per user, the coupon's use per user, the
+-- Stock per SKU, units bought and orders made per user, the coupon's use per user, the
 -- answers remembered per idempotency key.
 local bought, used, idem, made = {}, {}, {}, {}
 local max_orders = tonumber(ARGV[10])
 local stock_of = memo(stock, function(sku) return tonumber(redis.call('HGET', KEYS[3], sku) or '0') end)
-local bought_of = memo(bought, function(user) return tonumber(redis.call('HGET', KEYS[4], user) or '0') end)
+-- A user's units held and orders made live in one hash: read together, once.
+local function load_user(user)
+  if bought[user] == nil then
+    local held_made = redis.call('HMGET', KEYS[4], user, 'n:' .. user)
+    bought[user], made[user] = tonumber(held_made[1] or '0'), tonumber(held_made[2] or '0')
+  end
+end
+local function bought_of(user)
+  load_user(user)
+  return bought[user]
+end
+local function made_of(user)
+  load_user(user)
+  return made[user]
+end
 local used_by = memo(used, function(user) return redis.call('HEXISTS', KEYS[13], user) == 1 end)
 local idem_of = memo(idem, function(key) return redis.call('HGET', KEYS[7], key) or false end)
-local made_of = memo(made, function(user) return tonumber(redis.call('HGET', KEYS[4], 'n:' .. user) or '0') end)
 local seq, seq_start = nil, nil
 local coupon_seq_next, coupon_seq_start, discount_of_coupon, coupon_ended = nil, nil, nil, false
 local coupon_held_until = 0

@@ -406,22 +406,6 @@ impl Sales {
         Ok(orders)
     }
 
-    /// [`Sales::info`] for the API: with buckets, shared for a moment (see `summary`).
-    pub async fn summary(&self, sale_id: u64) -> Result<Option<SaleInfo>, Error> {
-        if buckets::believed_of(&self.keys, Of::Sale, sale_id) <= 1 {
-            return self.info(sale_id).await;
-        }
-        let now = now_ms();
-        if let Some(info) = self.summaries.get(sale_id, now) {
-            return Ok(Some(info));
-        }
-        let info = self.info(sale_id).await?;
-        if let Some(info) = &info {
-            self.summaries.put(sale_id, info.clone(), now);
-        }
-        Ok(info)
-    }
-
     /// With buckets: every bucket's summed, units in moves under way counted
     /// as remaining (see `moves`).
     pub async fn info(&self, sale_id: u64) -> Result<Option<SaleInfo>, Error> {

@@ -23,9 +23,37 @@ use crate::{
 
 const MAX_PAYMENT_KEY: usize = 128;
 
+/// A gateway's `payment_key` (confirm, charge): 1 to 128 bytes, and not
+/// "wallet", which names wallet payments.
+pub(super) fn check_payment_key(key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.len() > MAX_PAYMENT_KEY {
+        return Err(ApiError::BadRequest(
+            "invalid_field",
+            format!("`payment_key` must be 1 to {MAX_PAYMENT_KEY} characters"),
+        ));
+    }
+    if key == "wallet" {
+        return Err(ApiError::BadRequest("invalid_field", "`payment_key` \"wallet\" names wallet payments".into()));
+    }
+    Ok(())
+}
+
 pub async fn get(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap) -> Result<Reply, ApiError> {
     // The token first: a missing order and another user's answer alike, 404.
     let caller = app.guard.caller(headers.get(AUTHORIZATION))?;
+    let (order, live) = owned_order(app, caller, sale_id, order_id).await?;
+    let view = if live { OrderView::from(&order) } else { OrderView::retired(&order) };
+    Ok(json(StatusCode::OK, &view))
+}
+
+/// The order as Redis has it (live: true), else as MySQL keeps it; unknown
+/// alike when missing and when `caller` (see `Guard::caller`) does not own it.
+pub(super) async fn owned_order(
+    app: &App,
+    caller: Option<u64>,
+    sale_id: u64,
+    order_id: u64,
+) -> Result<(Order, bool), ApiError> {
     let (order, live) = match app.sales.order(sale_id, order_id).await? {
         Some(order) => (order, true),
         None => (retired(app, sale_id, order_id).await?, false),
@@ -33,8 +61,7 @@ pub async fn get(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap) ->
     if !Guard::owns(caller, order.user_id) {
         return Err(ApiError::UnknownOrder(sale_id, order_id));
     }
-    let view = if live { OrderView::from(&order) } else { OrderView::retired(&order) };
-    Ok(json(StatusCode::OK, &view))
+    Ok((order, live))
 }
 
 /// The order from MySQL once its sale retired; else it is unknown.
@@ -63,15 +90,7 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
     let raw = read_bytes(req, &app.http).await?;
     app.guard.payment(&call, &raw)?;
     let body: Confirmation = parse_body(&raw, &app.http, FIELDS)?;
-    if body.payment_key.is_empty() || body.payment_key.len() > MAX_PAYMENT_KEY {
-        return Err(ApiError::BadRequest(
-            "invalid_field",
-            format!("`payment_key` must be 1 to {MAX_PAYMENT_KEY} characters"),
-        ));
-    }
-    if body.payment_key == "wallet" {
-        return Err(ApiError::BadRequest("invalid_field", "`payment_key` \"wallet\" names wallet payments".into()));
-    }
+    check_payment_key(&body.payment_key)?;
     // The key is bound to this order before it can pay it: a payment pays once.
     if !gateway::claim(&app.mysql, &body.payment_key, &PaidFor::Order { sale_id, order_id }).await? {
         METRICS.outcome("confirm_order", "payment_key_used");
@@ -106,14 +125,8 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
 
 pub async fn cancel(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap) -> Result<Reply, ApiError> {
     if let Some(caller) = app.guard.caller(headers.get(AUTHORIZATION))? {
-        // Check the owner before changing anything; another user's order is unknown to them.
-        let order = match app.sales.order(sale_id, order_id).await? {
-            Some(order) => order,
-            None => retired(app, sale_id, order_id).await?,
-        };
-        if !Guard::owns(Some(caller), order.user_id) {
-            return Err(ApiError::UnknownOrder(sale_id, order_id));
-        }
+        // The owner is checked before anything changes.
+        owned_order(app, Some(caller), sale_id, order_id).await?;
     }
     let Some(order) = app.sales.cancel(sale_id, order_id).await.map_err(ApiError::write(Write::CancelOrder))? else {
         let order = retired(app, sale_id, order_id).await;

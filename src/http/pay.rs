@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{
     body::read_json,
     error::{ApiError, Write},
-    guard::Guard,
+    order::owned_order,
     order_view::OrderView,
     respond::{json, Reply},
 };
@@ -28,14 +28,8 @@ pub async fn handle(app: &App, sale_id: u64, order_id: u64, req: Request<Incomin
         return Err(ApiError::BadRequest("invalid_method", "`method` must be \"wallet\"".into()));
     }
     if let Some(caller) = app.guard.caller(authorization.as_ref())? {
-        // Check the owner before changing anything; another user's order is unknown to them.
-        let order = match app.sales.order(sale_id, order_id).await? {
-            Some(order) => order,
-            None => app.retired.order(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))?,
-        };
-        if !Guard::owns(Some(caller), order.user_id) {
-            return Err(ApiError::UnknownOrder(sale_id, order_id));
-        }
+        // The owner is checked before anything changes.
+        owned_order(app, Some(caller), sale_id, order_id).await?;
     }
     let outcome = app.payments.pay(sale_id, order_id).await.map_err(ApiError::write(Write::PayOrder))?;
     let name = match &outcome {

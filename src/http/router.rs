@@ -5,7 +5,14 @@
 //! "not done". A request whose write was sent waits for Redis's real answer,
 //! which Redis's command timeout bounds.
 
-use std::{convert::Infallible, future::Future, net::IpAddr, panic::AssertUnwindSafe, sync::Arc, time::Instant};
+use std::{
+    convert::Infallible,
+    future::Future,
+    net::IpAddr,
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures_util::FutureExt;
 use hyper::{body::Incoming, Method, Request};
@@ -31,13 +38,14 @@ use crate::{
 /// (three commands). Only a bug outlasts it.
 const SENT_COMMANDS: u32 = 9;
 
-/// The longest a request can still be at work: its timeout, then the backstop
-/// for what it sent (see `route`).
-pub fn longest_request(
-    request_timeout: std::time::Duration,
-    redis_timeout: std::time::Duration,
-) -> std::time::Duration {
-    request_timeout + redis_timeout * SENT_COMMANDS + std::time::Duration::from_secs(1)
+/// How long a request that sent a write still waits for its answers.
+fn backstop(redis_timeout: Duration) -> Duration {
+    redis_timeout * SENT_COMMANDS + Duration::from_secs(1)
+}
+
+/// The longest a request can still be at work: its timeout, then the backstop.
+pub fn longest_request(request_timeout: Duration, redis_timeout: Duration) -> Duration {
+    request_timeout + backstop(redis_timeout)
 }
 
 pub async fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<Incoming>) -> Result<Reply, Infallible> {
@@ -61,8 +69,7 @@ pub async fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<I
             if caller.give_up() {
                 Err(ApiError::Timeout)
             } else {
-                let backstop = longest_request(app.http.request_timeout(), app.redis_timeout) - app.http.request_timeout();
-                match tokio::time::timeout(backstop, &mut work).await {
+                match tokio::time::timeout(backstop(app.redis_timeout), &mut work).await {
                     Ok(result) => result,
                     Err(_) => Err(write_of(route).map_or(ApiError::Internal, ApiError::OutcomeUnknown)),
                 }

@@ -14,6 +14,7 @@ use super::{
     body::{parse_body, read_bytes},
     error::{ApiError, Write},
     guard::GatewayCall,
+    order::check_payment_key,
     query::{cursor, limit, pairs},
     reserve::idempotency_key,
     respond::{json, Reply},
@@ -38,8 +39,6 @@ const FIELDS: &[(&str, &str)] = &[
     ("payment_key", "the payment gateway's reference of the payment that funds it, a string"),
 ];
 
-const MAX_PAYMENT_KEY: usize = 128;
-
 #[derive(Serialize)]
 struct ChargeView {
     user_id: u64,
@@ -61,12 +60,7 @@ pub async fn charge(app: &App, user_id: u64, req: Request<Incoming>) -> Result<R
     app.guard.payment(&call, &raw)?;
     let settings = app.wallets.settings();
     let body: ChargeRequest = parse_body(&raw, &app.http, FIELDS)?;
-    if body.payment_key.is_empty() || body.payment_key.len() > MAX_PAYMENT_KEY || body.payment_key == "wallet" {
-        return Err(ApiError::BadRequest(
-            "invalid_field",
-            format!("`payment_key` must be 1 to {MAX_PAYMENT_KEY} characters, and not \"wallet\""),
-        ));
-    }
+    check_payment_key(&body.payment_key)?;
     let (min, max) = (settings.wallet_min_charge, settings.wallet_max_charge);
     let amount = u64::try_from(body.amount).ok().filter(|a| (min..=max).contains(a)).ok_or_else(|| {
         ApiError::BadRequest(

@@ -5,7 +5,14 @@
 
 use std::{collections::HashMap, sync::Mutex};
 
-use crate::scripts::SaleInfo;
+use fred::error::Error;
+
+use super::Sales;
+use crate::{
+    buckets::{self, Of},
+    scripts::SaleInfo,
+    time::now_ms,
+};
 
 /// How long a summary is reused.
 pub const TTL_MS: u64 = 250;
@@ -33,5 +40,23 @@ impl Summaries {
 
     pub fn forget(&self, sale_id: u64) {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(&sale_id);
+    }
+}
+
+impl Sales {
+    /// [`Sales::info`] for the API: with buckets, shared for a moment.
+    pub async fn summary(&self, sale_id: u64) -> Result<Option<SaleInfo>, Error> {
+        if buckets::believed_of(&self.keys, Of::Sale, sale_id) <= 1 {
+            return self.info(sale_id).await;
+        }
+        let now = now_ms();
+        if let Some(info) = self.summaries.get(sale_id, now) {
+            return Ok(Some(info));
+        }
+        let info = self.info(sale_id).await?;
+        if let Some(info) = &info {
+            self.summaries.put(sale_id, info.clone(), now);
+        }
+        Ok(info)
     }
 }

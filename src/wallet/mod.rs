@@ -173,6 +173,5 @@ mod tests {
 fn fingerprint(amount: u64, payment_key: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(payment_key.as_bytes());
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("{amount}:{hex}")
+    format!("{amount}:{}", crate::signature::hex(&digest[..16]))
 }
