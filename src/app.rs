@@ -15,6 +15,7 @@ use crate::{
         WalletSettings,
     },
     coupons::Coupons,
+    domain::{coupons::CouponService, orders::OrderService, wallets::WalletService, Domain},
     http, kafka,
     keys::Keys,
     pipe,
@@ -30,16 +31,11 @@ use crate::{
 /// What the HTTP handlers share.
 pub struct App {
     pub guard: http::Guard,
-    pub coupons: Coupons,
-    pub sales: Sales,
-    pub wallets: Wallets,
-    pub payments: Payments,
-    /// For the routes served from MySQL (histories, "mine" views).
-    pub mysql: mysql_async::Pool,
+    /// Coupons, orders and wallets: what the handlers ask for.
+    pub domain: Domain,
+    /// What one user holds (coupons, orders), MySQL merged with Redis.
     pub mine: crate::mine::Mine,
     pub probes: Probes,
-    /// Campaigns, sales and orders Redis let go, from MySQL.
-    pub retired: crate::retired::RetiredRecords,
     pub http: HttpSettings,
     /// Longest one Redis command may take (FLASHSALE_REDIS_TIMEOUT_MS).
     pub redis_timeout: std::time::Duration,
@@ -120,16 +116,17 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
     let pipe =
         pipe::spawn(config.clone(), scripts.clone(), keys.clone(), sink_health.clone(), shutdown.clone()).await?;
 
+    let retired = Arc::new(crate::retired::RetiredRecords::new(mysql.clone()));
+    let domain = Domain {
+        coupons: CouponService::new(Coupons::new(redis.clone(), keys.clone(), scripts), retired.clone()),
+        orders: OrderService::new(sales, payments, retired, mysql.clone()),
+        wallets: WalletService::new(wallets, mysql.clone()),
+    };
     let app = Arc::new(App {
         guard,
-        coupons: Coupons::new(redis.clone(), keys.clone(), scripts),
-        sales,
-        wallets,
-        payments,
-        mysql: mysql.clone(),
+        domain,
         mine: crate::mine::Mine::new(redis.clone(), keys.clone(), mysql.clone()),
         probes: Probes::new(redis.clone(), mysql.clone(), kafka, sink_health),
-        retired: crate::retired::RetiredRecords::new(mysql.clone()),
         http: config.http.clone(),
         redis_timeout: config.redis.timeout(),
     });

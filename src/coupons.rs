@@ -63,14 +63,12 @@ impl Coupons {
     pub async fn issue(&self, coupon_id: u64, user_id: u64) -> Result<IssueOutcome, WriteError> {
         let now = now_ms();
         if self.sold_out.is_set(coupon_id, now) {
-            METRICS.outcome("issue_coupon", "sold_out");
             return Ok(IssueOutcome::SoldOut);
         }
         let outcome = self.issue_in_buckets(coupon_id, user_id).await?;
         if outcome == IssueOutcome::SoldOut {
             self.sold_out.set(coupon_id, now);
         }
-        METRICS.outcome("issue_coupon", outcome.name());
         Ok(outcome)
     }
 

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`http`]: the HTTP API (hyper): accept loop, router, one file per endpoint.
+//! - [`domain`]: what the API asks of coupons, orders and wallets; its own result and error types.
 //! - [`scripts`]: typed wrappers of the Lua scripts in `lua/` — the hot path.
 //!   One script checks, decrements, dedups and appends to the outbox stream.
 //! - [`coupons`]: campaign state in Redis, through the scripts; [`batch`]: concurrent
@@ -42,6 +43,7 @@ pub mod cli;
 pub mod config;
 pub mod coupons;
 pub mod db;
+pub mod domain;
 pub mod durability;
 pub mod events;
 pub mod expiry;

@@ -31,17 +31,6 @@ pub struct Held {
     pub used: Option<(u64, u64)>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum MineError {
-    #[error(transparent)]
-    Redis(#[from] Error),
-    #[error(transparent)]
-    Mysql(#[from] mysql_async::Error),
-    /// MySQL still lacks an order Redis shows after `CATCH_UP`.
-    #[error("the order history is catching up")]
-    Behind,
-}
-
 #[derive(Clone)]
 pub struct Mine {
     redis: Pool,
@@ -55,7 +44,7 @@ impl Mine {
     }
 
     /// The user's coupons; `live` are the campaigns Redis holds.
-    pub async fn coupons(&self, user_id: u64, live: &[u64]) -> Result<Vec<Held>, MineError> {
+    pub async fn coupons(&self, user_id: u64, live: &[u64]) -> Result<Vec<Held>, crate::domain::Error> {
         let mut held: HashMap<u64, Held> = rows::coupons(&self.mysql, user_id)
             .await?
             .into_iter()
@@ -107,13 +96,18 @@ impl Mine {
         live: &[u64],
         limit: u64,
         before: Option<(u64, u64)>,
-    ) -> Result<Vec<Order>, MineError> {
+    ) -> Result<Vec<Order>, crate::domain::Error> {
         let started = tokio::time::Instant::now();
         let fresh = loop {
             match self.complete(user_id, live).await? {
                 Some(fresh) => break fresh,
                 None if started.elapsed() < CATCH_UP => tokio::time::sleep(POLL).await,
-                None => return Err(MineError::Behind),
+                None => {
+                    return Err({
+                        tracing::warn!("mine: MySQL still lacks an order Redis shows");
+                        crate::domain::Error::Unavailable("the order history is catching up".into())
+                    })
+                }
             }
         };
         let page = rows::orders(&self.mysql, user_id, limit, before).await?;
@@ -122,7 +116,11 @@ impl Mine {
 
     /// The user's orders of live sales as Redis has them, when MySQL knows
     /// every one of them that holds units; None when it lacks one.
-    async fn complete(&self, user_id: u64, live: &[u64]) -> Result<Option<HashMap<(u64, u64), Order>>, MineError> {
+    async fn complete(
+        &self,
+        user_id: u64,
+        live: &[u64],
+    ) -> Result<Option<HashMap<(u64, u64), Order>>, crate::domain::Error> {
         if live.is_empty() {
             return Ok(Some(HashMap::new()));
         }

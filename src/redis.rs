@@ -120,3 +120,58 @@ pub fn not_sent(e: &Error) -> bool {
     e.kind() == &ErrorKind::Sentinel
         || (e.kind() == &ErrorKind::Unknown && e.details().starts_with("Failed to route command"))
 }
+
+/// A Redis failure as the domain sees it, for a read (or a call Redis
+/// refused): nothing changed, so never `OutcomeUnknown`. Logged here.
+impl From<Error> for crate::domain::Error {
+    fn from(e: Error) -> Self {
+        use crate::domain::Error as Domain;
+        if cross_slot(&e) {
+            tracing::error!(error = %e, "Redis Cluster refused keys of several slots in one command");
+            return Domain::Unavailable(e.to_string());
+        }
+        if refused_write(&e) || not_sent(&e) || lost_in_flight(&e) {
+            tracing::warn!(error = %e, "redis refused the call (failover, loading, too few replicas)");
+            return Domain::Unavailable(e.to_string());
+        }
+        match e.kind() {
+            ErrorKind::IO
+            | ErrorKind::Timeout
+            | ErrorKind::Canceled
+            | ErrorKind::Backpressure
+            | ErrorKind::Cluster
+            | ErrorKind::Routing => {
+                tracing::warn!(error = %e, "redis unavailable");
+                Domain::Unavailable(e.to_string())
+            }
+            _ => {
+                tracing::error!(error = ?e, "redis error");
+                Domain::Bug(e.to_string())
+            }
+        }
+    }
+}
+
+/// A failed write as the domain sees it: never sent is `Abandoned` or
+/// `Unavailable` (it did not happen); sent, with the connection lost or no
+/// answer in time, is `OutcomeUnknown`; an error Redis answered maps as a read's.
+impl From<WriteError> for crate::domain::Error {
+    fn from(e: WriteError) -> Self {
+        use crate::domain::Error as Domain;
+        match e {
+            WriteError::Abandoned => Domain::Abandoned,
+            WriteError::NotSent(e) => {
+                tracing::warn!(error = %e, "write not sent");
+                Domain::Unavailable(e.to_string())
+            }
+            WriteError::Failed(e)
+                if lost_in_flight(&e)
+                    || matches!(e.kind(), ErrorKind::IO | ErrorKind::Timeout | ErrorKind::Canceled) =>
+            {
+                tracing::warn!(error = %e, "write outcome unknown");
+                Domain::OutcomeUnknown(e.to_string())
+            }
+            WriteError::Failed(e) => e.into(),
+        }
+    }
+}

@@ -103,6 +103,13 @@ impl RetiredRecords {
     }
 }
 
+impl From<Unavailable> for crate::domain::Error {
+    fn from(e: Unavailable) -> Self {
+        tracing::warn!(error = %e, "cannot read a retired record");
+        crate::domain::Error::Unavailable(e.to_string())
+    }
+}
+
 fn unavailable(e: impl std::fmt::Display) -> Unavailable {
     Unavailable(e.to_string())
 }

@@ -39,3 +39,11 @@ fn builder(settings: &MysqlSettings) -> anyhow::Result<OptsBuilder> {
         .pool_opts(PoolOpts::new().with_constraints(constraints).with_reset_connection(false))
         .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci"]))
 }
+
+/// A MySQL failure as the domain sees it: unavailable, logged here.
+impl From<mysql_async::Error> for crate::domain::Error {
+    fn from(e: mysql_async::Error) -> Self {
+        tracing::warn!(error = %e, "mysql unavailable");
+        crate::domain::Error::Unavailable(e.to_string())
+    }
+}

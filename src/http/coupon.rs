@@ -24,29 +24,15 @@ struct Campaign {
 }
 
 pub async fn handle(app: &App, coupon_id: u64) -> Result<Reply, ApiError> {
-    let campaign = match app.coupons.info(coupon_id).await? {
-        Some(info) => Campaign {
-            coupon_id,
-            total: info.total,
-            remaining: info.remaining,
-            issued: info.issued,
-            starts_at: rfc3339_ms(info.starts_at),
-            ends_at: (info.ends_at > 0).then(|| rfc3339_ms(info.ends_at)),
-            retired: false,
-        },
-        None => {
-            let c = app.retired.campaign(coupon_id).await?.ok_or(ApiError::UnknownCoupon(coupon_id))?;
-            Campaign {
-                coupon_id,
-                total: c.total,
-                // Redis kept remaining + issued == total (reconcile checks it).
-                remaining: c.total.saturating_sub(c.issued),
-                issued: c.issued,
-                starts_at: rfc3339_ms(c.starts_at),
-                ends_at: (c.ends_at > 0).then(|| rfc3339_ms(c.ends_at)),
-                retired: true,
-            }
-        }
+    let c = app.domain.coupons.campaign(coupon_id).await?;
+    let campaign = Campaign {
+        coupon_id,
+        total: c.total,
+        remaining: c.remaining,
+        issued: c.issued,
+        starts_at: rfc3339_ms(c.starts_at),
+        ends_at: (c.ends_at > 0).then(|| rfc3339_ms(c.ends_at)),
+        retired: c.retired,
     };
     Ok(json(StatusCode::OK, &campaign))
 }

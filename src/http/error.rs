@@ -5,61 +5,13 @@ use hyper::{header, StatusCode};
 use serde::Serialize;
 
 use super::respond::{json, Reply};
-use crate::{caller::WriteError, order::OrderStatus};
-
-fn list(ids: &[u64]) -> String {
-    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
-}
+use crate::domain::{Error as DomainError, Refusal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("no coupon campaign {0}")]
-    UnknownCoupon(u64),
-    #[error("user already has coupon {0}")]
-    AlreadyIssued(u64),
-    #[error("coupon {0} is sold out")]
-    SoldOut(u64),
-    /// What has not started: "coupon campaign 5", "sale 7".
-    #[error("{0} has not started yet")]
-    NotStarted(String),
-    #[error("{0} has ended")]
-    Ended(String),
-    #[error("no sale {0}")]
-    UnknownSale(u64),
-    #[error("no order {1} in sale {0}")]
-    UnknownOrder(u64, u64),
-    #[error("unknown SKU(s) {}", list(.0))]
-    UnknownSkus(Vec<u64>),
-    #[error("not enough stock for SKU(s) {}", list(.0))]
-    SkusSoldOut(Vec<u64>),
-    #[error("the per-user limit of this sale allows {0} more unit(s)")]
-    LimitExceeded(u64),
-    /// The user made the most orders a sale allows one user.
-    #[error("a user may make at most {0} orders in a sale, cancelled and expired ones included")]
-    TooManyOrders(u64),
-    #[error("the coupon was not issued to this user, or is already used")]
-    CouponUnavailable,
-    #[error("the coupon's campaign has ended; the coupon no longer applies")]
-    CouponExpired,
-    #[error("this Idempotency-Key was used with a different request")]
-    IdempotencyKeyReused,
-    #[error("the amount paid must equal the amount to pay, {0}")]
-    AmountMismatch(u64),
-    #[error("the order is {}", .0.as_str())]
-    OrderClosed(OrderStatus),
-    /// The order was paid by another payment (its key is answered: refund the new one).
-    #[error("the order is already paid by another payment; refund this one")]
-    AlreadyPaid(String),
-    #[error("the wallet holds {balance}, less than the {to_pay} to pay; nothing was taken")]
-    InsufficientBalance { balance: u64, to_pay: u64 },
-    /// A charge would take the balance past FLASHSALE_WALLET_MAX_BALANCE; `left` more fits.
-    #[error("the charge would take the balance past its maximum; at most {0} more can be charged")]
-    BalanceLimitExceeded(u64),
-    #[error("a wallet payment of this order is under way; retry shortly")]
-    PaymentInProgress,
-    /// The payment_key already paid another order or charge (which is not named).
-    #[error("this payment_key was already used for another order or charge; a payment pays once")]
-    PaymentKeyUsed,
+    /// Refused by the domain, for its reason: nothing was done.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error("the Flashsale-Signature header is missing, malformed, stale or does not match the method, path and body")]
     InvalidSignature,
     #[error("payment callbacks are not accepted: the service has no FLASHSALE_PAYMENT_SECRET")]
@@ -94,28 +46,9 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::UnknownCoupon(_)
-            | ApiError::NotFound(_)
-            | ApiError::UnknownSale(_)
-            | ApiError::UnknownOrder(..)
-            | ApiError::UnknownSkus(_) => StatusCode::NOT_FOUND,
-            ApiError::AlreadyIssued(_)
-            | ApiError::LimitExceeded(_)
-            | ApiError::TooManyOrders(_)
-            | ApiError::CouponUnavailable
-            | ApiError::CouponExpired
-            | ApiError::OrderClosed(_)
-            | ApiError::AlreadyPaid(_)
-            | ApiError::PaymentKeyUsed
-            | ApiError::PaymentInProgress => StatusCode::CONFLICT,
-            ApiError::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
-            ApiError::SoldOut(_) | ApiError::SkusSoldOut(_) => StatusCode::GONE,
-            ApiError::IdempotencyKeyReused | ApiError::AmountMismatch(_) | ApiError::BalanceLimitExceeded(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            ApiError::NotStarted(_) | ApiError::Ended(_) | ApiError::PaymentsNotConfigured | ApiError::Forbidden(_) => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::Refused(refusal) => refusal_status(refusal),
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PaymentsNotConfigured | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -128,28 +61,7 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::UnknownCoupon(_) => "unknown_coupon",
-            ApiError::AlreadyIssued(_) => "already_issued",
-            ApiError::SoldOut(_) | ApiError::SkusSoldOut(_) => "sold_out",
-            ApiError::NotStarted(_) => "not_started",
-            ApiError::Ended(_) => "ended",
-            ApiError::UnknownSale(_) => "unknown_sale",
-            ApiError::UnknownOrder(..) => "unknown_order",
-            ApiError::UnknownSkus(_) => "unknown_sku",
-            ApiError::LimitExceeded(_) => "limit_exceeded",
-            ApiError::TooManyOrders(_) => "too_many_orders",
-            ApiError::CouponUnavailable => "coupon_unavailable",
-            ApiError::CouponExpired => "coupon_expired",
-            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
-            ApiError::AmountMismatch(_) => "amount_mismatch",
-            ApiError::OrderClosed(OrderStatus::Paid) => "order_paid",
-            ApiError::OrderClosed(OrderStatus::Cancelled) => "order_cancelled",
-            ApiError::OrderClosed(_) => "order_expired",
-            ApiError::AlreadyPaid(_) => "already_paid",
-            ApiError::InsufficientBalance { .. } => "insufficient_balance",
-            ApiError::BalanceLimitExceeded(_) => "balance_limit_exceeded",
-            ApiError::PaymentInProgress => "payment_in_progress",
-            ApiError::PaymentKeyUsed => "payment_key_used",
+            ApiError::Refused(refusal) => refusal.code(),
             ApiError::InvalidSignature => "invalid_signature",
             ApiError::PaymentsNotConfigured => "payments_not_configured",
             ApiError::BadRequest(code, _) => code,
@@ -179,15 +91,16 @@ impl ApiError {
         };
         // Details a client can act on without parsing the message.
         match &self {
-            ApiError::UnknownSkus(skus) | ApiError::SkusSoldOut(skus) => body.skus = Some(skus),
-            ApiError::LimitExceeded(left) => body.left = Some(*left),
-            ApiError::AmountMismatch(to_pay) => body.to_pay = Some(*to_pay),
-            ApiError::AlreadyPaid(key) => body.payment_key = Some(key),
-            ApiError::InsufficientBalance { balance, to_pay } => {
+            ApiError::Refused(Refusal::UnknownSkus(skus) | Refusal::SkusSoldOut(skus)) => body.skus = Some(skus),
+            ApiError::Refused(Refusal::LimitExceeded(left) | Refusal::BalanceLimitExceeded(left)) => {
+                body.left = Some(*left)
+            }
+            ApiError::Refused(Refusal::AmountMismatch(to_pay)) => body.to_pay = Some(*to_pay),
+            ApiError::Refused(Refusal::AlreadyPaid(key)) => body.payment_key = Some(key),
+            ApiError::Refused(Refusal::InsufficientBalance { balance, to_pay }) => {
                 body.balance = Some(*balance);
                 body.to_pay = Some(*to_pay);
             }
-            ApiError::BalanceLimitExceeded(left) => body.left = Some(*left),
             _ => {}
         }
         let mut reply = json(self.status(), &body);
@@ -280,73 +193,50 @@ impl Write {
     }
 }
 
+/// The status a refusal is answered with.
+fn refusal_status(refusal: &Refusal) -> StatusCode {
+    match refusal {
+        Refusal::UnknownCoupon(_) | Refusal::UnknownSale(_) | Refusal::UnknownOrder(..) | Refusal::UnknownSkus(_) => {
+            StatusCode::NOT_FOUND
+        }
+        Refusal::AlreadyIssued(_)
+        | Refusal::LimitExceeded(_)
+        | Refusal::TooManyOrders(_)
+        | Refusal::CouponUnavailable
+        | Refusal::CouponExpired
+        | Refusal::OrderClosed(_)
+        | Refusal::AlreadyPaid(_)
+        | Refusal::PaymentKeyUsed
+        | Refusal::PaymentInProgress => StatusCode::CONFLICT,
+        Refusal::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
+        Refusal::SoldOut(_) | Refusal::SkusSoldOut(_) => StatusCode::GONE,
+        Refusal::IdempotencyKeyReused | Refusal::AmountMismatch(_) | Refusal::BalanceLimitExceeded(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        Refusal::NotStarted(_) | Refusal::Ended(_) => StatusCode::FORBIDDEN,
+    }
+}
+
 impl ApiError {
-    /// Maps a failed `write`: never sent is `timeout` or `unavailable` (it did
-    /// not happen); sent, with the connection lost or no answer in time, is
-    /// `outcome_unknown`; an error Redis answered maps as any Redis error.
-    pub fn write(write: Write) -> impl Fn(WriteError) -> ApiError {
+    /// Maps a failed `write`: sent with no answer is `outcome_unknown`, with
+    /// the message that tells its caller how to learn what happened.
+    pub fn write(write: Write) -> impl Fn(DomainError) -> ApiError {
         move |e| match e {
-            WriteError::Abandoned => ApiError::Timeout,
-            WriteError::NotSent(e) => {
-                tracing::warn!(error = %e, "write not sent");
-                ApiError::Unavailable
-            }
-            WriteError::Failed(e) => {
-                use fred::error::ErrorKind::*;
-                match e.kind() {
-                    _ if crate::redis::lost_in_flight(&e) => {
-                        tracing::warn!(error = %e, ?write, "write outcome unknown");
-                        ApiError::OutcomeUnknown(write)
-                    }
-                    IO | Timeout | Canceled => {
-                        tracing::warn!(error = %e, ?write, "write outcome unknown");
-                        ApiError::OutcomeUnknown(write)
-                    }
-                    _ => ApiError::from(e),
-                }
-            }
+            DomainError::OutcomeUnknown(_) => ApiError::OutcomeUnknown(write),
+            other => ApiError::from(other),
         }
     }
 }
 
-/// Redis failures seen by a handler: the client could not reach Redis in time
-/// (503, retry) or something unexpected happened (500, logged). For a read;
-/// a write maps through [`ApiError::write`].
-impl From<crate::retired::Unavailable> for ApiError {
-    fn from(e: crate::retired::Unavailable) -> Self {
-        tracing::warn!(error = %e, "cannot read a retired record");
-        ApiError::Unavailable
-    }
-}
-
-impl From<fred::error::Error> for ApiError {
-    fn from(e: fred::error::Error) -> Self {
-        use fred::error::ErrorKind::*;
-        if crate::redis::cross_slot(&e) {
-            tracing::error!(error = %e, "Redis Cluster refused keys of several slots in one command");
-            return ApiError::Unavailable;
+/// A domain failure of a read (a write's maps through [`ApiError::write`]):
+/// not done and retry (503), or a bug (500; logged where it was found).
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Refused(refusal) => ApiError::Refused(refusal),
+            DomainError::Abandoned => ApiError::Timeout,
+            DomainError::Unavailable(_) | DomainError::OutcomeUnknown(_) => ApiError::Unavailable,
+            DomainError::Bug(_) => ApiError::Internal,
         }
-        if crate::redis::refused_write(&e) || crate::redis::not_sent(&e) || crate::redis::lost_in_flight(&e) {
-            tracing::warn!(error = %e, "redis refused the call (failover, loading, too few replicas)");
-            return ApiError::Unavailable;
-        }
-        match e.kind() {
-            IO | Timeout | Canceled | Backpressure | Cluster | Routing => {
-                tracing::warn!(error = %e, "redis unavailable");
-                ApiError::Unavailable
-            }
-            _ => {
-                tracing::error!(error = ?e, "redis error");
-                ApiError::Internal
-            }
-        }
-    }
-}
-
-/// MySQL failures seen by a handler of a route served from MySQL: 503, logged.
-impl From<mysql_async::Error> for ApiError {
-    fn from(e: mysql_async::Error) -> Self {
-        tracing::warn!(error = %e, "mysql unavailable");
-        ApiError::Unavailable
     }
 }

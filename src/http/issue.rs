@@ -8,7 +8,7 @@ use super::{
     error::{ApiError, Write},
     respond::{json, Reply},
 };
-use crate::{app::App, db::archive::Kind, scripts::IssueOutcome, time::rfc3339_ms};
+use crate::{app::App, time::rfc3339_ms};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,18 +33,7 @@ pub async fn handle(app: &App, coupon_id: u64, req: Request<Incoming>) -> Result
     let authorization = req.headers().get(AUTHORIZATION).cloned();
     let body: IssueRequest = read_json(req, &app.http, FIELDS).await?;
     let user_id = app.guard.user(authorization.as_ref(), body.user_id)?;
-    match app.coupons.issue(coupon_id, user_id).await.map_err(ApiError::write(Write::IssueCoupon))? {
-        IssueOutcome::Issued { remaining, issued_at } => {
-            Ok(json(StatusCode::CREATED, &Issued { coupon_id, user_id, issued_at: rfc3339_ms(issued_at), remaining }))
-        }
-        IssueOutcome::AlreadyIssued => Err(ApiError::AlreadyIssued(coupon_id)),
-        IssueOutcome::SoldOut => Err(ApiError::SoldOut(coupon_id)),
-        IssueOutcome::NotStarted => Err(ApiError::NotStarted(format!("coupon campaign {coupon_id}"))),
-        IssueOutcome::Ended => Err(ApiError::Ended(format!("coupon campaign {coupon_id}"))),
-        // Redis let a retired campaign go: it ended, as Redis would have said.
-        IssueOutcome::Unknown if app.retired.is_retired(Kind::Coupon, coupon_id).await? => {
-            Err(ApiError::Ended(format!("coupon campaign {coupon_id}")))
-        }
-        IssueOutcome::Unknown => Err(ApiError::UnknownCoupon(coupon_id)),
-    }
+    let issued = app.domain.coupons.issue(coupon_id, user_id).await.map_err(ApiError::write(Write::IssueCoupon))?;
+    let (remaining, issued_at) = (issued.remaining, rfc3339_ms(issued.issued_at));
+    Ok(json(StatusCode::CREATED, &Issued { coupon_id, user_id, issued_at, remaining }))
 }

@@ -12,22 +12,9 @@ use super::{
     query::{cursor, limit, pairs},
     respond::{json, Reply},
 };
-use crate::{app::App, mine::MineError, time::rfc3339_ms};
+use crate::{app::App, time::rfc3339_ms};
 
 const NOT_YOURS: &str = "these are another user's";
-
-impl From<MineError> for ApiError {
-    fn from(e: MineError) -> Self {
-        match e {
-            MineError::Redis(e) => e.into(),
-            MineError::Mysql(e) => e.into(),
-            MineError::Behind => {
-                tracing::warn!("mine: MySQL still lacks an order Redis shows");
-                ApiError::Unavailable
-            }
-        }
-    }
-}
 
 #[derive(Serialize)]
 struct UsedOrder {
@@ -50,7 +37,7 @@ struct Coupons {
 
 pub async fn coupons(app: &App, user_id: u64, headers: &HeaderMap) -> Result<Reply, ApiError> {
     app.guard.same_user(headers.get(AUTHORIZATION), user_id, NOT_YOURS)?;
-    let live = app.coupons.ids().await?;
+    let live = app.domain.coupons.live_ids().await?;
     let coupons = app
         .mine
         .coupons(user_id, &live)
@@ -82,7 +69,7 @@ pub async fn orders(app: &App, user_id: u64, headers: &HeaderMap, query: Option<
             _ => {}
         }
     }
-    let live = app.sales.ids().await?;
+    let live = app.domain.orders.live_ids().await?;
     let orders = app.mine.orders(user_id, &live, page as u64, before).await?;
     let next = (orders.len() == page).then(|| orders.last().map(|o| format!("{}-{}", o.order_id, o.sale_id))).flatten();
     Ok(json(StatusCode::OK, &Orders { orders: orders.iter().map(OrderView::from).collect(), next }))

@@ -15,10 +15,7 @@ use super::{
 };
 use crate::{
     app::App,
-    gateway::{self, PaidFor},
-    metrics::METRICS,
-    order::{Order, OrderStatus},
-    scripts::ConfirmOutcome,
+    domain::{orders::Found, Refusal},
 };
 
 const MAX_PAYMENT_KEY: usize = 128;
@@ -41,32 +38,23 @@ pub(super) fn check_payment_key(key: &str) -> Result<(), ApiError> {
 pub async fn get(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap) -> Result<Reply, ApiError> {
     // The token first: a missing order and another user's answer alike, 404.
     let caller = app.guard.caller(headers.get(AUTHORIZATION))?;
-    let (order, live) = owned_order(app, caller, sale_id, order_id).await?;
-    let view = if live { OrderView::from(&order) } else { OrderView::retired(&order) };
-    Ok(json(StatusCode::OK, &view))
+    let found = owned_order(app, caller, sale_id, order_id).await?;
+    Ok(json(StatusCode::OK, &OrderView::of(&found)))
 }
 
-/// The order as Redis has it (live: true), else as MySQL keeps it; unknown
-/// alike when missing and when `caller` (see `Guard::caller`) does not own it.
+/// The order, live or as MySQL keeps it; unknown alike when missing and when
+/// `caller` (see `Guard::caller`) does not own it.
 pub(super) async fn owned_order(
     app: &App,
     caller: Option<u64>,
     sale_id: u64,
     order_id: u64,
-) -> Result<(Order, bool), ApiError> {
-    let (order, live) = match app.sales.order(sale_id, order_id).await? {
-        Some(order) => (order, true),
-        None => (retired(app, sale_id, order_id).await?, false),
-    };
-    if !Guard::owns(caller, order.user_id) {
-        return Err(ApiError::UnknownOrder(sale_id, order_id));
+) -> Result<Found, ApiError> {
+    let found = app.domain.orders.find(sale_id, order_id).await?;
+    if !Guard::owns(caller, found.order.user_id) {
+        return Err(Refusal::UnknownOrder(sale_id, order_id).into());
     }
-    Ok((order, live))
-}
-
-/// The order from MySQL once its sale retired; else it is unknown.
-async fn retired(app: &App, sale_id: u64, order_id: u64) -> Result<Order, ApiError> {
-    app.retired.order(sale_id, order_id).await?.ok_or(ApiError::UnknownOrder(sale_id, order_id))
+    Ok(found)
 }
 
 #[derive(Deserialize)]
@@ -91,36 +79,9 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
     app.guard.payment(&call, &raw)?;
     let body: Confirmation = parse_body(&raw, &app.http, FIELDS)?;
     check_payment_key(&body.payment_key)?;
-    // The key is bound to this order before it can pay it: a payment pays once.
-    if !gateway::claim(&app.mysql, &body.payment_key, &PaidFor::Order { sale_id, order_id }).await? {
-        METRICS.outcome("confirm_order", "payment_key_used");
-        return Err(ApiError::PaymentKeyUsed);
-    }
-    let outcome = app.sales.confirm(sale_id, order_id, body.amount, &body.payment_key).await;
-    let outcome = outcome.map_err(ApiError::write(Write::ConfirmOrder))?;
-    METRICS.outcome("confirm_order", outcome.name());
-    match outcome {
-        ConfirmOutcome::Paid(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
-        ConfirmOutcome::Closed(order) => Err(ApiError::OrderClosed(order.status)),
-        ConfirmOutcome::AlreadyPaid(order) => Err(ApiError::AlreadyPaid(order.payment_key.unwrap_or_default())),
-        ConfirmOutcome::Paying => Err(ApiError::PaymentInProgress),
-        ConfirmOutcome::AmountMismatch { to_pay } => Err(ApiError::AmountMismatch(to_pay)),
-        ConfirmOutcome::Late => Err(ApiError::UnknownOrder(sale_id, order_id)),
-        // What confirm_order.lua answers for an order that is no longer reserved.
-        ConfirmOutcome::UnknownOrder => {
-            let order = retired(app, sale_id, order_id).await?;
-            match order.status {
-                OrderStatus::Paid
-                    if order.payment_key.as_deref() == Some(&body.payment_key) && order.to_pay == body.amount =>
-                {
-                    Ok(json(StatusCode::OK, &OrderView::retired(&order)))
-                }
-                OrderStatus::Paid => Err(ApiError::AlreadyPaid(order.payment_key.unwrap_or_default())),
-                OrderStatus::Reserved => Err(ApiError::UnknownOrder(sale_id, order_id)),
-                closed => Err(ApiError::OrderClosed(closed)),
-            }
-        }
-    }
+    let paid = app.domain.orders.confirm(sale_id, order_id, body.amount, &body.payment_key).await;
+    let paid = paid.map_err(ApiError::write(Write::ConfirmOrder))?;
+    Ok(json(StatusCode::OK, &OrderView::of(&paid)))
 }
 
 pub async fn cancel(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap) -> Result<Reply, ApiError> {
@@ -128,28 +89,6 @@ pub async fn cancel(app: &App, sale_id: u64, order_id: u64, headers: &HeaderMap)
         // The owner is checked before anything changes.
         owned_order(app, Some(caller), sale_id, order_id).await?;
     }
-    let Some(order) = app.sales.cancel(sale_id, order_id).await.map_err(ApiError::write(Write::CancelOrder))? else {
-        let order = retired(app, sale_id, order_id).await;
-        METRICS.outcome("cancel_order", if order.is_ok() { "closed" } else { "unknown_order" });
-        // A retired sale's orders are paid, cancelled or expired for good.
-        return match order?.status {
-            OrderStatus::Reserved => Err(ApiError::UnknownOrder(sale_id, order_id)),
-            closed => Err(ApiError::OrderClosed(closed)),
-        };
-    };
-    match order.status {
-        // Left alone: a wallet payment holds it.
-        OrderStatus::Reserved => {
-            METRICS.outcome("cancel_order", "closed");
-            Err(ApiError::PaymentInProgress)
-        }
-        OrderStatus::Cancelled => {
-            METRICS.outcome("cancel_order", "cancelled");
-            Ok(json(StatusCode::OK, &OrderView::from(&order)))
-        }
-        other => {
-            METRICS.outcome("cancel_order", "closed");
-            Err(ApiError::OrderClosed(other))
-        }
-    }
+    let order = app.domain.orders.cancel(sale_id, order_id).await.map_err(ApiError::write(Write::CancelOrder))?;
+    Ok(json(StatusCode::OK, &OrderView::from(&order)))
 }

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::{
+    domain::orders::Found,
     order::{Order, OrderItem},
     time::rfc3339_ms,
 };
@@ -27,9 +28,9 @@ pub struct OrderView<'a> {
 }
 
 impl<'a> OrderView<'a> {
-    /// An order Redis let go, as MySQL keeps it.
-    pub fn retired(o: &'a Order) -> Self {
-        OrderView { retired: true, ..OrderView::from(o) }
+    /// The order as found: live in Redis, or as MySQL keeps it once Redis let it go.
+    pub fn of(found: &'a Found) -> Self {
+        OrderView { retired: found.retired, ..OrderView::from(&found.order) }
     }
 }
 

@@ -11,7 +11,7 @@ use super::{
     order_view::OrderView,
     respond::{json, Reply},
 };
-use crate::{app::App, metrics::METRICS, order::OrderStatus, wallet::pay::PayOutcome};
+use crate::app::App;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,25 +31,6 @@ pub async fn handle(app: &App, sale_id: u64, order_id: u64, req: Request<Incomin
         // The owner is checked before anything changes.
         owned_order(app, Some(caller), sale_id, order_id).await?;
     }
-    let outcome = app.payments.pay(sale_id, order_id).await.map_err(ApiError::write(Write::PayOrder))?;
-    let name = match &outcome {
-        PayOutcome::Paid(_) => "paid",
-        PayOutcome::Closed(_) => "closed",
-        PayOutcome::Insufficient { .. } => "insufficient",
-        PayOutcome::GivenUp => "given_up",
-        PayOutcome::UnknownOrder => "unknown_order",
-    };
-    METRICS.outcome("pay_order", name);
-    match outcome {
-        PayOutcome::Paid(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
-        PayOutcome::Closed(order) => Err(ApiError::OrderClosed(order.status)),
-        PayOutcome::Insufficient { balance, to_pay } => Err(ApiError::InsufficientBalance { balance, to_pay }),
-        // Outlived its hold: nothing was taken, as after a timeout.
-        PayOutcome::GivenUp => Err(ApiError::Timeout),
-        // Redis let it go: released for good, or its sale retired (MySQL says which).
-        PayOutcome::UnknownOrder => match app.retired.order(sale_id, order_id).await? {
-            Some(order) if order.status != OrderStatus::Reserved => Err(ApiError::OrderClosed(order.status)),
-            _ => Err(ApiError::UnknownOrder(sale_id, order_id)),
-        },
-    }
+    let paid = app.domain.orders.pay_from_wallet(sale_id, order_id).await.map_err(ApiError::write(Write::PayOrder))?;
+    Ok(json(StatusCode::OK, &OrderView::from(&paid)))
 }

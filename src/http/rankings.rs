@@ -9,7 +9,7 @@ use super::{
     error::ApiError,
     respond::{json, Reply},
 };
-use crate::{app::App, sales::MAX_RANKING_HOURS};
+use crate::{app::App, domain::orders::MAX_RANKING_HOURS};
 
 const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 100;
@@ -51,7 +51,8 @@ pub async fn get(app: &App, query: Option<&str>) -> Result<Reply, ApiError> {
     }
     let window = window.to_string();
     let products = app
-        .sales
+        .domain
+        .orders
         .top_products(hours, limit)
         .await?
         .into_iter()

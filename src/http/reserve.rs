@@ -15,7 +15,7 @@ use super::{
     order_view::OrderView,
     respond::{json, Reply},
 };
-use crate::{app::App, db::archive::Kind, metrics::METRICS, sales::NewOrder, scripts::ReserveOutcome};
+use crate::{app::App, domain::orders::NewOrder};
 
 /// Most lines in one order.
 pub const MAX_LINES: usize = 20;
@@ -62,51 +62,14 @@ pub async fn handle(app: &App, sale_id: u64, req: Request<Incoming>) -> Result<R
         coupon_id: body.coupon_id,
         idempotency_key: idempotency_key.as_deref(),
     };
-    let outcome = app.sales.reserve(&new).await.map_err(ApiError::write(Write::ReserveOrder))?;
-    METRICS.outcome("reserve_order", outcome.name());
-    match outcome {
-        ReserveOutcome::Reserved(order) => Ok(json(StatusCode::CREATED, &OrderView::from(&order))),
-        ReserveOutcome::Replay(first) => {
-            // Still 201 for the replay, but the order as it is now: it may
-            // have been paid, cancelled or expired since the first answer.
-            let mut reply = match app.sales.order(sale_id, first.order_id).await? {
-                Some(order) => json(StatusCode::CREATED, &OrderView::from(&order)),
-                None => match app.retired.order(sale_id, first.order_id).await? {
-                    Some(order) => json(StatusCode::CREATED, &OrderView::retired(&order)),
-                    None => json(StatusCode::CREATED, &OrderView::from(&first)),
-                },
-            };
-            reply.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-            Ok(reply)
-        }
-        ReserveOutcome::IdempotencyMismatch => Err(ApiError::IdempotencyKeyReused),
-        // Redis let a retired sale go: it ended, as Redis would have said.
-        ReserveOutcome::UnknownSale if app.retired.is_retired(Kind::Sale, sale_id).await? => {
-            Err(ApiError::Ended(format!("sale {sale_id}")))
-        }
-        ReserveOutcome::UnknownSale => Err(ApiError::UnknownSale(sale_id)),
-        ReserveOutcome::NotStarted => Err(ApiError::NotStarted(format!("sale {sale_id}"))),
-        ReserveOutcome::Ended => Err(ApiError::Ended(format!("sale {sale_id}"))),
-        ReserveOutcome::UnknownSkus(skus) => Err(ApiError::UnknownSkus(skus)),
-        ReserveOutcome::SoldOut(skus) => Err(ApiError::SkusSoldOut(skus)),
-        ReserveOutcome::LimitExceeded { left } => Err(ApiError::LimitExceeded(left)),
-        ReserveOutcome::TooManyOrders(cap) => Err(ApiError::TooManyOrders(cap)),
-        ReserveOutcome::CouponUnavailable => match body.coupon_id {
-            // Redis let a retired campaign go: an unused coupon of it had expired.
-            Some(coupon) if app.retired.is_retired(Kind::Coupon, coupon).await? => {
-                if app.retired.coupon_unused(coupon, user_id).await? {
-                    Err(ApiError::CouponExpired)
-                } else {
-                    Err(ApiError::CouponUnavailable)
-                }
-            }
-            _ => Err(ApiError::CouponUnavailable),
-        },
-        ReserveOutcome::CouponExpired => Err(ApiError::CouponExpired),
-        // Nothing reserved and the hold given back: the request may be sent again.
-        // Sales::reserve routes again on these; one left means the count kept changing.
-        ReserveOutcome::HoldLapsed | ReserveOutcome::Buckets(_) => Err(ApiError::Unavailable),
+    let reserved = app.domain.orders.reserve(&new).await.map_err(ApiError::write(Write::ReserveOrder))?;
+    // A replay is the order as it is now: it may have been paid, cancelled
+    // or expired since the first answer.
+    let mut reply = json(StatusCode::CREATED, &OrderView::of(&reserved.order));
+    if reserved.replayed {
+        reply.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
+    Ok(reply)
 }
 
 fn validate(items: &[Line]) -> Result<Vec<(u64, u64)>, ApiError> {

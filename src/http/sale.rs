@@ -32,39 +32,19 @@ struct SkuView {
 }
 
 pub async fn get(app: &App, sale_id: u64) -> Result<Reply, ApiError> {
-    if let Some(info) = app.sales.summary(sale_id).await? {
-        let view = SaleView {
-            sale_id,
-            starts_at: rfc3339_ms(info.starts_at),
-            ends_at: (info.ends_at > 0).then(|| rfc3339_ms(info.ends_at)),
-            per_user_limit: info.per_user_limit,
-            hold_seconds: info.hold_ms / 1000,
-            skus: info
-                .skus
-                .iter()
-                .map(|s| SkuView { sku: s.sku, price: s.price, stock: s.stock, remaining: s.remaining })
-                .collect(),
-            retired: false,
-        };
-        return Ok(json(StatusCode::OK, &view));
-    }
-    let (spec, held) = app.retired.sale(sale_id).await?.ok_or(ApiError::UnknownSale(sale_id))?;
+    let sale = app.domain.orders.sale(sale_id).await?;
     let view = SaleView {
         sale_id,
-        starts_at: rfc3339_ms(spec.starts_at),
-        ends_at: (spec.ends_at > 0).then(|| rfc3339_ms(spec.ends_at)),
-        per_user_limit: spec.per_user_limit,
-        hold_seconds: spec.hold_ms / 1000,
-        skus: spec
+        starts_at: rfc3339_ms(sale.starts_at),
+        ends_at: (sale.ends_at > 0).then(|| rfc3339_ms(sale.ends_at)),
+        per_user_limit: sale.per_user_limit,
+        hold_seconds: sale.hold_ms / 1000,
+        skus: sale
             .skus
             .iter()
-            .map(|s| {
-                // Redis kept supplied - remaining == units paid orders hold (reconcile checks it).
-                let held = held.iter().find(|(sku, _)| *sku == s.sku).map_or(0, |(_, units)| *units);
-                SkuView { sku: s.sku, price: s.price, stock: s.stock, remaining: s.stock.saturating_sub(held) }
-            })
+            .map(|s| SkuView { sku: s.sku, price: s.price, stock: s.stock, remaining: s.remaining })
             .collect(),
-        retired: true,
+        retired: sale.retired,
     };
     Ok(json(StatusCode::OK, &view))
 }

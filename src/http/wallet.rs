@@ -19,13 +19,7 @@ use super::{
     reserve::idempotency_key,
     respond::{json, Reply},
 };
-use crate::{
-    app::App,
-    gateway::{self, PaidFor},
-    metrics::METRICS,
-    scripts::{Charged, WalletOutcome},
-    time::rfc3339_ms,
-};
+use crate::{app::App, time::rfc3339_ms};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,7 +52,7 @@ pub async fn charge(app: &App, user_id: u64, req: Request<Incoming>) -> Result<R
     let call = GatewayCall::of(&req);
     let raw = read_bytes(req, &app.http).await?;
     app.guard.payment(&call, &raw)?;
-    let settings = app.wallets.settings();
+    let settings = app.domain.wallets.settings();
     let body: ChargeRequest = parse_body(&raw, &app.http, FIELDS)?;
     check_payment_key(&body.payment_key)?;
     let (min, max) = (settings.wallet_min_charge, settings.wallet_max_charge);
@@ -68,33 +62,15 @@ pub async fn charge(app: &App, user_id: u64, req: Request<Incoming>) -> Result<R
             format!("`amount` must be from {min} to {max} (minor units), got {}", body.amount),
         )
     })?;
-    let paid_for = PaidFor::Charge { user_id, idempotency_key: &key };
-    if !gateway::claim(&app.mysql, &body.payment_key, &paid_for).await? {
-        METRICS.outcome("charge_wallet", "payment_key_used");
-        return Err(ApiError::PaymentKeyUsed);
-    }
-    let outcome = app
-        .wallets
-        .charge(user_id, amount, &body.payment_key, &key)
-        .await
-        .map_err(ApiError::write(Write::ChargeWallet))?;
-    METRICS.outcome("charge_wallet", outcome.name());
+    let charge = app.domain.wallets.charge(user_id, amount, &body.payment_key, &key).await;
+    let charge = charge.map_err(ApiError::write(Write::ChargeWallet))?;
     let view =
-        |c: Charged| ChargeView { user_id, balance: c.balance, charged: c.charged, charged_at: rfc3339_ms(c.at) };
-    match outcome {
-        WalletOutcome::Charged(c) => Ok(json(StatusCode::OK, &view(c))),
-        WalletOutcome::Replay(c) => {
-            let mut reply = json(StatusCode::OK, &view(c));
-            reply.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-            Ok(reply)
-        }
-        WalletOutcome::IdempotencyMismatch => Err(ApiError::IdempotencyKeyReused),
-        WalletOutcome::OverLimit { left } => Err(ApiError::BalanceLimitExceeded(left)),
-        other => {
-            tracing::error!(?other, "a charge answered a debit's outcome");
-            Err(ApiError::Internal)
-        }
+        ChargeView { user_id, balance: charge.balance, charged: charge.charged, charged_at: rfc3339_ms(charge.at) };
+    let mut reply = json(StatusCode::OK, &view);
+    if charge.replayed {
+        reply.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
+    Ok(reply)
 }
 
 #[derive(Serialize)]
@@ -107,7 +83,7 @@ struct WalletView {
 
 pub async fn get(app: &App, user_id: u64, headers: &HeaderMap) -> Result<Reply, ApiError> {
     app.guard.same_user(headers.get(AUTHORIZATION), user_id, "the wallet belongs to another user")?;
-    let wallet = app.wallets.get(user_id).await?;
+    let wallet = app.domain.wallets.get(user_id).await?;
     let updated_at = (wallet.version > 0).then(|| rfc3339_ms(wallet.updated_at));
     Ok(json(StatusCode::OK, &WalletView { user_id, balance: wallet.balance, updated_at }))
 }
@@ -147,7 +123,7 @@ pub async fn transactions(
             _ => {}
         }
     }
-    let rows = crate::db::wallet::transactions(&app.mysql, user_id, page as u64, before).await?;
+    let rows = app.domain.wallets.transactions(user_id, page as u64, before).await?;
     let next = (rows.len() == page).then(|| rows.last().map(|t| t.version.to_string())).flatten();
     let transactions = rows
         .into_iter()

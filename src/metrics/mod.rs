@@ -89,29 +89,111 @@ impl Route {
 const STATUSES: [u16; 17] = [200, 201, 400, 401, 402, 403, 404, 405, 409, 410, 413, 422, 429, 500, 503, 504, 0];
 
 /// Script outcomes per script (the outcome enums' names).
+/// Every write's outcomes (recorded by `domain`): a success, a refusal's
+/// code, or why it has no outcome (`timeout`, `unavailable`, `outcome_unknown`, `internal`).
 const OUTCOMES: [(&str, &[&str]); 6] = [
-    ("issue_coupon", &["issued", "already_issued", "sold_out", "not_started", "ended", "unknown"]),
+    (
+        "issue_coupon",
+        &[
+            "issued",
+            "already_issued",
+            "sold_out",
+            "not_started",
+            "ended",
+            "unknown_coupon",
+            FAILED[0],
+            FAILED[1],
+            FAILED[2],
+            FAILED[3],
+        ],
+    ),
     (
         "reserve_order",
         &[
             "reserved",
             "replay",
-            "idempotency_mismatch",
+            "idempotency_key_reused",
             "unknown_sale",
             "not_started",
             "ended",
             "unknown_sku",
             "sold_out",
             "limit_exceeded",
+            "too_many_orders",
             "coupon_unavailable",
             "coupon_expired",
+            FAILED[0],
+            FAILED[1],
+            FAILED[2],
+            FAILED[3],
         ],
     ),
-    ("confirm_order", &["paid", "already_paid", "closed", "paying", "amount_mismatch", "unknown_order"]),
-    ("cancel_order", &["cancelled", "closed", "unknown_order"]),
-    ("charge_wallet", &["charged", "replay", "idempotency_mismatch", "over_limit"]),
-    ("pay_order", &["paid", "closed", "insufficient", "given_up", "unknown_order"]),
+    (
+        "confirm_order",
+        &[
+            "paid",
+            "already_paid",
+            "order_paid",
+            "order_cancelled",
+            "order_expired",
+            "payment_in_progress",
+            "amount_mismatch",
+            "unknown_order",
+            "payment_key_used",
+            FAILED[0],
+            FAILED[1],
+            FAILED[2],
+            FAILED[3],
+        ],
+    ),
+    (
+        "cancel_order",
+        &[
+            "cancelled",
+            "order_paid",
+            "order_cancelled",
+            "order_expired",
+            "payment_in_progress",
+            "unknown_order",
+            FAILED[0],
+            FAILED[1],
+            FAILED[2],
+            FAILED[3],
+        ],
+    ),
+    (
+        "charge_wallet",
+        &[
+            "charged",
+            "replay",
+            "idempotency_key_reused",
+            "balance_limit_exceeded",
+            "payment_key_used",
+            FAILED[0],
+            FAILED[1],
+            FAILED[2],
+            FAILED[3],
+        ],
+    ),
+    (
+        "pay_order",
+        &[
+            "paid",
+            "order_paid",
+            "order_cancelled",
+            "order_expired",
+            "insufficient_balance",
+            "unknown_order",
+            FAILED[0],
+            FAILED[1],
+            FAILED[2],
+            FAILED[3],
+        ],
+    ),
 ];
+
+/// The outcomes of a write that has none to tell.
+const FAILED: [&str; 4] = ["timeout", "unavailable", "outcome_unknown", "internal"];
 
 const ROUTES: usize = Route::ALL.len();
 
