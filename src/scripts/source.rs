@@ -5,10 +5,8 @@
 use fred::prelude::{Error, ErrorKind};
 
 /// The libraries a script may include, by name.
-const LIBS: &[(&str, &str)] = &[
-    ("prelude", include_str!("../../lua/lib/prelude.lua")),
-    ("order", include_str!("../../lua/lib/order.lua")),
-];
+const LIBS: &[(&str, &str)] =
+    &[("prelude", include_str!("../../lua/lib/prelude.lua")), ("order", include_str!("../../lua/lib/order.lua"))];
 
 const INCLUDE: &str = "-- include:";
 
@@ -26,9 +24,10 @@ fn includes(script: &str) -> Vec<&str> {
 pub(super) fn assemble(name: &str, script: &str) -> Result<String, Error> {
     let mut source = String::new();
     for lib in includes(script) {
-        let (_, text) = LIBS.iter().find(|(n, _)| *n == lib).ok_or_else(|| {
-            Error::new(ErrorKind::Config, format!("{name}.lua includes an unknown library `{lib}`"))
-        })?;
+        let (_, text) = LIBS
+            .iter()
+            .find(|(n, _)| *n == lib)
+            .ok_or_else(|| Error::new(ErrorKind::Config, format!("{name}.lua includes an unknown library `{lib}`")))?;
         source.push_str(text);
     }
     source.push_str(script);
@@ -68,7 +67,8 @@ mod tests {
     #[test]
     fn no_script_holds_a_copy_of_a_shared_piece() {
         for (file, text) in scripts() {
-            let code: String = text.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+            let code: String =
+                text.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
             for (piece, instead) in SHARED {
                 assert!(!code.contains(piece), "lua/{file} writes `{piece}` again: use {instead} (lua/lib/)");
             }
