@@ -1,3 +1,4 @@
+-- include: prelude
 -- drop_retired.lua: delete a retired campaign's or sale's keys, in one step.
 --
 -- KEYS[1] meta      {coupon:ID}:meta or {sale:ID}:meta
@@ -17,8 +18,7 @@ local meta = redis.call('HMGET', KEYS[1], 'retired_at', 'held_until')
 if not meta[1] then
   return {'revived'}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local margin = tonumber(ARGV[1])
 if meta[2] and tonumber(meta[2]) + margin > now then
   return {'held', tonumber(meta[2]), tonumber(meta[2]) + margin}

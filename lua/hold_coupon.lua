@@ -1,3 +1,4 @@
+-- include: prelude
 -- hold_coupon.lua: on Redis Cluster, hold each user's coupon for an order
 -- about to be reserved in the sale's slot (another slot than the coupon's).
 --
@@ -20,14 +21,10 @@
 -- Returns {'expired'} (the campaign ended) | {deadline, discount, s1, s2, ...}:
 -- one s per request, the order's coupon_seq, or 0 when the coupon is not the user's to use.
 local meta = redis.call('HMGET', KEYS[1], 'discount', 'use_seq', 'ends_at', 'held_until')
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local ends_at = tonumber(meta[3] or '0')
-if ends_at > 0 and now >= ends_at then
+if has_ended(now, ends_at) then
   return {'expired'}
-end
-local function int(n)
-  return string.format('%d', n)
 end
 local sale = ARGV[1]
 local deadline = now + tonumber(ARGV[2])

@@ -1,3 +1,4 @@
+-- include: prelude
 -- issue_coupon.lua: first-come coupon issuance for one or more users, atomically.
 --
 -- KEYS[1]  campaign hash   {coupon:ID}:meta    fields total, remaining, starts_at, ends_at (ms since epoch; ends_at 0 = never)
@@ -29,16 +30,12 @@ end
 if (meta[4] or '1') ~= ARGV[2] then
   return {'buckets', tonumber(meta[4] or '1')}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now < tonumber(meta[2]) then
-  return {'not_started'}
+local now = now_ms()
+local closed = closed_at(now, tonumber(meta[2]), tonumber(meta[3]))
+if closed then
+  return {closed}
 end
-local ends_at = tonumber(meta[3])
-if ends_at > 0 and now >= ends_at then
-  return {'ended'}
-end
-local now_text = string.format('%d', now)
+local now_text = int(now)
 local remaining = tonumber(meta[1])
 local winners = {}
 local answer = {now}

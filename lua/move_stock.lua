@@ -1,3 +1,4 @@
+-- include: prelude
 -- move_stock.lua: move units of a SKU from one bucket of a sale to another
 -- (see sales/moves.rs), one step per mode, each in one bucket's slot.
 --
@@ -23,8 +24,7 @@
 --   it is no longer recorded).
 local mode = ARGV[1]
 if mode == 'take' then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = now_ms()
   if redis.call('EXISTS', KEYS[1]) == 0 then
     return {0}
   end
@@ -34,17 +34,16 @@ if mode == 'take' then
   if units <= 0 then
     return {0}
   end
-  local n = string.format('%d', units)
+  local n = int(units)
   redis.call('HINCRBY', KEYS[2], sku, -units)
   redis.call('HINCRBY', KEYS[3], sku, -units)
   local epoch = redis.call('HGET', KEYS[1], 'epoch') or '0'
   local id = ARGV[5] .. '.' .. epoch .. '.' .. redis.call('HINCRBY', KEYS[1], 'move_seq', 1)
-  local taken_at = string.format('%d', now)
+  local taken_at = int(now)
   redis.call('HSET', KEYS[4], id, ARGV[4] .. ':' .. sku .. ':' .. n .. ':' .. taken_at .. ':' .. epoch)
   return {units, id, taken_at, epoch}
 elseif mode == 'give' then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = now_ms()
   if redis.call('EXISTS', KEYS[1]) == 0 or (redis.call('HGET', KEYS[1], 'epoch') or '0') ~= ARGV[7] then
     return 'gone'
   end

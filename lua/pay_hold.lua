@@ -1,3 +1,4 @@
+-- include: prelude, order
 -- pay_hold.lua: step 1 of a wallet payment, in the sale's slot: hold a reserved
 -- order for the payment, so no confirm, cancel or expiry can take it meanwhile.
 --
@@ -22,24 +23,18 @@ if not raw then
 end
 local held = redis.call('ZSCORE', KEYS[3], ARGV[1])
 if held then
-  return {'held', raw, string.format('%d', tonumber(held))}
+  return {'held', raw, int(tonumber(held))}
 end
 local order = cjson.decode(raw)
-if order.status == 'paid' then
-  if order.payment_key == 'wallet' then
-    return {'paid', raw}
-  end
-  return {'already_paid', raw}
+local refused = not_payable(order, raw, order.payment_key == 'wallet')
+if refused then
+  return refused
 end
-if order.status ~= 'reserved' then
-  return {order.status, raw}
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 if now >= order.expires_at then
   return {'late'}
 end
-local deadline = string.format('%d', now + tonumber(ARGV[2]))
+local deadline = int(now + tonumber(ARGV[2]))
 redis.call('ZADD', KEYS[3], deadline, ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return {'held', raw, deadline}

@@ -1,9 +1,11 @@
+-- include: prelude, order
 -- pay_settle.lua: step 3 of a wallet payment, in the sale's slot: the wallet
 -- debited the order (mark it paid) or refused / voided the debit (release the
 -- hold). Only the hold of the attempt named in ARGV[3] is settled.
 --
 -- KEYS[1] orders  [2] deadlines  [3] paying  [4] outbox  (the sale's keys)
 -- KEYS[5] ranking bucket of the current hour (zset sku -> paid orders)
+--   (the layout of confirm_order.lua: lib/order.lua's mark_paid reads it)
 -- ARGV[1] order id  ARGV[2] 'paid' | 'release'  ARGV[3] the hold's deadline
 -- ARGV[4] bucket TTL (s)  ARGV[5] 'apart': the bucket is in another slot (Redis
 --   Cluster; KEYS[5] is then one of the sale's keys, unused): the caller bumps it
@@ -30,22 +32,7 @@ end
 redis.call('ZREM', KEYS[3], ARGV[1])
 local order = cjson.decode(raw)
 if ARGV[2] == 'release' then
-  redis.call('ZADD', KEYS[2], string.format('%d', order.expires_at), ARGV[1])
+  redis.call('ZADD', KEYS[2], int(order.expires_at), ARGV[1])
   return {'released', raw}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-order.status = 'paid'
-order.payment_key = 'wallet'
-order.updated_at = now
-order.version = order.version + 1
-local json = cjson.encode(order)
-redis.call('HSET', KEYS[1], ARGV[1], json)
-if ARGV[5] ~= 'apart' then
-  for _, item in ipairs(order.items) do
-    redis.call('ZINCRBY', KEYS[5], 1, item.sku)
-  end
-  redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4]))
-end
-redis.call('XADD', KEYS[4], '*', 'order', json)
-return {'paid', json}
+return {'paid', mark_paid(order, 'wallet', now_ms())}

@@ -1,3 +1,4 @@
+-- include: prelude, order
 -- release_orders.lua: cancel one reserved order, or expire every overdue one.
 --
 -- KEYS[1] stock  [2] bought  [3] orders  [4] deadlines  [5] outbox
@@ -29,8 +30,7 @@
 -- back in the coupon's slot (settle_coupon.lua) and then remove, and the event
 -- carries coupon_seq + 1, the sequence number hold_coupon.lua kept for it.
 -- Expire then also answers how many returns wait: {released, forgotten, waiting}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 
 local function release(id, status)
   local raw = redis.call('HGET', KEYS[3], id)
@@ -65,9 +65,7 @@ local function release(id, status)
     end
   end
   order.status = status
-  order.updated_at = now
-  order.version = order.version + 1
-  local json = cjson.encode(order)
+  local json = next_version(order, now)
   redis.call('HSET', KEYS[3], id, json)
   redis.call('ZREM', KEYS[4], id)
   redis.call('ZADD', KEYS[10], now, id)

@@ -1,3 +1,4 @@
+-- include: prelude
 -- reserve_order.lua: reserve multi-SKU orders of one sale, each atomically.
 --
 -- KEYS[1] meta  [2] prices  [3] stock  [4] bought  [5] orders  [6] deadlines
@@ -81,22 +82,11 @@ if meta[1] and buckets ~= tonumber(ARGV[7]) then
 end
 local bucket = tonumber(ARGV[8])
 local closed = nil
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 if not meta[1] then
   closed = 'unknown_sale'
 else
-  local ends_at = tonumber(meta[2])
-  if now < tonumber(meta[1]) then
-    closed = 'not_started'
-  elseif ends_at > 0 and now >= ends_at then
-    closed = 'ended'
-  end
-end
--- Integers go out as text through '%d': formatting a Lua number (a double)
--- any other way takes the slow floating-point path, several times per order.
-local function int(n)
-  return string.format('%d', n)
+  closed = closed_at(now, tonumber(meta[1]), tonumber(meta[2]))
 end
 local prices, price_texts, stock, taken = {}, {}, {}, {}
 local function price_of(sku)
@@ -244,7 +234,7 @@ local function reserve(user, idem_key, fingerprint, first, n, token, held_seq)
       coupon_seq_next = coupon_seq_start
       coupon_held_until = tonumber(c[4] or '0')
       local coupon_ends = tonumber(c[3] or '0')
-      coupon_ended = coupon_ends > 0 and now >= coupon_ends
+      coupon_ended = has_ended(now, coupon_ends)
     end
     if coupon_ended then
       return {'coupon_expired'}

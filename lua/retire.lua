@@ -1,3 +1,4 @@
+-- include: prelude
 -- retire.lua: a campaign or sale that has ended, and whose every event is in
 -- MySQL, leaves the live registry (the relay's and the expiry task's loops).
 --
@@ -22,10 +23,9 @@ local meta = redis.call('HMGET', KEYS[1], 'ends_at')
 if not meta[1] then
   return {'gone'}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local ends_at = tonumber(meta[1])
-if ends_at == 0 or ends_at ~= tonumber(ARGV[4]) or now < ends_at then
+if not has_ended(now, ends_at) or ends_at ~= tonumber(ARGV[4]) then
   return {'changed'}
 end
 if redis.call('XLEN', KEYS[2]) > 0 then
@@ -45,5 +45,5 @@ if rows ~= tonumber(ARGV[5]) then
   return {'changed'}
 end
 local delete_at = math.max(ends_at + tonumber(ARGV[6]), now + tonumber(ARGV[7]))
-redis.call('HSETNX', KEYS[1], 'retired_at', string.format('%d', now))
+redis.call('HSETNX', KEYS[1], 'retired_at', int(now))
 return {'retired', delete_at}

@@ -1,3 +1,4 @@
+-- include: prelude
 -- settle_coupon.lua: on Redis Cluster, end coupon holds (see hold_coupon.lua),
 -- or list the overdue ones.
 --
@@ -16,8 +17,7 @@
 --   ('<user>:<sale>:<token>') whose deadline passed more than `margin` ago by
 --   this node's clock: no reservation can take them any more (it refuses a
 --   hold past its deadline by its own node's clock; `margin` covers the skew).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 if ARGV[1] == 'due' then
   return redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, tonumber(ARGV[3]))
 end
@@ -48,7 +48,7 @@ end
 if keep then
   local held = tonumber(redis.call('HGET', KEYS[1], 'held_until') or '0')
   if keep > held and redis.call('EXISTS', KEYS[1]) == 1 then
-    redis.call('HSET', KEYS[1], 'held_until', string.format('%d', keep))
+    redis.call('HSET', KEYS[1], 'held_until', int(keep))
   end
 end
 return changed

@@ -1,3 +1,4 @@
+-- include: prelude
 -- wallet_apply.lua: charges, debits and voids of one wallet shard, each atomic.
 --
 -- KEYS[1] balances  user -> 'balance:version:updated_at' (ms)
@@ -33,13 +34,9 @@
 --   void:   {'voided'} | {'debited', 'amount:balance:version:at'}
 -- Every change appends an event; one outbox entry per call holds them all
 -- (field 'events', a JSON array; ids are written as the service passed them).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local max_balance, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
 local void_at = now - keep + math.min(tonumber(ARGV[3]), keep)
-local function int(n)
-  return string.format('%d', n)
-end
 
 -- Forget old records: a few more than this call can write, so the set shrinks.
 local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', int(now - keep), 'LIMIT', 0, 2 * #ARGV + 16)

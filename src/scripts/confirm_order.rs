@@ -59,11 +59,12 @@ impl ConfirmOrder {
                 &self.0,
                 client,
                 vec![
+                    // The layout of pay_settle.lua (lua/lib/order.lua's mark_paid).
                     keys.orders.as_str(),
                     keys.deadlines.as_str(),
+                    keys.paying.as_str(),
                     keys.outbox.as_str(),
                     ranking_key,
-                    keys.paying.as_str(),
                 ],
                 vec![
                     order_id.to_string(),

@@ -1,10 +1,9 @@
 //! Typed wrappers around the Lua scripts in `lua/`: one file per script, each
 //! binding KEYS and ARGV and decoding the answer into an outcome enum.
 //!
-//! Scripts are loaded once at start-up (SCRIPT LOAD) and called by SHA; when
-//! Redis has forgotten them (restart, failover, SCRIPT FLUSH) the call reloads
-//! and retries once. Scripts that write wait for the acknowledgement mode
-//! (replicas, fsync) behind their call; see `durability`.
+//! Each is loaded once at start-up with the `lua/lib/` pieces it includes
+//! (`source`) and called by SHA, reloaded once when Redis forgot it (restart,
+//! failover, SCRIPT FLUSH). Writing scripts wait for the ack mode (`durability`).
 
 mod ack_outbox;
 mod adjust_stock;
@@ -24,6 +23,7 @@ mod sale_info;
 mod seed_coupon;
 mod seed_sale;
 mod settle_coupon;
+mod source;
 mod wallet_apply;
 
 pub use ack_outbox::AckOutbox;
@@ -103,39 +103,46 @@ async fn rank_apart(client: &Client, bucket: &str, ttl_secs: u64, order: &crate:
     }
 }
 
+/// Loads `lua/<name>.lua`, with the libraries it includes (see `source`).
+macro_rules! script {
+    ($client:expr, $name:literal) => {
+        load($client, $name, include_str!(concat!("../../lua/", $name, ".lua")))
+    };
+}
+
 impl Scripts {
     /// Loads every script; writing ones are acknowledged as `ack` says (see `durability`).
     pub async fn load(client: &Client, ack: Ack) -> Result<Self, Error> {
         let ack = Ack { cluster: client.is_clustered(), ..ack };
         Ok(Scripts {
-            ack_outbox: AckOutbox(load(client, include_str!("../../lua/ack_outbox.lua")).await?),
-            issue_coupon: IssueCoupon(load(client, include_str!("../../lua/issue_coupon.lua")).await?, ack),
-            coupon_info: CouponInfoScript(load(client, include_str!("../../lua/coupon_info.lua")).await?),
-            seed_coupon: SeedCoupon(load(client, include_str!("../../lua/seed_coupon.lua")).await?, ack),
-            seed_sale: SeedSale(load(client, include_str!("../../lua/seed_sale.lua")).await?, ack),
-            reserve_order: ReserveOrder(load(client, include_str!("../../lua/reserve_order.lua")).await?, ack),
-            confirm_order: ConfirmOrder(load(client, include_str!("../../lua/confirm_order.lua")).await?, ack),
-            release_orders: ReleaseOrders(load(client, include_str!("../../lua/release_orders.lua")).await?, ack),
-            adjust_stock: AdjustStock(load(client, include_str!("../../lua/adjust_stock.lua")).await?, ack),
-            sale_info: SaleInfoScript(load(client, include_str!("../../lua/sale_info.lua")).await?),
+            ack_outbox: AckOutbox(script!(client, "ack_outbox").await?),
+            issue_coupon: IssueCoupon(script!(client, "issue_coupon").await?, ack),
+            coupon_info: CouponInfoScript(script!(client, "coupon_info").await?),
+            seed_coupon: SeedCoupon(script!(client, "seed_coupon").await?, ack),
+            seed_sale: SeedSale(script!(client, "seed_sale").await?, ack),
+            reserve_order: ReserveOrder(script!(client, "reserve_order").await?, ack),
+            confirm_order: ConfirmOrder(script!(client, "confirm_order").await?, ack),
+            release_orders: ReleaseOrders(script!(client, "release_orders").await?, ack),
+            adjust_stock: AdjustStock(script!(client, "adjust_stock").await?, ack),
+            sale_info: SaleInfoScript(script!(client, "sale_info").await?),
             ack,
-            join_outbox: JoinOutbox(load(client, include_str!("../../lua/join_outbox.lua")).await?),
-            drop_consumer: DropConsumer(load(client, include_str!("../../lua/drop_consumer.lua")).await?),
-            retire: Retire(load(client, include_str!("../../lua/retire.lua")).await?),
-            drop_retired: DropRetired(load(client, include_str!("../../lua/drop_retired.lua")).await?),
-            pay_hold: PayHold(load(client, include_str!("../../lua/pay_hold.lua")).await?, ack),
-            pay_settle: PaySettle(load(client, include_str!("../../lua/pay_settle.lua")).await?, ack),
-            wallet_apply: WalletApply(load(client, include_str!("../../lua/wallet_apply.lua")).await?, ack),
-            hold_coupon: HoldCoupon(load(client, include_str!("../../lua/hold_coupon.lua")).await?, ack),
-            settle_coupon: SettleCoupon(load(client, include_str!("../../lua/settle_coupon.lua")).await?, ack),
-            move_stock: MoveStock(load(client, include_str!("../../lua/move_stock.lua")).await?, ack),
-            forget_orders: ForgetOrders(load(client, include_str!("../../lua/forget_orders.lua")).await?),
+            join_outbox: JoinOutbox(script!(client, "join_outbox").await?),
+            drop_consumer: DropConsumer(script!(client, "drop_consumer").await?),
+            retire: Retire(script!(client, "retire").await?),
+            drop_retired: DropRetired(script!(client, "drop_retired").await?),
+            pay_hold: PayHold(script!(client, "pay_hold").await?, ack),
+            pay_settle: PaySettle(script!(client, "pay_settle").await?, ack),
+            wallet_apply: WalletApply(script!(client, "wallet_apply").await?, ack),
+            hold_coupon: HoldCoupon(script!(client, "hold_coupon").await?, ack),
+            settle_coupon: SettleCoupon(script!(client, "settle_coupon").await?, ack),
+            move_stock: MoveStock(script!(client, "move_stock").await?, ack),
+            forget_orders: ForgetOrders(script!(client, "forget_orders").await?),
         })
     }
 }
 
-async fn load(client: &Client, source: &'static str) -> Result<Script, Error> {
-    let script = Script::from_lua(source);
+async fn load(client: &Client, name: &str, script: &str) -> Result<Script, Error> {
+    let script = Script::from_lua(source::assemble(name, script)?);
     script.load(client).await?;
     Ok(script)
 }
