@@ -1,7 +1,8 @@
 //! The docs a newcomer reads: every relative link in README.md and docs/*.md
 //! resolves (the file, and a `#heading` in it), the README stays a front door
-//! (at most 250 lines), and the quick start's demo is what `scripts/run` prints
-//! and runs as printed against the real service.
+//! (at most 250 lines), the quick start's demo is what `scripts/run` prints
+//! and runs as printed against the real service, and the architecture doc's
+//! key tables are those of `src/keys.rs`.
 
 use std::{
     collections::BTreeSet,
@@ -181,6 +182,16 @@ fn the_link_check_finds_a_missing_file_and_a_missing_heading() {
     assert_eq!(slug("Soak: months in minutes (`scripts/soak`)"), "soak-months-in-minutes-scriptssoak");
     let missing = broken_links("README.md", "[x](docs/missing.md)", &|_: &Path| None);
     assert_eq!(missing.len(), 1, "{missing:?}");
+}
+
+#[test]
+fn the_key_tables_of_the_architecture_doc_are_those_of_src_keys_rs() {
+    let doc = read("docs/architecture.md");
+    let rows: Vec<String> =
+        read("src/keys.rs").lines().filter_map(|l| l.strip_prefix("//! |")).map(|row| format!("|{row}")).collect();
+    assert!(rows.len() > 30, "src/keys.rs documents its keys in tables: {} rows", rows.len());
+    let missing: Vec<&String> = rows.iter().filter(|row| !doc.lines().any(|l| l == row.as_str())).collect();
+    assert!(missing.is_empty(), "docs/architecture.md lacks these rows of src/keys.rs:\n{missing:#?}");
 }
 
 #[test]
