@@ -26,7 +26,7 @@ fn main() -> std::process::ExitCode {
 /// memory a thread frees stays in its arena. Memory the pipe's thread frees
 /// would then stay out of reach of the HTTP workers' connection buffers. One
 /// arena per core instead: holding 10,000 connections took 162 MiB instead
-/// of 172 MiB, at the same throughput (README, Benchmark). `MALLOC_ARENA_MAX`,
+/// of 172 MiB, at the same throughput (docs/benchmarks.md). `MALLOC_ARENA_MAX`,
 /// when set, wins. Runs before any other thread exists.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -278,7 +278,7 @@ async fn chaos_failover_with_replica_acks_loses_no_answered_write() {
 async fn chaos_failover_in_async_mode_loses_what_the_stalled_replica_missed() {
     let out = run_drill(0, Drill::Crash, "ack replicas=0, crash").await;
     out.print("ack replicas=0, crash");
-    // README: with FLASHSALE_ACK_REPLICAS=0 a failover loses the 201s the
+    // docs/guarantees.md: with FLASHSALE_ACK_REPLICAS=0 a failover loses the 201s the
     // promoted replica had not received, and MySQL may hold what Redis lost.
     assert!(out.lost > 0, "async mode answered 201s that the failover took back");
 }

@@ -163,7 +163,7 @@ fn a_bad_sink_instance_is_refused_with_the_rule() {
     assert!(err.contains("must be below 2"), "{err}");
 }
 
-/// The per-user request rate is counted by each instance (as the README
+/// The per-user request rate is counted by each instance (as docs/operations.md
 /// says): behind N instances a user gets up to N times the setting. The
 /// per-user purchase limit of a sale is Redis's and holds exactly (above).
 #[tokio::test]

@@ -4,7 +4,7 @@
 //! supports; every variable a container sets is one its `flashsale` subcommand
 //! reads (the built binary's `--help` says which) and its command line parses;
 //! the sink StatefulSet's `--instance I/N` takes I from the pod's ordinal and N
-//! from its replicas; secrets come only from the Secret the README says to
+//! from its replicas; secrets come only from the Secret docs/operations.md says to
 //! create; probes, ports, Services, budgets, the autoscaler and resources line
 //! up. No cluster is needed: the files are parsed.
 
@@ -26,7 +26,7 @@ const SERVICE_MONITOR: &str = "deploy/kubernetes/optional/servicemonitor.yaml";
 /// and the newest whose schemas kubernetes-validate 1.37.0 (scripts/install) carries.
 const KUBERNETES_VERSIONS: [&str; 2] = ["1.28.0", "1.37.0"];
 const POD_INDEX_FIELD: &str = "metadata.labels['apps.kubernetes.io/pod-index']";
-/// The Secret the README's `kubectl create secret` makes; the base ships none.
+/// The Secret the `kubectl create secret` of docs/operations.md makes; the base ships none.
 const SECRET: &str = "flashsale-secrets";
 
 /// One document of a manifest file.
@@ -289,7 +289,7 @@ fn every_variable_a_container_sets_is_read_by_the_flashsale_subcommand_it_runs()
 }
 
 #[test]
-fn secrets_come_only_from_the_secret_the_readme_says_to_create() {
+fn secrets_come_only_from_the_secret_the_operations_doc_says_to_create() {
     let manifests = manifests();
     assert!(!manifests.iter().any(|m| m.kind() == "Secret"), "the base ships no Secret, so no default secret value");
     let mut keys = BTreeSet::new();
@@ -316,18 +316,18 @@ fn secrets_come_only_from_the_secret_the_readme_says_to_create() {
     for name in ["FLASHSALE_JWT_SECRET", "FLASHSALE_PAYMENT_SECRET", "FLASHSALE_MYSQL_URL"] {
         assert!(api.contains(name), "the API gets {name} from {SECRET}");
     }
-    // The README's command creates exactly those keys.
-    let readme = read("README.md");
+    // docs/operations.md's command creates exactly those keys.
+    let doc = read("docs/operations.md");
     let command = format!("kubectl create secret generic {SECRET}");
-    let start = readme.find(&command).unwrap_or_else(|| panic!("the README shows `{command} ...`"));
-    let block = &readme[start..];
+    let start = doc.find(&command).unwrap_or_else(|| panic!("docs/operations.md shows `{command} ...`"));
+    let block = &doc[start..];
     let end = [block.find("\n\n"), block.find("\n```")].into_iter().flatten().min().unwrap();
     let block = &block[..end];
     let created: BTreeSet<String> = shell_words(&block.replace("\\\n", " "))
         .iter()
         .filter_map(|w| w.strip_prefix("--from-literal=").map(|kv| kv.split('=').next().unwrap().to_string()))
         .collect();
-    assert_eq!(created, keys, "the README's `{command}` creates every key the manifests read: {block}");
+    assert_eq!(created, keys, "docs/operations.md's `{command}` creates every key the manifests read: {block}");
 }
 
 #[test]

@@ -16,6 +16,7 @@ mod compose_grafana;
 mod coupon;
 mod coupon_load;
 mod dashboard_browser;
+mod docs;
 mod failover;
 mod forget;
 mod ha_redis;
