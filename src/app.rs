@@ -105,12 +105,13 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
         tasks.spawn(warn_every_minute(warning, shutdown.clone()));
     }
     let instance = config.relay.consumer(config.http.listen);
-    let forget = crate::expiry::Forget { mysql: mysql.clone(), after: config.retention.forget_released_after };
-    tasks.spawn(crate::expiry::run(sales.clone(), retirer, forget, instance, shutdown.clone()));
     let longest = http::longest_request(config.http.request_timeout(), config.redis.timeout());
     let wallets = Wallets::new(redis.clone(), keys.clone(), scripts.clone(), config.wallet.clone(), longest);
     let payments = Payments::new(redis.clone(), keys.clone(), scripts.clone(), sales.clone(), wallets.clone());
-    tasks.spawn(crate::wallet::recovery::run(payments.clone(), shutdown.clone()));
+    let forget = crate::recovery::Forget { mysql: mysql.clone(), after: config.retention.forget_released_after };
+    let sweeper =
+        crate::recovery::Sweeper { sales: sales.clone(), payments: payments.clone(), retirer, forget, instance };
+    tasks.spawn(sweeper.run(shutdown.clone()));
     // Shared by the sink's tasks (on the pipe's thread) and /readyz.
     let sink_health = config.run_sink.then(|| Arc::new(SinkHealth::default()));
     let pipe =

@@ -18,7 +18,8 @@
 //! - [`relay`]: outbox streams -> Kafka, acknowledged only after the broker has them.
 //! - [`sink`]: Kafka -> MySQL, rows and offsets in one transaction; a MySQL named
 //!   lock per partition fences it from `sink reset-offset`; stalls are reported.
-//! - [`retire`]: ended campaigns and sales leave the relay's and expiry's loops once MySQL has
+//! - [`recovery`]: the registry of overdue-step finishers and chores, and the one sweeper that runs them.
+//! - [`retire`]: ended campaigns and sales leave the relay's and the sweeper's loops once MySQL has
 //!   them, and Redis FLASHSALE_RETAIN_AFTER_END after their end; [`retired`]: the API's answers
 //!   for them from MySQL then.
 //! - [`pipe`]: the relay and sink's own thread and connections, apart from the HTTP workers.
@@ -46,7 +47,6 @@ pub mod db;
 pub mod domain;
 pub mod durability;
 pub mod events;
-pub mod expiry;
 pub mod gateway;
 pub mod http;
 pub mod kafka;
@@ -58,6 +58,7 @@ pub mod panics;
 pub mod pipe;
 pub mod probes;
 pub mod reconcile;
+pub mod recovery;
 pub mod redis;
 pub mod relay;
 pub mod retire;

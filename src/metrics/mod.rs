@@ -416,7 +416,7 @@ impl Metrics {
         counter(
             &mut out,
             "flashsale_orders_expired_total",
-            "Reservations released by the expiry task",
+            "Reservations released by the sweeper (past their payment deadline)",
             self.orders_expired.load(Relaxed),
         );
         counter(

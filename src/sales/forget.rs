@@ -1,6 +1,6 @@
 //! Released orders leave Redis once MySQL has them: a reserve -> cancel loop
 //! must not grow a sale's `orders` hash for as long as the sale lives. The
-//! expiry task forgets, per sale and bucket, orders released longer than the
+//! sweeper forgets, per sale and bucket, orders released longer than the
 //! configured while ago that MySQL holds as released; lookups that miss in
 //! Redis are answered from MySQL (see `retired`).
 

@@ -33,14 +33,10 @@ use crate::{
     scripts::{CouponUse, Held, HoldState, InBucket, Reservation, ReserveOutcome, ReserveRules, Scripts, Settlement},
 };
 
-/// How long a hold lasts: the time the service may take between holding a
-/// coupon and reserving its order.
-pub const HOLD_MS: u64 = 10_000;
-/// How long past its deadline a hold is left to its request before the
-/// expiry task settles it: covers the clock skew between two Redis nodes.
-pub const MARGIN_MS: u64 = 2_000;
-/// How long a campaign's keys outlive a hold's deadline at least.
-const KEEP_MS: u64 = 60_000;
+// The hold's timing (see `recovery::timing`).
+pub use crate::recovery::timing::{
+    COUPON_HOLD_KEEP_MS as KEEP_MS, COUPON_HOLD_MARGIN_MS as MARGIN_MS, COUPON_HOLD_MS as HOLD_MS,
+};
 /// Holds, or returns, settled per call.
 const BATCH: u64 = 100;
 

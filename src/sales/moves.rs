@@ -30,11 +30,8 @@ use crate::{
     time::now_ms,
 };
 
-/// How long after a move was taken its home may still be given it.
-pub const GIVE_WINDOW_MS: u64 = 30_000;
-/// How long a move is left to its request before the expiry task finishes
-/// it (covers the clock skew between two Redis nodes and the process).
-const MARGIN_MS: u64 = 2_000;
+// A move's timing (see `recovery::timing`).
+pub use crate::recovery::timing::{STOCK_MOVE_GIVE_WINDOW_MS as GIVE_WINDOW_MS, STOCK_MOVE_MARGIN_MS as MARGIN_MS};
 
 /// Moves units of `sku` into bucket `home` from the other buckets of a sale
 /// of `n`, the fullest first, until `wanted` arrived or none is left; returns

@@ -103,7 +103,7 @@ impl Sales {
     /// For a sale that is not live in Redis: it replaces whatever Redis holds
     /// for it. The sale is seeded closed and opened by the last write, so
     /// nobody reserves against a half-restored sale; confirm, cancel and the
-    /// expiry task may act on the orders already written, which are whole.
+    /// sweeper may act on the orders already written, which are whole.
     /// Checks everything before the first write.
     pub async fn restore(&self, sale_id: u64, spec: &SaleSpec, orders: &[Order]) -> Result<(), Error> {
         let invalid = |e: String| Error::new(ErrorKind::InvalidArgument, format!("sale {sale_id}: {e}"));

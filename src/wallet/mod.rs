@@ -26,10 +26,8 @@ use crate::{
 
 /// Requests served by one `wallet_apply.lua` call at most.
 const MAX_BATCH: usize = 128;
-/// A void (a refused or abandoned payment attempt) is kept its hold plus
-/// this, or plus the longest a request that sent the attempt's debit can
-/// still be at work when that is longer (see `http::longest_request`).
-pub const VOID_MARGIN_MS: u64 = 60_000;
+// A void's timing (see `recovery::timing`).
+pub use crate::recovery::timing::WALLET_VOID_MARGIN_MS as VOID_MARGIN_MS;
 
 /// A wallet as Redis holds it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
