@@ -13,6 +13,7 @@ mod cluster_drill;
 mod compose;
 mod compose_files;
 mod compose_grafana;
+mod config_doc;
 mod coupon;
 mod coupon_load;
 mod dashboard_browser;
