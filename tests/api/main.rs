@@ -40,6 +40,7 @@ mod own_redis;
 mod payments;
 mod pipe;
 mod raw_http;
+mod readiness;
 mod reconcile;
 mod recovery;
 mod relay_claim;
