@@ -4,14 +4,42 @@
 //! `env` attribute): each setting is a flag named `--<name>` with the fallback
 //! `FLASHSALE_<NAME>`, documented by `flashsale <subcommand> --help`.
 //! Settings are grouped by the server they describe so a subcommand flattens
-//! only the groups it needs.
+//! only the groups it needs. Each default is written once, in its clap attribute.
 
 use std::{fmt, net::SocketAddr, time::Duration};
 
-use clap::{ArgAction, Args};
+use clap::{ArgAction, Args, ValueEnum};
+
+/// A settings group with every value at its default: its clap attributes parsed with no
+/// flags and no environment. `Default` impls and the tests build settings from this, so
+/// a default is written only in its `#[arg]`.
+pub fn defaults<T: Args + clap::FromArgMatches>() -> T {
+    let cmd = T::augment_args(clap::Command::new("defaults")).mut_args(|arg| arg.env(None));
+    let matches =
+        cmd.try_get_matches_from(["defaults"]).expect("every setting of the group has a default or is optional");
+    T::from_arg_matches(&matches).expect("the defaults parse")
+}
+
+/// Settings every subcommand has.
+#[derive(Args, Clone, Debug)]
+pub struct GlobalSettings {
+    /// What to log, to stderr: a level (error, warn, info, debug) or per-module directives
+    /// (`info,flashsale::sink=debug`). One that does not parse falls back to the default.
+    #[arg(long, global = true, env = "FLASHSALE_LOG", default_value = "info,rskafka=error")]
+    pub log: String,
+}
+
+impl GlobalSettings {
+    /// The log filter asked for, or the default when it does not parse.
+    pub fn log_filter(&self) -> tracing_subscriber::EnvFilter {
+        tracing_subscriber::EnvFilter::try_new(&self.log)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(defaults::<GlobalSettings>().log))
+    }
+}
 
 /// Where Redis is and how this process talks to it.
 #[derive(Args, Clone)]
+#[command(next_help_heading = "Redis")]
 pub struct RedisSettings {
     /// Redis URL (redis://[user:pass@]host:port[/db]).
     #[arg(long, env = "FLASHSALE_REDIS_URL", hide_env_values = true, default_value = "redis://127.0.0.1:6379")]
@@ -40,6 +68,7 @@ pub struct RedisSettings {
 
 /// Where MySQL (or MariaDB) is.
 #[derive(Args, Clone)]
+#[command(next_help_heading = "MySQL")]
 pub struct MysqlSettings {
     /// MySQL URL (mysql://user:pass@host:port/database).
     #[arg(
@@ -56,6 +85,7 @@ pub struct MysqlSettings {
 
 /// Where the Kafka brokers are and what the coupon topic looks like.
 #[derive(Args, Clone)]
+#[command(next_help_heading = "Kafka")]
 pub struct KafkaSettings {
     /// Kafka bootstrap brokers, comma-separated host:port.
     #[arg(long, env = "FLASHSALE_KAFKA_BROKERS", default_value = "127.0.0.1:9092", value_delimiter = ',')]
@@ -79,6 +109,7 @@ pub struct KafkaSettings {
 
 /// The HTTP listener and its limits.
 #[derive(Args, Clone)]
+#[command(next_help_heading = "HTTP API")]
 pub struct HttpSettings {
     /// Address the HTTP API listens on.
     #[arg(long, env = "FLASHSALE_LISTEN", default_value = "127.0.0.1:8080")]
@@ -169,6 +200,20 @@ pub struct HttpSettings {
     #[arg(long, env = "FLASHSALE_JWT_LEEWAY_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(..=3600))]
     pub jwt_leeway_secs: u64,
+    /// What /readyz needs to answer 200: `all` (Redis, the Kafka broker, MySQL and this
+    /// process's sink) or `redis` (Redis alone: a broker or MySQL outage, which the hot path
+    /// rides out, keeps the pod in its Service; the body still names the failing parts).
+    #[arg(long, env = "FLASHSALE_READY_REQUIRES", value_enum, default_value_t = ReadyRequires::All)]
+    pub ready_requires: ReadyRequires,
+}
+
+/// What readiness requires (`FLASHSALE_READY_REQUIRES`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReadyRequires {
+    // Redis, the Kafka broker, MySQL and this process's sink.
+    All,
+    // Redis alone.
+    Redis,
 }
 
 /// Largest amount a wallet setting may name: 2^53 - 1 minor units, exact in
@@ -178,6 +223,7 @@ const MAX_WALLET_AMOUNT: u64 = (1 << 53) - 1;
 /// Wallets: charge limits, whether a charge must be signed, and how long a
 /// payment's hold and its records last.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Wallets")]
 pub struct WalletSettings {
     /// Smallest charge, in minor units (smaller: 400 `invalid_amount`).
     #[arg(long, env = "FLASHSALE_WALLET_MIN_CHARGE", default_value_t = 1_000,
@@ -205,13 +251,7 @@ pub struct WalletSettings {
 
 impl Default for WalletSettings {
     fn default() -> Self {
-        WalletSettings {
-            wallet_min_charge: 1_000,
-            wallet_max_charge: 10_000_000,
-            wallet_max_balance: 100_000_000,
-            wallet_hold_ms: 10_000,
-            wallet_keep_secs: 7 * 86_400,
-        }
+        defaults()
     }
 }
 
@@ -230,6 +270,7 @@ impl WalletSettings {
 
 /// What `flashsale token` needs to mint a token the service accepts.
 #[derive(Args, Clone)]
+#[command(next_help_heading = "Token")]
 pub struct TokenSettings {
     /// The HS256 secret the service verifies with.
     #[arg(long, env = "FLASHSALE_JWT_SECRET", hide_env_values = true)]
@@ -265,6 +306,7 @@ impl fmt::Debug for Secret {
 
 /// The relay: outbox streams in Redis -> Kafka.
 #[derive(Args, Clone)]
+#[command(next_help_heading = "Relay")]
 pub struct RelaySettings {
     /// Outbox entries read (and produced) per batch.
     #[arg(long, env = "FLASHSALE_RELAY_BATCH", default_value_t = 10_000)]
@@ -282,6 +324,7 @@ pub struct RelaySettings {
 
 /// How long ended campaigns and sales, and Idempotency-Key answers, stay in Redis.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Retention")]
 pub struct RetentionSettings {
     /// How long after its end a campaign's or sale's Redis keys are deleted (e.g. 7d, 12h,
     /// 90s). It leaves the relay's and expiry task's loops as soon as it has ended and every
@@ -301,16 +344,13 @@ pub struct RetentionSettings {
 
 impl Default for RetentionSettings {
     fn default() -> Self {
-        RetentionSettings {
-            retain_after_end: Duration::from_secs(7 * 24 * 3600),
-            idempotency_ttl: Duration::from_secs(24 * 3600),
-            forget_released_after: Duration::from_secs(60),
-        }
+        defaults()
     }
 }
 
 /// The sink: Kafka -> MySQL.
 #[derive(Args, Clone)]
+#[command(next_help_heading = "Sink")]
 pub struct SinkSettings {
     /// Most bytes fetched from one partition per round.
     #[arg(long, env = "FLASHSALE_SINK_FETCH_BYTES", default_value_t = 4 * 1024 * 1024)]
@@ -335,6 +375,7 @@ pub struct SinkSettings {
 
 /// Whether `serve` also runs the sink in-process.
 #[derive(Args, Clone)]
+#[command(next_help_heading = "Sink")]
 pub struct SinkToggle {
     /// Do not run the sink in this process (run `flashsale sink` elsewhere).
     #[arg(long)]

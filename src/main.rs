@@ -4,14 +4,8 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     limit_malloc_arenas();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FLASHSALE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rskafka=error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = flashsale::cli::Cli::parse();
+    tracing_subscriber::fmt().with_env_filter(cli.global.log_filter()).with_writer(std::io::stderr).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(cli.run()) {
         Ok(()) => std::process::ExitCode::SUCCESS,

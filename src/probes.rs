@@ -62,6 +62,14 @@ impl Report {
     pub fn all_ok(&self) -> bool {
         [self.redis, self.kafka, self.mysql].iter().chain(&self.sink).all(|s| *s == "ok")
     }
+
+    /// Whether the process is ready: every part ok, or (`redis`) Redis alone.
+    pub fn ready(&self, requires: crate::config::ReadyRequires) -> bool {
+        match requires {
+            crate::config::ReadyRequires::All => self.all_ok(),
+            crate::config::ReadyRequires::Redis => self.redis == "ok",
+        }
+    }
 }
 
 impl Probes {

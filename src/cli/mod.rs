@@ -1,5 +1,6 @@
 //! The `flashsale` command line: one file per subcommand.
 
+mod config;
 mod coupon;
 mod create_args;
 mod migrate;
@@ -24,6 +25,8 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub global: crate::config::GlobalSettings,
 }
 
 #[derive(Subcommand)]
@@ -56,6 +59,12 @@ pub enum Command {
     Wallet(wallet::Command),
     /// Show Redis stock, outbox, Kafka offsets, sink lag and stalls, and MySQL rows.
     Status(status::Args),
+    /// Print the settings a subcommand would run with, and where each comes from (`config serve`).
+    ///
+    /// One FLASHSALE_NAME=value line per setting of the subcommand, resolved as it would
+    /// resolve them (flags, then the environment, then the default; the comment says which),
+    /// secrets masked.
+    Config(config::Args),
 }
 
 impl Cli {
@@ -72,6 +81,7 @@ impl Cli {
             Command::Payment(cmd) => payment::run(cmd),
             Command::Stock(cmd) => stock::run(cmd).await,
             Command::Wallet(cmd) => wallet::run(cmd).await,
+            Command::Config(args) => config::run(args),
         }
     }
 }

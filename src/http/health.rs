@@ -1,6 +1,7 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (Redis, the Kafka
 //! broker and MySQL all answer within a second, and no partition of this
-//! process's sink is stalled; the Redis primary's address on the ops listener only).
+//! process's sink is stalled — or Redis alone, with FLASHSALE_READY_REQUIRES=redis;
+//! the Redis primary's address on the ops listener only).
 
 use hyper::StatusCode;
 use serde_json::json as value;
@@ -23,6 +24,6 @@ pub async fn readyz(app: &App, names_servers: bool) -> Result<Reply, ApiError> {
         report.redis_primary = None;
     }
     report.warning = app.guard.auth_warning();
-    let status = if report.all_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if report.ready(app.http.ready_requires) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     Ok(json(status, &report))
 }

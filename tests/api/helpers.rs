@@ -61,41 +61,22 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
         let name = unique("fs_t");
         let server = mysql_server_url();
+        // Every setting at its default (from the clap attributes: the one place they are
+        // written), then what a test service needs differently.
         let mut config = ServeConfig {
             http: HttpSettings {
                 listen: "127.0.0.1:0".parse().unwrap(),
-                metrics_listen: None,
                 // The tests read /metrics and the live view on the one port.
                 ops_on_main: true,
-                demo: false,
-                body_limit: 4096,
-                max_connections: 20_000,
-                max_connections_per_ip: 4_096,
                 header_read_timeout_ms: 5_000,
-                max_header_bytes: 16 * 1024,
-                max_json_depth: 8,
-                request_timeout_ms: 5_000,
-                rate_per_ip: 0,
-                trusted_proxies: vec![],
-                rate_per_user: 0,
-                sale_admission: 0,
-                max_orders_per_user: 100,
-                jwt_secret: None,
                 payment_secret: Some(PAYMENT_SECRET.parse().unwrap()),
-                payments_unsigned: false,
-                jwt_public_key: None,
-                jwt_issuer: None,
-                jwt_audience: None,
-                jwt_leeway_secs: 30,
+                ..defaults()
             },
             redis: RedisSettings {
                 redis_url: env_or("FLASHSALE_REDIS_URL", "redis://127.0.0.1:26379"),
                 key_prefix: format!("{name}:"),
-                redis_pool_size: 4,
                 redis_timeout_ms: 5_000,
-                ack_replicas: 0,
-                ack_timeout_ms: 500,
-                ack_fsync: false,
+                ..defaults()
             },
             mysql: MysqlSettings { mysql_url: format!("{server}/{name}"), mysql_pool_size: 8 },
             kafka: KafkaSettings {
@@ -107,21 +88,12 @@ impl TestApp {
                 order_topic: format!("{name}-order-events"),
                 wallet_topic: format!("{name}-wallet-events"),
                 kafka_partitions: 2,
-                kafka_timeout_ms: 10_000,
+                ..defaults()
             },
-            relay: RelaySettings {
-                relay_batch: 500,
-                relay_consumer: Some("relay-1".into()),
-                relay_claim_idle_ms: 30_000,
-            },
-            sink: SinkSettings {
-                sink_fetch_bytes: 1024 * 1024,
-                sink_max_wait_ms: 100,
-                sink_idle_wait_ms: 1000,
-                sink_stall_after: 10,
-            },
-            retention: RetentionSettings::default(),
-            wallet: WalletSettings::default(),
+            relay: RelaySettings { relay_batch: 500, relay_consumer: Some("relay-1".into()), ..defaults() },
+            sink: SinkSettings { sink_fetch_bytes: 1024 * 1024, sink_max_wait_ms: 100, ..defaults() },
+            retention: defaults(),
+            wallet: defaults(),
             run_sink: true,
         };
         adjust(&mut config);
