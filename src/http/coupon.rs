@@ -39,8 +39,7 @@ pub async fn handle(app: &App, coupon_id: u64) -> Result<Reply, ApiError> {
             Campaign {
                 coupon_id,
                 total: c.total,
-                // Redis kept remaining + issued == total (reconcile checks it).
-                remaining: c.total.saturating_sub(c.issued),
+                remaining: c.remaining(),
                 issued: c.issued,
                 starts_at: rfc3339_ms(c.starts_at),
                 ends_at: (c.ends_at > 0).then(|| rfc3339_ms(c.ends_at)),

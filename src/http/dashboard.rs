@@ -1,8 +1,8 @@
 //! The live view: `GET /dashboard` (a static page, no build step) and the
 //! small JSON it polls, `GET /v1/dashboard/stats?coupon=ID` or `?sale=ID`.
-//! Counts come from the process's counters and Redis; the MySQL row count is
-//! cached per campaign or sale for a second (`probes`), so pollers cost MySQL
-//! at most one `COUNT(*)` per subject per second.
+//! Counts come from the process's counters and Redis (MySQL once the campaign
+//! or sale retired); the MySQL row count is cached per subject for a second
+//! (`probes`), so pollers cost MySQL at most one `COUNT(*)` per subject per second.
 
 use hyper::StatusCode;
 use serde::Serialize;
@@ -15,6 +15,7 @@ use crate::{
     app::App,
     metrics::{BOUNDS_US, METRICS},
     probes::Subject,
+    retired::retired_remaining,
     time::now_ms,
 };
 
@@ -48,18 +49,27 @@ pub async fn stats(app: &App, query: Option<&str>) -> Result<Reply, ApiError> {
     if subjects.next().is_some() {
         return Err(bad());
     }
-    let id: u64 = id.parse().map_err(|_| bad())?;
+    let id = super::decimal::canonical(id).ok_or_else(bad)?;
     let unavailable = |e: mysql_async::Error| {
         tracing::warn!(error = %e, "dashboard: MySQL query failed");
         ApiError::Unavailable
     };
-    // Redis first: an unknown id answers 404 without reaching MySQL.
+    // Redis first; one it let go retired, and MySQL answers (else 404).
     let (remaining, subject) = if kind == "coupon" {
-        let info = app.coupons.info(id).await?.ok_or(ApiError::UnknownCoupon(id))?;
-        (info.remaining, Subject::Coupon(id))
+        let remaining = match app.coupons.info(id).await? {
+            Some(info) => info.remaining,
+            None => app.retired.campaign(id).await?.ok_or(ApiError::UnknownCoupon(id))?.remaining(),
+        };
+        (remaining, Subject::Coupon(id))
     } else {
-        let info = app.sales.summary(id).await?.ok_or(ApiError::UnknownSale(id))?;
-        (info.skus.iter().map(|s| s.remaining).sum(), Subject::Sale(id))
+        let remaining = match app.sales.summary(id).await? {
+            Some(info) => info.skus.iter().map(|s| s.remaining).sum(),
+            None => {
+                let (spec, held) = app.retired.sale(id).await?.ok_or(ApiError::UnknownSale(id))?;
+                spec.skus.iter().map(|s| retired_remaining(s.sku, s.stock, &held)).sum()
+            }
+        };
+        (remaining, Subject::Sale(id))
     };
     let mysql_rows = app.probes.mysql_rows(subject).await.map_err(unavailable)?;
     let stats = Stats {

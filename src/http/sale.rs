@@ -58,10 +58,11 @@ pub async fn get(app: &App, sale_id: u64) -> Result<Reply, ApiError> {
         skus: spec
             .skus
             .iter()
-            .map(|s| {
-                // Redis kept supplied - remaining == units paid orders hold (reconcile checks it).
-                let held = held.iter().find(|(sku, _)| *sku == s.sku).map_or(0, |(_, units)| *units);
-                SkuView { sku: s.sku, price: s.price, stock: s.stock, remaining: s.stock.saturating_sub(held) }
+            .map(|s| SkuView {
+                sku: s.sku,
+                price: s.price,
+                stock: s.stock,
+                remaining: crate::retired::retired_remaining(s.sku, s.stock, &held),
             })
             .collect(),
         retired: true,
