@@ -58,7 +58,7 @@ async fn ended_campaigns_and_sales_leave_redis_once_mysql_has_them_and_their_get
         .map(|id| format!("coupon create --id {id} --quantity 10 --ends-at {ends}"))
         .chain(
             (1..=SALES)
-                .map(|id| format!("sale create --id {id} --sku 1:100:50 --sku 2:250:50 --hold 1s --ends-at {ends}")),
+                .map(|id| format!("sale create --id {id} --sku 1:100:50 --sku 2:250:50 --hold 5s --ends-at {ends}")),
         )
         .map(|line| line.split(' ').map(String::from).collect())
         .collect();
@@ -187,7 +187,7 @@ async fn ended_campaigns_and_sales_leave_redis_once_mysql_has_them_and_their_get
     let sale = app.get("/v1/sales/7").await;
     assert_eq!(sale.status, StatusCode::OK, "{}", sale.body);
     assert_eq!(sale.body["retired"], true);
-    assert_eq!(sale.body["hold_seconds"], 1);
+    assert_eq!(sale.body["hold_seconds"], 5);
     assert_eq!(app.remaining(7).await, [(1, 48), (2, 50)].into_iter().collect(), "only the paid units stay taken");
     for (sale, paid, cancelled, expired) in orders.iter().copied().filter(|o| o.0 % 10 == 0) {
         for (order, status) in [(paid, "paid"), (cancelled, "cancelled"), (expired, "expired")] {
