@@ -110,6 +110,14 @@ impl From<Unavailable> for crate::domain::Error {
     }
 }
 
+/// What a retired sale's SKU had left: supplied (`stock`) less the units
+/// its paid orders hold (`held`, per SKU) — Redis kept supplied - remaining
+/// == units paid orders hold (reconcile checks it).
+pub fn retired_remaining(sku: u64, stock: u64, held: &[(u64, u64)]) -> u64 {
+    let held = held.iter().find(|(s, _)| *s == sku).map_or(0, |(_, units)| *units);
+    stock.saturating_sub(held)
+}
+
 fn unavailable(e: impl std::fmt::Display) -> Unavailable {
     Unavailable(e.to_string())
 }

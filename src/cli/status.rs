@@ -1,11 +1,12 @@
-//! `flashsale status`: where every coupon and order is on its way to MySQL —
-//! Redis stock, orders and outboxes, Kafka end offsets against the sink's,
-//! MySQL rows, and per partition whether its sink runs or is stalled (with
-//! the way out). One file per part under `status/`.
+//! `flashsale status`: where every coupon, order and wallet change is on
+//! its way to MySQL — Redis stock, orders, wallets and outboxes, Kafka end
+//! offsets against the sink's, MySQL rows, and per partition whether its sink
+//! runs or is stalled (with the way out). One file per part under `status/`.
 
 mod coupon;
 pub(super) mod partitions;
 mod sale;
+mod wallet;
 
 use serde::Serialize;
 
@@ -41,6 +42,11 @@ struct Status {
     partitions: Vec<partitions::PartitionStatus>,
     order_topic: String,
     order_partitions: Vec<partitions::PartitionStatus>,
+    /// Absent when `--coupon` or `--sale` narrowed the report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wallets: Option<wallet::WalletStatus>,
+    wallet_topic: String,
+    wallet_partitions: Vec<partitions::PartitionStatus>,
     /// Campaigns and sales that retired (MySQL keeps them; `--coupon` / `--sale` shows one).
     retired_coupons: u64,
     retired_sales: u64,
@@ -68,6 +74,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         sales.push(sale::of(&ctx.sales, &ctx.mysql, id).await?);
     }
 
+    let wallets = match (args.coupon, args.sale) {
+        (None, None) => Some(wallet::of(&ctx.wallets(), &ctx.mysql).await?),
+        _ => None,
+    };
+
     let kafka = crate::kafka::connect(&args.kafka).await?;
     let (topic, order_topic) = (args.kafka.coupon_topic.clone(), args.kafka.order_topic.clone());
     let db = crate::db::opts(&args.mysql)?.db_name().unwrap_or_default().to_string();
@@ -82,6 +93,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         topic,
         order_partitions: partitions::of(&kafka, &ctx.mysql, &db, &order_topic).await?,
         order_topic,
+        wallets,
+        wallet_partitions: partitions::of(&kafka, &ctx.mysql, &db, &args.kafka.wallet_topic).await?,
+        wallet_topic: args.kafka.wallet_topic.clone(),
     };
 
     if args.json {
@@ -106,6 +120,10 @@ fn print_text(s: &Status) {
     }
     partitions::print(&s.topic, &s.partitions);
     partitions::print(&s.order_topic, &s.order_partitions);
+    if let Some(w) = &s.wallets {
+        wallet::print(w);
+    }
+    partitions::print(&s.wallet_topic, &s.wallet_partitions);
     println!(
         "\nretired: {} campaign(s), {} sale(s) (MySQL keeps them; --coupon ID / --sale ID shows one)",
         s.retired_coupons, s.retired_sales

@@ -73,6 +73,13 @@ pub struct RetiredCampaign {
     pub ends_at: u64,
 }
 
+impl RetiredCampaign {
+    /// Redis kept remaining + issued == total (reconcile checks it).
+    pub fn remaining(&self) -> u64 {
+        self.total.saturating_sub(self.issued)
+    }
+}
+
 pub async fn campaign(pool: &Pool, coupon_id: u64) -> Result<Option<RetiredCampaign>, mysql_async::Error> {
     let row: Option<(u64, u64, Option<u64>)> = pool
         .get_conn()

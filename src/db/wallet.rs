@@ -1,5 +1,5 @@
-//! MySQL reads of wallets: a user's history, newest first, and every wallet
-//! row (for reconcile).
+//! MySQL reads of wallets: a user's history, newest first, every wallet
+//! row (for reconcile) and their totals (for status).
 
 use mysql_async::{prelude::*, Pool};
 
@@ -69,4 +69,14 @@ pub async fn history_sums(pool: &Pool) -> Result<Vec<(u64, i64, u64)>, mysql_asy
              MAX(version) FROM wallet_transactions GROUP BY user_id ORDER BY user_id",
         )
         .await
+}
+
+/// (wallets, their balances summed) over the `wallets` rows.
+pub async fn totals(pool: &Pool) -> Result<(u64, u64), mysql_async::Error> {
+    let row: Option<(u64, u64)> = pool
+        .get_conn()
+        .await?
+        .query_first("SELECT COUNT(*), CAST(COALESCE(SUM(balance), 0) AS UNSIGNED) FROM wallets")
+        .await?;
+    Ok(row.unwrap_or((0, 0)))
 }

@@ -76,8 +76,7 @@ impl CouponService {
         };
         Ok(Campaign {
             total: c.total,
-            // Redis kept remaining + issued == total (reconcile checks it).
-            remaining: c.total.saturating_sub(c.issued),
+            remaining: c.remaining(),
             issued: c.issued,
             starts_at: c.starts_at,
             ends_at: c.ends_at,

@@ -251,10 +251,11 @@ impl OrderService {
         let skus = spec
             .skus
             .iter()
-            .map(|s| {
-                // Redis kept supplied - remaining == units paid orders hold (reconcile checks it).
-                let held = held.iter().find(|(sku, _)| *sku == s.sku).map_or(0, |(_, units)| *units);
-                SkuStock { sku: s.sku, price: s.price, stock: s.stock, remaining: s.stock.saturating_sub(held) }
+            .map(|s| SkuStock {
+                sku: s.sku,
+                price: s.price,
+                stock: s.stock,
+                remaining: crate::retired::retired_remaining(s.sku, s.stock, &held),
             })
             .collect();
         Ok(Sale {

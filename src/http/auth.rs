@@ -94,19 +94,13 @@ impl Jwt {
         let claims =
             jsonwebtoken::decode::<Claims>(token, &verifier.key, &verifier.validation).map_err(rejection)?.claims;
         match claims.sub {
-            serde_json::Value::String(s) => canonical_decimal(&s),
+            // `"+7"` and `"007"` would otherwise name user 7 too.
+            serde_json::Value::String(s) => super::decimal::canonical(&s),
             serde_json::Value::Number(n) => n.as_u64(),
             _ => None,
         }
         .ok_or(ApiError::Unauthorized("the token's `sub` must be the user id"))
     }
-}
-
-/// A user id written one way only: decimal digits, no sign, no leading zero
-/// (`"+7"` and `"007"` would otherwise name user 7 too).
-fn canonical_decimal(s: &str) -> Option<u64> {
-    let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (digits && (s == "0" || !s.starts_with('0'))).then(|| s.parse().ok()).flatten()
 }
 
 /// The token of a `Bearer` credential. The scheme is case-insensitive (RFC 9110

@@ -1,8 +1,8 @@
 //! The live view: `GET /dashboard` (a static page, no build step) and the
 //! small JSON it polls, `GET /v1/dashboard/stats?coupon=ID` or `?sale=ID`.
-//! Counts come from the process's counters and Redis; the MySQL row count is
-//! cached per campaign or sale for a second (`probes`), so pollers cost MySQL
-//! at most one `COUNT(*)` per subject per second.
+//! Counts come from the process's counters and Redis (MySQL once the campaign
+//! or sale retired); the MySQL row count is cached per subject for a second
+//! (`probes`), so pollers cost MySQL at most one `COUNT(*)` per subject per second.
 
 use hyper::StatusCode;
 use serde::Serialize;
@@ -48,7 +48,7 @@ pub async fn stats(app: &App, query: Option<&str>) -> Result<Reply, ApiError> {
     if subjects.next().is_some() {
         return Err(bad());
     }
-    let id: u64 = id.parse().map_err(|_| bad())?;
+    let id = super::decimal::canonical(id).ok_or_else(bad)?;
     // Redis first, MySQL for a retired one: an unknown id answers 404.
     let (remaining, subject) = if kind == "coupon" {
         (app.domain.coupons.campaign(id).await?.remaining, Subject::Coupon(id))

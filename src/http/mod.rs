@@ -7,6 +7,7 @@ mod body;
 mod client_ip;
 mod coupon;
 mod dashboard;
+mod decimal;
 mod error;
 mod guard;
 mod health;

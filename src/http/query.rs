@@ -16,9 +16,7 @@ pub mod limit {
     pub const MAX: usize = 100;
 
     pub fn parse(value: &str) -> Result<usize, ApiError> {
-        value
-            .parse()
-            .ok()
+        crate::http::decimal::count(value)
             .filter(|l| (1..=MAX).contains(l))
             .ok_or_else(|| ApiError::BadRequest("invalid_query", format!("`limit` must be from 1 to {MAX}")))
     }
@@ -33,12 +31,13 @@ pub mod cursor {
 
     /// A cursor that is one number.
     pub fn number(value: &str) -> Result<u64, ApiError> {
-        value.parse().map_err(|_| bad())
+        crate::http::decimal::canonical(value).ok_or_else(bad)
     }
 
     /// A cursor of two numbers, `a-b`.
     pub fn pair(value: &str) -> Result<(u64, u64), ApiError> {
         let (a, b) = value.split_once('-').ok_or_else(bad)?;
-        Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
+        let number = |n| crate::http::decimal::canonical(n).ok_or_else(bad);
+        Ok((number(a)?, number(b)?))
     }
 }

@@ -44,7 +44,7 @@ pub async fn get(app: &App, query: Option<&str>) -> Result<Reply, ApiError> {
                 window = w;
             }
             Some(("limit", l)) => {
-                limit = l.parse().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(bad_limit)?
+                limit = super::decimal::count(l).filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(bad_limit)?
             }
             _ => {}
         }

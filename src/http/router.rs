@@ -270,11 +270,9 @@ fn coupon_id(text: &str) -> Result<u64, ApiError> {
 }
 
 /// A path id: `invalid_<what>_id` when it is not a u64 written canonically
-/// (digits only, no leading zero), so one resource has one path.
+/// (digits only: no sign, no leading zero), so one resource has one path.
 fn id(text: &str, what: &'static str) -> Result<u64, ApiError> {
-    let canonical =
-        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
-    canonical.then(|| text.parse().ok()).flatten().ok_or_else(|| {
+    super::decimal::canonical(text).ok_or_else(|| {
         let code = match what {
             "coupon" => "invalid_coupon_id",
             "sale" => "invalid_sale_id",

@@ -148,6 +148,26 @@ impl Wallets {
         wallets.sort_unstable_by_key(|(user, _)| *user);
         Ok(wallets)
     }
+
+    /// (entries, entries a relay read but Kafka has not acknowledged) in
+    /// every shard's outbox (for status).
+    pub async fn outbox(&self) -> Result<(u64, u64), Error> {
+        let (mut len, mut pending) = (0, 0);
+        for shard in 0..WALLET_SHARDS {
+            let outbox = self.keys.wallets(shard).outbox;
+            len += self.redis.next().xlen::<u64, _>(&outbox).await?;
+            let summary: Value = self
+                .redis
+                .next()
+                .xpending(&outbox, crate::keys::OUTBOX_GROUP, ())
+                .await
+                .or_else(|e| if e.details().starts_with("NOGROUP") { Ok(Value::Null) } else { Err(e) })?;
+            if let Value::Array(parts) = summary {
+                pending += parts.first().and_then(|v| v.as_u64()).unwrap_or(0);
+            }
+        }
+        Ok((len, pending))
+    }
 }
 
 #[cfg(test)]

@@ -8,12 +8,22 @@ use crate::{
     helpers::TestApp,
 };
 
+/// How long an answer waits for the replica. Generous: what must succeed
+/// must not turn into `outcome_unknown` because a loaded box (tests run four
+/// at a time on two cores) was slow; a stalled replica still answers nothing
+/// within it. Below `min-replicas-max-lag` (10 s), so a stall that lasts it
+/// is a late replica, not a missing one.
+const ACK_TIMEOUT_MS: u64 = 4_000;
+
 async fn replicated_app(ha: &HaRedis) -> TestApp {
     let url = ha.primary_url();
     TestApp::spawn_with(|c| {
         c.redis.redis_url = url;
         c.redis.ack_replicas = 1;
-        c.redis.ack_timeout_ms = 300;
+        c.redis.ack_timeout_ms = ACK_TIMEOUT_MS;
+        // Room above the wait: the answer is the wait's, not a timeout's.
+        c.redis.redis_timeout_ms = 15_000;
+        c.http.request_timeout_ms = 15_000;
     })
     .await
 }
@@ -28,15 +38,17 @@ async fn with_ack_replicas_an_answer_waits_for_the_replica_and_a_stalled_one_tur
     let app = replicated_app(&ha).await;
     app.create_coupon(1, 100, &[]);
     app.create_sale(1, &["1:100:100"], &[]);
+    // The replica holds everything so far: the first answer waits for its own write only.
+    ha.wait_for_replicas_caught_up(ha.primary.port);
 
     let res = app.issue(1, 1).await;
     assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.body);
     // The 201 went out after the replica had the write.
     assert_eq!(ha.replica.cli(&["sismember", &users_key(&app, 1), "1"]), "1");
 
+    // Both at once: the replica stalls for one wait, well within `min-replicas-max-lag`.
     ha.replica.pause(true);
-    let issue = app.issue(1, 2).await;
-    let reserve = app.reserve(1, 2, &[(1, 1)]).await;
+    let (issue, reserve) = tokio::join!(app.issue(1, 2), app.reserve(1, 2, &[(1, 1)]));
     ha.replica.pause(false);
     for (what, res) in [("issue", &issue), ("reserve", &reserve)] {
         assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{what} while the replica stalls: {:?}", res.body);

@@ -155,3 +155,48 @@ async fn a_separate_sink_serves_its_own_metrics() {
     assert!(scrape.contains("\nflashsale_sink_events_total 1\n"), "the sink counted its one event");
     assert!(scrape.contains("flashsale_sink_lag{topic="));
 }
+
+#[tokio::test]
+async fn status_reports_wallets_in_redis_against_mysql_and_the_wallet_topic() {
+    let app = TestApp::spawn().await;
+    for (user, amount) in [(1, 5_000), (2, 7_000)] {
+        let charged = app.charge(user, serde_json::json!(amount), &format!("top-up-{user}")).await;
+        assert_eq!(charged.status, hyper::StatusCode::OK, "{}", charged.body);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        let out = app.cli(&["status", "--json"]).success();
+        let status: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let lag: i64 = status["wallet_partitions"].as_array().unwrap().iter().map(|p| p["lag"].as_i64().unwrap()).sum();
+        let ends: i64 =
+            status["wallet_partitions"].as_array().unwrap().iter().map(|p| p["end_offset"].as_i64().unwrap()).sum();
+        if (ends == 2 && lag == 0 && status["wallets"]["mysql_wallets"] == 2) || std::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let wallets = &status["wallets"];
+    assert_eq!(
+        (wallets["redis_wallets"].as_u64(), wallets["redis_balance"].as_u64()),
+        (Some(2), Some(12_000)),
+        "{status}"
+    );
+    assert_eq!(
+        (wallets["mysql_wallets"].as_u64(), wallets["mysql_balance"].as_u64()),
+        (Some(2), Some(12_000)),
+        "{status}"
+    );
+    assert_eq!(wallets["outbox_len"], 0, "Kafka has both charges: {status}");
+    let ends: i64 =
+        status["wallet_partitions"].as_array().unwrap().iter().map(|p| p["end_offset"].as_i64().unwrap()).sum();
+    assert_eq!(ends, 2, "two wallet events in Kafka: {status}");
+
+    let text = app.cli(&["status"]).success().stdout;
+    assert!(text.contains("wallets: Redis 2 holding 12000"), "{text}");
+    assert!(text.contains(&format!("kafka topic {}", app.config.kafka.wallet_topic)), "{text}");
+    // Naming a sale narrows the report to it.
+    app.create_sale(1, &["1:100:10"], &[]);
+    let narrowed: serde_json::Value =
+        serde_json::from_str(&app.cli(&["status", "--sale", "1", "--json"]).success().stdout).unwrap();
+    assert!(narrowed.get("wallets").is_none(), "{narrowed}");
+}

@@ -226,6 +226,31 @@ impl HaRedis {
     }
 }
 
+impl HaRedis {
+    /// Waits until every replica of the server on `port` reports the
+    /// primary's replication offset: it holds every write made so far.
+    pub fn wait_for_replicas_caught_up(&self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let info = redis_cli(port, &["info", "replication"]);
+            let field = |line: &str, name: &str| -> Option<u64> {
+                line.split([',', ':']).find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.trim().parse().ok())
+            };
+            let primary = info
+                .lines()
+                .find_map(|l| l.strip_prefix("master_repl_offset:"))
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let replicas: Vec<Option<u64>> =
+                info.lines().filter(|l| l.starts_with("slave")).map(|l| field(l, "offset")).collect();
+            if primary.is_some() && !replicas.is_empty() && replicas.iter().all(|r| *r == primary) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{port}'s replicas never caught up:\n{info}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for HaRedis {
     fn drop(&mut self) {
         self.sentinels.clear();

@@ -23,7 +23,7 @@ use crate::helpers::unique;
 const BASE: &str = "deploy/kubernetes";
 const SERVICE_MONITOR: &str = "deploy/kubernetes/optional/servicemonitor.yaml";
 /// The oldest Kubernetes the base supports (the pod-index label below is 1.28's)
-/// and the newest whose schemas kubernetes-validate 1.37.0 (scripts/install) carries.
+/// and the newest whose schemas kubernetes-validate 1.37.0 (scripts/install --test) carries.
 const KUBERNETES_VERSIONS: [&str; 2] = ["1.28.0", "1.37.0"];
 const POD_INDEX_FIELD: &str = "metadata.labels['apps.kubernetes.io/pod-index']";
 /// The Secret the `kubectl create secret` of docs/operations.md makes; the base ships none.
@@ -158,7 +158,7 @@ fn kubernetes_validate(args: &[&str]) -> (bool, String) {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(
         !text.contains("No module named kubernetes_validate"),
-        "kubernetes-validate is missing: run scripts/install (pip install kubernetes-validate==1.37.0)"
+        "kubernetes-validate is missing: run scripts/install --test (pip install kubernetes-validate==1.37.0)"
     );
     (out.status.success(), text)
 }

@@ -153,6 +153,41 @@ async fn a_ranking_window_ending_in_a_multibyte_character_is_a_400_not_a_panic()
     assert_eq!(panics(&app).await, before);
 }
 
+#[tokio::test]
+async fn an_id_with_a_leading_plus_is_a_400_in_a_path_a_query_or_a_json_body() {
+    let app = TestApp::spawn().await;
+    app.create_coupon(5, 10, &[]);
+    app.create_sale(5, &["1:100:10"], &[]);
+    let send = |req: RawRequest| async move { Conn::open(app.addr).await.unwrap().exchange(&req).await.unwrap() };
+    // The same ids without the sign are found: the 400 is the sign's.
+    for (path, code) in [
+        ("/v1/sales/+5", "invalid_sale_id"),
+        ("/v1/coupons/+5", "invalid_coupon_id"),
+        ("/v1/sales/5/orders/+1", "invalid_order_id"),
+        ("/v1/dashboard/stats?coupon=+5", "invalid_query"),
+        ("/v1/dashboard/stats?sale=%2B5", "invalid_query"),
+        ("/v1/rankings/products?limit=+5", "invalid_query"),
+    ] {
+        let answer = send(RawRequest::get(path)).await;
+        assert_eq!((answer.status, &answer.json()["error"]), (400, &code.into()), "{path}");
+        let unsigned = path.replace("%2B", "").replace('+', "");
+        assert_ne!(send(RawRequest::get(&unsigned)).await.status, 400, "{unsigned}");
+    }
+    // JSON has no `+5` (RFC 8259): the body is not JSON, and nothing is issued.
+    let post = |body: &str| RawRequest {
+        method: b"POST".to_vec(),
+        target: b"/v1/coupons/5/issue".to_vec(),
+        headers: vec![(b"host".to_vec(), b"t".to_vec()), (b"content-type".to_vec(), b"application/json".to_vec())],
+        framing: wire::Framing::Length,
+        body: body.as_bytes().to_vec(),
+        ..RawRequest::get("/")
+    };
+    let answer = send(post(r#"{"user_id": +5}"#)).await;
+    assert_eq!((answer.status, &answer.json()["error"]), (400, &"malformed_json".into()));
+    assert_eq!(app.coupon(5).await.body["remaining"], 10);
+    assert_eq!(send(post(r#"{"user_id": 5}"#)).await.status, 201);
+}
+
 /// Sends a case's requests in turn, on one connection while each request's
 /// framing and its answer allow another one after it.
 async fn exchange_all(app: &TestApp, case: &[RawRequest], tally: &mut Tally) -> Result<(), TestCaseError> {

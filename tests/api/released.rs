@@ -64,7 +64,8 @@ async fn a_sale_whose_released_orders_were_forgotten_still_retires() {
         c.retention.retain_after_end = Duration::from_secs(1);
     })
     .await;
-    let ends = (std::time::SystemTime::now() + Duration::from_secs(4)).duration_since(std::time::UNIX_EPOCH).unwrap();
+    // Whole seconds: room for the orders below before the end on a loaded box.
+    let ends = (std::time::SystemTime::now() + Duration::from_secs(8)).duration_since(std::time::UNIX_EPOCH).unwrap();
     app.create_sale(1, &["1:1000:100"], &["--ends-at", &ends.as_secs().to_string()]);
     let mut cancelled = Vec::new();
     for user in 1..=5 {

@@ -58,7 +58,7 @@ async fn ended_campaigns_and_sales_leave_redis_once_mysql_has_them_and_their_get
         .map(|id| format!("coupon create --id {id} --quantity 10 --ends-at {ends}"))
         .chain(
             (1..=SALES)
-                .map(|id| format!("sale create --id {id} --sku 1:100:50 --sku 2:250:50 --hold 1s --ends-at {ends}")),
+                .map(|id| format!("sale create --id {id} --sku 1:100:50 --sku 2:250:50 --hold 5s --ends-at {ends}")),
         )
         .map(|line| line.split(' ').map(String::from).collect())
         .collect();
@@ -187,7 +187,7 @@ async fn ended_campaigns_and_sales_leave_redis_once_mysql_has_them_and_their_get
     let sale = app.get("/v1/sales/7").await;
     assert_eq!(sale.status, StatusCode::OK, "{}", sale.body);
     assert_eq!(sale.body["retired"], true);
-    assert_eq!(sale.body["hold_seconds"], 1);
+    assert_eq!(sale.body["hold_seconds"], 5);
     assert_eq!(app.remaining(7).await, [(1, 48), (2, 50)].into_iter().collect(), "only the paid units stay taken");
     for (sale, paid, cancelled, expired) in orders.iter().copied().filter(|o| o.0 % 10 == 0) {
         for (order, status) in [(paid, "paid"), (cancelled, "cancelled"), (expired, "expired")] {
@@ -215,4 +215,62 @@ async fn ended_campaigns_and_sales_leave_redis_once_mysql_has_them_and_their_get
     assert_eq!(app.coupon(COUPONS + 1).await.status, StatusCode::NOT_FOUND);
     assert!(owned(&keys_under(&redis, &prefix).await).is_empty(), "late requests made no key");
     let _ = redis.quit().await;
+}
+
+/// The live view's JSON for `query`, once `ready` holds (the sink writes its rows a moment later).
+async fn stats_once(app: &TestApp, query: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = app.get(&format!("/v1/dashboard/stats?{query}")).await;
+        assert_eq!(stats.status, StatusCode::OK, "{query}: {}", stats.body);
+        if ready(&stats.body) {
+            return stats.body;
+        }
+        assert!(Instant::now() < deadline, "{query}: never ready, last {}", stats.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_live_view_of_a_retired_campaign_or_sale_answers_from_mysql_with_the_counts_it_had() {
+    const WINDOW: Duration = Duration::from_secs(8);
+    let started = Instant::now();
+    let app = TestApp::spawn_with(|c| c.retention.retain_after_end = Duration::from_secs(1)).await;
+    let ends =
+        ((std::time::SystemTime::now() + WINDOW).duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).to_string();
+    app.cli(&["coupon", "create", "--id", "1", "--quantity", "10", "--ends-at", &ends]).success();
+    app.cli(&["sale", "create", "--id", "1", "--sku", "1:100:50", "--sku", "2:250:50", "--ends-at", &ends]).success();
+    for user in 1..=3 {
+        assert_eq!(app.issue(1, user).await.status, StatusCode::CREATED);
+    }
+    let paid = order_id(&app.reserve(1, 1, &[(1, 2)]).await.body);
+    assert_eq!(app.confirm(1, paid, 200).await.status, StatusCode::OK);
+    let cancelled = order_id(&app.reserve(1, 2, &[(2, 1)]).await.body);
+    assert_eq!(app.cancel(1, cancelled).await.status, StatusCode::OK);
+    assert!(Instant::now() < started + WINDOW - Duration::from_secs(1), "setup ran past the window");
+
+    // Before retirement, from Redis, once MySQL holds every row.
+    let coupon = stats_once(&app, "coupon=1", |s| s["mysql_rows"] == 3).await;
+    let sale = stats_once(&app, "sale=1", |s| s["mysql_rows"] == 2).await;
+    assert_eq!((coupon["remaining"].as_u64(), sale["remaining"].as_u64()), (Some(7), Some(98)));
+
+    // Retired and let go by Redis: the GETs say so.
+    let deadline = started + WINDOW + Duration::from_secs(40);
+    while app.coupon(1).await.body["retired"] != true || app.get("/v1/sales/1").await.body["retired"] != true {
+        assert!(Instant::now() < deadline, "never retired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The live view answers from MySQL with the counts it had.
+    for (query, before) in [("coupon=1", &coupon), ("sale=1", &sale)] {
+        let after = app.get(&format!("/v1/dashboard/stats?{query}")).await;
+        assert_eq!(after.status, StatusCode::OK, "{query}: {}", after.body);
+        for count in ["remaining", "mysql_rows"] {
+            assert_eq!(after.body[count], before[count], "{query} {count}: {} then {}", before, after.body);
+        }
+    }
+    for (query, error) in [("coupon=2", "unknown_coupon"), ("sale=2", "unknown_sale")] {
+        let unknown = app.get(&format!("/v1/dashboard/stats?{query}")).await;
+        assert_eq!((unknown.status, unknown.body["error"].as_str()), (StatusCode::NOT_FOUND, Some(error)), "{query}");
+    }
 }

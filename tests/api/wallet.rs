@@ -242,7 +242,8 @@ async fn a_wallet_paid_order_takes_no_gateway_confirm_and_no_second_payment() {
 #[tokio::test]
 async fn a_refused_wallet_payment_leaves_the_order_to_the_gateway_or_the_expiry() {
     let app = TestApp::spawn().await;
-    app.create_sale(1, &["1:2500:10"], &["--hold", "2s"]);
+    // The hold outlasts the refused payment and the gateway's confirm, on a loaded box too.
+    app.create_sale(1, &["1:2500:10"], &["--hold", "5s"]);
     let [pay_later, expire] = app.reserve_many(1, 6, 2).await[..] else { unreachable!() };
     let poor = app.pay(1, pay_later).await;
     assert_eq!((poor.status, poor.body["balance"].as_u64()), (StatusCode::PAYMENT_REQUIRED, Some(0)));

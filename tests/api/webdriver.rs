@@ -46,7 +46,7 @@ pub fn require_chromium() {
     for binary in [CHROMIUM, CHROMEDRIVER] {
         assert!(
             Path::new(binary).exists(),
-            "{binary} is missing: this test needs the Debian packages chromium and chromium-driver; run scripts/install"
+            "{binary} is missing: this test needs the Debian packages chromium and chromium-driver; run scripts/install --test"
         );
     }
 }

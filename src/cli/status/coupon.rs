@@ -29,7 +29,7 @@ pub async fn of(coupons: &Coupons, mysql: &mysql_async::Pool, coupon_id: u64) ->
         return Ok(CouponStatus {
             coupon_id,
             total: c.total,
-            remaining: c.total.saturating_sub(c.issued),
+            remaining: c.remaining(),
             issued: c.issued,
             outbox_len: 0,
             outbox_pending: 0,
