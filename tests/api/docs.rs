@@ -217,16 +217,23 @@ fn readme_demo() -> Vec<String> {
 /// What `scripts/run` prints under "try:", as a fresh shell sees it: its own
 /// lines from `listen=` to the live view's, run by bash without the caller's
 /// FLASHSALE_* or CARGO_* settings (so its defaults apply), one indent dropped.
+/// It asks `target/release/flashsale config serve` for the address: run from
+/// a scratch directory where that path is the binary under test.
 fn scripts_run_demo() -> Vec<String> {
     let script = read("scripts/run");
     let from = script.find("\nlisten=").expect("scripts/run sets listen=");
     let to = script.find("exec ").expect("scripts/run ends with exec");
+    let scratch = std::env::temp_dir().join(unique("flashsale-docs-run-"));
+    std::fs::create_dir_all(scratch.join("target/release")).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_flashsale"), scratch.join("target/release/flashsale")).unwrap();
     let out = Command::new("bash")
         .args(["-c", &script[from..to]])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(&scratch)
         .output()
         .expect("bash runs");
+    let _ = std::fs::remove_dir_all(&scratch);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed = String::from_utf8_lossy(&out.stdout).into_owned();
     let lines: Vec<&str> = printed.lines().collect();
