@@ -28,8 +28,10 @@ use std::sync::LazyLock;
 use fred::prelude::*;
 
 use crate::{
+    buckets::Of,
     keys::{Keys, SaleKeys},
     order::OrderStatus,
+    placement::BucketRouter,
     scripts::{CouponUse, Held, HoldState, InBucket, Reservation, ReserveOutcome, ReserveRules, Scripts, Settlement},
 };
 
@@ -65,6 +67,7 @@ fn bucket_of(token: &str) -> u32 {
 #[allow(clippy::too_many_arguments)]
 pub async fn reserve(
     scripts: &Scripts,
+    router: &BucketRouter,
     client: &Client,
     keys: &Keys,
     sale_id: u64,
@@ -75,11 +78,11 @@ pub async fn reserve(
 ) -> Result<Vec<ReserveOutcome>, Error> {
     let (coupon, sale) = (keys.coupon(coupon_id), keys.sale_bucket(sale_id, at.bucket));
     // A campaign with buckets keeps its holders in several slots: looked up here.
-    let n = crate::buckets::of(client, keys, coupon_id).await?;
+    let n = router.count(client, keys, Of::Coupon, coupon_id).await?;
     let users: Vec<u64> = requests.iter().map(|r| r.user_id).collect();
     let issued = match n {
         1 => vec![false; users.len()],
-        n => crate::buckets::holders(client, keys, coupon_id, n, &users).await?,
+        n => crate::placement::holders(client, keys, coupon_id, n, &users).await?,
     };
     let asked: Vec<(u64, String, bool)> =
         users.iter().zip(issued).map(|(&user, issued)| (user, token(at.bucket), issued)).collect();
@@ -98,7 +101,7 @@ pub async fn reserve(
             (discount, deadline, holds)
         }
     };
-    let apart = CouponUse::Held { coupon_id, discount, deadline, holds: &holds, holds_key: &sale.coupon_holds };
+    let apart = CouponUse::Held { coupon_id, discount, deadline, holds: &holds };
     // An error leaves the holds to the expiry task, which settles them by
     // what coupon_holds says once they are overdue.
     let outcomes = scripts.reserve_order.call(client, &sale, sale_id, at, apart, rules, requests).await?;

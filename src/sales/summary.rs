@@ -9,7 +9,7 @@ use fred::error::Error;
 
 use super::Sales;
 use crate::{
-    buckets::{self, Of},
+    buckets::Of,
     scripts::SaleInfo,
     time::now_ms,
 };
@@ -46,7 +46,7 @@ impl Summaries {
 impl Sales {
     /// [`Sales::info`] for the API: with buckets, shared for a moment.
     pub async fn summary(&self, sale_id: u64) -> Result<Option<SaleInfo>, Error> {
-        if buckets::believed_of(&self.keys, Of::Sale, sale_id) <= 1 {
+        if self.placement.buckets().believed(&self.keys, Of::Sale, sale_id) <= 1 {
             return self.info(sale_id).await;
         }
         let now = now_ms();

@@ -156,7 +156,6 @@ async fn on_a_cluster_holds_left_by_a_dead_request_are_settled_by_what_the_sale_
                 discount: held.1,
                 deadline: held.0,
                 holds: &states,
-                holds_key: &sale.coupon_holds,
             };
             let request = Reservation { user_id: user, lines: vec![(21, 1)], idempotency: None };
             scripts
