@@ -117,8 +117,15 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
     tasks.spawn(crate::wallet::recovery::run(payments.clone(), shutdown.clone()));
     // Shared by the sink's tasks (on the pipe's thread) and /readyz.
     let sink_health = config.run_sink.then(|| Arc::new(SinkHealth::default()));
-    let pipe =
-        pipe::spawn(config.clone(), scripts.clone(), keys.clone(), placement.clone(), sink_health.clone(), shutdown.clone()).await?;
+    let pipe = pipe::spawn(
+        config.clone(),
+        scripts.clone(),
+        keys.clone(),
+        placement.clone(),
+        sink_health.clone(),
+        shutdown.clone(),
+    )
+    .await?;
 
     let retired = Arc::new(crate::retired::RetiredRecords::new(mysql.clone()));
     let domain = Domain {

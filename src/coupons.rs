@@ -173,11 +173,14 @@ impl Coupons {
         let closed = CampaignSpec { starts_at: crate::sales::CLOSED_UNTIL_RESTORED, ..from.spec };
         // Another bucket count in Redis is refused here: the keys must go first.
         if self.seed(coupon_id, closed, SeedMode::Replace, n).await? == SeedOutcome::BucketsDiffer {
-            let keys: Vec<String> =
-                buckets::all(&self.keys, coupon_id, self.buckets.read(client, &self.keys, Of::Coupon, coupon_id).await?)
-                    .iter()
-                    .flat_map(|k| [k.meta.clone(), k.users.clone()])
-                    .collect();
+            let keys: Vec<String> = buckets::all(
+                &self.keys,
+                coupon_id,
+                self.buckets.read(client, &self.keys, Of::Coupon, coupon_id).await?,
+            )
+            .iter()
+            .flat_map(|k| [k.meta.clone(), k.users.clone()])
+            .collect();
             for key in keys {
                 let _: () = client.del(key).await?;
             }

@@ -18,10 +18,10 @@ use crate::{
     batch::Batcher,
     buckets::{self, Of},
     caller::{self, WriteError},
-    placement::{CouponPlace, CouponReturn, Placement},
     keys::{Keys, SaleKeys},
     metrics::METRICS,
     order::{Order, OrderStatus},
+    placement::{CouponPlace, CouponReturn, Placement},
     scripts::{
         ConfirmOutcome, CouponUse, Expired, InBucket, Reservation, ReserveOutcome, ReserveRules, SaleInfo, SaleSpec,
         Scripts, SeedMode, SeedOutcome, StockChange,
@@ -353,37 +353,6 @@ impl Sales {
             }
         }
         Ok(finished)
-    }
-
-    /// Where released orders' coupons are queued (see `placement`): gives back the coupons of the sale's released orders.
-    /// A failure leaves them queued for the expiry task's next tick.
-    async fn give_back_coupons(&self, sale_id: u64, sale: &SaleKeys) {
-        loop {
-            match holds::give_back(&self.scripts, self.redis.next(), &self.keys, sale_id, sale).await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, sale_id, "coupons of released orders not given back yet");
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Settles every live campaign's coupon holds overdue (their request
-    /// died between the steps, see `holds`): on a cluster, or for campaigns
-    /// with buckets; returns how many.
-    pub async fn settle_overdue_holds(&self) -> Result<u64, Error> {
-        let campaigns: Vec<u64> = self.redis.next().smembers(self.keys.coupons()).await?;
-        let mut settled = 0;
-        for coupon_id in campaigns {
-            // One node holds only for campaigns with buckets.
-            if self.placement.coupon(self.redis.next(), &self.keys, coupon_id).await? == CouponPlace::InOrder {
-                continue;
-            }
-            settled += holds::settle_overdue(&self.scripts, self.redis.next(), &self.keys, coupon_id).await?;
-        }
-        Ok(settled)
     }
 
     pub async fn order(&self, sale_id: u64, order_id: u64) -> Result<Option<Order>, Error> {

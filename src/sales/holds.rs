@@ -1,5 +1,6 @@
-//! Orders that redeem a coupon on Redis Cluster, where the coupon's keys and
-//! the sale's live in different slots and no one script may touch both.
+//! Orders that redeem a coupon held apart (`placement::CouponPlace::Held`): on
+//! Redis Cluster the coupon's keys and the sale's live in different slots and
+//! no one script may touch both (one node: a campaign's holders in buckets).
 //!
 //! All or nothing, in three steps and two clean-ups:
 //! 1. `hold_coupon.lua`, in the coupon's slot: each request's coupon is marked
@@ -31,7 +32,7 @@ use crate::{
     buckets::Of,
     keys::{Keys, SaleKeys},
     order::OrderStatus,
-    placement::BucketRouter,
+    placement::{BucketRouter, CouponPlace},
     scripts::{CouponUse, Held, HoldState, InBucket, Reservation, ReserveOutcome, ReserveRules, Scripts, Settlement},
 };
 
@@ -62,7 +63,39 @@ fn bucket_of(token: &str) -> u32 {
     token.strip_prefix('b').and_then(|t| t.split_once('.')).and_then(|(b, _)| b.parse().ok()).unwrap_or(0)
 }
 
-/// Reserves `requests` (one sale, one coupon campaign) on a cluster: hold,
+impl super::Sales {
+    /// Where released orders' coupons are queued (see `placement`): gives
+    /// them back. A failure leaves them queued for the expiry task's next tick.
+    pub(super) async fn give_back_coupons(&self, sale_id: u64, sale: &SaleKeys) {
+        loop {
+            match give_back(&self.scripts, self.redis.next(), &self.keys, sale_id, sale).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, sale_id, "coupons of released orders not given back yet");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Settles every live campaign's coupon holds overdue (their request
+    /// died between the steps): wherever the placement holds them apart;
+    /// returns how many.
+    pub async fn settle_overdue_holds(&self) -> Result<u64, Error> {
+        let campaigns: Vec<u64> = self.redis.next().smembers(self.keys.coupons()).await?;
+        let mut settled = 0;
+        for coupon_id in campaigns {
+            if self.placement.coupon(self.redis.next(), &self.keys, coupon_id).await? == CouponPlace::InOrder {
+                continue;
+            }
+            settled += settle_overdue(&self.scripts, self.redis.next(), &self.keys, coupon_id).await?;
+        }
+        Ok(settled)
+    }
+}
+
+/// Reserves `requests` (one sale, one coupon campaign) held apart: hold,
 /// reserve, settle. One outcome per request, as `reserve_order` answers.
 #[allow(clippy::too_many_arguments)]
 pub async fn reserve(

@@ -8,11 +8,7 @@ use std::{collections::HashMap, sync::Mutex};
 use fred::error::Error;
 
 use super::Sales;
-use crate::{
-    buckets::Of,
-    scripts::SaleInfo,
-    time::now_ms,
-};
+use crate::{buckets::Of, scripts::SaleInfo, time::now_ms};
 
 /// How long a summary is reused.
 pub const TTL_MS: u64 = 250;
