@@ -149,3 +149,37 @@ impl Placement {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_cluster_places_anything_apart() {
+        let keys = Keys::new("t:");
+        for topology in [Topology::Node, Topology::Sentinel] {
+            let one = Placement::new(topology);
+            assert_eq!(one.ranking("r"), Ranking::InScript("r"));
+            assert_eq!(one.coupon_return(&keys), CouponReturn::InScript(keys.coupon_key_prefix()));
+            assert_eq!(one.stream_reads(), StreamReads::Together);
+            assert_eq!(one.ack(Ack::new(1, 10, false)).mark, WaitMark::Publish);
+        }
+        let cluster = Placement::new(Topology::Cluster);
+        assert_eq!(cluster.ranking("r"), Ranking::Apart("r"));
+        assert_eq!(cluster.coupon_return(&keys).script_prefix(), "");
+        assert_eq!(cluster.stream_reads(), StreamReads::OnePerStream);
+        let ack = cluster.ack(Ack::new(1, 10, false));
+        assert_eq!((ack.mark, ack.replicas, ack.timeout_ms), (WaitMark::SlotKey, 1, 10));
+    }
+
+    #[test]
+    fn clones_share_the_bucket_counts_they_learn() {
+        let (keys, placement) = (Keys::new("t:"), Placement::new(Topology::Node));
+        let clone = placement.clone();
+        assert_eq!(clone.buckets().believed(&keys, Of::Sale, 7), 1);
+        placement.buckets().learn(&keys, Of::Sale, 7, 4);
+        assert_eq!(clone.buckets().believed(&keys, Of::Sale, 7), 4);
+        assert_eq!(clone.buckets().believed(&keys, Of::Coupon, 7), 1, "a campaign's id is another's");
+        assert_eq!(Placement::new(Topology::Node).buckets().believed(&keys, Of::Sale, 7), 1, "no process-wide state");
+    }
+}
