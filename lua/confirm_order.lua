@@ -3,11 +3,10 @@
 --
 -- KEYS[1] orders  [2] deadlines  [3] paying (orders held by a wallet payment
 --   under way)  [4] outbox  (the sale's keys)
--- KEYS[5] ranking bucket of the current hour (zset sku -> paid orders)
---   (the layout of pay_settle.lua: lib/order.lua's mark_paid reads it)
+-- KEYS[5] ranking bucket of the current hour (zset sku -> paid orders), absent
+--   when it is in another slot (Redis Cluster): the caller bumps it after a
+--   fresh payment (the layout of pay_settle.lua: lib/order.lua's mark_paid reads it)
 -- ARGV[1] order id  ARGV[2] amount paid  ARGV[3] payment key  ARGV[4] bucket TTL (s)
--- ARGV[5] 'apart': the bucket is in another slot (Redis Cluster; KEYS[5] is then
---   one of the sale's keys, unused): the caller bumps it after a fresh payment
 --
 -- Returns {'paid', order_json, 'fresh'} (paid now) | {'paid', order_json} (it already
 --   was, by this same payment: key and amount; idempotent) | {'already_paid', order_json} (paid by another

@@ -4,11 +4,11 @@
 -- hold). Only the hold of the attempt named in ARGV[3] is settled.
 --
 -- KEYS[1] orders  [2] deadlines  [3] paying  [4] outbox  (the sale's keys)
--- KEYS[5] ranking bucket of the current hour (zset sku -> paid orders)
+-- KEYS[5] ranking bucket of the current hour (zset sku -> paid orders), absent
+--   when it is in another slot (Redis Cluster): the caller bumps it then
 --   (the layout of confirm_order.lua: lib/order.lua's mark_paid reads it)
 -- ARGV[1] order id  ARGV[2] 'paid' | 'release'  ARGV[3] the hold's deadline
--- ARGV[4] bucket TTL (s)  ARGV[5] 'apart': the bucket is in another slot (Redis
---   Cluster; KEYS[5] is then one of the sale's keys, unused): the caller bumps it
+-- ARGV[4] bucket TTL (s)
 --
 -- 'paid': status paid, payment_key 'wallet' (a gateway confirm of it then answers
 --   already_paid), version + 1, ranking bumped, the order appended to the outbox.

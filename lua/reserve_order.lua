@@ -2,12 +2,13 @@
 -- reserve_order.lua: reserve multi-SKU orders of one sale, each atomically.
 --
 -- KEYS[1] meta  [2] prices  [3] stock  [4] bought  [5] orders  [6] deadlines
--- KEYS[7] idem  [8] seq     [9] outbox  [10] idem_expiry (the sale's keys, see seed_sale.lua)
--- KEYS[11] coupon meta  [12] coupon users  [13] coupon used (user -> "sale:order"), only with a coupon
---          here; with a coupon held apart: KEYS[11] the sale's coupon_holds instead
+-- KEYS[7] idem  [8] seq     [9] outbox  [10] idem_expiry  [11] coupon_holds
+--          (the sale's keys, see seed_sale.lua)
+-- KEYS[12] coupon meta  [13] coupon users  [14] coupon used (user -> "sale:order"), only with a
+--          coupon here (absent when none, or held apart)
 -- ARGV[1] sale id   ARGV[2] coupon id ('' = none), the same for every request of the call
 -- ARGV[3] how long an idempotency key's answer is replayed (ms)
--- ARGV[4] the coupon's mode: 'here' (its keys are KEYS[11..13]: one node) or
+-- ARGV[4] the coupon's mode: 'here' (its keys are KEYS[12..14]: one node) or
 --         'held' (Redis Cluster: the coupon lives in another slot, and the service
 --         held it for each request first, see hold_coupon.lua)
 -- ARGV[5] held: the coupon's discount   ARGV[6] held: the holds' deadline (ms)
@@ -131,7 +132,7 @@ local function made_of(user)
   load_user(user)
   return made[user]
 end
-local used_by = memo(used, function(user) return redis.call('HEXISTS', KEYS[13], user) == 1 end)
+local used_by = memo(used, function(user) return redis.call('HEXISTS', KEYS[14], user) == 1 end)
 local idem_of = memo(idem, function(key) return redis.call('HGET', KEYS[7], key) or false end)
 local seq, seq_start = nil, nil
 local coupon_seq_next, coupon_seq_start, discount_of_coupon, coupon_ended = nil, nil, nil, false
@@ -224,11 +225,11 @@ local function reserve(user, idem_key, fingerprint, first, n, token, held_seq)
       discount = total
     end
   elseif coupon ~= '' then
-    if redis.call('SISMEMBER', KEYS[12], user) == 0 or used_by(user) then
+    if redis.call('SISMEMBER', KEYS[13], user) == 0 or used_by(user) then
       return {'coupon_unavailable'}
     end
     if discount_of_coupon == nil then
-      local c = redis.call('HMGET', KEYS[11], 'discount', 'use_seq', 'ends_at', 'held_until')
+      local c = redis.call('HMGET', KEYS[12], 'discount', 'use_seq', 'ends_at', 'held_until')
       discount_of_coupon = tonumber(c[1] or '0')
       coupon_seq_start = tonumber(c[2] or '0')
       coupon_seq_next = coupon_seq_start
@@ -355,10 +356,10 @@ end
 if coupon_held then
   write_many('HSET', KEYS[11], new_holds)
 elseif coupon ~= '' then
-  write_many('HSET', KEYS[13], new_used)
+  write_many('HSET', KEYS[14], new_used)
   if coupon_seq_next ~= nil and coupon_seq_next > coupon_seq_start then
     -- The script is atomic: setting the sequence is adding to it.
-    redis.call('HSET', KEYS[11], 'use_seq', int(coupon_seq_next), 'held_until', int(coupon_held_until))
+    redis.call('HSET', KEYS[12], 'use_seq', int(coupon_seq_next), 'held_until', int(coupon_held_until))
   end
 end
 return answers

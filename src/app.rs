@@ -19,6 +19,7 @@ use crate::{
     http, kafka,
     keys::Keys,
     pipe,
+    placement::Placement,
     probes::Probes,
     redis,
     sales::Sales,
@@ -85,7 +86,9 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
         None => None,
     };
     let redis = redis::pool(&config.redis).await?;
-    let ack = config.redis.ack().check(redis.next()).await?;
+    // The topology, once: every choice that differs by it is made there.
+    let placement = Placement::detect(redis.next());
+    let ack = placement.ack(config.redis.ack().check(redis.next()).await?);
     let scripts = Arc::new(Scripts::load(redis.next(), ack).await?);
     let keys = Keys::new(config.redis.key_prefix.clone());
     let kafka = kafka::connect(&config.kafka).await?;
@@ -93,11 +96,12 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
 
     let mut tasks = tokio::task::JoinSet::new();
     let (ttl, max_orders) = (config.retention.idempotency_ttl, config.http.max_orders_per_user);
-    let sales = Sales::new(redis.clone(), keys.clone(), scripts.clone(), ttl, max_orders);
+    let sales = Sales::new(redis.clone(), keys.clone(), scripts.clone(), placement.clone(), ttl, max_orders);
     let retirer = crate::retire::Retirer::new(
         redis.clone(),
         keys.clone(),
         scripts.clone(),
+        &placement,
         mysql.clone(),
         config.retention.retain_after_end,
     );
@@ -114,19 +118,26 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
     tasks.spawn(sweeper.run(shutdown.clone()));
     // Shared by the sink's tasks (on the pipe's thread) and /readyz.
     let sink_health = config.run_sink.then(|| Arc::new(SinkHealth::default()));
-    let pipe =
-        pipe::spawn(config.clone(), scripts.clone(), keys.clone(), sink_health.clone(), shutdown.clone()).await?;
+    let pipe = pipe::spawn(
+        config.clone(),
+        scripts.clone(),
+        keys.clone(),
+        placement.clone(),
+        sink_health.clone(),
+        shutdown.clone(),
+    )
+    .await?;
 
     let retired = Arc::new(crate::retired::RetiredRecords::new(mysql.clone()));
     let domain = Domain {
-        coupons: CouponService::new(Coupons::new(redis.clone(), keys.clone(), scripts), retired.clone()),
+        coupons: CouponService::new(Coupons::new(redis.clone(), keys.clone(), scripts, &placement), retired.clone()),
         orders: OrderService::new(sales, payments, retired, mysql.clone()),
         wallets: WalletService::new(wallets, mysql.clone()),
     };
     let app = Arc::new(App {
         guard,
         domain,
-        mine: crate::mine::Mine::new(redis.clone(), keys.clone(), mysql.clone()),
+        mine: crate::mine::Mine::new(redis.clone(), keys.clone(), mysql.clone(), &placement),
         probes: Probes::new(redis.clone(), mysql.clone(), kafka, sink_health),
         http: config.http.clone(),
         redis_timeout: config.redis.timeout(),

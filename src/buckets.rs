@@ -21,13 +21,8 @@
 //! Single-SKU sales take buckets too, with the same counts, cache and homes;
 //! there a user's orders all live in the user's home bucket and stock moves
 //! between buckets instead (see `sales::moves`).
-
-use std::{
-    collections::HashMap,
-    sync::{LazyLock, Mutex},
-};
-
-use fred::prelude::*;
+//! The counts a process has learnt are kept by the bucket router that
+//! `placement` hands down; this module holds the arithmetic.
 
 use crate::keys::{CouponKeys, Keys, SaleKeys};
 
@@ -39,96 +34,6 @@ pub const MAX_BUCKETS: u32 = 64;
 pub enum Of {
     Coupon,
     Sale,
-}
-
-/// Each campaign's and sale's bucket count as this process last learnt it,
-/// by key prefix, kind and id. One keeps its count for life; an id created
-/// again may have another, and the scripts that depend on it (issue, reserve)
-/// answer the true one to a caller that believed another.
-type Counts = HashMap<String, HashMap<(Of, u64), u32>>;
-static KNOWN: LazyLock<Mutex<Counts>> = LazyLock::new(Mutex::default);
-
-/// What this process believes `coupon_id` has: learnt, else 1 (most
-/// campaigns). On the issue path: no allocation.
-pub fn believed(keys: &Keys, coupon_id: u64) -> u32 {
-    believed_of(keys, Of::Coupon, coupon_id)
-}
-
-/// What this process believes the campaign or sale has: learnt, else 1.
-pub fn believed_of(keys: &Keys, of: Of, id: u64) -> u32 {
-    known(keys, of, id).unwrap_or(1)
-}
-
-fn known(keys: &Keys, of: Of, id: u64) -> Option<u32> {
-    KNOWN.lock().unwrap().get(keys.prefix()).and_then(|ids| ids.get(&(of, id))).copied()
-}
-
-/// Campaigns and sales remembered at most (a cache: forgotten all at once past it).
-const MAX_KNOWN: usize = 10_000;
-
-pub fn learn(keys: &Keys, coupon_id: u64, n: u32) {
-    learn_of(keys, Of::Coupon, coupon_id, n)
-}
-
-pub fn learn_of(keys: &Keys, of: Of, id: u64, n: u32) {
-    let mut known = KNOWN.lock().unwrap();
-    if known.values().map(HashMap::len).sum::<usize>() >= MAX_KNOWN {
-        known.clear();
-    }
-    known.entry(keys.prefix().to_string()).or_default().insert((of, id), n.clamp(1, MAX_BUCKETS));
-}
-
-/// The campaign's bucket count as its meta says now (1 when none or unknown),
-/// remembered when the campaign exists.
-pub async fn read(client: &Client, keys: &Keys, coupon_id: u64) -> Result<u32, Error> {
-    read_of(client, keys, Of::Coupon, coupon_id).await
-}
-
-/// The campaign's or sale's bucket count as its meta says now (1 when none
-/// or unknown), remembered when it exists.
-pub async fn read_of(client: &Client, keys: &Keys, of: Of, id: u64) -> Result<u32, Error> {
-    let meta = match of {
-        Of::Coupon => keys.coupon(id).meta,
-        Of::Sale => keys.sale(id).meta,
-    };
-    let (exists, n): (bool, Option<u32>) = {
-        let pipe = client.pipeline();
-        let _: () = pipe.exists(&meta).await?;
-        let _: () = pipe.hget(&meta, "buckets").await?;
-        pipe.all().await?
-    };
-    let n = n.unwrap_or(1).clamp(1, MAX_BUCKETS);
-    if exists {
-        learn_of(keys, of, id, n);
-    }
-    Ok(n)
-}
-
-/// The count this process learnt, else [`read`]: one read per campaign and
-/// process (a campaign keeps its count for life).
-pub async fn of(client: &Client, keys: &Keys, coupon_id: u64) -> Result<u32, Error> {
-    of_kind(client, keys, Of::Coupon, coupon_id).await
-}
-
-/// The count this process learnt, else [`read_of`].
-pub async fn of_kind(client: &Client, keys: &Keys, of: Of, id: u64) -> Result<u32, Error> {
-    match known(keys, of, id) {
-        Some(n) => Ok(n),
-        None => read_of(client, keys, of, id).await,
-    }
-}
-
-/// For each user, whether some bucket of a campaign of `n` buckets issued
-/// the coupon to them (a holder stays one for the campaign's life).
-pub async fn holders(client: &Client, keys: &Keys, coupon_id: u64, n: u32, users: &[u64]) -> Result<Vec<bool>, Error> {
-    let pipe = client.pipeline();
-    for &user in users {
-        for bucket in walk(user, n) {
-            let _: () = pipe.sismember(keys.coupon_bucket(coupon_id, bucket).users, user).await?;
-        }
-    }
-    let answers: Vec<bool> = pipe.all().await?;
-    Ok(answers.chunks(n.max(1) as usize).map(|c| c.iter().any(|&m| m)).collect())
 }
 
 /// Every bucket's keys of a campaign of `n` buckets, bucket 0 first.

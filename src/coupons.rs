@@ -7,10 +7,11 @@ use fred::prelude::*;
 
 use crate::{
     batch::Batcher,
-    buckets,
+    buckets::{self, Of},
     caller::WriteError,
     keys::Keys,
     metrics::METRICS,
+    placement::{BucketRouter, Placement},
     scripts::{CampaignSpec, CouponInfo, IssueCall, IssueOutcome, Scripts, SeedMode, SeedOutcome},
     soldout::SoldOut,
     time::now_ms,
@@ -21,6 +22,8 @@ pub struct Coupons {
     redis: Pool,
     keys: Keys,
     scripts: Arc<Scripts>,
+    /// The bucket counts learnt (see `placement`).
+    buckets: BucketRouter,
     /// Campaigns known to be sold out a moment ago (see `soldout`).
     sold_out: Arc<SoldOut>,
     /// Concurrent issues of one campaign bucket share a script call (see
@@ -36,7 +39,7 @@ const RESTORE_CHUNK: usize = 1000;
 const MAX_BATCH: usize = 256;
 
 impl Coupons {
-    pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>) -> Self {
+    pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>, placement: &Placement) -> Self {
         let issues = {
             let (redis, keys, scripts) = (redis.clone(), keys.clone(), scripts.clone());
             Batcher::spawn(
@@ -55,7 +58,7 @@ impl Coupons {
                 },
             )
         };
-        Coupons { redis, keys, scripts, sold_out: Arc::default(), issues }
+        Coupons { redis, keys, scripts, buckets: placement.buckets().clone(), sold_out: Arc::default(), issues }
     }
 
     /// Issues the coupon to the user, unless the request's caller gives up
@@ -76,12 +79,12 @@ impl Coupons {
     /// the first that issues, or issued before, answers; sold out only when
     /// every one is.
     async fn issue_in_buckets(&self, coupon_id: u64, user_id: u64) -> Result<IssueOutcome, WriteError> {
-        let mut n = buckets::believed(&self.keys, coupon_id);
+        let mut n = self.buckets.believed(&self.keys, Of::Coupon, coupon_id);
         'walk: loop {
             for bucket in buckets::walk(user_id, n) {
                 match self.issues.call((coupon_id, bucket, n), user_id).await? {
                     Err(actual) => {
-                        buckets::learn(&self.keys, coupon_id, actual);
+                        self.buckets.learn(&self.keys, Of::Coupon, coupon_id, actual);
                         n = actual;
                         continue 'walk;
                     }
@@ -152,7 +155,7 @@ impl Coupons {
         let seeded = self.scripts.seed_coupon.call(client, &base, coupon_id, own, mode, n).await?;
         let _: () = client.sadd(self.keys.coupons(), coupon_id).await?;
         if seeded != SeedOutcome::BucketsDiffer {
-            buckets::learn(&self.keys, coupon_id, n);
+            self.buckets.learn(&self.keys, Of::Coupon, coupon_id, n);
         }
         Ok(seeded)
     }
@@ -170,11 +173,14 @@ impl Coupons {
         let closed = CampaignSpec { starts_at: crate::sales::CLOSED_UNTIL_RESTORED, ..from.spec };
         // Another bucket count in Redis is refused here: the keys must go first.
         if self.seed(coupon_id, closed, SeedMode::Replace, n).await? == SeedOutcome::BucketsDiffer {
-            let keys: Vec<String> =
-                buckets::all(&self.keys, coupon_id, buckets::read(client, &self.keys, coupon_id).await?)
-                    .iter()
-                    .flat_map(|k| [k.meta.clone(), k.users.clone()])
-                    .collect();
+            let keys: Vec<String> = buckets::all(
+                &self.keys,
+                coupon_id,
+                self.buckets.read(client, &self.keys, Of::Coupon, coupon_id).await?,
+            )
+            .iter()
+            .flat_map(|k| [k.meta.clone(), k.users.clone()])
+            .collect();
             for key in keys {
                 let _: () = client.del(key).await?;
             }
@@ -221,7 +227,7 @@ impl Coupons {
 
     /// Every bucket's keys of the campaign, as its meta says now.
     async fn all_buckets(&self, coupon_id: u64) -> Result<Vec<crate::keys::CouponKeys>, Error> {
-        let n = buckets::read(self.redis.next(), &self.keys, coupon_id).await?;
+        let n = self.buckets.read(self.redis.next(), &self.keys, Of::Coupon, coupon_id).await?;
         Ok(buckets::all(&self.keys, coupon_id, n))
     }
 

@@ -40,9 +40,20 @@ pub struct Ack {
     /// How long a wait may take (ms) before the outcome is unknown.
     pub timeout_ms: u64,
     pub fsync: Fsync,
-    /// The server is a Redis Cluster: `PUBLISH` is not replicated there, so
-    /// the wait is preceded by a write to a key in the call's slot instead.
-    pub cluster: bool,
+    /// What precedes each wait (chosen by `placement`).
+    pub mark: WaitMark,
+}
+
+/// The write that precedes a wait, so the wait covers every write the
+/// server holds so far (see [`Ack::queue_wait`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WaitMark {
+    /// A keyless `PUBLISH`: replicated wherever it is not sent on a bus.
+    #[default]
+    Publish,
+    /// A write to a short-lived key in the call's slot (Redis Cluster,
+    /// where `PUBLISH` travels the cluster bus, not the replication stream).
+    SlotKey,
 }
 
 /// Whether an acknowledged write must be on disk, and how that is known.
@@ -64,7 +75,7 @@ impl Ack {
             replicas,
             timeout_ms: timeout_ms.max(1),
             fsync: if fsync { Fsync::WaitAof } else { Fsync::Off },
-            cluster: false,
+            mark: WaitMark::Publish,
         }
     }
 
@@ -175,13 +186,12 @@ impl Ack {
     /// that changed nothing (a 409 "already issued") wrote nothing, although
     /// the state it answered from may be another connection's write, still
     /// unreplicated. So a `PUBLISH` (replicated, keyless, cheap) goes first:
-    /// it moves this connection's replication offset to the server's. On a
-    /// cluster `PUBLISH` travels the cluster bus instead of the replication
-    /// stream, so a write to a short-lived key in `key`'s slot does that.
+    /// it moves this connection's replication offset to the server's; with
+    /// [`WaitMark::SlotKey`] a write to a short-lived key in `key`'s slot does.
     pub async fn queue_wait(&self, pipe: &fred::clients::Pipeline<Client>, key: Option<&str>) -> Result<(), Error> {
         let slot = key.map(|k| fred::util::redis_keyslot(k.as_bytes()));
         let hash = slot.map(ClusterHash::Custom).unwrap_or(ClusterHash::Random);
-        match key.filter(|_| self.cluster) {
+        match key.filter(|_| self.mark == WaitMark::SlotKey) {
             Some(key) => {
                 let set = CustomCommand::new_static("SET", hash, false);
                 let args = vec![Value::from(ack_key(key)), Value::from("1"), Value::from("PX"), Value::Integer(10_000)];
@@ -235,7 +245,7 @@ impl Ack {
     }
 }
 
-/// A key in `key`'s slot for the write before a wait on a cluster: its hash
+/// A key in `key`'s slot for the [`WaitMark::SlotKey`] write: its hash
 /// tag (`prefix{sale:1}` of `prefix{sale:1}:meta`), or the whole key as one
 /// (every key the scripts are called with carries a tag).
 fn ack_key(key: &str) -> String {

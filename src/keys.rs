@@ -25,7 +25,7 @@
 //! | `P{sale:ID}:seq`             | string | last order id                                     |
 //! | `P{sale:ID}:outbox`          | stream | order events not yet acknowledged by Kafka        |
 //! | `P{sale:ID}:paying`          | zset   | order id -> deadline of its wallet payment's hold |
-//! | `P{sale:ID}:coupon_holds`    | hash   | cluster only: hold token -> order id, `o:ORDER` -> token |
+//! | `P{sale:ID}:coupon_holds`    | hash   | coupons held apart (cluster, bucketed campaign): hold token -> order id, `o:ORDER` -> token |
 //! | `P{sale:ID}:coupon_returns`  | zset   | cluster only: `coupon:user:order` released, coupon not yet given back |
 //! | `P{sale:ID}:moves`           | hash   | sales with buckets: stock taken from this bucket for another, not yet done: `id` -> `home:sku:units:taken_at` |
 //! | `P{sale:ID}:received`        | zset   | sales with buckets: moves this bucket was given, by when taken (ms) |

@@ -9,6 +9,8 @@
 //!   requests for one campaign or sale share one script call.
 //! - [`buckets`]: hot-item buckets, a campaign's stock and holders split over
 //!   several Redis slots (`coupon create --buckets N`).
+//! - [`placement`]: the Redis topology (one node, Sentinel, Cluster), detected once: every
+//!   choice that differs by it, and the bucket router, handed down from there.
 //! - [`sales`]: sales and orders through the scripts; on Redis Cluster an order
 //!   redeeming a coupon holds it in the coupon's slot first (`sales::holds`).
 //! - [`caller`]: whether a request's caller still waits: a write is sent only
@@ -56,6 +58,7 @@ pub mod mine;
 pub mod order;
 pub mod panics;
 pub mod pipe;
+pub mod placement;
 pub mod probes;
 pub mod reconcile;
 pub mod recovery;

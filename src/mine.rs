@@ -36,11 +36,13 @@ pub struct Mine {
     redis: Pool,
     keys: Keys,
     mysql: Mysql,
+    /// The bucket counts learnt (see `placement`).
+    buckets: crate::placement::BucketRouter,
 }
 
 impl Mine {
-    pub fn new(redis: Pool, keys: Keys, mysql: Mysql) -> Self {
-        Mine { redis, keys, mysql }
+    pub fn new(redis: Pool, keys: Keys, mysql: Mysql, placement: &crate::placement::Placement) -> Self {
+        Mine { redis, keys, mysql, buckets: placement.buckets().clone() }
     }
 
     /// The user's coupons; `live` are the campaigns Redis holds.
@@ -55,7 +57,7 @@ impl Mine {
             // Holders of a campaign with buckets are in one of them (see `buckets`).
             let mut buckets = Vec::with_capacity(live.len());
             for &id in live {
-                buckets.push(crate::buckets::of(client, &self.keys, id).await?);
+                buckets.push(self.buckets.count(client, &self.keys, crate::buckets::Of::Coupon, id).await?);
             }
             let pipeline = client.pipeline();
             for (&id, &n) in live.iter().zip(&buckets) {
@@ -128,7 +130,7 @@ impl Mine {
         // With buckets a user's orders are in the user's home (see `sales::moves`).
         let mut counts = HashMap::new();
         for &sale in live {
-            counts.insert(sale, crate::buckets::of_kind(client, &self.keys, crate::buckets::Of::Sale, sale).await?);
+            counts.insert(sale, self.buckets.count(client, &self.keys, crate::buckets::Of::Sale, sale).await?);
         }
         let pipeline = client.pipeline();
         for &sale in live {

@@ -15,6 +15,7 @@ use crate::{
     app::ServeConfig,
     kafka,
     keys::Keys,
+    placement::Placement,
     redis,
     relay::{Outbox, Relay},
     scripts::Scripts,
@@ -47,6 +48,7 @@ pub async fn spawn(
     config: ServeConfig,
     scripts: Arc<Scripts>,
     keys: Keys,
+    placement: Placement,
     sink_health: Option<Arc<SinkHealth>>,
     shutdown: Shutdown,
 ) -> anyhow::Result<Pipe> {
@@ -61,7 +63,7 @@ pub async fn spawn(
             }
         };
         runtime.block_on(async move {
-            let (mut tasks, mysql) = match start(&config, scripts, keys, sink_health, &shutdown).await {
+            let (mut tasks, mysql) = match start(&config, scripts, keys, &placement, sink_health, &shutdown).await {
                 Ok(started) => {
                     let _ = ready.send(Ok(()));
                     started
@@ -91,6 +93,7 @@ async fn start(
     config: &ServeConfig,
     scripts: Arc<Scripts>,
     keys: Keys,
+    placement: &Placement,
     sink_health: Option<Arc<SinkHealth>>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<(tokio::task::JoinSet<()>, Option<mysql_async::Pool>)> {
@@ -99,6 +102,7 @@ async fn start(
     let relay = Relay {
         outbox: Outbox::new(
             redis::client(&config.redis).await?,
+            placement.stream_reads(),
             redis::pool(&config.redis).await?,
             scripts,
             keys,

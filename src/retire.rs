@@ -28,6 +28,7 @@ use crate::{
         queries,
     },
     keys::Keys,
+    placement::{BucketRouter, Placement},
     scripts::{Dropped, Keep, Owner, Retired, Scripts, Seen},
     time::now_ms,
 };
@@ -57,6 +58,8 @@ pub struct Retirer {
     redis: Pool,
     keys: Keys,
     scripts: Arc<Scripts>,
+    /// The bucket counts learnt (see `placement`).
+    buckets: BucketRouter,
     mysql: mysql_async::Pool,
     keep: Keep,
     /// Ended ones not ready yet: when to look again, how often looked.
@@ -69,12 +72,20 @@ pub struct Retirer {
 
 impl Retirer {
     /// Keys of a retired campaign or sale go `retain` after its end.
-    pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>, mysql: mysql_async::Pool, retain: Duration) -> Self {
+    pub fn new(
+        redis: Pool,
+        keys: Keys,
+        scripts: Arc<Scripts>,
+        placement: &Placement,
+        mysql: mysql_async::Pool,
+        retain: Duration,
+    ) -> Self {
         let keep = Keep {
             retain_ms: retain.as_millis().min(u64::MAX as u128 / 2) as u64,
             at_least_ms: GRACE.as_millis() as u64,
         };
-        Retirer { redis, keys, scripts, mysql, keep, waiting: HashMap::new(), orphans: HashMap::new() }
+        let buckets = placement.buckets().clone();
+        Retirer { redis, keys, scripts, buckets, mysql, keep, waiting: HashMap::new(), orphans: HashMap::new() }
     }
 
     /// Retires what is ready, then deletes the keys of what is due.
@@ -162,7 +173,7 @@ impl Retirer {
         let (owner, registry, rows) = match kind {
             Kind::Coupon => {
                 // Every bucket's (see `buckets`); the script checks the campaign's own again.
-                let n = crate::buckets::read(client, &self.keys, id).await?;
+                let n = self.buckets.read(client, &self.keys, crate::buckets::Of::Coupon, id).await?;
                 let (mut outbox, mut issued, mut own) = (0u64, 0u64, 0u64);
                 for (bucket, keys) in crate::buckets::all(&self.keys, id, n).iter().enumerate() {
                     outbox += client.xlen::<u64, _>(&keys.outbox).await?;
@@ -183,7 +194,7 @@ impl Retirer {
             }
             Kind::Sale => {
                 // Every bucket's (see `sales::moves`); the script checks the sale's own again.
-                let n = crate::buckets::read_of(client, &self.keys, crate::buckets::Of::Sale, id).await?;
+                let n = self.buckets.read(client, &self.keys, crate::buckets::Of::Sale, id).await?;
                 let (mut outbox, mut reserved, mut moving, mut orders, mut own) = (0u64, 0u64, 0u64, 0u64, 0u64);
                 for (bucket, keys) in crate::buckets::all_of_sale(&self.keys, id, n).iter().enumerate() {
                     outbox += client.xlen::<u64, _>(&keys.outbox).await?;
@@ -267,13 +278,13 @@ impl Retirer {
                 // A campaign's other buckets first (each in its own slot): its
                 // own meta, deleted last, still says how many there are.
                 if kind == Kind::Coupon {
-                    let n = crate::buckets::read(client, &self.keys, id).await?;
+                    let n = self.buckets.read(client, &self.keys, crate::buckets::Of::Coupon, id).await?;
                     for keys in crate::buckets::all(&self.keys, id, n).iter().skip(1) {
                         let _: i64 =
                             client.del(vec![keys.meta.clone(), keys.users.clone(), keys.outbox.clone()]).await?;
                     }
                 } else {
-                    let n = crate::buckets::read_of(client, &self.keys, crate::buckets::Of::Sale, id).await?;
+                    let n = self.buckets.read(client, &self.keys, crate::buckets::Of::Sale, id).await?;
                     for keys in crate::buckets::all_of_sale(&self.keys, id, n).iter().skip(1) {
                         let all: Vec<String> = keys.all().iter().map(|k| k.to_string()).collect();
                         let _: i64 = client.del(all).await?;

@@ -21,6 +21,7 @@ use crate::{
     keys::{Keys, SaleKeys},
     metrics::METRICS,
     order::{Order, OrderStatus},
+    placement::{CouponPlace, CouponReturn, Placement},
     scripts::{
         ConfirmOutcome, CouponUse, Expired, InBucket, Reservation, ReserveOutcome, ReserveRules, SaleInfo, SaleSpec,
         Scripts, SeedMode, SeedOutcome, StockChange,
@@ -45,6 +46,8 @@ pub struct Sales {
     redis: Pool,
     keys: Keys,
     scripts: Arc<Scripts>,
+    /// Where the keys live, and the bucket counts learnt (see `placement`).
+    placement: Placement,
     /// SKUs known to be sold out a moment ago (see `soldout`).
     sold_out: Arc<SoldOut>,
     /// Concurrent reservations of one sale (and coupon campaign, and bucket)
@@ -87,6 +90,7 @@ impl Sales {
         redis: Pool,
         keys: Keys,
         scripts: Arc<Scripts>,
+        placement: Placement,
         idempotency_ttl: std::time::Duration,
         max_orders_per_user: u64,
     ) -> Self {
@@ -94,26 +98,28 @@ impl Sales {
         let idempotency_ttl_ms = idempotency_ttl.as_millis().min(MAX_IDEMPOTENCY_TTL_MS as u128) as u64;
         let rules = ReserveRules { idempotency_ttl_ms, max_orders_per_user };
         let reservations = {
-            let (redis, keys, scripts) = (redis.clone(), keys.clone(), scripts.clone());
+            let (redis, keys, scripts, placement) = (redis.clone(), keys.clone(), scripts.clone(), placement.clone());
             Batcher::spawn(
                 redis.size(),
                 MAX_BATCH,
                 &METRICS.reserve_batch_size,
                 move |(sale_id, coupon_id, at): (u64, Option<u64>, InBucket), requests: Vec<Reservation>| {
                     let client = crate::redis::connected(&redis).cloned();
-                    let (keys, scripts) = (keys.clone(), scripts.clone());
+                    let (keys, scripts, placement) = (keys.clone(), scripts.clone(), placement.clone());
                     async move {
                         let client = client?;
                         let sale = keys.sale_bucket(sale_id, at.bucket);
-                        let apart = match coupon_id {
-                            Some(id) => scripts.ack.cluster || crate::buckets::of(&client, &keys, id).await? > 1,
-                            None => false,
+                        let place = match coupon_id {
+                            Some(id) => Some(placement.coupon(&client, &keys, id).await?),
+                            None => None,
                         };
                         Ok(match coupon_id {
                             // The coupon lives in another slot (or its holders in
                             // several, with buckets): held first (see `holds`).
-                            Some(id) if apart => {
-                                holds::reserve(&scripts, &client, &keys, sale_id, at, id, rules, &requests).await?
+                            Some(id) if place == Some(CouponPlace::Held) => {
+                                let router = placement.buckets();
+                                holds::reserve(&scripts, router, &client, &keys, sale_id, at, id, rules, &requests)
+                                    .await?
                             }
                             Some(id) => {
                                 let coupon = CouponUse::Here(id, &keys.coupon(id));
@@ -131,7 +137,12 @@ impl Sales {
             )
         };
         let (sold_out, refills, summaries) = Default::default();
-        Sales { redis, keys, scripts, sold_out, reservations, refills, summaries }
+        Sales { redis, keys, scripts, placement, sold_out, reservations, refills, summaries }
+    }
+
+    /// The placement this service was built with (see `placement`).
+    pub fn placement(&self) -> &Placement {
+        &self.placement
     }
 
     /// Reserves the order, unless the request's caller gives up while it
@@ -155,7 +166,8 @@ impl Sales {
         let reservation = Reservation { user_id: new.user_id, lines: new.lines.to_vec(), idempotency };
         // With buckets (see `moves`): in the user's home bucket, refilled
         // from the others when short, routed again when the count was stale.
-        let mut n = buckets::believed_of(&self.keys, Of::Sale, new.sale_id);
+        let router = self.placement.buckets();
+        let mut n = router.believed(&self.keys, Of::Sale, new.sale_id);
         let mut outcome;
         let mut route = 0;
         loop {
@@ -164,13 +176,13 @@ impl Sales {
             outcome = self.reservations.call((new.sale_id, new.coupon_id, at), reservation.clone()).await?;
             match &outcome {
                 ReserveOutcome::Buckets(actual) if route < MAX_ROUTES => {
-                    buckets::learn_of(&self.keys, Of::Sale, new.sale_id, *actual);
+                    router.learn(&self.keys, Of::Sale, new.sale_id, *actual);
                     n = *actual;
                 }
                 // Believed to have buckets, and the home bucket is missing:
                 // the id may have been created again with fewer.
                 ReserveOutcome::UnknownSale if n > 1 && route < MAX_ROUTES => {
-                    match buckets::read_of(self.redis.next(), &self.keys, Of::Sale, new.sale_id).await {
+                    match router.read(self.redis.next(), &self.keys, Of::Sale, new.sale_id).await {
                         Ok(actual) if actual != n => n = actual,
                         _ => break,
                     }
@@ -238,7 +250,7 @@ impl Sales {
 
     /// The sale's bucket count (see `moves`): learnt once per process.
     pub async fn buckets(&self, sale_id: u64) -> Result<u32, Error> {
-        buckets::of_kind(self.redis.next(), &self.keys, Of::Sale, sale_id).await
+        self.placement.buckets().count(self.redis.next(), &self.keys, Of::Sale, sale_id).await
     }
 
     /// The keys of the bucket that holds `order_id` (the sale's own without buckets).
@@ -259,7 +271,7 @@ impl Sales {
 
     /// Every bucket's keys of the sale, bucket 0 first.
     pub(crate) async fn all_keys(&self, sale_id: u64) -> Result<Vec<SaleKeys>, Error> {
-        let n = buckets::read_of(self.redis.next(), &self.keys, Of::Sale, sale_id).await?;
+        let n = self.placement.buckets().read(self.redis.next(), &self.keys, Of::Sale, sale_id).await?;
         Ok(buckets::all_of_sale(&self.keys, sale_id, n))
     }
 
@@ -275,10 +287,11 @@ impl Sales {
     ) -> Result<ConfirmOutcome, WriteError> {
         let (_, keys) = self.order_keys(sale_id, order_id).await?;
         let bucket = self.keys.ranking_bucket(now_ms() / HOUR_MS);
+        let ranking = self.placement.ranking(&bucket);
         let ttl = (MAX_RANKING_HOURS + 1) * 3600;
         let client = crate::redis::connected(&self.redis)?;
         caller::claim()?;
-        match self.scripts.confirm_order.call(client, &keys, &bucket, ttl, order_id, amount, payment_key).await? {
+        match self.scripts.confirm_order.call(client, &keys, ranking, ttl, order_id, amount, payment_key).await? {
             ConfirmOutcome::Late => match self.cancel(sale_id, order_id).await? {
                 Some(order) => Ok(ConfirmOutcome::Closed(order)),
                 None => Ok(ConfirmOutcome::UnknownOrder),
@@ -291,13 +304,14 @@ impl Sales {
     /// expired instead). The answer's status says what the order is now.
     /// Claims the request's caller first (see `caller`).
     pub async fn cancel(&self, sale_id: u64, order_id: u64) -> Result<Option<Order>, WriteError> {
-        let prefix = self.coupon_prefix();
+        let back = self.placement.coupon_return(&self.keys);
         let (_, keys) = self.order_keys(sale_id, order_id).await?;
         let client = crate::redis::connected(&self.redis)?;
         caller::claim()?;
-        let order = self.scripts.release_orders.cancel(client, &keys, &prefix, order_id).await?;
+        let order = self.scripts.release_orders.cancel(client, &keys, back.script_prefix(), order_id).await?;
         self.summaries.forget(sale_id);
-        if let Some(order) = order.as_ref().filter(|o| o.coupon_id.is_some() && self.scripts.ack.cluster) {
+        let queued = back == CouponReturn::Queued;
+        if let Some(order) = order.as_ref().filter(|o| o.coupon_id.is_some() && queued) {
             if matches!(order.status, OrderStatus::Cancelled | OrderStatus::Expired) {
                 self.give_back_coupons(sale_id, &keys).await;
             }
@@ -309,11 +323,12 @@ impl Sales {
     /// to `limit` of its idempotency answers past their expiry.
     /// With buckets: up to `limit` in each, the tallies summed.
     pub async fn expire_due(&self, sale_id: u64, limit: u64) -> Result<Expired, Error> {
-        let prefix = self.coupon_prefix();
+        let back = self.placement.coupon_return(&self.keys);
         let n = self.buckets(sale_id).await?;
         let mut all = Expired::default();
         for keys in buckets::all_of_sale(&self.keys, sale_id, n) {
-            let expired = self.scripts.release_orders.expire(self.redis.next(), &keys, &prefix, limit).await?;
+            let release = &self.scripts.release_orders;
+            let expired = release.expire(self.redis.next(), &keys, back.script_prefix(), limit).await?;
             if expired.coupons_to_return > 0 {
                 self.give_back_coupons(sale_id, &keys).await;
             }
@@ -338,47 +353,6 @@ impl Sales {
             }
         }
         Ok(finished)
-    }
-
-    /// The coupon keys' prefix release_orders.lua frees coupons with; "" on a
-    /// cluster, where it queues them for [`holds::give_back`] instead.
-    fn coupon_prefix(&self) -> String {
-        if self.scripts.ack.cluster {
-            String::new()
-        } else {
-            self.keys.coupon_key_prefix()
-        }
-    }
-
-    /// On a cluster: gives back the coupons of the sale's released orders.
-    /// A failure leaves them queued for the expiry task's next tick.
-    async fn give_back_coupons(&self, sale_id: u64, sale: &SaleKeys) {
-        loop {
-            match holds::give_back(&self.scripts, self.redis.next(), &self.keys, sale_id, sale).await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, sale_id, "coupons of released orders not given back yet");
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Settles every live campaign's coupon holds overdue (their request
-    /// died between the steps, see `holds`): on a cluster, or for campaigns
-    /// with buckets; returns how many.
-    pub async fn settle_overdue_holds(&self) -> Result<u64, Error> {
-        let campaigns: Vec<u64> = self.redis.next().smembers(self.keys.coupons()).await?;
-        let mut settled = 0;
-        for coupon_id in campaigns {
-            // One node holds only for campaigns with buckets.
-            if !self.scripts.ack.cluster && crate::buckets::of(self.redis.next(), &self.keys, coupon_id).await? == 1 {
-                continue;
-            }
-            settled += holds::settle_overdue(&self.scripts, self.redis.next(), &self.keys, coupon_id).await?;
-        }
-        Ok(settled)
     }
 
     pub async fn order(&self, sale_id: u64, order_id: u64) -> Result<Option<Order>, Error> {
@@ -414,7 +388,7 @@ impl Sales {
             return Ok(None);
         };
         if info.buckets > 1 {
-            buckets::learn_of(&self.keys, Of::Sale, sale_id, info.buckets);
+            self.placement.buckets().learn(&self.keys, Of::Sale, sale_id, info.buckets);
             for bucket in 1..info.buckets {
                 let keys = self.keys.sale_bucket(sale_id, bucket);
                 let Some(part) = self.scripts.sale_info.call(client, &keys).await? else { continue };
@@ -467,7 +441,7 @@ impl Sales {
         let own = self.keys.sale(sale_id);
         let seeded = self.scripts.seed_sale.call(client, &own, sale_id, spec, &stock_of(0), epoch, mode).await?;
         if seeded != SeedOutcome::Exists {
-            buckets::learn_of(&self.keys, Of::Sale, sale_id, n);
+            self.placement.buckets().learn(&self.keys, Of::Sale, sale_id, n);
         }
         let _: () = client.sadd(self.keys.sales(), sale_id).await?;
         Ok(seeded)
@@ -477,7 +451,7 @@ impl Sales {
     /// With buckets (see `moves`): units are added to bucket 0, where moves
     /// take them from; a set applies to the whole and is refused.
     pub async fn adjust_stock(&self, sale_id: u64, sku: u64, change: StockChange) -> Result<Option<(u64, u64)>, Error> {
-        let n = buckets::read_of(self.redis.next(), &self.keys, Of::Sale, sale_id).await?;
+        let n = self.placement.buckets().read(self.redis.next(), &self.keys, Of::Sale, sale_id).await?;
         if n > 1 && matches!(change, StockChange::Set(_)) {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,

@@ -124,16 +124,18 @@ impl Context {
         mysql: &crate::config::MysqlSettings,
     ) -> anyhow::Result<Context> {
         let pool = crate::redis::pool(redis).await?;
-        let ack = redis.ack().check(pool.next()).await?;
+        let placement = crate::placement::Placement::detect(pool.next());
+        let ack = placement.ack(redis.ack().check(pool.next()).await?);
         let scripts = std::sync::Arc::new(crate::scripts::Scripts::load(pool.next(), ack).await?);
         let keys = crate::keys::Keys::new(redis.key_prefix.clone());
         Ok(Context {
-            coupons: crate::coupons::Coupons::new(pool.clone(), keys.clone(), scripts.clone()),
+            coupons: crate::coupons::Coupons::new(pool.clone(), keys.clone(), scripts.clone(), &placement),
             // The CLI reserves nothing: the default TTL is never used.
             sales: crate::sales::Sales::new(
                 pool.clone(),
                 keys.clone(),
                 scripts.clone(),
+                placement,
                 crate::config::RetentionSettings::default().idempotency_ttl,
                 0,
             ),

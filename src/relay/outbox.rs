@@ -17,6 +17,7 @@ use crate::{
     events::{CouponIssued, Event, OrderChanged, WalletChanged},
     keys::{Keys, OUTBOX_GROUP, WALLET_SHARDS},
     order::Order,
+    placement::StreamReads,
     scripts::Scripts,
 };
 
@@ -39,6 +40,8 @@ pub struct Entry {
 pub struct Outbox {
     /// Blocking reads park this connection, so it is the relay's alone.
     reader: Client,
+    /// Whether one read takes every stream (see `placement`).
+    reads: StreamReads,
     redis: Pool,
     scripts: Arc<Scripts>,
     keys: Keys,
@@ -53,8 +56,16 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(reader: Client, redis: Pool, scripts: Arc<Scripts>, keys: Keys, consumer: String) -> Self {
-        Outbox { reader, redis, scripts, keys, consumer, streams: Vec::new(), per_entry: AtomicUsize::new(FIRST_GUESS) }
+    pub fn new(
+        reader: Client,
+        reads: StreamReads,
+        redis: Pool,
+        scripts: Arc<Scripts>,
+        keys: Keys,
+        consumer: String,
+    ) -> Self {
+        let (streams, per_entry) = (Vec::new(), AtomicUsize::new(FIRST_GUESS));
+        Outbox { reader, reads, redis, scripts, keys, consumer, streams, per_entry }
     }
 
     /// This relay's consumer name in the outbox groups.
@@ -184,9 +195,8 @@ impl Outbox {
 
     async fn read_entries(&self, count: u64, pending: bool, block_ms: Option<u64>) -> Result<Vec<Entry>, Error> {
         let mut entries = Vec::new();
-        if self.reader.is_clustered() {
-            // A command's keys must share a slot, and each stream has its own:
-            // one read per stream, all at once, none blocking; a round that
+        if self.reads == StreamReads::OnePerStream {
+            // One read per stream, all at once, none blocking; a round that
             // finds nothing waits `block_ms` before the next.
             let reads = self.streams.iter().map(|s| self.read_streams(count, pending, None, vec![&**s]));
             for reply in futures_util::future::try_join_all(reads).await? {

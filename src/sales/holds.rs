@@ -1,5 +1,6 @@
-//! Orders that redeem a coupon on Redis Cluster, where the coupon's keys and
-//! the sale's live in different slots and no one script may touch both.
+//! Orders that redeem a coupon held apart (`placement::CouponPlace::Held`): on
+//! Redis Cluster the coupon's keys and the sale's live in different slots and
+//! no one script may touch both (one node: a campaign's holders in buckets).
 //!
 //! All or nothing, in three steps and two clean-ups:
 //! 1. `hold_coupon.lua`, in the coupon's slot: each request's coupon is marked
@@ -28,8 +29,10 @@ use std::sync::LazyLock;
 use fred::prelude::*;
 
 use crate::{
+    buckets::Of,
     keys::{Keys, SaleKeys},
     order::OrderStatus,
+    placement::{BucketRouter, CouponPlace},
     scripts::{CouponUse, Held, HoldState, InBucket, Reservation, ReserveOutcome, ReserveRules, Scripts, Settlement},
 };
 
@@ -56,11 +59,44 @@ fn bucket_of(token: &str) -> u32 {
     token.strip_prefix('b').and_then(|t| t.split_once('.')).and_then(|(b, _)| b.parse().ok()).unwrap_or(0)
 }
 
-/// Reserves `requests` (one sale, one coupon campaign) on a cluster: hold,
+impl super::Sales {
+    /// Where released orders' coupons are queued (see `placement`): gives
+    /// them back. A failure leaves them queued for the expiry task's next tick.
+    pub(super) async fn give_back_coupons(&self, sale_id: u64, sale: &SaleKeys) {
+        loop {
+            match give_back(&self.scripts, self.redis.next(), &self.keys, sale_id, sale).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, sale_id, "coupons of released orders not given back yet");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Settles every live campaign's coupon holds overdue (their request
+    /// died between the steps): wherever the placement holds them apart;
+    /// returns how many.
+    pub async fn settle_overdue_holds(&self) -> Result<u64, Error> {
+        let campaigns: Vec<u64> = self.redis.next().smembers(self.keys.coupons()).await?;
+        let mut settled = 0;
+        for coupon_id in campaigns {
+            if self.placement.coupon(self.redis.next(), &self.keys, coupon_id).await? == CouponPlace::InOrder {
+                continue;
+            }
+            settled += settle_overdue(&self.scripts, self.redis.next(), &self.keys, coupon_id).await?;
+        }
+        Ok(settled)
+    }
+}
+
+/// Reserves `requests` (one sale, one coupon campaign) held apart: hold,
 /// reserve, settle. One outcome per request, as `reserve_order` answers.
 #[allow(clippy::too_many_arguments)]
 pub async fn reserve(
     scripts: &Scripts,
+    router: &BucketRouter,
     client: &Client,
     keys: &Keys,
     sale_id: u64,
@@ -71,11 +107,11 @@ pub async fn reserve(
 ) -> Result<Vec<ReserveOutcome>, Error> {
     let (coupon, sale) = (keys.coupon(coupon_id), keys.sale_bucket(sale_id, at.bucket));
     // A campaign with buckets keeps its holders in several slots: looked up here.
-    let n = crate::buckets::of(client, keys, coupon_id).await?;
+    let n = router.count(client, keys, Of::Coupon, coupon_id).await?;
     let users: Vec<u64> = requests.iter().map(|r| r.user_id).collect();
     let issued = match n {
         1 => vec![false; users.len()],
-        n => crate::buckets::holders(client, keys, coupon_id, n, &users).await?,
+        n => crate::placement::holders(client, keys, coupon_id, n, &users).await?,
     };
     let asked: Vec<(u64, String, bool)> =
         users.iter().zip(issued).map(|(&user, issued)| (user, token(at.bucket), issued)).collect();
@@ -94,7 +130,7 @@ pub async fn reserve(
             (discount, deadline, holds)
         }
     };
-    let apart = CouponUse::Held { coupon_id, discount, deadline, holds: &holds, holds_key: &sale.coupon_holds };
+    let apart = CouponUse::Held { coupon_id, discount, deadline, holds: &holds };
     // An error leaves the holds to the expiry task, which settles them by
     // what coupon_holds says once they are overdue.
     let outcomes = scripts.reserve_order.call(client, &sale, sale_id, at, apart, rules, requests).await?;

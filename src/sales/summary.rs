@@ -8,11 +8,7 @@ use std::{collections::HashMap, sync::Mutex};
 use fred::error::Error;
 
 use super::Sales;
-use crate::{
-    buckets::{self, Of},
-    scripts::SaleInfo,
-    time::now_ms,
-};
+use crate::{buckets::Of, scripts::SaleInfo, time::now_ms};
 
 /// How long a summary is reused.
 pub const TTL_MS: u64 = 250;
@@ -46,7 +42,7 @@ impl Summaries {
 impl Sales {
     /// [`Sales::info`] for the API: with buckets, shared for a moment.
     pub async fn summary(&self, sale_id: u64) -> Result<Option<SaleInfo>, Error> {
-        if buckets::believed_of(&self.keys, Of::Sale, sale_id) <= 1 {
+        if self.placement.buckets().believed(&self.keys, Of::Sale, sale_id) <= 1 {
             return self.info(sale_id).await;
         }
         let now = now_ms();

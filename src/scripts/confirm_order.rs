@@ -3,7 +3,7 @@
 use crate::durability::Ack;
 use fred::{prelude::*, types::scripts::Script};
 
-use super::{order_of, text, unexpected};
+use super::{order_of, text, unexpected, Ranking};
 use crate::{keys::SaleKeys, order::Order};
 
 pub struct ConfirmOrder(pub(super) Script, pub(super) Ack);
@@ -46,40 +46,27 @@ impl ConfirmOrder {
         &self,
         client: &Client,
         keys: &SaleKeys,
-        ranking_bucket: &str,
+        ranking: Ranking<'_>,
         bucket_ttl_secs: u64,
         order_id: u64,
         amount: u64,
         payment_key: &str,
     ) -> Result<ConfirmOutcome, Error> {
-        let (ranking_key, ranking_mode) = super::ranking_args(&self.1, &keys.orders, ranking_bucket);
         let answer: Vec<Value> = self
             .1
             .evalsha(
                 &self.0,
                 client,
-                vec![
-                    // The layout of pay_settle.lua (lua/lib/order.lua's mark_paid).
-                    keys.orders.as_str(),
-                    keys.deadlines.as_str(),
-                    keys.paying.as_str(),
-                    keys.outbox.as_str(),
-                    ranking_key,
-                ],
-                vec![
-                    order_id.to_string(),
-                    amount.to_string(),
-                    payment_key.to_string(),
-                    bucket_ttl_secs.to_string(),
-                    ranking_mode,
-                ],
+                // The layout of pay_settle.lua (lua/lib/order.lua's mark_paid).
+                ranking.keys(keys),
+                vec![order_id.to_string(), amount.to_string(), payment_key.to_string(), bucket_ttl_secs.to_string()],
             )
             .await?;
         let outcome = match text(answer.first()).as_deref() {
             Some("paid") => {
                 let order = order_of("confirm_order", answer.get(1))?;
-                if self.1.cluster && text(answer.get(2)).as_deref() == Some("fresh") {
-                    super::rank_apart(client, ranking_bucket, bucket_ttl_secs, &order).await;
+                if let (Ranking::Apart(bucket), Some("fresh")) = (ranking, text(answer.get(2)).as_deref()) {
+                    super::rank_apart(client, bucket, bucket_ttl_secs, &order).await;
                 }
                 ConfirmOutcome::Paid(order)
             }

@@ -77,19 +77,28 @@ pub struct Scripts {
     pub forget_orders: ForgetOrders,
 }
 
-/// The ranking key and mode a payment script is called with: the bucket
-/// itself (`here`), or, on a cluster, one of the sale's own keys and `apart`
-/// (the caller bumps the bucket with [`rank_apart`]).
-fn ranking_args<'a>(ack: &Ack, sale_key: &'a str, bucket: &'a str) -> (&'a str, String) {
-    if ack.cluster {
-        (sale_key, "apart".to_string())
-    } else {
-        (bucket, "here".to_string())
+/// Where a payment bumps the hourly ranking bucket it names (chosen by
+/// `placement`): in its script (KEYS[5]), or apart after it with
+/// [`rank_apart`] (the script then gets no KEYS[5]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ranking<'a> {
+    InScript(&'a str),
+    Apart(&'a str),
+}
+
+impl<'a> Ranking<'a> {
+    /// The payment script's keys: the sale's four, then the bucket when in the script.
+    fn keys(&self, keys: &'a crate::keys::SaleKeys) -> Vec<&'a str> {
+        let mut k = vec![keys.orders.as_str(), keys.deadlines.as_str(), keys.paying.as_str(), keys.outbox.as_str()];
+        if let Ranking::InScript(bucket) = self {
+            k.push(bucket);
+        }
+        k
     }
 }
 
 /// Bumps the hourly ranking `bucket` for a just-paid `order`, outside its
-/// script: on Redis Cluster the bucket is in another slot than the sale. The
+/// script (the bucket is in another slot than the sale). The
 /// payment stands whatever becomes of this; a failure (or a crash just before)
 /// leaves the ranking one order short, which is logged.
 async fn rank_apart(client: &Client, bucket: &str, ttl_secs: u64, order: &crate::order::Order) {
@@ -111,9 +120,9 @@ macro_rules! script {
 }
 
 impl Scripts {
-    /// Loads every script; writing ones are acknowledged as `ack` says (see `durability`).
+    /// Loads every script; writing ones are acknowledged as `ack` says (see
+    /// `durability`; `placement::Placement::ack` sets its mark).
     pub async fn load(client: &Client, ack: Ack) -> Result<Self, Error> {
-        let ack = Ack { cluster: client.is_clustered(), ..ack };
         Ok(Scripts {
             ack_outbox: AckOutbox(script!(client, "ack_outbox").await?),
             issue_coupon: IssueCoupon(script!(client, "issue_coupon").await?, ack),

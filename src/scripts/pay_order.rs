@@ -4,7 +4,7 @@
 use crate::durability::Ack;
 use fred::{prelude::*, types::scripts::Script};
 
-use super::{order_of, text, unexpected};
+use super::{order_of, text, unexpected, Ranking};
 use crate::{keys::SaleKeys, order::Order};
 
 pub struct PayHold(pub(super) Script, pub(super) Ack);
@@ -76,31 +76,23 @@ impl PaySettle {
         &self,
         client: &Client,
         keys: &SaleKeys,
-        ranking_bucket: &str,
+        ranking: Ranking<'_>,
         bucket_ttl_secs: u64,
         order_id: u64,
         attempt: u64,
         paid: bool,
     ) -> Result<SettleOutcome, Error> {
-        let (ranking_key, ranking_mode) = super::ranking_args(&self.1, &keys.orders, ranking_bucket);
         let answer: Vec<Value> = self
             .1
             .evalsha(
                 &self.0,
                 client,
-                vec![
-                    keys.orders.as_str(),
-                    keys.deadlines.as_str(),
-                    keys.paying.as_str(),
-                    keys.outbox.as_str(),
-                    ranking_key,
-                ],
+                ranking.keys(keys),
                 vec![
                     order_id.to_string(),
                     if paid { "paid" } else { "release" }.to_string(),
                     attempt.to_string(),
                     bucket_ttl_secs.to_string(),
-                    ranking_mode,
                 ],
             )
             .await?;
@@ -108,8 +100,8 @@ impl PaySettle {
         Ok(match text(answer.first()).as_deref() {
             Some("paid") => {
                 let order = order()?;
-                if self.1.cluster {
-                    super::rank_apart(client, ranking_bucket, bucket_ttl_secs, &order).await;
+                if let Ranking::Apart(bucket) = ranking {
+                    super::rank_apart(client, bucket, bucket_ttl_secs, &order).await;
                 }
                 SettleOutcome::Paid(order)
             }

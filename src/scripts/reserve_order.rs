@@ -17,15 +17,13 @@ pub enum CouponUse<'a> {
     None,
     /// On one node: the script checks and marks the coupon itself.
     Here(u64, &'a CouponKeys),
-    /// On Redis Cluster: the coupon was held in its own slot first (see
-    /// `hold_coupon`); `holds[i]` is request i's, and `holds` is the sale's
-    /// coupon_holds key.
+    /// Held in its own slot first (see `hold_coupon`); `holds[i]` is
+    /// request i's, recorded in the sale's coupon_holds.
     Held {
         coupon_id: u64,
         discount: u64,
         deadline: u64,
         holds: &'a [HoldState],
-        holds_key: &'a str,
     },
 }
 
@@ -146,6 +144,7 @@ impl ReserveOrder {
             &keys.seq,
             &keys.outbox,
             &keys.idem_expiry,
+            &keys.coupon_holds,
         ];
         let idempotency_ttl_ms = rules.idempotency_ttl_ms;
         let lines: usize = requests.iter().map(|r| r.lines.len()).sum();
@@ -159,11 +158,10 @@ impl ReserveOrder {
                 k.extend([coupon.meta.as_str(), coupon.users.as_str(), coupon.used.as_str()]);
                 args.extend([id.to_string(), idempotency_ttl_ms.to_string(), "here".into(), "".into(), "".into()]);
             }
-            CouponUse::Held { coupon_id, discount, deadline, holds, holds_key } => {
+            CouponUse::Held { coupon_id, discount, deadline, holds } => {
                 if holds.len() != requests.len() {
                     return Err(Error::new(ErrorKind::InvalidArgument, "one coupon hold per reservation"));
                 }
-                k.push(holds_key);
                 args.extend([
                     coupon_id.to_string(),
                     idempotency_ttl_ms.to_string(),

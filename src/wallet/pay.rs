@@ -133,7 +133,8 @@ impl Payments {
         let bucket = self.keys.ranking_bucket(now_ms() / HOUR_MS);
         let ttl = (MAX_RANKING_HOURS + 1) * 3600;
         let client = crate::redis::connected(&self.redis)?;
-        Ok(self.scripts.pay_settle.call(client, &keys, &bucket, ttl, order_id, attempt, paid).await?)
+        let ranking = self.sales.placement().ranking(&bucket);
+        Ok(self.scripts.pay_settle.call(client, &keys, ranking, ttl, order_id, attempt, paid).await?)
     }
 
     /// Orders of a sale held past their hold's deadline: (order id, attempt);

@@ -151,13 +151,7 @@ async fn on_a_cluster_holds_left_by_a_dead_request_are_settled_by_what_the_sale_
         let (scripts, redis, sale) = (&scripts, &redis, &sale);
         async move {
             let states = [HoldState::Held { token: token.to_string(), seq: held.2 }];
-            let apart = CouponUse::Held {
-                coupon_id: 1,
-                discount: held.1,
-                deadline: held.0,
-                holds: &states,
-                holds_key: &sale.coupon_holds,
-            };
+            let apart = CouponUse::Held { coupon_id: 1, discount: held.1, deadline: held.0, holds: &states };
             let request = Reservation { user_id: user, lines: vec![(21, 1)], idempotency: None };
             scripts
                 .reserve_order

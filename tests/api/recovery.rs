@@ -155,7 +155,8 @@ async fn a_relay_batch_larger_than_luas_unpack_limit_is_acknowledged() {
     let scripts = Arc::new(flashsale::scripts::Scripts::load(redis.next(), Default::default()).await.unwrap());
     let keys = flashsale::keys::Keys::new(app.config.redis.key_prefix.clone());
     let outbox = keys.coupon(82).outbox;
-    let coupons = flashsale::coupons::Coupons::new(redis.clone(), keys, scripts);
+    let placement = flashsale::placement::Placement::detect(redis.next());
+    let coupons = flashsale::coupons::Coupons::new(redis.clone(), keys, scripts, &placement);
     for user in 0..12_000 {
         coupons.issue(82, user).await.unwrap();
     }

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flashsale::{coupons::Coupons, keys::Keys, redis, sales::Sales, scripts::Scripts};
+use flashsale::{coupons::Coupons, keys::Keys, placement::Placement, redis, sales::Sales, scripts::Scripts};
 use hyper::StatusCode;
 use serde_json::json;
 
@@ -133,13 +133,15 @@ async fn sales_of(app: &TestApp) -> Sales {
     let pool = redis::pool(&app.config.redis).await.unwrap();
     let scripts = Arc::new(Scripts::load(pool.next(), Default::default()).await.unwrap());
     let (ttl, max_orders) = (app.config.retention.idempotency_ttl, app.config.http.max_orders_per_user);
-    Sales::new(pool, Keys::new(app.config.redis.key_prefix.clone()), scripts, ttl, max_orders)
+    let placement = Placement::detect(pool.next());
+    Sales::new(pool, Keys::new(app.config.redis.key_prefix.clone()), scripts, placement, ttl, max_orders)
 }
 
 async fn coupons_of(app: &TestApp) -> Coupons {
     let pool = redis::pool(&app.config.redis).await.unwrap();
     let scripts = Arc::new(Scripts::load(pool.next(), Default::default()).await.unwrap());
-    Coupons::new(pool, Keys::new(app.config.redis.key_prefix.clone()), scripts)
+    let placement = Placement::detect(pool.next());
+    Coupons::new(pool, Keys::new(app.config.redis.key_prefix.clone()), scripts, &placement)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
