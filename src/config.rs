@@ -327,7 +327,7 @@ pub struct RelaySettings {
 #[command(next_help_heading = "Retention")]
 pub struct RetentionSettings {
     /// How long after its end a campaign's or sale's Redis keys are deleted (e.g. 7d, 12h,
-    /// 90s). It leaves the relay's and expiry task's loops as soon as it has ended and every
+    /// 90s). It leaves the relay's and the sweeper's loops as soon as it has ended and every
     /// one of its events is in MySQL; its keys go this long after its end. MySQL keeps it:
     /// GETs then answer from MySQL with "retired": true.
     #[arg(long, env = "FLASHSALE_RETAIN_AFTER_END", default_value = "7d", value_parser = humantime::parse_duration)]

@@ -30,11 +30,11 @@
 //! | `P{sale:ID}:moves`           | hash   | sales with buckets: stock taken from this bucket for another, not yet done: `id` -> `home:sku:units:taken_at` |
 //! | `P{sale:ID}:received`        | zset   | sales with buckets: moves this bucket was given, by when taken (ms) |
 //! | `P{sale:ID:B}:...`           |        | bucket B > 0 of a single-SKU sale created with `--buckets N` (see `sales::moves`): every key above; each bucket's meta keeps `buckets` = N |
-//! | `Psales`                     | set    | ids of live sales (the relay's and expiry task's list) |
+//! | `Psales`                     | set    | ids of live sales (the relay's and the sweeper's list) |
 //! | `Pretiring`                  | zset   | `coupon:ID` / `sale:ID` retired, by when its keys go (ms) |
 //! | `P{rank}:products:H`         | zset   | sku -> paid orders in hour H (since the epoch); one tag for every hour |
 //! | `Prelay:alive:NAME`          | string | a running relay's heartbeat (expires when it stops) |
-//! | `Pexpiry:turn`               | string | the instance running the expiry task's current tick |
+//! | `Pexpiry:turn`               | string | the instance running the sweeper's current turn |
 //! | `P{sale:ID}:ack`, `P{coupon:ID}:ack` | string | on a cluster with acknowledgement: the write before a wait (10 s) |
 //!
 //! On Redis Cluster every key with a `{tag}` lives in its tag's slot; the
