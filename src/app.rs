@@ -10,15 +10,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::{
-    config::{
-        HttpSettings, KafkaSettings, MysqlSettings, RedisSettings, RelaySettings, RetentionSettings, SinkSettings,
-        WalletSettings,
-    },
+    config::{HttpSettings, KafkaSettings, MysqlSettings, ServeConfig, SinkSettings},
     coupons::Coupons,
     domain::{coupons::CouponService, orders::OrderService, wallets::WalletService, Domain},
     http, kafka,
     keys::Keys,
-    pipe,
+    pipe_thread,
     placement::Placement,
     probes::Probes,
     redis,
@@ -40,20 +37,6 @@ pub struct App {
     pub http: HttpSettings,
     /// Longest one Redis command may take (FLASHSALE_REDIS_TIMEOUT_MS).
     pub redis_timeout: std::time::Duration,
-}
-
-/// Everything `serve` needs.
-#[derive(Clone)]
-pub struct ServeConfig {
-    pub http: HttpSettings,
-    pub redis: RedisSettings,
-    pub mysql: MysqlSettings,
-    pub kafka: KafkaSettings,
-    pub relay: RelaySettings,
-    pub sink: SinkSettings,
-    pub retention: RetentionSettings,
-    pub wallet: WalletSettings,
-    pub run_sink: bool,
 }
 
 /// Logs `warning` now and every minute until shutdown starts.
@@ -97,7 +80,7 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
     let mut tasks = tokio::task::JoinSet::new();
     let (ttl, max_orders) = (config.retention.idempotency_ttl, config.http.max_orders_per_user);
     let sales = Sales::new(redis.clone(), keys.clone(), scripts.clone(), placement.clone(), ttl, max_orders);
-    let retirer = crate::retire::Retirer::new(
+    let retirer = crate::retirement::Retirer::new(
         redis.clone(),
         keys.clone(),
         scripts.clone(),
@@ -118,7 +101,7 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
     tasks.spawn(sweeper.run(shutdown.clone()));
     // Shared by the sink's tasks (on the pipe's thread) and /readyz.
     let sink_health = config.run_sink.then(|| Arc::new(SinkHealth::default()));
-    let pipe = pipe::spawn(
+    let pipe = pipe_thread::spawn(
         config.clone(),
         scripts.clone(),
         keys.clone(),
@@ -128,7 +111,7 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
     )
     .await?;
 
-    let retired = Arc::new(crate::retired::RetiredRecords::new(mysql.clone()));
+    let retired = Arc::new(crate::retired_records::RetiredRecords::new(mysql.clone()));
     let domain = Domain {
         coupons: CouponService::new(Coupons::new(redis.clone(), keys.clone(), scripts, &placement), retired.clone()),
         orders: OrderService::new(sales, payments, retired, mysql.clone()),

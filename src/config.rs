@@ -159,7 +159,7 @@ pub struct HttpSettings {
     /// client: from them the client IP (for the per-IP limit) is the rightmost hop that
     /// is not one of them; from any other peer, the TCP peer. Empty: the TCP peer, always.
     #[arg(long, env = "FLASHSALE_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<crate::http::Cidr>,
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
     /// Reservations in flight at once for one sale; more are answered 429; 0: no cap.
     #[arg(long, env = "FLASHSALE_SALE_ADMISSION", default_value_t = 0)]
     pub sale_admission: usize,
@@ -487,4 +487,18 @@ mod tests {
         assert_eq!(format!("{secret:?}"), "Secret(***)");
         assert!("short".parse::<super::Secret>().is_err());
     }
+}
+
+/// Everything `serve` needs.
+#[derive(Clone)]
+pub struct ServeConfig {
+    pub http: HttpSettings,
+    pub redis: RedisSettings,
+    pub mysql: MysqlSettings,
+    pub kafka: KafkaSettings,
+    pub relay: RelaySettings,
+    pub sink: SinkSettings,
+    pub retention: RetentionSettings,
+    pub wallet: WalletSettings,
+    pub run_sink: bool,
 }

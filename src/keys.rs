@@ -41,7 +41,7 @@
 //! untagged ones (registries, `retiring`, heartbeats) are written beside the
 //! scripts, never from them.
 //! Live: created and not yet retired. A campaign or sale retires (see
-//! `retire`) once it has ended and every event of it is in MySQL: it leaves
+//! `retirement`) once it has ended and every event of it is in MySQL: it leaves
 //! `Pcoupons` / `Psales` for `Pretiring`, and its keys are deleted at once
 //! when their time comes.
 //!
@@ -268,7 +268,7 @@ impl Keys {
     }
 
     /// The product ranking bucket of hour `hour` (hours since the epoch).
-    pub fn ranking_bucket(&self, hour: u64) -> String {
+    pub fn ranking_hour(&self, hour: u64) -> String {
         // One hash tag for every hour: a ranking's ZUNION stays in one slot.
         format!("{}{{rank}}:products:{hour}", self.prefix)
     }

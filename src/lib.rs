@@ -21,10 +21,10 @@
 //! - [`sink`]: Kafka -> MySQL, rows and offsets in one transaction; a MySQL named
 //!   lock per partition fences it from `sink reset-offset`; stalls are reported.
 //! - [`recovery`]: the registry of overdue-step finishers and chores, and the one sweeper that runs them.
-//! - [`retire`]: ended campaigns and sales leave the relay's and the sweeper's loops once MySQL has
-//!   them, and Redis FLASHSALE_RETAIN_AFTER_END after their end; [`retired`]: the API's answers
+//! - [`retirement`]: ended campaigns and sales leave the relay's and the sweeper's loops once MySQL has
+//!   them, and Redis FLASHSALE_RETAIN_AFTER_END after their end; [`retired_records`]: the API's answers
 //!   for them from MySQL then.
-//! - [`pipe`]: the relay and sink's own thread and connections, apart from the HTTP workers.
+//! - [`pipe_thread`]: the relay and sink's own thread and connections, apart from the HTTP workers.
 //! - [`db`]: MySQL pool, migrations (`sql/`), the CLI's queries.
 //! - [`kafka`], [`redis`]: connecting, with explicit timeouts.
 //! - [`durability`]: what an answer waits for (replicas' `WAIT`, the AOF's fsync), so a
@@ -42,12 +42,14 @@ pub mod app;
 pub mod batch;
 pub mod buckets;
 pub mod caller;
+pub mod cidr;
 pub mod cli;
 pub mod config;
 pub mod coupons;
 pub mod db;
 pub mod domain;
 pub mod durability;
+pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod http;
@@ -57,15 +59,15 @@ pub mod metrics;
 pub mod mine;
 pub mod order;
 pub mod panics;
-pub mod pipe;
+pub mod pipe_thread;
 pub mod placement;
 pub mod probes;
 pub mod reconcile;
 pub mod recovery;
 pub mod redis;
 pub mod relay;
-pub mod retire;
-pub mod retired;
+pub mod retired_records;
+pub mod retirement;
 pub mod sales;
 pub mod scripts;
 pub mod shutdown;

@@ -46,7 +46,7 @@ impl Mine {
     }
 
     /// The user's coupons; `live` are the campaigns Redis holds.
-    pub async fn coupons(&self, user_id: u64, live: &[u64]) -> Result<Vec<Held>, crate::domain::Error> {
+    pub async fn coupons(&self, user_id: u64, live: &[u64]) -> Result<Vec<Held>, crate::error::Error> {
         let mut held: HashMap<u64, Held> = rows::coupons(&self.mysql, user_id)
             .await?
             .into_iter()
@@ -98,7 +98,7 @@ impl Mine {
         live: &[u64],
         limit: u64,
         before: Option<(u64, u64)>,
-    ) -> Result<Vec<Order>, crate::domain::Error> {
+    ) -> Result<Vec<Order>, crate::error::Error> {
         let started = tokio::time::Instant::now();
         let fresh = loop {
             match self.complete(user_id, live).await? {
@@ -107,7 +107,7 @@ impl Mine {
                 None => {
                     return Err({
                         tracing::warn!("mine: MySQL still lacks an order Redis shows");
-                        crate::domain::Error::Unavailable("the order history is catching up".into())
+                        crate::error::Error::Unavailable("the order history is catching up".into())
                     })
                 }
             }
@@ -122,7 +122,7 @@ impl Mine {
         &self,
         user_id: u64,
         live: &[u64],
-    ) -> Result<Option<HashMap<(u64, u64), Order>>, crate::domain::Error> {
+    ) -> Result<Option<HashMap<(u64, u64), Order>>, crate::error::Error> {
         if live.is_empty() {
             return Ok(Some(HashMap::new()));
         }

@@ -117,7 +117,7 @@ impl Probes {
     }
 
     /// Rows MySQL holds for a campaign (issues) or a sale (orders), at most a second old.
-    pub async fn mysql_rows(&self, subject: Subject) -> Result<u64, crate::domain::Error> {
+    pub async fn mysql_rows(&self, subject: Subject) -> Result<u64, crate::error::Error> {
         let mut counts = self.counts.lock().await;
         if let Some((at, rows)) = counts.get(&subject) {
             if at.elapsed() < FRESH {

@@ -7,7 +7,7 @@ use std::{sync::atomic::Ordering::Relaxed, time::Duration};
 use tokio::time::Instant;
 
 use crate::{
-    metrics::METRICS, relay::backoff, retire::Retirer, sales::Sales, shutdown::Shutdown, wallet::pay::Payments,
+    metrics::METRICS, relay::backoff, retirement::Retirer, sales::Sales, shutdown::Shutdown, wallet::pay::Payments,
 };
 
 /// The protocols' timing, each constant in this one place.
@@ -59,7 +59,7 @@ pub enum Job {
     FinishStockMoves,
     /// Released orders MySQL holds leave Redis.
     ForgetReleasedOrders,
-    /// Ended campaigns and sales leave Redis once MySQL has them (`retire`).
+    /// Ended campaigns and sales leave Redis once MySQL has them (`retirement`).
     Retire,
     /// Wallet payments cut off between hold, debit and settle are settled
     /// once their hold's deadline passed.

@@ -123,9 +123,9 @@ pub fn not_sent(e: &Error) -> bool {
 
 /// A Redis failure as the domain sees it, for a read (or a call Redis
 /// refused): nothing changed, so never `OutcomeUnknown`. Logged here.
-impl From<Error> for crate::domain::Error {
+impl From<Error> for crate::error::Error {
     fn from(e: Error) -> Self {
-        use crate::domain::Error as Domain;
+        use crate::error::Error as Domain;
         if cross_slot(&e) {
             tracing::error!(error = %e, "Redis Cluster refused keys of several slots in one command");
             return Domain::Unavailable(e.to_string());
@@ -155,9 +155,9 @@ impl From<Error> for crate::domain::Error {
 /// A failed write as the domain sees it: never sent is `Abandoned` or
 /// `Unavailable` (it did not happen); sent, with the connection lost or no
 /// answer in time, is `OutcomeUnknown`; an error Redis answered maps as a read's.
-impl From<WriteError> for crate::domain::Error {
+impl From<WriteError> for crate::error::Error {
     fn from(e: WriteError) -> Self {
-        use crate::domain::Error as Domain;
+        use crate::error::Error as Domain;
         match e {
             WriteError::Abandoned => Domain::Abandoned,
             WriteError::NotSent(e) => {

@@ -37,7 +37,7 @@ pub(crate) const CLOSED_UNTIL_RESTORED: u64 = 1 << 53;
 /// Orders written per HSET while restoring.
 const RESTORE_CHUNK: usize = 500;
 
-/// Longest ranking window served; hourly buckets live this long.
+/// Longest ranking window served; hourly tallies live this long.
 pub const MAX_RANKING_HOURS: u64 = 30 * 24;
 const HOUR_MS: u64 = 3_600_000;
 
@@ -286,8 +286,8 @@ impl Sales {
         payment_key: &str,
     ) -> Result<ConfirmOutcome, WriteError> {
         let (_, keys) = self.order_keys(sale_id, order_id).await?;
-        let bucket = self.keys.ranking_bucket(now_ms() / HOUR_MS);
-        let ranking = self.placement.ranking(&bucket);
+        let hour = self.keys.ranking_hour(now_ms() / HOUR_MS);
+        let ranking = self.placement.ranking(&hour);
         let ttl = (MAX_RANKING_HOURS + 1) * 3600;
         let client = crate::redis::connected(&self.redis)?;
         caller::claim()?;
@@ -482,12 +482,12 @@ impl Sales {
         Ok(ids)
     }
 
-    /// Most-paid products over the last `hours` (hourly buckets, the current
+    /// Most-paid products over the last `hours` (hourly tallies, the current
     /// one included): (sku, paid orders), best first.
     pub async fn top_products(&self, hours: u64, limit: usize) -> Result<Vec<(u64, u64)>, Error> {
         let now_hour = now_ms() / HOUR_MS;
         let hours = hours.clamp(1, MAX_RANKING_HOURS);
-        let keys: Vec<String> = (0..hours).map(|h| self.keys.ranking_bucket(now_hour - h)).collect();
+        let keys: Vec<String> = (0..hours).map(|h| self.keys.ranking_hour(now_hour - h)).collect();
         let scored: Vec<(String, f64)> = self.redis.next().zunion(keys, None, None, true).await?;
         let mut ranked: Vec<(u64, u64)> =
             scored.into_iter().filter_map(|(sku, n)| Some((sku.parse().ok()?, n.max(0.0) as u64))).collect();

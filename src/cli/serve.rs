@@ -31,7 +31,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.http.listen))?;
     tracing::info!(addr = %args.http.listen, sink = args.toggle.enabled(), "serving");
-    let config = app::ServeConfig {
+    let config = crate::config::ServeConfig {
         http: args.http,
         redis: args.redis,
         mysql: args.mysql,

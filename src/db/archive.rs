@@ -1,5 +1,5 @@
 //! MySQL's side of retirement: whether every event of an ended campaign or
-//! sale is written (what `retire` checks before it lets one go), the
+//! sale is written (what `retirement` checks before it lets one go), the
 //! `retired_at` marks, and the records the API answers from once Redis has
 //! let a campaign or sale go.
 

@@ -41,9 +41,9 @@ fn builder(settings: &MysqlSettings) -> anyhow::Result<OptsBuilder> {
 }
 
 /// A MySQL failure as the domain sees it: unavailable, logged here.
-impl From<mysql_async::Error> for crate::domain::Error {
+impl From<mysql_async::Error> for crate::error::Error {
     fn from(e: mysql_async::Error) -> Self {
         tracing::warn!(error = %e, "mysql unavailable");
-        crate::domain::Error::Unavailable(e.to_string())
+        crate::error::Error::Unavailable(e.to_string())
     }
 }

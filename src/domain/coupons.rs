@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{record, refuse, Error, Refusal};
-use crate::{coupons::Coupons, db::archive::Kind, retired::RetiredRecords, scripts::IssueOutcome};
+use crate::{coupons::Coupons, db::archive::Kind, retired_records::RetiredRecords, scripts::IssueOutcome};
 
 #[derive(Clone)]
 pub struct CouponService {

@@ -1,13 +1,12 @@
 //! The domain: what the API asks of coupons, orders and wallets, answered in
 //! the domain's own types and its one error type. Beneath it, the stores
-//! (Redis through `coupons`, `sales`, `wallet`; MySQL through `db`, `retired`).
+//! (Redis through `coupons`, `sales`, `wallet`; MySQL through `db`, `retired_records`).
 
 pub mod coupons;
-mod error;
 pub mod orders;
 pub mod wallets;
 
-pub use error::{refuse, Error, Refusal};
+pub use crate::error::{refuse, Error, Refusal};
 
 use crate::metrics::METRICS;
 

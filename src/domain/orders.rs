@@ -11,7 +11,7 @@ use crate::{
     db::archive::Kind,
     gateway::{self, PaidFor},
     order::{Order, OrderStatus},
-    retired::RetiredRecords,
+    retired_records::RetiredRecords,
     sales::Sales,
     scripts::{ConfirmOutcome, ReserveOutcome},
     wallet::pay::{PayOutcome, Payments},
@@ -255,7 +255,7 @@ impl OrderService {
                 sku: s.sku,
                 price: s.price,
                 stock: s.stock,
-                remaining: crate::retired::retired_remaining(s.sku, s.stock, &held),
+                remaining: crate::retired_records::retired_remaining(s.sku, s.stock, &held),
             })
             .collect();
         Ok(Sale {

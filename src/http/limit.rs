@@ -1,7 +1,7 @@
-//! In-process admission control: token buckets per client IP and per user
+//! In-process admission control: token allowances (the token-bucket rule) per client IP and per user
 //! (429 + Retry-After), and caps on reservations in flight per sale and on
 //! connections open per client IP.
-//! Buckets live in sharded maps so concurrent requests rarely share a lock.
+//! Allowances live in sharded maps so concurrent requests rarely share a lock.
 
 use std::{
     collections::HashMap,
@@ -11,17 +11,17 @@ use std::{
 };
 
 const SHARDS: usize = 64;
-/// A shard this full drops buckets idle for a while before growing further.
+/// A shard this full drops allowances idle for a while before growing further.
 const PRUNE_AT: usize = 4096;
 
-struct Bucket {
+struct Allowance {
     tokens: f64,
     at: Instant,
 }
 
 pub struct RateLimiter {
     rate: f64,
-    shards: Vec<Mutex<HashMap<u64, Bucket>>>,
+    shards: Vec<Mutex<HashMap<u64, Allowance>>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -44,14 +44,15 @@ impl RateLimiter {
             let idle = Duration::from_secs(2);
             shard.retain(|_, b| now.duration_since(b.at) < idle);
         }
-        let bucket = shard.entry(key).or_insert(Bucket { tokens: self.rate, at: now });
-        bucket.tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * self.rate).min(self.rate);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        let allowance = shard.entry(key).or_insert(Allowance { tokens: self.rate, at: now });
+        allowance.tokens =
+            (allowance.tokens + now.duration_since(allowance.at).as_secs_f64() * self.rate).min(self.rate);
+        allowance.at = now;
+        if allowance.tokens >= 1.0 {
+            allowance.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate))
+            Err(Duration::from_secs_f64((1.0 - allowance.tokens) / self.rate))
         }
     }
 }
@@ -110,14 +111,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_bucket_allows_its_burst_then_asks_to_wait() {
+    fn an_allowance_allows_its_burst_then_asks_to_wait() {
         let limiter = RateLimiter::new(3);
         for _ in 0..3 {
             assert!(limiter.check(7u64).is_ok());
         }
         let wait = limiter.check(7u64).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_millis(334));
-        assert!(limiter.check(8u64).is_ok(), "another key has its own bucket");
+        assert!(limiter.check(8u64).is_ok(), "another key has its own allowance");
     }
 
     #[test]

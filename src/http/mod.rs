@@ -25,10 +25,11 @@ mod respond;
 mod router;
 mod sale;
 mod server;
+mod surface;
 mod wallet;
 
-pub use client_ip::Cidr;
 pub use guard::Guard;
 pub use metrics_server::serve_metrics;
 pub use router::longest_request;
-pub use server::{serve, Surface};
+pub use server::serve;
+pub use surface::Surface;

@@ -1,6 +1,6 @@
 //! `GET /v1/rankings/products?window=3d&limit=5` — most-paid products over a
 //! sliding window (paid orders containing the SKU, not quantities), from
-//! hourly Redis buckets the confirm script keeps.
+//! hourly Redis tallies the confirm script keeps.
 
 use hyper::StatusCode;
 use serde::Serialize;

@@ -23,7 +23,7 @@ use super::{
     health, issue, mine, order, pay, rankings, reserve,
     respond::Reply,
     sale,
-    server::Surface,
+    surface::Surface,
     wallet,
 };
 use crate::{

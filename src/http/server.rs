@@ -10,7 +10,7 @@ use hyper_util::{
 };
 use tokio::{net::TcpListener, sync::Semaphore};
 
-use super::{client_ip::limit_key, error::ApiError, limit::ConnectionCap, router};
+use super::{client_ip::limit_key, error::ApiError, limit::ConnectionCap, router, surface::Surface};
 use crate::app::App;
 
 /// Connections past their client's cap told so at once, and for how long at most.
@@ -19,34 +19,6 @@ const REFUSAL_TIME: Duration = Duration::from_secs(1);
 
 /// How long in-flight requests get to finish once shutdown starts.
 const DRAIN: Duration = Duration::from_secs(10);
-
-/// Which routes a listener serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Surface {
-    /// Everything: the public listener with FLASHSALE_OPS_ON_MAIN.
-    All,
-    /// The API, /healthz and /readyz (naming no address); the ops routes answer 404.
-    Public,
-    /// The ops routes (/metrics, /dashboard, /v1/dashboard/*), /healthz and /readyz.
-    Ops,
-}
-
-impl Surface {
-    pub fn serves(self, path: &str) -> bool {
-        let ops = matches!(path, "/metrics" | "/dashboard") || path.starts_with("/v1/dashboard/");
-        match self {
-            Surface::All => true,
-            _ if path == "/healthz" || path == "/readyz" => true,
-            Surface::Public => !ops,
-            Surface::Ops => ops,
-        }
-    }
-
-    /// Whether answers may name servers (the Redis primary in /readyz).
-    pub fn names_servers(self) -> bool {
-        !matches!(self, Surface::Public)
-    }
-}
 
 /// Serves `app`'s routes of `surface` on `listener` until `shutdown` resolves, then drains.
 pub async fn serve(listener: TcpListener, app: Arc<App>, surface: Surface, shutdown: impl Future<Output = ()>) {

@@ -1,4 +1,4 @@
-//! A lock-free histogram with fixed bucket bounds: one atomic add per
+//! A lock-free histogram with fixed bounds: one atomic add per
 //! observation, read as cumulative counts for Prometheus and the dashboard.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -16,8 +16,8 @@ pub const BOUNDS_SIZE: [u64; 16] =
 
 pub struct Histogram {
     bounds: &'static [u64; 16],
-    /// Observations per bucket (not cumulative); the last slot is +Inf.
-    buckets: [AtomicU64; 17],
+    /// Observations per bound (not cumulative); the last slot is +Inf.
+    counts: [AtomicU64; 17],
     /// Sum of the observations (µs for latencies).
     sum_us: AtomicU64,
 }
@@ -40,12 +40,12 @@ impl Histogram {
     }
 
     const fn with_bounds(bounds: &'static [u64; 16]) -> Self {
-        Histogram { bounds, buckets: [const { AtomicU64::new(0) }; 17], sum_us: AtomicU64::new(0) }
+        Histogram { bounds, counts: [const { AtomicU64::new(0) }; 17], sum_us: AtomicU64::new(0) }
     }
 
     pub fn observe_us(&self, us: u64) {
         let slot = self.bounds.iter().position(|b| us <= *b).unwrap_or(self.bounds.len());
-        self.buckets[slot].fetch_add(1, Relaxed);
+        self.counts[slot].fetch_add(1, Relaxed);
         self.sum_us.fetch_add(us, Relaxed);
     }
 
@@ -61,7 +61,7 @@ impl Histogram {
     /// Cumulative counts per bound, then +Inf (the total).
     pub fn cumulative(&self) -> Vec<u64> {
         let mut total = 0;
-        self.buckets
+        self.counts
             .iter()
             .map(|b| {
                 total += b.load(Relaxed);
@@ -97,7 +97,7 @@ impl Histogram {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn observations_land_in_their_bucket_and_render_cumulatively() {
+    fn observations_land_under_their_bound_and_render_cumulatively() {
         let h = super::Histogram::new();
         h.observe_us(80);
         h.observe_us(3_000);

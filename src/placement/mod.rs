@@ -139,13 +139,13 @@ impl Placement {
         }
     }
 
-    /// How a payment bumps the hourly ranking `bucket`: in its script on one
-    /// node, apart after it on a cluster (the bucket is in another slot).
-    pub fn ranking<'a>(&self, bucket: &'a str) -> Ranking<'a> {
+    /// How a payment bumps the hourly ranking tally `hour`: in its script on one
+    /// node, apart after it on a cluster (the tally is in another slot).
+    pub fn ranking<'a>(&self, hour: &'a str) -> Ranking<'a> {
         if self.cluster() {
-            Ranking::Apart(bucket)
+            Ranking::Apart(hour)
         } else {
-            Ranking::InScript(bucket)
+            Ranking::InScript(hour)
         }
     }
 }

@@ -2,7 +2,7 @@
 //! must not grow a sale's `orders` hash for as long as the sale lives. The
 //! sweeper forgets, per sale and bucket, orders released longer than the
 //! configured while ago that MySQL holds as released; lookups that miss in
-//! Redis are answered from MySQL (see `retired`).
+//! Redis are answered from MySQL (see `retired_records`).
 
 use fred::prelude::*;
 use mysql_async::Pool;

@@ -47,7 +47,7 @@ impl ConfirmOrder {
         client: &Client,
         keys: &SaleKeys,
         ranking: Ranking<'_>,
-        bucket_ttl_secs: u64,
+        hour_ttl_secs: u64,
         order_id: u64,
         amount: u64,
         payment_key: &str,
@@ -59,14 +59,14 @@ impl ConfirmOrder {
                 client,
                 // The layout of pay_settle.lua (lua/lib/order.lua's mark_paid).
                 ranking.keys(keys),
-                vec![order_id.to_string(), amount.to_string(), payment_key.to_string(), bucket_ttl_secs.to_string()],
+                vec![order_id.to_string(), amount.to_string(), payment_key.to_string(), hour_ttl_secs.to_string()],
             )
             .await?;
         let outcome = match text(answer.first()).as_deref() {
             Some("paid") => {
                 let order = order_of("confirm_order", answer.get(1))?;
-                if let (Ranking::Apart(bucket), Some("fresh")) = (ranking, text(answer.get(2)).as_deref()) {
-                    super::rank_apart(client, bucket, bucket_ttl_secs, &order).await;
+                if let (Ranking::Apart(hour), Some("fresh")) = (ranking, text(answer.get(2)).as_deref()) {
+                    super::rank_apart(client, hour, hour_ttl_secs, &order).await;
                 }
                 ConfirmOutcome::Paid(order)
             }

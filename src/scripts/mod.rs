@@ -77,7 +77,7 @@ pub struct Scripts {
     pub forget_orders: ForgetOrders,
 }
 
-/// Where a payment bumps the hourly ranking bucket it names (chosen by
+/// Where a payment bumps the hourly ranking tally it names (chosen by
 /// `placement`): in its script (KEYS[5]), or apart after it with
 /// [`rank_apart`] (the script then gets no KEYS[5]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,26 +87,26 @@ pub enum Ranking<'a> {
 }
 
 impl<'a> Ranking<'a> {
-    /// The payment script's keys: the sale's four, then the bucket when in the script.
+    /// The payment script's keys: the sale's four, then the hour's tally when in the script.
     fn keys(&self, keys: &'a crate::keys::SaleKeys) -> Vec<&'a str> {
         let mut k = vec![keys.orders.as_str(), keys.deadlines.as_str(), keys.paying.as_str(), keys.outbox.as_str()];
-        if let Ranking::InScript(bucket) = self {
-            k.push(bucket);
+        if let Ranking::InScript(hour) = self {
+            k.push(hour);
         }
         k
     }
 }
 
-/// Bumps the hourly ranking `bucket` for a just-paid `order`, outside its
-/// script (the bucket is in another slot than the sale). The
+/// Bumps the hourly ranking tally `hour` for a just-paid `order`, outside its
+/// script (the tally is in another slot than the sale). The
 /// payment stands whatever becomes of this; a failure (or a crash just before)
 /// leaves the ranking one order short, which is logged.
-async fn rank_apart(client: &Client, bucket: &str, ttl_secs: u64, order: &crate::order::Order) {
+async fn rank_apart(client: &Client, hour: &str, ttl_secs: u64, order: &crate::order::Order) {
     let pipe = client.pipeline();
     for item in &order.items {
-        let _: Result<(), _> = pipe.zincrby(bucket, 1.0, item.sku.to_string()).await;
+        let _: Result<(), _> = pipe.zincrby(hour, 1.0, item.sku.to_string()).await;
     }
-    let _: Result<(), _> = pipe.expire(bucket, ttl_secs as i64, None).await;
+    let _: Result<(), _> = pipe.expire(hour, ttl_secs as i64, None).await;
     if let Err(e) = pipe.all::<Value>().await {
         tracing::warn!(error = %e, order_id = order.order_id, "ranking not bumped for a paid order");
     }

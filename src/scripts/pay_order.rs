@@ -77,7 +77,7 @@ impl PaySettle {
         client: &Client,
         keys: &SaleKeys,
         ranking: Ranking<'_>,
-        bucket_ttl_secs: u64,
+        hour_ttl_secs: u64,
         order_id: u64,
         attempt: u64,
         paid: bool,
@@ -92,7 +92,7 @@ impl PaySettle {
                     order_id.to_string(),
                     if paid { "paid" } else { "release" }.to_string(),
                     attempt.to_string(),
-                    bucket_ttl_secs.to_string(),
+                    hour_ttl_secs.to_string(),
                 ],
             )
             .await?;
@@ -100,8 +100,8 @@ impl PaySettle {
         Ok(match text(answer.first()).as_deref() {
             Some("paid") => {
                 let order = order()?;
-                if let Ranking::Apart(bucket) = ranking {
-                    super::rank_apart(client, bucket, bucket_ttl_secs, &order).await;
+                if let Ranking::Apart(hour) = ranking {
+                    super::rank_apart(client, hour, hour_ttl_secs, &order).await;
                 }
                 SettleOutcome::Paid(order)
             }

@@ -130,10 +130,10 @@ impl Payments {
     /// Step 3: marks the attempt's order paid, or releases its hold.
     async fn settle(&self, sale_id: u64, order_id: u64, attempt: u64, paid: bool) -> Result<SettleOutcome, WriteError> {
         let (_, keys) = self.sales.order_keys(sale_id, order_id).await?;
-        let bucket = self.keys.ranking_bucket(now_ms() / HOUR_MS);
+        let hour = self.keys.ranking_hour(now_ms() / HOUR_MS);
         let ttl = (MAX_RANKING_HOURS + 1) * 3600;
         let client = crate::redis::connected(&self.redis)?;
-        let ranking = self.sales.placement().ranking(&bucket);
+        let ranking = self.sales.placement().ranking(&hour);
         Ok(self.scripts.pay_settle.call(client, &keys, ranking, ttl, order_id, attempt, paid).await?)
     }
 

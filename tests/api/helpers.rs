@@ -13,7 +13,8 @@ use std::{
 
 use bytes::Bytes;
 use flashsale::{
-    app::{self, ServeConfig},
+    app,
+    config::ServeConfig,
     config::*,
     shutdown::{self, Trigger},
 };

@@ -173,7 +173,7 @@ fn every_error_code_is_named_in_the_spec() {
     let error_rs = read("src/http/error.rs");
     codes.extend(literals_of_item(&error_rs, "pub fn code(&self)"));
     // The domain's refusals, answered with their own codes.
-    let refusals = read("src/domain/error.rs");
+    let refusals = read("src/error.rs");
     codes.extend(literals_of_item(&refusals, "pub fn code(&self)"));
     // `BadRequest(code, _) => code`: the codes handlers and the router pass in.
     for entry in std::fs::read_dir(root().join("src/http")).unwrap() {

@@ -16,7 +16,7 @@ use crate::{
 pub struct SaleStatus {
     sale_id: u64,
     /// False when MySQL has the sale and Redis does not: it retired (see
-    /// `retired`), or Redis lost it (`stock load` rebuilds it).
+    /// `retired_records`), or Redis lost it (`stock load` rebuilds it).
     in_redis: bool,
     /// MySQL holds it as retired.
     retired: bool,

@@ -1,5 +1,5 @@
 //! What the API answers for campaigns, sales and orders whose keys Redis no
-//! longer holds because they retired (see `retire`), and for released orders
+//! longer holds because they retired (see `retirement`), and for released orders
 //! Redis forgot (see `sales::forget`): MySQL, which keeps them.
 //!
 //! Asked only once Redis has said "unknown", so the hot path never waits on
@@ -103,10 +103,10 @@ impl RetiredRecords {
     }
 }
 
-impl From<Unavailable> for crate::domain::Error {
+impl From<Unavailable> for crate::error::Error {
     fn from(e: Unavailable) -> Self {
         tracing::warn!(error = %e, "cannot read a retired record");
-        crate::domain::Error::Unavailable(e.to_string())
+        crate::error::Error::Unavailable(e.to_string())
     }
 }
 

@@ -1,5 +1,6 @@
-//! The domain's one error type: what a caller of a domain service must tell
-//! its own caller — refused with a reason, unavailable, outcome unknown, a bug.
+//! The domain's one error type (re-exported by `domain`): what a caller of a
+//! domain service must tell its own caller — refused with a reason,
+//! unavailable, outcome unknown, a bug. The stores convert their errors into it.
 
 use crate::order::OrderStatus;
 

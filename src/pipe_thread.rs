@@ -12,7 +12,7 @@ use std::{sync::Arc, thread::JoinHandle};
 use tokio::sync::oneshot;
 
 use crate::{
-    app::ServeConfig,
+    config::ServeConfig,
     kafka,
     keys::Keys,
     placement::Placement,

@@ -11,7 +11,7 @@
 //!    and the expiry task list only the registry: it leaves their loops at once.
 //! 2. Every member of `retiring` whose time has come loses all its keys in
 //!    one script (`drop_retired.lua`), MySQL's mark made sure of first. From
-//!    then on the API answers for it from MySQL (see `retired`).
+//!    then on the API answers for it from MySQL (see `retired_records`).
 //!
 //! An ended one not ready yet is looked at again later (1 s, 2 s, ... at most
 //! 30 s apart). A tick costs one meta read per live campaign and sale, plus
