@@ -19,7 +19,7 @@ pub fn cluster_url() -> String {
         .unwrap_or_else(|_| "redis-cluster://127.0.0.1:26501?node=127.0.0.1:26502&node=127.0.0.1:26503".to_string())
 }
 
-async fn on_cluster(adjust: impl FnOnce(&mut flashsale::app::ServeConfig)) -> TestApp {
+async fn on_cluster(adjust: impl FnOnce(&mut flashsale::config::ServeConfig)) -> TestApp {
     TestApp::spawn_with(|c| {
         c.redis.redis_url = cluster_url();
         adjust(c);

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use flashsale::app::ServeConfig;
+use flashsale::config::ServeConfig;
 use fred::{
     prelude::*,
     types::{ClusterHash, CustomCommand},

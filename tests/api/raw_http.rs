@@ -29,7 +29,7 @@ mod wire;
 
 use std::{cell::RefCell, collections::BTreeMap};
 
-use flashsale::app::ServeConfig;
+use flashsale::config::ServeConfig;
 use proptest::{
     collection::vec,
     prelude::*,

@@ -15,7 +15,7 @@ async fn with_mysql_down_readyz_is_503_by_default_and_200_when_it_requires_redis
     let down = "mysql://flashsale:flashsale@127.0.0.1:1/nowhere";
     // Two more instances on the same Redis and broker, with a MySQL that is not there.
     let instance = |name: &'static str, requires: ReadyRequires| {
-        move |c: &mut flashsale::app::ServeConfig| {
+        move |c: &mut flashsale::config::ServeConfig| {
             c.mysql.mysql_url = down.into();
             c.run_sink = false;
             c.relay.relay_consumer = Some(name.into());
