@@ -105,10 +105,8 @@ impl Mine {
                 Some(fresh) => break fresh,
                 None if started.elapsed() < CATCH_UP => tokio::time::sleep(POLL).await,
                 None => {
-                    return Err({
-                        tracing::warn!("mine: MySQL still lacks an order Redis shows");
-                        crate::error::Error::Unavailable("the order history is catching up".into())
-                    })
+                    tracing::warn!("mine: MySQL still lacks an order Redis shows");
+                    return Err(crate::error::Error::Unavailable("the order history is catching up".into()));
                 }
             }
         };

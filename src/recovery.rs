@@ -133,8 +133,15 @@ impl Sweeper {
                 if !due || (entry.after_clean_pass && failed) {
                     continue;
                 }
-                if entry.by == By::Turn && !*turn.get_or_insert(self.take_turn(&mut failed).await) {
-                    continue;
+                if entry.by == By::Turn {
+                    // One SET NX per pass: the turn is asked for once, by the first job that needs it.
+                    let taken = match turn {
+                        Some(taken) => taken,
+                        None => *turn.insert(self.take_turn(&mut failed).await),
+                    };
+                    if !taken {
+                        continue;
+                    }
                 }
                 last_run[i] = Some(Instant::now());
                 if let Err(e) = self.run_job(entry.job, &ids).await {
