@@ -295,8 +295,29 @@ impl TestApp {
 }
 
 /// A port the kernel just had free, for a child process to bind.
+/// A port nothing listens on now, for a server a test starts by address. Taken
+/// below the kernel's ephemeral range (and above the stack's fixed ports), so
+/// no client socket of a parallel test is handed it meanwhile: a port from
+/// `bind(:0)` is an ephemeral one, and an outgoing connection could take it
+/// before the server binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FROM: u32 = 30_000;
+    let below: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .filter(|low| *low > FROM + 100)
+        .unwrap_or(32_768);
+    // Each test process starts elsewhere in the range, and hands out each port once.
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919);
+    for _ in 0..(below - FROM) {
+        let port = (FROM + start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % (below - FROM)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FROM}..{below}");
 }
 
 /// Blocks until something accepts on `port`, failing the test with `what`
