@@ -55,8 +55,8 @@ pub struct Guard {
     demo: bool,
     client_ip: ClientIp,
     payments: Payments,
-    per_ip: Option<RateLimiter>,
-    per_user: Option<RateLimiter>,
+    per_ip: Option<RateLimiter<IpAddr>>,
+    per_user: Option<RateLimiter<u64>>,
     admission: Option<Arc<Admission>>,
 }
 

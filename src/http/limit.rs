@@ -1,60 +1,63 @@
-//! In-process admission control: token allowances (the token-bucket rule) per client IP and per user
-//! (429 + Retry-After), and caps on reservations in flight per sale and on
-//! connections open per client IP.
-//! Allowances live in sharded maps so concurrent requests rarely share a lock.
+//! In-process admission control: token allowances per client IP and per user
+//! (`governor`'s GCRA, 429 + Retry-After), and caps on reservations in flight per
+//! sale and on connections open per client IP.
 
 use std::{
+    cell::Cell,
     collections::HashMap,
     hash::{BuildHasher, Hash},
+    num::NonZeroU32,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-const SHARDS: usize = 64;
-/// A shard this full drops allowances idle for a while before growing further.
-const PRUNE_AT: usize = 4096;
+use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota};
 
-struct Allowance {
-    tokens: f64,
-    at: Instant,
+/// One check in this many (drawn at random, per thread: no shared counter) drops the
+/// allowances back to full, i.e. of clients idle for a second.
+const PRUNE_ONE_IN: u64 = 1 << 18;
+
+pub struct RateLimiter<K: Hash + Eq + Clone> {
+    allowances: DefaultKeyedRateLimiter<K>,
 }
 
-pub struct RateLimiter {
-    rate: f64,
-    shards: Vec<Mutex<HashMap<u64, Allowance>>>,
-    hasher: std::collections::hash_map::RandomState,
-}
-
-impl RateLimiter {
+impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// `rate` requests per second, bursts of up to one second's worth.
-    pub fn new(rate: u32) -> RateLimiter {
-        RateLimiter {
-            rate: f64::from(rate.max(1)),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: Default::default(),
-        }
+    pub fn new(rate: u32) -> RateLimiter<K> {
+        let rate = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
+        RateLimiter { allowances: governor::RateLimiter::keyed(Quota::per_second(rate)) }
     }
 
     /// Takes a token for `key`, or says how long until one is free.
-    pub fn check(&self, key: impl Hash) -> Result<(), Duration> {
-        let key = self.hasher.hash_one(key);
-        let now = Instant::now();
-        let mut shard = self.shards[key as usize % SHARDS].lock().unwrap_or_else(|e| e.into_inner());
-        if shard.len() >= PRUNE_AT {
-            let idle = Duration::from_secs(2);
-            shard.retain(|_, b| now.duration_since(b.at) < idle);
+    pub fn check(&self, key: K) -> Result<(), Duration> {
+        if draw() % PRUNE_ONE_IN == 0 {
+            self.allowances.retain_recent();
         }
-        let allowance = shard.entry(key).or_insert(Allowance { tokens: self.rate, at: now });
-        allowance.tokens =
-            (allowance.tokens + now.duration_since(allowance.at).as_secs_f64() * self.rate).min(self.rate);
-        allowance.at = now;
-        if allowance.tokens >= 1.0 {
-            allowance.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - allowance.tokens) / self.rate))
-        }
+        self.allowances
+            .check_key(&key)
+            .map_err(|not_until| not_until.wait_time_from(governor::clock::DefaultClock::default().now()))
     }
+
+    /// Clients remembered (those not back to a full allowance at the last prune).
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.allowances.len()
+    }
+}
+
+/// A xorshift draw from this thread's own state.
+fn draw() -> u64 {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(std::hash::RandomState::new().hash_one(std::thread::current().id()) | 1);
+    }
+    STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        x
+    })
 }
 
 /// At most `cap` holders at once per key: reservations in flight per sale
@@ -112,13 +115,28 @@ mod tests {
 
     #[test]
     fn an_allowance_allows_its_burst_then_asks_to_wait() {
-        let limiter = RateLimiter::new(3);
+        let limiter = RateLimiter::<u64>::new(3);
         for _ in 0..3 {
             assert!(limiter.check(7u64).is_ok());
         }
         let wait = limiter.check(7u64).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_millis(334));
         assert!(limiter.check(8u64).is_ok(), "another key has its own allowance");
+    }
+
+    #[test]
+    fn idle_clients_are_forgotten() {
+        let limiter = RateLimiter::<u64>::new(1_000_000);
+        for key in 0..10_000 {
+            limiter.check(key).unwrap();
+        }
+        assert!(limiter.remembered() >= 9_000, "{} remembered", limiter.remembered());
+        // A million a second: everyone is back to a full allowance within a few ms.
+        std::thread::sleep(Duration::from_millis(20));
+        for key in 0..PRUNE_ONE_IN * 12 {
+            limiter.check(u64::MAX - key % 100).unwrap();
+        }
+        assert!(limiter.remembered() <= 100, "{} remembered", limiter.remembered());
     }
 
     #[test]

@@ -9,11 +9,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::respond::{json, text, Reply};
-use crate::{metrics::METRICS, shutdown::Shutdown, sink::SinkHealth};
+use crate::{shutdown::Shutdown, sink::SinkHealth};
 
 async fn answer(req: Request<Incoming>, sink: Arc<SinkHealth>) -> Result<Reply, Infallible> {
     Ok(match req.uri().path() {
-        "/metrics" => text(METRICS.render(), "text/plain; version=0.0.4"),
+        "/metrics" => text(crate::metrics::render(), "text/plain; version=0.0.4"),
         "/healthz" => json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
         "/readyz" => {
             let status = if sink.is_stalled() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };

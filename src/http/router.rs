@@ -243,7 +243,7 @@ async fn dispatch(app: &App, surface: Surface, req: Request<Incoming>) -> Result
         }
         "/metrics" => {
             allow(&req, &Method::GET, "GET")?;
-            Ok(super::respond::text(METRICS.render(), "text/plain; version=0.0.4"))
+            Ok(super::respond::text(crate::metrics::render(), "text/plain; version=0.0.4"))
         }
         "/healthz" => {
             allow(&req, &Method::GET, "GET")?;
@@ -300,6 +300,6 @@ mod tests {
         let reply = caught(deliberate_panic()).await.unwrap_or_else(ApiError::into_reply);
         assert_eq!(reply.status(), hyper::StatusCode::INTERNAL_SERVER_ERROR);
         assert!(METRICS.panics.load(Relaxed) > before, "the hook counted it");
-        assert!(METRICS.render().contains("\nflashsale_panics_total "));
+        assert!(crate::metrics::render().contains("\nflashsale_panics_total "));
     }
 }

@@ -70,45 +70,31 @@ impl Histogram {
             .collect()
     }
 
-    /// Writes the histogram in Prometheus text format, bounds and sum in
-    /// seconds (observations were microseconds).
-    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
-        self.render_scaled(out, name, labels, 1e-6);
-    }
-
-    /// As `render`, bounds and sum multiplied by `scale` (1.0 for plain counts).
-    pub fn render_scaled(&self, out: &mut String, name: &str, labels: &str, scale: f64) {
-        // Divide by the inverse: 100 / 1e6 prints 0.0001, 100 * 1e-6 does not.
+    /// Sum, count and per-bound counts (not cumulative, +Inf last), bounds and
+    /// sum multiplied by `scale` (1e-6: seconds from µs; 1.0: plain counts).
+    pub fn snapshot(&self, scale: f64) -> (f64, u64, Vec<(f64, u64)>) {
+        // Divide by the inverse: 100 / 1e6 is 0.0001, 100 * 1e-6 is not.
         let divisor = (1.0 / scale).round();
-        use std::fmt::Write;
-        let counts = self.cumulative();
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (bound, count) in self.bounds.iter().zip(&counts) {
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{}\"}} {count}", *bound as f64 / divisor);
-        }
-        let total = counts.last().copied().unwrap_or(0);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {total}");
-        let braces = |s: &str| if s.is_empty() { String::new() } else { format!("{{{s}}}") };
-        let _ = writeln!(out, "{name}_sum{} {}", braces(labels), self.sum_us.load(Relaxed) as f64 / divisor);
-        let _ = writeln!(out, "{name}_count{} {total}", braces(labels));
+        let counts: Vec<u64> = self.counts.iter().map(|c| c.load(Relaxed)).collect();
+        let bounds = self.bounds.iter().map(|b| *b as f64 / divisor).chain([f64::INFINITY]);
+        let buckets: Vec<(f64, u64)> = bounds.zip(counts.iter().copied()).collect();
+        (self.sum_us.load(Relaxed) as f64 / divisor, counts.iter().sum(), buckets)
     }
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn observations_land_under_their_bound_and_render_cumulatively() {
+    fn observations_land_under_their_bound() {
         let h = super::Histogram::new();
         h.observe_us(80);
         h.observe_us(3_000);
         h.observe_us(20_000_000);
         let c = h.cumulative();
         assert_eq!((c[0], c[5], *c.last().unwrap()), (1, 2, 3));
-        let mut out = String::new();
-        h.render(&mut out, "x_seconds", "route=\"a\"");
-        assert!(out.contains("x_seconds_bucket{route=\"a\",le=\"0.0001\"} 1"));
-        assert!(out.contains("x_seconds_bucket{route=\"a\",le=\"+Inf\"} 3"));
-        assert!(out.contains("x_seconds_count{route=\"a\"} 3"));
+        let (sum, count, buckets) = h.snapshot(1e-6);
+        assert_eq!((sum, count), (20.00308, 3));
+        assert_eq!((buckets[0], buckets[4], buckets[16]), ((0.0001, 1), (0.0025, 0), (f64::INFINITY, 1)));
     }
 
     #[test]
@@ -117,11 +103,8 @@ mod tests {
         for n in [1, 7, 7, 300, 10_000] {
             h.observe_size(n);
         }
-        let mut out = String::new();
-        h.render_scaled(&mut out, "x_size", "", 1.0);
-        assert!(out.contains("x_size_bucket{le=\"1\"} 1"), "{out}");
-        assert!(out.contains("x_size_bucket{le=\"10\"} 3"), "{out}");
-        assert!(out.contains("x_size_bucket{le=\"500\"} 4"), "{out}");
-        assert!(out.contains("x_size_sum 10315"), "{out}");
+        let (sum, count, buckets) = h.snapshot(1.0);
+        assert_eq!((sum, count), (10315.0, 5));
+        assert_eq!((buckets[0], buckets[3], buckets[8]), ((1.0, 1), (10.0, 2), (500.0, 1)));
     }
 }

@@ -1,19 +1,19 @@
 //! Metrics: static atomics written on the hot path (no locks, no allocation
-//! per request), rendered in Prometheus text format for `GET /metrics` and
-//! read by the live dashboard. Every metric name the service exports is in
-//! this module.
+//! per request), read by the live dashboard and written out for `GET /metrics`
+//! by `exposition` (prometheus-client). Every metric the service exports is here.
 
+mod exposition;
 mod histogram;
 
 use std::{
     collections::BTreeMap,
-    fmt::Write,
     sync::{
         atomic::{AtomicI64, AtomicU64, Ordering::Relaxed},
         Mutex,
     },
 };
 
+pub use exposition::render;
 pub use histogram::{Histogram, BOUNDS_US};
 
 /// The routes requests are counted under.
@@ -316,135 +316,4 @@ impl Metrics {
     pub fn sink_lag_total(&self) -> i64 {
         self.sink_lag.lock().unwrap_or_else(|e| e.into_inner()).values().sum()
     }
-
-    /// Everything, in Prometheus text format 0.0.4.
-    pub fn render(&self) -> String {
-        let mut out = String::with_capacity(16 * 1024);
-        header(&mut out, "flashsale_http_requests_total", "counter", "HTTP requests by route and status");
-        for route in Route::ALL {
-            for (slot, status) in STATUSES.iter().enumerate() {
-                let n = self.requests[route as usize][slot].load(Relaxed);
-                if n > 0 {
-                    let status = if *status == 0 { "other".to_string() } else { status.to_string() };
-                    let _ = writeln!(
-                        out,
-                        "flashsale_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                        route.name()
-                    );
-                }
-            }
-        }
-        header(&mut out, "flashsale_http_request_duration_seconds", "histogram", "HTTP request latency by route");
-        for route in Route::ALL {
-            let labels = format!("route=\"{}\"", route.name());
-            self.latency[route as usize].render(&mut out, "flashsale_http_request_duration_seconds", &labels);
-        }
-        header(&mut out, "flashsale_script_outcomes_total", "counter", "Lua script outcomes");
-        for (s, (script, names)) in OUTCOMES.iter().enumerate() {
-            for (o, outcome) in names.iter().enumerate() {
-                let n = self.outcomes[s][o].load(Relaxed);
-                let _ =
-                    writeln!(out, "flashsale_script_outcomes_total{{script=\"{script}\",outcome=\"{outcome}\"}} {n}");
-            }
-        }
-        header(&mut out, "flashsale_script_batch_size", "histogram", "Requests carried per hot-path script call");
-        self.issue_batch_size.render_scaled(&mut out, "flashsale_script_batch_size", "script=\"issue_coupon\"", 1.0);
-        self.reserve_batch_size.render_scaled(&mut out, "flashsale_script_batch_size", "script=\"reserve_order\"", 1.0);
-        self.wallet_batch_size.render_scaled(&mut out, "flashsale_script_batch_size", "script=\"wallet_apply\"", 1.0);
-        counter(&mut out, "flashsale_relay_events_total", "Events produced to Kafka", self.relay_events.load(Relaxed));
-        counter(&mut out, "flashsale_relay_batches_total", "Relay batches delivered", self.relay_batches.load(Relaxed));
-        header(&mut out, "flashsale_relay_batch_size", "histogram", "Events per relay batch");
-        self.relay_batch_size.render_scaled(&mut out, "flashsale_relay_batch_size", "", 1.0);
-        header(&mut out, "flashsale_kafka_produce_duration_seconds", "histogram", "Kafka produce latency per request");
-        self.kafka_produce.render(&mut out, "flashsale_kafka_produce_duration_seconds", "");
-        counter(
-            &mut out,
-            "flashsale_kafka_produce_errors_total",
-            "Failed Kafka produce attempts",
-            self.kafka_produce_errors.load(Relaxed),
-        );
-        gauge(
-            &mut out,
-            "flashsale_outbox_entries",
-            "Outbox entries not yet relayed, all streams",
-            self.outbox_entries.load(Relaxed),
-        );
-        gauge(
-            &mut out,
-            "flashsale_outbox_pending",
-            "Outbox entries read by the relay, not yet acknowledged",
-            self.outbox_pending.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "flashsale_sink_events_total",
-            "Events written to MySQL by the sink",
-            self.sink_events.load(Relaxed),
-        );
-        header(&mut out, "flashsale_sink_lag", "gauge", "Kafka records not yet in MySQL, per partition");
-        for ((topic, partition), lag) in self.sink_lag.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(out, "flashsale_sink_lag{{topic=\"{topic}\",partition=\"{partition}\"}} {lag}");
-        }
-        header(
-            &mut out,
-            "flashsale_sink_stalled",
-            "gauge",
-            "1 while a sink partition is stalled: its stored offset is past the broker's end, or its batch \
-             failed FLASHSALE_SINK_STALL_AFTER times in a row (see flashsale status)",
-        );
-        for ((topic, partition), stalled) in self.sink_stalled.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "flashsale_sink_stalled{{topic=\"{topic}\",partition=\"{partition}\"}} {}",
-                *stalled as u8
-            );
-        }
-        header(&mut out, "flashsale_mysql_write_duration_seconds", "histogram", "Sink transaction latency");
-        self.mysql_write.render(&mut out, "flashsale_mysql_write_duration_seconds", "");
-        counter(
-            &mut out,
-            "flashsale_mysql_errors_total",
-            "Failed MySQL operations in the sink",
-            self.mysql_errors.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "flashsale_sink_order_conflicts_total",
-            "Order events refused because their id names another order's row (see order_conflicts)",
-            self.order_conflicts.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "flashsale_orders_expired_total",
-            "Reservations released by the sweeper (past their payment deadline)",
-            self.orders_expired.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "flashsale_wallet_recovered_total",
-            "Wallet payments interrupted between their steps and settled by the recovery pass",
-            self.wallet_recovered.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "flashsale_panics_total",
-            "Panics in this process; each is a bug, logged with its backtrace",
-            self.panics.load(Relaxed),
-        );
-        out
-    }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn counter(out: &mut String, name: &str, help: &str, value: u64) {
-    header(out, name, "counter", help);
-    let _ = writeln!(out, "{name} {value}");
-}
-
-fn gauge(out: &mut String, name: &str, help: &str, value: i64) {
-    header(out, name, "gauge", help);
-    let _ = writeln!(out, "{name} {value}");
 }
