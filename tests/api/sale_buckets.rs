@@ -280,6 +280,9 @@ async fn on_a_cluster_a_bucketed_sale_sells_out_exactly_over_several_primaries_w
     assert_eq!(remaining(&app, 1).await, 0);
     let reserved = "SELECT COUNT(*) FROM orders WHERE sale_id = 1 AND status = 'reserved'";
     assert_eq!(app.wait_for_sql(reserved, 3_000).await, 3_000);
+    // The coupon's issues travel their own stream: wait for them too.
+    let used = "SELECT COUNT(*) FROM coupon_issues WHERE coupon_id = 7 AND used_order_id IS NOT NULL";
+    assert_eq!(app.wait_for_sql(used, 20).await, 20);
     let agree = app.cli(&["reconcile"]);
     assert!(agree.stdout.contains("agree"), "{} {}", agree.stdout, agree.stderr);
 }
