@@ -4,11 +4,12 @@
 -- KEYS[1] meta  [2] prices  [3] stock  [4] bought  [5] orders  [6] deadlines
 -- KEYS[7] idem  [8] seq     [9] outbox  [10] idem_expiry  [11] coupon_holds
 --          (the sale's keys, see seed_sale.lua)
--- KEYS[12] coupon meta  [13] coupon users  [14] coupon used (user -> "sale:order"), only with a
+-- KEYS[12] queue_admitted (the sale's waiting room: user -> admitted until, ms)
+-- KEYS[13] coupon meta  [14] coupon users  [15] coupon used (user -> "sale:order"), only with a
 --          coupon here (absent when none, or held apart)
 -- ARGV[1] sale id   ARGV[2] coupon id ('' = none), the same for every request of the call
 -- ARGV[3] how long an idempotency key's answer is replayed (ms)
--- ARGV[4] the coupon's mode: 'here' (its keys are KEYS[12..14]: one node) or
+-- ARGV[4] the coupon's mode: 'here' (its keys are KEYS[13..15]: one node) or
 --         'held' (Redis Cluster: the coupon lives in another slot, and the service
 --         held it for each request first, see hold_coupon.lua)
 -- ARGV[5] held: the coupon's discount   ARGV[6] held: the holds' deadline (ms)
@@ -20,13 +21,16 @@
 --          expired ones included: counted in `bought` under 'n:' .. user
 -- then one record per request, in arrival order (the service batches concurrent
 -- requests for one sale and coupon campaign into one call):
---   user id, idempotency key ('' = none), request fingerprint, number of lines n,
+--   user id, idempotency key ('' = none), request fingerprint, '1' when the
+--   caller showed a valid admission ('0' not), number of lines n,
 --   then n sku, quantity pairs (distinct skus),
 --   then, held only: the hold's token ('' = not held) and the order's
 --   coupon_seq (when not held: the answer instead, 'coupon_unavailable' or 'coupon_expired')
 --
 -- Checks per request, in order: idempotency key (replay or mismatch), sale exists,
--- window open, the user's orders made stay under ARGV[10], every SKU exists, every SKU has the stock, the user's total stays
+-- window open, with a waiting room the caller showed an admission and Redis
+-- holds it for the user unlapsed (a reservation uses it up), the user's orders
+-- made stay under ARGV[10], every SKU exists, every SKU has the stock, the user's total stays
 -- within the per-user limit, the coupon was issued to this user and is unused,
 -- and the coupon's campaign has not ended (held: the request holds it, and the
 -- hold's deadline has not passed, else {'hold_lapsed'}: then nothing happened).
@@ -54,7 +58,7 @@
 --   {'reserved', order_json} | {'replay', first_answer_json} | {'idem_mismatch'}
 --   | {'unknown_sale'} | {'not_started'} | {'ended'} | {'unknown_sku', 'sku,sku'}
 --   | {'sold_out', 'sku,sku'} | {'limit_exceeded', left} | {'coupon_unavailable'}
---   | {'coupon_expired'} | {'hold_lapsed'} | {'too_many_orders', cap}
+--   | {'coupon_expired'} | {'hold_lapsed'} | {'too_many_orders', cap} | {'not_admitted'}
 -- Ids travel as strings in the order JSON: Lua numbers are doubles.
 --
 -- Order ids: max(last id + 1, now in ms * 1000), with N buckets the next one
@@ -71,7 +75,8 @@ local sale, coupon = ARGV[1], ARGV[2]
 local coupon_held = ARGV[4] == 'held'
 
 -- Shared by every request of the call: the window, prices, the coupon's discount.
-local meta = redis.call('HMGET', KEYS[1], 'starts_at', 'ends_at', 'per_user_limit', 'hold_ms', 'buckets')
+local meta = redis.call('HMGET', KEYS[1], 'starts_at', 'ends_at', 'per_user_limit', 'hold_ms', 'buckets', 'queue_rate')
+local queued = meta[6] ~= false
 local buckets = tonumber(meta[5] or '1')
 if meta[1] and buckets ~= tonumber(ARGV[7]) then
   -- The caller routed by a stale count: its users' homes may be wrong.
@@ -132,7 +137,7 @@ local function made_of(user)
   load_user(user)
   return made[user]
 end
-local used_by = memo(used, function(user) return redis.call('HEXISTS', KEYS[14], user) == 1 end)
+local used_by = memo(used, function(user) return redis.call('HEXISTS', KEYS[15], user) == 1 end)
 local idem_of = memo(idem, function(key) return redis.call('HGET', KEYS[7], key) or false end)
 local seq, seq_start = nil, nil
 local coupon_seq_next, coupon_seq_start, discount_of_coupon, coupon_ended = nil, nil, nil, false
@@ -140,6 +145,8 @@ local coupon_held_until = 0
 -- What the call writes at its end, one command per key.
 local new_orders, new_deadlines, new_idem, new_idem_expiry, new_used, new_events = {}, {}, {}, {}, {}, {}
 local new_holds = {}
+-- With a queue: each user's admission (until, ms; 0 none or used), and those used.
+local admission, admissions_used = {}, {}
 local idem_ttl = tonumber(ARGV[3])
 
 -- (fingerprint, answer) remembered under an idempotency key, or nil when
@@ -161,7 +168,7 @@ end
 -- Users whose units bought changed (a set: one may buy twice in a call).
 local bought_changed = {}
 
-local function reserve(user, idem_key, fingerprint, first, n, token, held_seq)
+local function reserve(user, idem_key, fingerprint, shown, first, n, token, held_seq)
   if idem_key ~= '' then
     local prior_fingerprint, prior_answer = remembered(idem_of(idem_key))
     if prior_fingerprint then
@@ -173,6 +180,14 @@ local function reserve(user, idem_key, fingerprint, first, n, token, held_seq)
   end
   if closed then
     return {closed}
+  end
+  if queued then
+    if admission[user] == nil then
+      admission[user] = tonumber(redis.call('ZSCORE', KEYS[12], user) or '0')
+    end
+    if not shown or admission[user] <= now then
+      return {'not_admitted'}
+    end
   end
   local orders_made = made_of(user)
   if max_orders > 0 and orders_made >= max_orders then
@@ -225,11 +240,11 @@ local function reserve(user, idem_key, fingerprint, first, n, token, held_seq)
       discount = total
     end
   elseif coupon ~= '' then
-    if redis.call('SISMEMBER', KEYS[13], user) == 0 or used_by(user) then
+    if redis.call('SISMEMBER', KEYS[14], user) == 0 or used_by(user) then
       return {'coupon_unavailable'}
     end
     if discount_of_coupon == nil then
-      local c = redis.call('HMGET', KEYS[12], 'discount', 'use_seq', 'ends_at', 'held_until')
+      local c = redis.call('HMGET', KEYS[13], 'discount', 'use_seq', 'ends_at', 'held_until')
       discount_of_coupon = tonumber(c[1] or '0')
       coupon_seq_start = tonumber(c[2] or '0')
       coupon_seq_next = coupon_seq_start
@@ -306,6 +321,10 @@ local function reserve(user, idem_key, fingerprint, first, n, token, held_seq)
     new_idem_expiry[#new_idem_expiry + 1] = idem_key
   end
   new_events[#new_events + 1] = json
+  if queued then
+    admission[user] = 0
+    admissions_used[#admissions_used + 1] = user
+  end
   return {'reserved', json}
 end
 
@@ -319,13 +338,14 @@ end
 local answers = {}
 local i = 11
 while i <= #ARGV do
-  local n = tonumber(ARGV[i + 3])
-  local after = i + 4 + 2 * n
+  local shown = ARGV[i + 3] == '1'
+  local n = tonumber(ARGV[i + 4])
+  local after = i + 5 + 2 * n
   if coupon_held then
-    answers[#answers + 1] = reserve(ARGV[i], ARGV[i + 1], ARGV[i + 2], i + 4, n, ARGV[after], ARGV[after + 1])
+    answers[#answers + 1] = reserve(ARGV[i], ARGV[i + 1], ARGV[i + 2], shown, i + 5, n, ARGV[after], ARGV[after + 1])
     after = after + 2
   else
-    answers[#answers + 1] = reserve(ARGV[i], ARGV[i + 1], ARGV[i + 2], i + 4, n)
+    answers[#answers + 1] = reserve(ARGV[i], ARGV[i + 1], ARGV[i + 2], shown, i + 5, n)
   end
   i = after
 end
@@ -348,6 +368,7 @@ write_many('HSET', KEYS[5], new_orders)
 write_many('ZADD', KEYS[6], new_deadlines)
 write_many('HSET', KEYS[7], new_idem)
 write_many('ZADD', KEYS[10], new_idem_expiry)
+write_many('ZREM', KEYS[12], admissions_used)
 if #new_events == 1 then
   redis.call('XADD', KEYS[9], '*', 'order', new_events[1])
 elseif #new_events > 1 then
@@ -356,10 +377,10 @@ end
 if coupon_held then
   write_many('HSET', KEYS[11], new_holds)
 elseif coupon ~= '' then
-  write_many('HSET', KEYS[14], new_used)
+  write_many('HSET', KEYS[15], new_used)
   if coupon_seq_next ~= nil and coupon_seq_next > coupon_seq_start then
     -- The script is atomic: setting the sequence is adding to it.
-    redis.call('HSET', KEYS[12], 'use_seq', int(coupon_seq_next), 'held_until', int(coupon_held_until))
+    redis.call('HSET', KEYS[13], 'use_seq', int(coupon_seq_next), 'held_until', int(coupon_held_until))
   end
 end
 return answers

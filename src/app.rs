@@ -12,12 +12,13 @@ use tokio::net::TcpListener;
 use crate::{
     config::{HttpSettings, KafkaSettings, MysqlSettings, ServeConfig, SinkSettings},
     coupons::Coupons,
-    domain::{coupons::CouponService, orders::OrderService, wallets::WalletService, Domain},
+    domain::{coupons::CouponService, orders::OrderService, queue::QueueService, wallets::WalletService, Domain},
     http, kafka,
     keys::Keys,
     pipe_thread,
     placement::Placement,
     probes::Probes,
+    queue::{tickets::Tickets, Queues},
     redis,
     sales::Sales,
     scripts::Scripts,
@@ -111,11 +112,17 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
     )
     .await?;
 
+    let queues = Queues::new(redis.clone(), keys.clone(), scripts.clone());
+    tasks.spawn(queues.clone().run_admitter(shutdown.clone()));
     let retired = Arc::new(crate::retired_records::RetiredRecords::new(mysql.clone()));
     let domain = Domain {
         coupons: CouponService::new(Coupons::new(redis.clone(), keys.clone(), scripts, &placement), retired.clone()),
         orders: OrderService::new(sales, payments, retired, mysql.clone()),
         wallets: WalletService::new(wallets, mysql.clone()),
+        queue: QueueService::new(
+            queues,
+            config.http.queue_secret.as_ref().filter(|s| !s.0.is_empty()).map(Tickets::new),
+        ),
     };
     let app = Arc::new(App {
         guard,

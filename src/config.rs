@@ -175,6 +175,10 @@ pub struct HttpSettings {
     /// are accepted only with a valid `Flashsale-Signature` header made with it.
     #[arg(long, env = "FLASHSALE_PAYMENT_SECRET", hide_env_values = true)]
     pub payment_secret: Option<Secret>,
+    /// HMAC-SHA256 secret (at least 16 characters) that signs waiting-room tickets and
+    /// admissions (`sale create --queue`). Unset: the queue routes answer 403 `queue_not_configured`.
+    #[arg(long, env = "FLASHSALE_QUEUE_SECRET", hide_env_values = true)]
+    pub queue_secret: Option<Secret>,
     /// Without a payment secret, accept unsigned gateway calls (local demos only: anyone
     /// can then mark any order paid and charge any wallet). Without either, they answer 403.
     #[arg(long, env = "FLASHSALE_PAYMENTS_UNSIGNED")]

@@ -91,6 +91,15 @@ pub enum Refusal {
     /// The payment_key already paid another order or charge (which is not named).
     #[error("this payment_key was already used for another order or charge; a payment pays once")]
     PaymentKeyUsed,
+    /// The sale has a waiting room that has not admitted this user (or the admission lapsed or was used).
+    #[error("this sale has a waiting room: join it, and reserve with the admission it gives (Flashsale-Admission)")]
+    NotAdmitted,
+    #[error("this sale has no waiting room: reserve directly")]
+    NoQueue,
+    #[error("the ticket is not one this service gave for this sale")]
+    InvalidTicket,
+    #[error("the waiting room needs FLASHSALE_QUEUE_SECRET, which this service does not have")]
+    QueueNotConfigured,
 }
 
 impl Refusal {
@@ -119,6 +128,10 @@ impl Refusal {
             Refusal::BalanceLimitExceeded(_) => "balance_limit_exceeded",
             Refusal::PaymentInProgress => "payment_in_progress",
             Refusal::PaymentKeyUsed => "payment_key_used",
+            Refusal::NotAdmitted => "not_admitted",
+            Refusal::NoQueue => "no_queue",
+            Refusal::InvalidTicket => "invalid_ticket",
+            Refusal::QueueNotConfigured => "queue_not_configured",
         }
     }
 }

@@ -30,7 +30,13 @@
 //! | `P{sale:ID}:moves`           | hash   | sales with buckets: stock taken from this bucket for another, not yet done: `id` -> `home:sku:units:taken_at` |
 //! | `P{sale:ID}:received`        | zset   | sales with buckets: moves this bucket was given, by when taken (ms) |
 //! | `P{sale:ID:B}:...`           |        | bucket B > 0 of a single-SKU sale created with `--buckets N` (see `sales::moves`): every key above; each bucket's meta keeps `buckets` = N |
+//! | `P{sale:ID}:queue`           | hash   | waiting room (`sale create --queue`): `seq` joins, `pre` joins before the start, `served` places decided, `tokens`/`at` the admission allowance, `epoch` (ms), `key` the pre-queue draw's, `admitted` in all |
+//! | `P{sale:ID}:queue_users`     | string | the user of each join, 20 bytes each, by join number |
+//! | `P{sale:ID}:queue_marks`     | string | a u32 per join: skipped, last seen, or admitted until (lua/lib/queue.lua) |
+//! | `P{sale:ID}:queue_joined`    | hash   | user -> their latest join number                  |
+//! | `P{sale:ID}:queue_admitted`  | zset   | users admitted and not yet reserved, by admitted until (ms) |
 //! | `Psales`                     | set    | ids of live sales (the relay's and the sweeper's list) |
+//! | `Pqueues`                    | set    | ids of sales with a waiting room (the admitter's list) |
 //! | `Pretiring`                  | zset   | `coupon:ID` / `sale:ID` retired, by when its keys go (ms) |
 //! | `P{rank}:products:H`         | zset   | sku -> paid orders in hour H (since the epoch); one tag for every hour |
 //! | `Prelay:alive:NAME`          | string | a running relay's heartbeat (expires when it stops) |
@@ -105,6 +111,33 @@ pub struct SaleKeys {
     pub received: String,
     /// Released orders by release time, until forgotten (see `sales::forget`).
     pub released: String,
+    /// The waiting room (see `queue`; the table above): none without `--queue`.
+    pub queue: String,
+    pub queue_users: String,
+    pub queue_marks: String,
+    pub queue_joined: String,
+    /// The waiting room's users admitted and not yet reserved.
+    pub queue_admitted: String,
+}
+
+/// The keys of a sale's waiting room, in the order the queue scripts take them
+/// (lua/lib/queue.lua).
+#[derive(Clone, Debug)]
+pub struct QueueKeys {
+    pub meta: String,
+    pub queue: String,
+    pub users: String,
+    pub marks: String,
+    pub joined: String,
+    pub admitted: String,
+    pub stock: String,
+}
+
+impl QueueKeys {
+    /// Every key the scripts take, in their order.
+    pub fn all(&self) -> [&str; 7] {
+        [&self.meta, &self.queue, &self.users, &self.marks, &self.joined, &self.admitted, &self.stock]
+    }
 }
 
 impl CouponKeys {
@@ -116,7 +149,7 @@ impl CouponKeys {
 
 impl SaleKeys {
     /// Every key of the sale.
-    pub fn all(&self) -> [&str; 17] {
+    pub fn all(&self) -> [&str; 22] {
         [
             &self.meta,
             &self.prices,
@@ -135,6 +168,11 @@ impl SaleKeys {
             &self.moves,
             &self.received,
             &self.released,
+            &self.queue,
+            &self.queue_users,
+            &self.queue_marks,
+            &self.queue_joined,
+            &self.queue_admitted,
         ]
     }
 }
@@ -221,7 +259,31 @@ impl Keys {
             coupon_returns: format!("{tag}:coupon_returns"),
             moves: format!("{tag}:moves"),
             received: format!("{tag}:received"),
+            queue: format!("{tag}:queue"),
+            queue_users: format!("{tag}:queue_users"),
+            queue_marks: format!("{tag}:queue_marks"),
+            queue_joined: format!("{tag}:queue_joined"),
+            queue_admitted: format!("{tag}:queue_admitted"),
         }
+    }
+
+    /// The keys of sale `sale_id`'s waiting room (in the sale's own slot).
+    pub fn sale_queue(&self, sale_id: u64) -> QueueKeys {
+        let sale = self.sale(sale_id);
+        QueueKeys {
+            meta: sale.meta,
+            queue: sale.queue,
+            users: sale.queue_users,
+            marks: sale.queue_marks,
+            joined: sale.queue_joined,
+            admitted: sale.queue_admitted,
+            stock: sale.stock,
+        }
+    }
+
+    /// The set of sales with a waiting room (written beside the scripts).
+    pub fn queues(&self) -> String {
+        format!("{}queues", self.prefix)
     }
 
     /// The shard a user's wallet lives in.

@@ -62,6 +62,7 @@ pub mod panics;
 pub mod pipe_thread;
 pub mod placement;
 pub mod probes;
+pub mod queue;
 pub mod reconcile;
 pub mod recovery;
 pub mod redis;

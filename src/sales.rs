@@ -81,6 +81,9 @@ pub struct NewOrder<'a> {
     pub lines: &'a [(u64, u64)],
     pub coupon_id: Option<u64>,
     pub idempotency_key: Option<&'a str>,
+    /// The caller showed a valid admission of the sale's waiting room (see
+    /// `domain::queue`); a sale with one refuses everyone else.
+    pub admitted: bool,
 }
 
 impl Sales {
@@ -163,7 +166,8 @@ impl Sales {
             }
         }
         let idempotency = new.idempotency_key.map(|key| (format!("{}:{key}", new.user_id), fingerprint(new)));
-        let reservation = Reservation { user_id: new.user_id, lines: new.lines.to_vec(), idempotency };
+        let reservation =
+            Reservation { user_id: new.user_id, lines: new.lines.to_vec(), idempotency, admitted: new.admitted };
         // With buckets (see `moves`): in the user's home bucket, refilled
         // from the others when short, routed again when the count was stale.
         let router = self.placement.buckets();

@@ -34,3 +34,42 @@ pub struct Existing {
     #[arg(long)]
     pub if_absent: bool,
 }
+
+/// A waiting room in front of the sale (`--queue`): see docs/queue.md.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Waiting room")]
+pub struct Queue {
+    /// Put a waiting room in front: reserving then needs the admission it gives.
+    #[arg(long)]
+    pub queue: bool,
+    /// Most users admitted per second, across every instance.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000), requires = "queue")]
+    pub admit_per_second: u32,
+    /// How long an admission lets its user reserve; unused, it gives its place back.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, requires = "queue")]
+    pub admission_ttl: std::time::Duration,
+    /// How long before --starts-at the room opens: joins before the start are drawn in random order.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration, requires = "queue")]
+    pub queue_opens_before: std::time::Duration,
+    /// A waiting ticket not polled for this long is skipped (joining again goes to the back).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "queue")]
+    pub poll_grace: std::time::Duration,
+}
+
+impl Queue {
+    /// The room's settings, None without `--queue`.
+    pub fn spec(&self) -> anyhow::Result<Option<crate::scripts::QueueSpec>> {
+        if !self.queue {
+            return Ok(None);
+        }
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        anyhow::ensure!(ms(self.admission_ttl) >= 1_000, "--admission-ttl must be at least 1s");
+        anyhow::ensure!(ms(self.poll_grace) >= 3_000, "--poll-grace must be at least 3s");
+        Ok(Some(crate::scripts::QueueSpec {
+            admit_per_second: self.admit_per_second,
+            admission_ttl_ms: ms(self.admission_ttl),
+            opens_before_ms: ms(self.queue_opens_before),
+            poll_grace_ms: ms(self.poll_grace),
+        }))
+    }
+}

@@ -5,6 +5,7 @@ mod coupon;
 mod create_args;
 mod migrate;
 mod payment;
+mod queue;
 mod reconcile;
 mod sale;
 mod serve;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Wallets: show one's balance (Redis) and history (MySQL).
     #[command(subcommand)]
     Wallet(wallet::Command),
+    /// Waiting rooms (`sale create --queue`): `queue show --sale N`.
+    #[command(subcommand)]
+    Queue(queue::Command),
     /// Show Redis stock, outbox, Kafka offsets, sink lag and stalls, and MySQL rows.
     Status(status::Args),
     /// Print the settings a subcommand would run with, and where each comes from (`config serve`).
@@ -71,6 +75,7 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Serve(args) => serve::run(*args).await,
+            Command::Queue(cmd) => queue::run(cmd).await,
             Command::Sink(args) => sink::run(args).await,
             Command::Migrate(args) => migrate::run(args).await,
             Command::Coupon(cmd) => coupon::run(cmd).await,

@@ -1,6 +1,6 @@
 //! `flashsale sale create`: write a sale to MySQL and seed Redis.
 
-use super::create_args::{Existing, Window};
+use super::create_args::{Existing, Queue, Window};
 use crate::{
     config::{MysqlSettings, RedisSettings},
     db::queries,
@@ -40,6 +40,8 @@ pub struct CreateArgs {
     #[command(flatten)]
     window: Window,
     #[command(flatten)]
+    queue: Queue,
+    #[command(flatten)]
     existing: Existing,
     #[command(flatten)]
     redis: RedisSettings,
@@ -76,6 +78,8 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     let spec = SaleSpec { starts_at, ends_at, per_user_limit: args.per_user, hold_ms, skus, buckets: args.buckets };
     anyhow::ensure!(spec.hold_ms >= 1000, "--hold must be at least 1s");
     anyhow::ensure!(spec.buckets == 1 || spec.skus.len() == 1, "--buckets is for single-SKU sales");
+    let queue = args.queue.spec()?;
+    anyhow::ensure!(queue.is_none() || spec.buckets == 1, "--queue is for sales without --buckets (for now)");
 
     let ctx = super::Context::connect(&args.redis, &args.mysql).await?;
     if !args.existing.replace {
@@ -113,9 +117,24 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     queries::put_sale(&ctx.mysql, args.id, &spec, args.existing.replace).await?;
     let mode = if args.existing.replace { SeedMode::Replace } else { SeedMode::Create };
     let outcome = ctx.sales.seed(args.id, &spec, mode).await?;
+    if matches!(outcome, crate::scripts::SeedOutcome::Created | crate::scripts::SeedOutcome::Replaced) {
+        let opens = spec.starts_at.saturating_sub(queue.map_or(0, |q| q.opens_before_ms));
+        crate::queue::Queues::new(ctx.redis.clone(), ctx.keys.clone(), ctx.scripts.clone())
+            .setup(args.id, queue, opens)
+            .await?;
+    }
     let ends = if spec.ends_at == 0 { "never".to_string() } else { rfc3339_ms(spec.ends_at) };
+    let room = match queue {
+        Some(q) => format!(
+            ", waiting room (admits {}/s, admissions last {}s, opens {})",
+            q.admit_per_second,
+            q.admission_ttl_ms / 1000,
+            rfc3339_ms(spec.starts_at.saturating_sub(q.opens_before_ms))
+        ),
+        None => String::new(),
+    };
     println!(
-        "sale {}: {outcome:?}, {} SKU(s){}, per-user limit {}, hold {}s, opens {}, closes {ends}",
+        "sale {}: {outcome:?}, {} SKU(s){}, per-user limit {}, hold {}s, opens {}, closes {ends}{room}",
         args.id,
         spec.skus.len(),
         if spec.buckets > 1 { format!(" in {} buckets", spec.buckets) } else { String::new() },

@@ -4,6 +4,7 @@
 
 pub mod coupons;
 pub mod orders;
+pub mod queue;
 pub mod wallets;
 
 pub use crate::error::{refuse, Error, Refusal};
@@ -16,6 +17,7 @@ pub struct Domain {
     pub coupons: coupons::CouponService,
     pub orders: orders::OrderService,
     pub wallets: wallets::WalletService,
+    pub queue: queue::QueueService,
 }
 
 /// Counts a write's outcome: the one place every write's outcome is recorded

@@ -100,6 +100,7 @@ impl OrderService {
             ReserveOutcome::SoldOut(skus) => refuse(Refusal::SkusSoldOut(skus)),
             ReserveOutcome::LimitExceeded { left } => refuse(Refusal::LimitExceeded(left)),
             ReserveOutcome::TooManyOrders(cap) => refuse(Refusal::TooManyOrders(cap)),
+            ReserveOutcome::NotAdmitted => refuse(Refusal::NotAdmitted),
             ReserveOutcome::CouponUnavailable => match new.coupon_id {
                 // Redis let a retired campaign go: an unused coupon of it had expired.
                 Some(coupon) if self.retired.is_retired(Kind::Coupon, coupon).await? => {

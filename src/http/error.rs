@@ -207,13 +207,17 @@ fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::OrderClosed(_)
         | Refusal::AlreadyPaid(_)
         | Refusal::PaymentKeyUsed
-        | Refusal::PaymentInProgress => StatusCode::CONFLICT,
+        | Refusal::PaymentInProgress
+        | Refusal::NoQueue => StatusCode::CONFLICT,
+        Refusal::InvalidTicket => StatusCode::UNAUTHORIZED,
         Refusal::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
         Refusal::SoldOut(_) | Refusal::SkusSoldOut(_) => StatusCode::GONE,
         Refusal::IdempotencyKeyReused | Refusal::AmountMismatch(_) | Refusal::BalanceLimitExceeded(_) => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        Refusal::NotStarted(_) | Refusal::Ended(_) => StatusCode::FORBIDDEN,
+        Refusal::NotStarted(_) | Refusal::Ended(_) | Refusal::NotAdmitted | Refusal::QueueNotConfigured => {
+            StatusCode::FORBIDDEN
+        }
     }
 }
 

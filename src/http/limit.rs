@@ -30,7 +30,7 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
 
     /// Takes a token for `key`, or says how long until one is free.
     pub fn check(&self, key: K) -> Result<(), Duration> {
-        if draw() % PRUNE_ONE_IN == 0 {
+        if draw().is_multiple_of(PRUNE_ONE_IN) {
             self.allowances.retain_recent();
         }
         self.allowances

@@ -19,6 +19,7 @@ mod order;
 mod order_view;
 mod pay;
 mod query;
+mod queue;
 mod rankings;
 mod reserve;
 mod respond;

@@ -20,7 +20,7 @@ use hyper::{body::Incoming, Method, Request};
 use super::{
     coupon, dashboard,
     error::{ApiError, Write},
-    health, issue, mine, order, pay, rankings, reserve,
+    health, issue, mine, order, pay, queue, rankings, reserve,
     respond::Reply,
     sale,
     surface::Surface,
@@ -109,7 +109,9 @@ fn classify(path: &str) -> Route {
     if let Some(rest) = path.strip_prefix("/v1/sales/") {
         return match rest.split('/').count() {
             1 => Route::GetSale,
+            2 if rest.ends_with("/queue") => Route::QueueJoin,
             2 => Route::ReserveOrder,
+            3 if rest.split('/').nth(1) == Some("queue") => Route::QueuePoll,
             3 => Route::GetOrder,
             _ if rest.ends_with("/confirm") => Route::ConfirmOrder,
             _ if rest.ends_with("/cancel") => Route::CancelOrder,
@@ -167,6 +169,14 @@ async fn dispatch(app: &App, surface: Surface, req: Request<Incoming>) -> Result
             (None, ..) => {
                 allow(&req, &Method::GET, "GET")?;
                 Box::pin(sale::get(app, sale_id)).await
+            }
+            (Some("queue"), None, ..) => {
+                allow(&req, &Method::POST, "POST")?;
+                Box::pin(queue::join(app, sale_id, req)).await
+            }
+            (Some("queue"), Some(ticket), None, _) => {
+                allow(&req, &Method::GET, "GET")?;
+                Box::pin(queue::poll(app, sale_id, ticket)).await
             }
             (Some("orders"), None, ..) => {
                 allow(&req, &Method::POST, "POST")?;

@@ -38,8 +38,12 @@ impl fmt::Debug for Metrics {
 impl Collector for Exposition {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
         let m = self.0;
-        let mut requests =
-            e.encode_descriptor("flashsale_http_requests", "HTTP requests by route and status", None, MetricType::Counter)?;
+        let mut requests = e.encode_descriptor(
+            "flashsale_http_requests",
+            "HTTP requests by route and status",
+            None,
+            MetricType::Counter,
+        )?;
         for route in Route::ALL {
             for (slot, status) in STATUSES.iter().enumerate() {
                 let n = m.requests[route as usize][slot].load(std::sync::atomic::Ordering::Relaxed);
@@ -113,7 +117,9 @@ impl Collector for Exposition {
         )?;
         for ((topic, partition), s) in m.sink_stalled.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let partition = partition.to_string();
-            stalled.encode_family(&[("topic", topic.as_str()), ("partition", &partition)])?.encode_gauge(&(*s as u64))?;
+            stalled
+                .encode_family(&[("topic", topic.as_str()), ("partition", &partition)])?
+                .encode_gauge(&(*s as u64))?;
         }
         histogram(&mut e, "flashsale_mysql_write_duration_seconds", "Sink transaction latency", &m.mysql_write, 1e-6)?;
         counter(&mut e, "flashsale_mysql_errors", "Failed MySQL operations in the sink", &m.mysql_errors)?;
@@ -161,12 +167,8 @@ fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, value: &std::sync::a
 
 fn histogram(e: &mut DescriptorEncoder, name: &str, help: &str, h: &Histogram, scale: f64) -> fmt::Result {
     let (sum, count, buckets) = h.snapshot(scale);
-    e.encode_descriptor(name, help, None, MetricType::Histogram)?.encode_histogram::<NoLabelSet>(
-        sum,
-        count,
-        &buckets,
-        None,
-    )
+    e.encode_descriptor(name, help, None, MetricType::Histogram)?
+        .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
 }
 
 fn histogram_of(m: &mut MetricEncoder, labels: &impl EncodeLabelSet, h: &Histogram, scale: f64) -> fmt::Result {

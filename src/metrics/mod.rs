@@ -36,11 +36,13 @@ pub enum Route {
     PayOrder,
     MyCoupons,
     MyOrders,
+    QueueJoin,
+    QueuePoll,
     Other,
 }
 
 impl Route {
-    const ALL: [Route; 18] = [
+    const ALL: [Route; 20] = [
         Route::IssueCoupon,
         Route::GetCoupon,
         Route::ReserveOrder,
@@ -58,6 +60,8 @@ impl Route {
         Route::PayOrder,
         Route::MyCoupons,
         Route::MyOrders,
+        Route::QueueJoin,
+        Route::QueuePoll,
         Route::Other,
     ];
 
@@ -80,6 +84,8 @@ impl Route {
             Route::PayOrder => "pay_order",
             Route::MyCoupons => "my_coupons",
             Route::MyOrders => "my_orders",
+            Route::QueueJoin => "queue_join",
+            Route::QueuePoll => "queue_poll",
             Route::Other => "other",
         }
     }
@@ -91,7 +97,7 @@ const STATUSES: [u16; 17] = [200, 201, 400, 401, 402, 403, 404, 405, 409, 410, 4
 /// Script outcomes per script (the outcome enums' names).
 /// Every write's outcomes (recorded by `domain`): a success, a refusal's
 /// code, or why it has no outcome (`timeout`, `unavailable`, `outcome_unknown`, `internal`).
-const OUTCOMES: [(&str, &[&str]); 6] = [
+const OUTCOMES: [(&str, &[&str]); 7] = [
     (
         "issue_coupon",
         &[
@@ -120,6 +126,7 @@ const OUTCOMES: [(&str, &[&str]); 6] = [
             "sold_out",
             "limit_exceeded",
             "too_many_orders",
+            "not_admitted",
             "coupon_unavailable",
             "coupon_expired",
             FAILED[0],
@@ -190,6 +197,23 @@ const OUTCOMES: [(&str, &[&str]); 6] = [
             FAILED[3],
         ],
     ),
+    (
+        "queue_join",
+        &[
+            "joined",
+            "again",
+            "unknown_sale",
+            "no_queue",
+            "not_started",
+            "ended",
+            "sold_out",
+            "queue_not_configured",
+            FAILED[0],
+            FAILED[1],
+            FAILED[2],
+            FAILED[3],
+        ],
+    ),
 ];
 
 /// The outcomes of a write that has none to tell.
@@ -198,7 +222,7 @@ const FAILED: [&str; 4] = ["timeout", "unavailable", "outcome_unknown", "interna
 const ROUTES: usize = Route::ALL.len();
 
 /// Outcome counters per script; a script with more outcomes fails to compile.
-const MAX_OUTCOMES: usize = 16;
+const MAX_OUTCOMES: usize = 17;
 const _: () = {
     let mut i = 0;
     while i < OUTCOMES.len() {

@@ -16,6 +16,7 @@ mod issue_coupon;
 mod join_outbox;
 mod move_stock;
 mod pay_order;
+mod queue;
 mod release_orders;
 mod reserve_order;
 mod retire;
@@ -37,6 +38,7 @@ pub use issue_coupon::{IssueCall, IssueCoupon, IssueOutcome};
 pub use join_outbox::JoinOutbox;
 pub use move_stock::{Given, Move, MoveStock};
 pub use pay_order::{HoldOutcome, PayHold, PaySettle, SettleOutcome};
+pub use queue::{AdmitOutcome, JoinOutcome, QueueScripts, QueueSpec, QueueState};
 pub use release_orders::{Expired, ReleaseOrders};
 pub use reserve_order::{CouponUse, HoldState, InBucket, Reservation, ReserveOrder, ReserveOutcome, ReserveRules};
 pub use retire::{DropRetired, Dropped, Keep, Owner, Retire, Retired, Seen};
@@ -75,6 +77,7 @@ pub struct Scripts {
     pub settle_coupon: SettleCoupon,
     pub move_stock: MoveStock,
     pub forget_orders: ForgetOrders,
+    pub queue: QueueScripts,
 }
 
 /// Where a payment bumps the hourly ranking tally it names (chosen by
@@ -146,6 +149,15 @@ impl Scripts {
             settle_coupon: SettleCoupon(script!(client, "settle_coupon").await?, ack),
             move_stock: MoveStock(script!(client, "move_stock").await?, ack),
             forget_orders: ForgetOrders(script!(client, "forget_orders").await?),
+            queue: QueueScripts {
+                setup: script!(client, "queue_setup").await?,
+                join: script!(client, "queue_join").await?,
+                admit: script!(client, "queue_admit").await?,
+                seen: script!(client, "queue_seen").await?,
+                state: script!(client, "queue_state").await?,
+                fate: script!(client, "queue_fate").await?,
+                ack,
+            },
         })
     }
 }

@@ -56,6 +56,8 @@ pub struct Reservation {
     pub lines: Vec<(u64, u64)>,
     /// `user:key` and the request's fingerprint, when the client sent an Idempotency-Key.
     pub idempotency: Option<(String, String)>,
+    /// The caller showed a valid admission (needed in a sale with a waiting room).
+    pub admitted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +88,9 @@ pub enum ReserveOutcome {
     /// The user made the most orders the sale allows one user (this many,
     /// released ones included).
     TooManyOrders(u64),
+    /// The sale has a waiting room, and it has not admitted this user (or the
+    /// admission lapsed, or was used by an earlier reservation).
+    NotAdmitted,
 }
 
 /// What every reservation of a call is held to.
@@ -115,6 +120,7 @@ impl ReserveOutcome {
             ReserveOutcome::HoldLapsed => "hold_lapsed",
             ReserveOutcome::Buckets(_) => "buckets",
             ReserveOutcome::TooManyOrders(_) => "too_many_orders",
+            ReserveOutcome::NotAdmitted => "not_admitted",
         }
     }
 }
@@ -145,6 +151,7 @@ impl ReserveOrder {
             &keys.outbox,
             &keys.idem_expiry,
             &keys.coupon_holds,
+            &keys.queue_admitted,
         ];
         let idempotency_ttl_ms = rules.idempotency_ttl_ms;
         let lines: usize = requests.iter().map(|r| r.lines.len()).sum();
@@ -175,7 +182,8 @@ impl ReserveOrder {
         args.push(rules.max_orders_per_user.to_string());
         for (i, r) in requests.iter().enumerate() {
             let (idem_key, fingerprint) = r.idempotency.clone().unwrap_or_default();
-            args.extend([r.user_id.to_string(), idem_key, fingerprint, r.lines.len().to_string()]);
+            let admitted = if r.admitted { "1" } else { "0" };
+            args.extend([r.user_id.to_string(), idem_key, fingerprint, admitted.into(), r.lines.len().to_string()]);
             for (sku, quantity) in &r.lines {
                 args.extend([sku.to_string(), quantity.to_string()]);
             }
@@ -215,6 +223,7 @@ fn outcome(answer: Value) -> Result<ReserveOutcome, Error> {
         Some("coupon_unavailable") => ReserveOutcome::CouponUnavailable,
         Some("coupon_expired") => ReserveOutcome::CouponExpired,
         Some("hold_lapsed") => ReserveOutcome::HoldLapsed,
+        Some("not_admitted") => ReserveOutcome::NotAdmitted,
         Some("too_many_orders") => {
             ReserveOutcome::TooManyOrders(text(answer.get(1)).and_then(|s| s.parse().ok()).unwrap_or(0))
         }

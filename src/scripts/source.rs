@@ -5,8 +5,11 @@
 use fred::prelude::{Error, ErrorKind};
 
 /// The libraries a script may include, by name.
-const LIBS: &[(&str, &str)] =
-    &[("prelude", include_str!("../../lua/lib/prelude.lua")), ("order", include_str!("../../lua/lib/order.lua"))];
+const LIBS: &[(&str, &str)] = &[
+    ("prelude", include_str!("../../lua/lib/prelude.lua")),
+    ("order", include_str!("../../lua/lib/order.lua")),
+    ("queue", include_str!("../../lua/lib/queue.lua")),
+];
 
 const INCLUDE: &str = "-- include:";
 

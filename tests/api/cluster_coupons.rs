@@ -152,7 +152,7 @@ async fn on_a_cluster_holds_left_by_a_dead_request_are_settled_by_what_the_sale_
         async move {
             let states = [HoldState::Held { token: token.to_string(), seq: held.2 }];
             let apart = CouponUse::Held { coupon_id: 1, discount: held.1, deadline: held.0, holds: &states };
-            let request = Reservation { user_id: user, lines: vec![(21, 1)], idempotency: None };
+            let request = Reservation { user_id: user, lines: vec![(21, 1)], idempotency: None, admitted: false };
             scripts
                 .reserve_order
                 .call(

@@ -40,6 +40,7 @@ mod own_cluster;
 mod own_redis;
 mod payments;
 mod pipe;
+mod queue;
 mod raw_http;
 mod readiness;
 mod reconcile;

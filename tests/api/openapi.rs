@@ -24,6 +24,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/coupons/{coupon_id}"),
     ("GET", "/v1/sales/{sale_id}"),
     ("POST", "/v1/sales/{sale_id}/orders"),
+    ("POST", "/v1/sales/{sale_id}/queue"),
+    ("GET", "/v1/sales/{sale_id}/queue/{ticket}"),
     ("GET", "/v1/sales/{sale_id}/orders/{order_id}"),
     ("POST", "/v1/sales/{sale_id}/orders/{order_id}/confirm"),
     ("POST", "/v1/sales/{sale_id}/orders/{order_id}/cancel"),
@@ -203,10 +205,10 @@ fn every_error_code_is_named_in_the_spec() {
 }
 
 /// The path with its parameters filled in.
-fn concrete(template: &str, ids: &BTreeMap<&str, u64>) -> String {
+fn concrete(template: &str, ids: &BTreeMap<&str, String>) -> String {
     let mut path = template.to_string();
     for (name, id) in ids {
-        path = path.replace(&format!("{{{name}}}"), &id.to_string());
+        path = path.replace(&format!("{{{name}}}"), id);
     }
     assert!(!path.contains('{'), "{template}: a path parameter the test does not fill");
     path
@@ -236,17 +238,25 @@ async fn call(app: &TestApp, method: &str, path: &str, body: Option<&Value>) -> 
 
 #[tokio::test]
 async fn every_spec_operation_is_served_and_answers_a_documented_status() {
-    let app = TestApp::spawn().await;
+    let app = crate::queue::app().await;
     app.create_coupon(1, 100, &["--discount", "500"]);
     app.create_sale(1, &["1:9900:100", "2:19900:100"], &["--per-user", "0", "--hold", "10m"]);
     let order = app.reserve(1, 99, &[(2, 1)]).await;
     assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
     let ids = BTreeMap::from([
-        ("coupon_id", 1),
-        ("sale_id", 1),
-        ("order_id", order.body["order_id"].as_u64().unwrap()),
-        ("user_id", 99),
+        ("coupon_id", "1".to_string()),
+        ("sale_id", "1".to_string()),
+        ("order_id", order.body["order_id"].as_u64().unwrap().to_string()),
+        ("user_id", "99".to_string()),
     ]);
+    // The waiting room's routes ask sale 2, which has one, of the spec's example user.
+    app.create_sale(2, &["1:9900:100"], &["--queue"]);
+    let joined = app.post("/v1/sales/2/queue", &json!({"user_id": 7}), &[]).await;
+    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
+    let mut queue_ids = ids.clone();
+    queue_ids.insert("sale_id", "2".to_string());
+    queue_ids.insert("ticket", joined.body["ticket"].as_str().unwrap().to_string());
+    let ids_of = |path: &str| if path.contains("/queue") { &queue_ids } else { &ids };
 
     let spec = spec();
     let ops = operations(&spec);
@@ -254,7 +264,7 @@ async fn every_spec_operation_is_served_and_answers_a_documented_status() {
     let mut methods_of: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for op in &ops {
         methods_of.entry(op.path.as_str()).or_default().insert(op.method.as_str());
-        let path = concrete(&op.path, &ids);
+        let path = concrete(&op.path, ids_of(&op.path));
         let path = if op.path.ends_with("/stats") { format!("{path}?coupon=1") } else { path };
         let (status, body, _) = call(&app, &op.method, &path, op.example.as_ref()).await;
         let what = format!("{} {path} -> {status} {body}", op.method);
@@ -276,7 +286,7 @@ async fn every_spec_operation_is_served_and_answers_a_documented_status() {
     // A method the spec does not list for a path gets 405 and `Allow` names the
     // documented one.
     for (template, documented) in &methods_of {
-        let path = concrete(template, &ids);
+        let path = concrete(template, ids_of(template));
         for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
             if documented.contains(method) {
                 continue;

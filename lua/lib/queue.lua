@@ -1,0 +1,62 @@
+-- lib/queue.lua: a waiting room's pieces (`-- include: prelude, queue`): the
+-- per-join marks, the remaining units, and the draw that orders the pre-queue.
+-- A queue's keys (see src/keys.rs): KEYS[1] the sale's meta  [2] queue (hash:
+-- seq, pre, served, tokens, at, epoch, key, admitted)  [3] users (20 bytes per
+-- join, by join number)  [4] marks (u32 per join)  [5] joined (user -> join
+-- number)  [6] admitted (zset user -> admitted until, ms)  [7] the sale's stock.
+
+-- A join's mark: 0 skipped (abandoned); 1 .. 2^31 - 1 waiting, last seen at
+-- (mark - 1) s after the queue's epoch; ADMITTED + s admitted until s after it.
+local ADMITTED = 2147483648
+
+local function seconds_since(epoch, now)
+  return math.floor((now - epoch) / 1000)
+end
+
+local function mark_of(marks, join)
+  return redis.call('BITFIELD', marks, 'GET', 'u32', '#' .. int(join - 1))[1]
+end
+
+local function set_mark(marks, join, mark)
+  redis.call('BITFIELD', marks, 'SET', 'u32', '#' .. int(join - 1), int(mark))
+end
+
+-- Units left in the sale, every SKU.
+local function remaining_units(stock)
+  local n = 0
+  for _, v in ipairs(redis.call('HVALS', stock)) do
+    n = n + tonumber(v)
+  end
+  return n
+end
+
+-- The pre-queue draw: a keyed permutation of 0 .. size - 1 (six Feistel rounds
+-- over the smallest even power of two holding it, cycle-walked back into it).
+-- src/queue/draw.rs computes the same forward; the admitter needs the inverse.
+local function draw_round(key, round, half, bits)
+  local h = redis.sha1hex(key .. ':' .. round .. ':' .. int(half))
+  return tonumber(string.sub(h, 1, 8), 16) % (2 ^ bits)
+end
+
+local function draw_bits(size)
+  local bits = 1
+  while 2 ^ (2 * bits) < size do
+    bits = bits + 1
+  end
+  return bits
+end
+
+-- The join (0-based) that the draw puts at place `place` (0-based).
+local function drawn_join(key, size, place)
+  local bits = draw_bits(size)
+  local mask = 2 ^ bits
+  local x = place
+  repeat
+    local l, r = math.floor(x / mask), x % mask
+    for round = 6, 1, -1 do
+      l, r = bit.bxor(r, draw_round(key, round, l, bits)), l
+    end
+    x = l * mask + r
+  until x < size
+  return x
+end

@@ -1,0 +1,194 @@
+//! What the API asks of a sale's waiting room: join, poll a ticket, and
+//! whether an admission lets a user reserve. Tickets and admissions are
+//! signed (`queue::tickets`); a poll answers from the process's view.
+
+use std::sync::Arc;
+
+use super::{record, refuse, Error, Refusal};
+use crate::{
+    queue::{
+        draw,
+        tickets::{Admission, Ticket, Tickets},
+        Queues, ADMITTED,
+    },
+    scripts::{JoinOutcome, QueueState},
+    time::now_ms,
+};
+
+#[derive(Clone)]
+pub struct QueueService {
+    queues: Queues,
+    /// None without FLASHSALE_QUEUE_SECRET: the queue routes refuse.
+    tickets: Option<Arc<Tickets>>,
+}
+
+/// A join's answer: the ticket, whether it is new, and where it stands.
+pub struct Joined {
+    pub ticket: String,
+    pub new: bool,
+    pub status: Status,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Waiting,
+    Admitted,
+    SoldOut,
+    Expired,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Waiting => "waiting",
+            State::Admitted => "admitted",
+            State::SoldOut => "sold_out",
+            State::Expired => "expired",
+        }
+    }
+}
+
+/// Where a ticket stands. `position` and `ahead` are None in the pre-queue
+/// (drawn at the start).
+pub struct Status {
+    pub state: State,
+    pub position: Option<u64>,
+    pub ahead: Option<u64>,
+    pub eta_seconds: Option<u64>,
+    pub poll_after_ms: u64,
+    /// When admitted: the admission and until when (ms).
+    pub admission: Option<(String, u64)>,
+}
+
+impl QueueService {
+    pub fn new(queues: Queues, tickets: Option<Tickets>) -> QueueService {
+        QueueService { queues, tickets: tickets.map(Arc::new) }
+    }
+
+    fn tickets(&self) -> Result<&Tickets, Error> {
+        self.tickets.as_deref().ok_or(Error::Refused(Refusal::QueueNotConfigured))
+    }
+
+    pub async fn join(&self, sale: u64, user: u64) -> Result<Joined, Error> {
+        let result = self.try_join(sale, user).await;
+        record("queue_join", &result, |j| if j.new { "joined" } else { "again" });
+        result
+    }
+
+    async fn try_join(&self, sale: u64, user: u64) -> Result<Joined, Error> {
+        let tickets = self.tickets()?;
+        let what = || format!("the waiting room of sale {sale}");
+        match self.queues.join(sale, user).await? {
+            JoinOutcome::Joined { join, again, .. } => {
+                let ticket = Ticket { sale, user, join };
+                let status = self.status(ticket).await?;
+                Ok(Joined { ticket: tickets.ticket(ticket), new: !again, status })
+            }
+            JoinOutcome::UnknownSale => refuse(Refusal::UnknownSale(sale)),
+            JoinOutcome::NoQueue => refuse(Refusal::NoQueue),
+            JoinOutcome::NotStarted { .. } => refuse(Refusal::NotStarted(what())),
+            JoinOutcome::Ended => refuse(Refusal::Ended(format!("sale {sale}"))),
+            JoinOutcome::SoldOut => refuse(Refusal::SoldOut(sale)),
+        }
+    }
+
+    /// Where the ticket `text` of sale `sale` stands.
+    pub async fn poll(&self, sale: u64, text: &str) -> Result<Status, Error> {
+        let ticket = self.tickets()?.read_ticket(text).filter(|t| t.sale == sale);
+        let ticket = ticket.ok_or(Error::Refused(Refusal::InvalidTicket))?;
+        self.status(ticket).await
+    }
+
+    async fn status(&self, t: Ticket) -> Result<Status, Error> {
+        let Some(state) = self.queues.state(t.sale).await? else { return refuse(Refusal::NoQueue) };
+        let now = now_ms();
+        let rate = u64::from(state.spec.admit_per_second.max(1));
+        let Some(position) = position(&state, t.join) else {
+            // The pre-queue: drawn at the start.
+            self.queues.saw(t.sale, t.join);
+            let until_start = state.starts_at.saturating_sub(now);
+            return Ok(Status {
+                state: State::Waiting,
+                position: None,
+                ahead: None,
+                eta_seconds: Some(until_start.div_ceil(1000)),
+                poll_after_ms: poll_after(&state, until_start),
+                admission: None,
+            });
+        };
+        if position <= state.served {
+            return self.decided(&state, t, position, now).await;
+        }
+        let ahead = position - state.served - 1;
+        if state.remaining == 0 {
+            return Ok(Status {
+                state: State::SoldOut,
+                position: Some(position),
+                ahead: Some(ahead),
+                eta_seconds: None,
+                poll_after_ms: poll_after(&state, 5_000),
+                admission: None,
+            });
+        }
+        self.queues.saw(t.sale, t.join);
+        let eta_ms = ahead * 1000 / rate;
+        Ok(Status {
+            state: State::Waiting,
+            position: Some(position),
+            ahead: Some(ahead),
+            eta_seconds: Some(eta_ms.div_ceil(1000)),
+            poll_after_ms: poll_after(&state, eta_ms / 2),
+            admission: None,
+        })
+    }
+
+    /// A ticket whose place was served: admitted (until when), or skipped.
+    async fn decided(&self, state: &QueueState, t: Ticket, position: u64, now: u64) -> Result<Status, Error> {
+        let mark = self.queues.fate(t.sale, t.join).await?;
+        let until = (mark >= ADMITTED).then(|| state.epoch + (mark - ADMITTED) * 1000);
+        let (state_now, admission) = match until {
+            Some(until) if until > now => {
+                let admission = Admission { sale: t.sale, user: t.user, until };
+                (State::Admitted, Some((self.tickets()?.admission(admission), until)))
+            }
+            _ => (State::Expired, None),
+        };
+        Ok(Status {
+            state: state_now,
+            position: Some(position),
+            ahead: Some(0),
+            eta_seconds: Some(0),
+            poll_after_ms: poll_after(state, 10_000),
+            admission,
+        })
+    }
+
+    /// Whether `admission` is one this service signed for `user` in `sale`,
+    /// not lapsed. Checked here without Redis; the reservation script refuses
+    /// a sale with a waiting room unless it is, and Redis's record agrees.
+    pub fn admitted(&self, sale: u64, user: u64, admission: Option<&str>) -> bool {
+        self.tickets
+            .as_deref()
+            .zip(admission)
+            .and_then(|(tickets, text)| tickets.read_admission(text))
+            .is_some_and(|a| a.sale == sale && a.user == user && a.until > now_ms())
+    }
+}
+
+/// A join's place in line (1-based): the pre-queue's drawn places first, then
+/// joins in order. None before the start (the draw is not made yet).
+fn position(state: &QueueState, join: u64) -> Option<u64> {
+    let pre = state.pre?;
+    if join > pre {
+        Some(join)
+    } else {
+        Some(draw::place_of(&state.draw_key, pre, join - 1) + 1)
+    }
+}
+
+/// When to poll again: about `wait_ms`, at least every second, and often
+/// enough to stay within the poll grace.
+fn poll_after(state: &QueueState, wait_ms: u64) -> u64 {
+    let grace = state.spec.poll_grace_ms.max(3_000);
+    wait_ms.clamp(1_000, (grace / 3).min(20_000))
+}

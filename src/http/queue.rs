@@ -1,0 +1,59 @@
+//! `POST /v1/sales/{sale}/queue` (join the waiting room) and
+//! `GET /v1/sales/{sale}/queue/{ticket}` (where a ticket stands).
+
+use hyper::{body::Incoming, header::AUTHORIZATION, Request, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{
+    body::read_json,
+    error::ApiError,
+    respond::{json, Reply},
+};
+use crate::{app::App, domain::queue::Status, time::rfc3339_ms};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinRequest {
+    /// Required unless auth is on (then the token names the user).
+    #[serde(default)]
+    user_id: Option<u64>,
+}
+
+const FIELDS: &[(&str, &str)] = &[("user_id", "an integer from 0 to 2^64-1")];
+
+/// Longest ticket accepted in a path.
+const MAX_TICKET: usize = 128;
+
+pub async fn join(app: &App, sale_id: u64, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let authorization = req.headers().get(AUTHORIZATION).cloned();
+    let body: JoinRequest = read_json(req, &app.http, FIELDS).await?;
+    let user_id = app.guard.user(authorization.as_ref(), body.user_id)?;
+    let joined = app.domain.queue.join(sale_id, user_id).await?;
+    let mut view = status_view(&joined.status);
+    view["ticket"] = joined.ticket.into();
+    Ok(json(if joined.new { StatusCode::CREATED } else { StatusCode::OK }, &view))
+}
+
+pub async fn poll(app: &App, sale_id: u64, ticket: &str) -> Result<Reply, ApiError> {
+    if ticket.len() > MAX_TICKET {
+        return Err(ApiError::from(crate::domain::Error::Refused(crate::domain::Refusal::InvalidTicket)));
+    }
+    let status = app.domain.queue.poll(sale_id, ticket).await?;
+    Ok(json(StatusCode::OK, &status_view(&status)))
+}
+
+fn status_view(s: &Status) -> serde_json::Value {
+    let mut view = json!({
+        "state": s.state.as_str(),
+        "position": s.position,
+        "ahead": s.ahead,
+        "eta_seconds": s.eta_seconds,
+        "poll_after_ms": s.poll_after_ms,
+    });
+    if let Some((admission, until)) = &s.admission {
+        view["admission"] = admission.as_str().into();
+        view["admitted_until"] = rfc3339_ms(*until).into();
+    }
+    view
+}

@@ -1,0 +1,182 @@
+//! Waiting rooms: a sale's queue in Redis (`lua/queue_*.lua`), each process's
+//! view of it (at most 250 ms old, so a poll costs no Redis call of its own),
+//! the liveness of polled tickets (sent once a second), and the admitter every
+//! instance runs. The protocol: docs/protocols.md, "Waiting room".
+
+pub mod draw;
+pub mod tickets;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use fred::{clients::Pool, prelude::*};
+
+use crate::{
+    caller::{self, WriteError},
+    keys::Keys,
+    redis::connected,
+    scripts::{AdmitOutcome, JoinOutcome, QueueSpec, QueueState, Scripts},
+    shutdown::Shutdown,
+};
+
+/// How old a process's view of a room may be.
+pub const FRESH: Duration = Duration::from_millis(250);
+/// How often each instance asks every room to admit.
+const ADMIT_EVERY: Duration = Duration::from_millis(100);
+/// Most places one admitter call walks.
+const ADMIT_MOST: u32 = 2_000;
+/// How often polled tickets' liveness is sent.
+const SEEN_EVERY: Duration = Duration::from_secs(1);
+/// A join's mark at and above this: admitted (lua/lib/queue.lua).
+pub const ADMITTED: u64 = 1 << 31;
+
+#[derive(Clone)]
+pub struct Queues {
+    redis: Pool,
+    keys: Keys,
+    scripts: Arc<Scripts>,
+    views: Arc<Mutex<HashMap<u64, View>>>,
+    /// Joins polled since the last send, per sale.
+    seen: Arc<Mutex<HashMap<u64, Vec<u64>>>>,
+    /// One view refresh at a time per process.
+    refresh: Arc<tokio::sync::Mutex<()>>,
+}
+
+#[derive(Clone)]
+struct View {
+    at: Instant,
+    state: Option<Arc<QueueState>>,
+}
+
+impl Queues {
+    pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>) -> Queues {
+        Queues {
+            redis,
+            keys,
+            scripts,
+            views: Default::default(),
+            seen: Default::default(),
+            refresh: Default::default(),
+        }
+    }
+
+    /// Gives `sale` a fresh waiting room opening at `epoch` (ms), or none (CLI).
+    pub async fn setup(&self, sale: u64, spec: Option<QueueSpec>, epoch: u64) -> Result<(), Error> {
+        let client = self.redis.next();
+        let draw_key = format!("{:016x}{:016x}", rand_u64(), rand_u64());
+        let keys = self.keys.sale_queue(sale);
+        if spec.is_some() {
+            let _: () = client.sadd(self.keys.queues(), sale).await?;
+        }
+        self.scripts.queue.setup(client, &keys, spec, &draw_key, epoch).await?;
+        if spec.is_none() {
+            let _: () = client.srem(self.keys.queues(), sale).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn join(&self, sale: u64, user: u64) -> Result<JoinOutcome, WriteError> {
+        let client = connected(&self.redis)?;
+        caller::claim()?;
+        let outcome = self.scripts.queue.join(client, &self.keys.sale_queue(sale), user).await?;
+        if matches!(outcome, JoinOutcome::Joined { .. }) {
+            self.forget_view(sale);
+        }
+        Ok(outcome)
+    }
+
+    /// The room's state as this process saw it at most `FRESH` ago; None: no room.
+    pub async fn state(&self, sale: u64) -> Result<Option<Arc<QueueState>>, Error> {
+        if let Some(view) = self.fresh_view(sale) {
+            return Ok(view);
+        }
+        let _one = self.refresh.lock().await;
+        if let Some(view) = self.fresh_view(sale) {
+            return Ok(view);
+        }
+        let state = self.scripts.queue.state(self.redis.next(), &self.keys.sale_queue(sale)).await?.map(Arc::new);
+        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        if views.len() > 10_000 {
+            views.retain(|_, v| v.at.elapsed() < FRESH);
+        }
+        views.insert(sale, View { at: Instant::now(), state: state.clone() });
+        Ok(state)
+    }
+
+    fn fresh_view(&self, sale: u64) -> Option<Option<Arc<QueueState>>> {
+        let views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        views.get(&sale).filter(|v| v.at.elapsed() < FRESH).map(|v| v.state.clone())
+    }
+
+    fn forget_view(&self, sale: u64) {
+        self.views.lock().unwrap_or_else(|e| e.into_inner()).remove(&sale);
+    }
+
+    /// Notes that `join` was polled: sent with the others within `SEEN_EVERY`.
+    pub fn saw(&self, sale: u64, join: u64) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let joins = seen.entry(sale).or_default();
+        if joins.len() < 100_000 {
+            joins.push(join);
+        }
+    }
+
+    /// The mark of a join whose place was served (admitted until, or skipped).
+    pub async fn fate(&self, sale: u64, join: u64) -> Result<u64, Error> {
+        self.scripts.queue.fate(self.redis.next(), &self.keys.sale_queue(sale), join).await
+    }
+
+    /// Admits in every room a few times a second and sends liveness once a
+    /// second, until shutdown. Every instance runs it; the rate is kept in Redis.
+    pub async fn run_admitter(self, mut shutdown: Shutdown) {
+        let mut last_seen = Instant::now();
+        while !shutdown.sleep(ADMIT_EVERY).await {
+            if let Err(e) = self.admit_all().await {
+                tracing::warn!(error = %e, "waiting rooms: admitting failed; trying again");
+            }
+            if last_seen.elapsed() >= SEEN_EVERY {
+                last_seen = Instant::now();
+                if let Err(e) = self.send_seen().await {
+                    tracing::warn!(error = %e, "waiting rooms: liveness not sent; polls since are lost");
+                }
+            }
+        }
+    }
+
+    async fn admit_all(&self) -> Result<(), Error> {
+        let client = self.redis.next();
+        let sales: Vec<u64> = client.smembers(self.keys.queues()).await?;
+        for sale in sales {
+            match self.scripts.queue.admit(client, &self.keys.sale_queue(sale), ADMIT_MOST).await? {
+                AdmitOutcome::NoQueue => {
+                    let _: () = client.srem(self.keys.queues(), sale).await?;
+                }
+                AdmitOutcome::Admitted { admitted, skipped, .. } if admitted + skipped > 0 => self.forget_view(sale),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_seen(&self) -> Result<(), Error> {
+        let seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|e| e.into_inner()));
+        let client = self.redis.next();
+        for (sale, mut joins) in seen {
+            joins.sort_unstable();
+            joins.dedup();
+            for chunk in joins.chunks(1_000) {
+                self.scripts.queue.seen(client, &self.keys.sale_queue(sale), chunk).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A random u64 from the OS-seeded hasher (the draw key needs no more).
+fn rand_u64() -> u64 {
+    use std::hash::BuildHasher;
+    std::hash::RandomState::new().hash_one(Instant::now())
+}

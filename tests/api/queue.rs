@@ -1,0 +1,239 @@
+//! The waiting room (`sale create --queue`): joins, polls, admissions in order
+//! at the set rate, the pre-queue's draw, sold out, and the admission gate on
+//! reserving — through the HTTP API and the CLI, on the real servers.
+
+use std::time::{Duration, Instant};
+
+use hyper::StatusCode;
+use serde_json::{json, Value};
+
+use crate::{helpers::TestApp, requests::Response};
+
+const QUEUE_SECRET: &str = "a-queue-secret-for-tests";
+
+/// A service that signs tickets (the queue routes need a secret).
+pub(crate) async fn app() -> TestApp {
+    TestApp::spawn_with(|c| c.http.queue_secret = Some(QUEUE_SECRET.parse().unwrap())).await
+}
+
+impl TestApp {
+    async fn join(&self, sale: u64, user: u64) -> Response {
+        self.post(&format!("/v1/sales/{sale}/queue"), &json!({ "user_id": user }), &[]).await
+    }
+
+    async fn poll(&self, sale: u64, ticket: &str) -> Response {
+        self.get(&format!("/v1/sales/{sale}/queue/{ticket}")).await
+    }
+
+    async fn reserve_admitted(&self, sale: u64, user: u64, sku: u64, admission: Option<&str>) -> Response {
+        let headers: Vec<(&str, &str)> = admission.map(|a| ("flashsale-admission", a)).into_iter().collect();
+        let body = json!({ "user_id": user, "items": [{ "sku": sku, "quantity": 1 }] });
+        self.post(&format!("/v1/sales/{sale}/orders"), &body, &headers).await
+    }
+}
+
+/// Polls every ticket until `done` holds for the last answers, or `limit` passes.
+async fn poll_all(
+    app: &TestApp,
+    sale: u64,
+    tickets: &[String],
+    limit: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut answers = Vec::with_capacity(tickets.len());
+        for t in tickets {
+            let r = app.poll(sale, t).await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            answers.push(r.body);
+        }
+        if done(&answers) || Instant::now() > deadline {
+            return answers;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn state(v: &Value) -> &str {
+    v["state"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn joins_are_admitted_in_order_and_only_the_admitted_reserve() {
+    let app = app().await;
+    app.create_sale(1, &["1:100:100"], &["--queue", "--admit-per-second", "10"]);
+    let mut tickets = Vec::new();
+    for user in 1..=20u64 {
+        let r = app.join(1, user).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        assert_eq!(r.body["position"], user, "joins after the start are served in join order");
+        assert_eq!(r.body["state"], "waiting");
+        tickets.push(r.body["ticket"].as_str().unwrap().to_string());
+    }
+    let again = app.join(1, 3).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!((again.body["ticket"].as_str().unwrap(), &again.body["position"]), (tickets[2].as_str(), &json!(3)));
+
+    // Not admitted yet, none, forged, or another user's: 403, nothing reserved.
+    assert_eq!(app.reserve_admitted(1, 20, 1, None).await.body["error"], "not_admitted");
+    assert_eq!(app.reserve_admitted(1, 20, 1, Some("s1.20.9999999999999.00")).await.body["error"], "not_admitted");
+
+    // At 10 a second, 20 joins take about 2 s; at every look the admitted are a prefix of the line.
+    let started = Instant::now();
+    let mut first_all = None;
+    while first_all.is_none() {
+        let answers = poll_all(&app, 1, &tickets, Duration::ZERO, |_| true).await;
+        let admitted: Vec<bool> = answers.iter().map(|a| state(a) == "admitted").collect();
+        let n = admitted.iter().filter(|a| **a).count();
+        assert!(admitted.iter().take(n).all(|a| *a), "admitted out of order: {admitted:?}");
+        let elapsed = started.elapsed().as_secs_f64();
+        assert!((n as f64) <= 10.0 * elapsed + 3.0, "{n} admitted after {elapsed:.2} s at 10/s");
+        if n == tickets.len() {
+            first_all = Some(answers);
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "not all admitted: {admitted:?}");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(1200), "20 admitted in {:?} at 10/s", started.elapsed());
+    let answers = first_all.unwrap();
+    let admission = |user: u64| answers[user as usize - 1]["admission"].as_str().unwrap().to_string();
+    assert!(answers[0]["admitted_until"].as_str().unwrap().ends_with('Z'));
+
+    // Admitted, yet without the header, or with another user's: refused.
+    assert_eq!(app.reserve_admitted(1, 1, 1, None).await.body["error"], "not_admitted");
+    assert_eq!(app.reserve_admitted(1, 2, 1, Some(&admission(1))).await.body["error"], "not_admitted");
+    let reserved = app.reserve_admitted(1, 1, 1, Some(&admission(1))).await;
+    assert_eq!(reserved.status, StatusCode::CREATED, "{:?}", reserved.body);
+    // An admission is used once.
+    assert_eq!(app.reserve_admitted(1, 1, 1, Some(&admission(1))).await.body["error"], "not_admitted");
+    assert_eq!(app.remaining(1).await[&1], 99);
+}
+
+#[tokio::test]
+async fn the_pre_queue_is_drawn_at_the_start_ahead_of_later_joins() {
+    let app = app().await;
+    let starts = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap() + Duration::from_secs(3))
+        .as_secs()
+        .to_string();
+    app.create_sale(2, &["1:100:1000"], &["--starts-at", &starts, "--queue", "--queue-opens-before", "1m"]);
+    let mut tickets = Vec::new();
+    for user in 1..=200u64 {
+        let r = app.join(2, user).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        assert_eq!(r.body["position"], Value::Null, "no place before the draw");
+        tickets.push(r.body["ticket"].as_str().unwrap().to_string());
+    }
+    let reserve_early = app.reserve_admitted(2, 1, 1, None).await;
+    assert_eq!(reserve_early.status, StatusCode::FORBIDDEN);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let late = app.join(2, 1000).await;
+    assert_eq!(late.body["position"], 201, "{:?}", late.body);
+    let answers =
+        poll_all(&app, 2, &tickets, Duration::from_secs(10), |a| a.iter().all(|v| v["position"].is_u64())).await;
+    let positions: Vec<u64> = answers.iter().map(|a| a["position"].as_u64().unwrap()).collect();
+    let mut sorted = positions.clone();
+    sorted.sort();
+    assert_eq!(sorted, (1..=200).collect::<Vec<_>>(), "the pre-queue holds places 1..200");
+    // Drawn, not in join order: Spearman's rank correlation of a random order is
+    // about 0 (sd 0.07 for 200); join order would be 1.
+    let n = 200.0;
+    let d2: f64 = positions.iter().enumerate().map(|(i, p)| (i as f64 + 1.0 - *p as f64).powi(2)).sum();
+    let rho = 1.0 - 6.0 * d2 / (n * (n * n - 1.0));
+    assert!(rho.abs() < 0.3, "pre-queue places follow join order (rho {rho:.2}): {positions:?}");
+}
+
+#[tokio::test]
+async fn admissions_never_outnumber_the_units_and_sold_out_reaches_every_ticket() {
+    let app = app().await;
+    app.create_sale(3, &["1:100:3"], &["--queue"]);
+    let mut tickets = Vec::new();
+    for user in 1..=8u64 {
+        tickets.push(app.join(3, user).await.body["ticket"].as_str().unwrap().to_string());
+    }
+    let answers = poll_all(&app, 3, &tickets, Duration::from_secs(5), |a| {
+        a.iter().filter(|v| state(v) == "admitted").count() >= 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answers2 = poll_all(&app, 3, &tickets, Duration::ZERO, |_| true).await;
+    let admitted: Vec<usize> = (0..8).filter(|i| state(&answers2[*i]) == "admitted").collect();
+    assert_eq!(admitted, vec![0, 1, 2], "3 units: 3 admitted, the first three ({answers:?})");
+
+    let mut orders = Vec::new();
+    for i in 0..3u64 {
+        let r = app.reserve_admitted(3, i + 1, 1, answers2[i as usize]["admission"].as_str()).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        orders.push(r.body["order_id"].as_u64().unwrap());
+    }
+    let sold = Instant::now();
+    let waiting = &tickets[3..];
+    let answers =
+        poll_all(&app, 3, waiting, Duration::from_secs(3), |a| a.iter().all(|v| state(v) == "sold_out")).await;
+    assert!(answers.iter().all(|v| state(v) == "sold_out"), "{answers:?}");
+    assert!(sold.elapsed() < Duration::from_secs(1), "sold_out reached every ticket after {:?}", sold.elapsed());
+    assert_eq!(app.join(3, 99).await.body["error"], "sold_out");
+
+    // A unit back (a cancel): the next in line is admitted.
+    assert_eq!(app.cancel(3, orders[0]).await.status, StatusCode::OK);
+    let answers = poll_all(&app, 3, waiting, Duration::from_secs(5), |a| state(&a[0]) == "admitted").await;
+    assert_eq!(state(&answers[0]), "admitted", "{answers:?}");
+    assert!(answers[1..].iter().all(|v| state(v) != "admitted"), "{answers:?}");
+}
+
+#[tokio::test]
+async fn queue_routes_refuse_clearly() {
+    let app = app().await;
+    app.create_sale(4, &["1:100:10"], &[]);
+    let r = app.join(4, 1).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::CONFLICT, Some("no_queue")));
+    app.create_sale(5, &["1:100:10"], &["--queue"]);
+    let ticket = app.join(5, 1).await.body["ticket"].as_str().unwrap().to_string();
+    for bad in [ticket.replace("s5.", "s4."), ticket.replace("s5.1.", "s5.2."), "nonsense".into(), "x".repeat(500)] {
+        let r = app.poll(5, &bad).await;
+        assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_ticket")), "{bad}");
+    }
+    assert_eq!(app.poll(4, &ticket).await.body["error"], "invalid_ticket", "a ticket of another sale");
+    assert_eq!(app.join(404, 1).await.body["error"], "unknown_sale");
+
+    let unset = TestApp::spawn().await;
+    unset.create_sale(6, &["1:100:10"], &["--queue"]);
+    let r = unset.join(6, 1).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::FORBIDDEN, Some("queue_not_configured")));
+    assert_eq!(unset.reserve_admitted(6, 1, 1, None).await.body["error"], "not_admitted");
+
+    let shown = app.cli(&["queue", "show", "--sale", "5"]).success().stdout;
+    assert!(shown.contains("joined      1") && shown.contains("limit 1000"), "{shown}");
+}
+
+/// How many of `tickets` (in line order) are admitted: they are a prefix, so a binary search.
+async fn admitted_count(app: &TestApp, sale: u64, tickets: &[String]) -> usize {
+    let (mut lo, mut hi) = (0, tickets.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        let r = app.poll(sale, &tickets[mid]).await;
+        if state(&r.body) == "admitted" {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+#[tokio::test]
+async fn two_instances_admit_at_the_set_rate_together() {
+    let app = app().await;
+    let other = app.another_instance(|_| {}).await;
+    app.create_sale(7, &["1:100:10000"], &["--queue", "--admit-per-second", "40"]);
+    let mut tickets = Vec::new();
+    for user in 1..=400u64 {
+        let via = if user % 2 == 0 { &app } else { &other };
+        tickets.push(via.join(7, user).await.body["ticket"].as_str().unwrap().to_string());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (t0, n0) = (Instant::now(), admitted_count(&app, 7, &tickets).await);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let n1 = admitted_count(&other, 7, &tickets).await;
+    let rate = (n1 - n0) as f64 / t0.elapsed().as_secs_f64();
+    assert!((36.0..=44.0).contains(&rate), "{rate:.1} admitted/s with two instances at 40/s ({n0} -> {n1})");
+}
