@@ -255,6 +255,20 @@ fn ack_key(key: &str) -> String {
     }
 }
 
+async fn config_get(client: &Client, name: &str) -> anyhow::Result<String> {
+    let pairs: Vec<String> = client
+        .custom(CustomCommand::new_static("CONFIG", ClusterHash::Random, false), vec!["GET", name])
+        .await
+        .map_err(|e| anyhow::anyhow!("FLASHSALE_ACK_FSYNC=true: cannot read the server's {name} (CONFIG GET): {e}"))?;
+    Ok(pairs.get(1).cloned().unwrap_or_default())
+}
+
+/// Replicas connected to the primary `client` talks to (`INFO replication`).
+pub async fn connected_replicas(client: &Client) -> Result<u64, Error> {
+    let info: String = client.info(Some(fred::types::InfoKind::Replication)).await?;
+    Ok(info.lines().find_map(|l| l.strip_prefix("connected_slaves:")).and_then(|n| n.trim().parse().ok()).unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::ack_key;
@@ -268,18 +282,4 @@ mod tests {
         }
         assert_eq!(ack_key("fs:{sale:1}:meta"), "fs:{sale:1}:ack");
     }
-}
-
-async fn config_get(client: &Client, name: &str) -> anyhow::Result<String> {
-    let pairs: Vec<String> = client
-        .custom(CustomCommand::new_static("CONFIG", ClusterHash::Random, false), vec!["GET", name])
-        .await
-        .map_err(|e| anyhow::anyhow!("FLASHSALE_ACK_FSYNC=true: cannot read the server's {name} (CONFIG GET): {e}"))?;
-    Ok(pairs.get(1).cloned().unwrap_or_default())
-}
-
-/// Replicas connected to the primary `client` talks to (`INFO replication`).
-pub async fn connected_replicas(client: &Client) -> Result<u64, Error> {
-    let info: String = client.info(Some(fred::types::InfoKind::Replication)).await?;
-    Ok(info.lines().find_map(|l| l.strip_prefix("connected_slaves:")).and_then(|n| n.trim().parse().ok()).unwrap_or(0))
 }

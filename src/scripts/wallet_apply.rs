@@ -83,7 +83,7 @@ impl WalletApply {
         void_keep_ms: u64,
         ops: &[WalletOp],
     ) -> Result<Vec<WalletOutcome>, Error> {
-        let k = vec![&keys.balances, &keys.idem, &keys.pays, &keys.aged, &keys.outbox];
+        let k = [&keys.balances, &keys.idem, &keys.pays, &keys.aged, &keys.outbox];
         let mut args = Vec::with_capacity(3 + 6 * ops.len());
         args.extend([max_balance.to_string(), keep_ms.to_string(), void_keep_ms.to_string()]);
         for op in ops {

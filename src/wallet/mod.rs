@@ -170,6 +170,14 @@ impl Wallets {
     }
 }
 
+/// A charge's request fingerprint: its amount and (hashed: any bytes, fixed
+/// length, no newline for the script's record) the payment funding it.
+fn fingerprint(amount: u64, payment_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(payment_key.as_bytes());
+    format!("{amount}:{}", crate::signature::hex(&digest[..16]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::WalletState;
@@ -184,12 +192,4 @@ mod tests {
         assert_eq!(WalletState::parse("900:3:1:4"), None);
         assert_eq!(WalletState::parse("-1:3:1"), None);
     }
-}
-
-/// A charge's request fingerprint: its amount and (hashed: any bytes, fixed
-/// length, no newline for the script's record) the payment funding it.
-fn fingerprint(amount: u64, payment_key: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(payment_key.as_bytes());
-    format!("{amount}:{}", crate::signature::hex(&digest[..16]))
 }
