@@ -1,5 +1,5 @@
 -- include: prelude, queue
--- queue_admit.lua: admit the next in line of a sale's waiting room (KEYS: see
+-- queue_admit.lua: admit the next in line of a waiting room (KEYS: see
 -- lib/queue.lua). Every instance calls it a few times a second; the rate is kept
 -- here, in Redis, so it holds across them.
 -- ARGV[1] most places to walk in this call
@@ -29,7 +29,7 @@ if not pre then
 end
 pre = tonumber(pre)
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', int(now))
-local remaining = remaining_units(KEYS[7])
+local remaining = remaining_units(KEYS[1], KEYS[7])
 local room = remaining - redis.call('ZCARD', KEYS[6])
 local burst = math.max(1, rate / 5)
 tokens = math.min(burst, tokens + (now - at) * rate / 1000)

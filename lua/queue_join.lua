@@ -1,16 +1,17 @@
 -- include: prelude, queue
--- queue_join.lua: a user joins a sale's waiting room (KEYS: see lib/queue.lua).
+-- queue_join.lua: a user joins a sale's or campaign's waiting room (KEYS: see
+-- lib/queue.lua).
 -- ARGV[1] user id
 --
 -- Returns {'joined' | 'again', join number, pre (joins before the start, '' until
--- it), served} or {'unknown_sale'} | {'no_queue'} | {'not_started', opens (ms)}
+-- it), served} or {'unknown'} | {'no_queue'} | {'not_started', opens (ms)}
 -- | {'ended'} | {'sold_out'}. Before the sale's start a join is in the pre-queue:
 -- drawn at the start among the others (lib/queue.lua). The first call after the
 -- start (this or the admitter) fixes `pre`. A user already waiting, or admitted
 -- and not lapsed, is answered their join again; one skipped or lapsed joins anew.
 local meta = redis.call('HMGET', KEYS[1], 'starts_at', 'ends_at', 'queue_rate', 'queue_opens_ms')
 if not meta[1] then
-  return {'unknown_sale'}
+  return {'unknown'}
 end
 if not meta[3] then
   return {'no_queue'}
@@ -39,7 +40,7 @@ if known then
     return {'again', known, pre or '', served}
   end
 end
-if remaining_units(KEYS[7]) == 0 then
+if remaining_units(KEYS[1], KEYS[7]) == 0 then
   return {'sold_out'}
 end
 seq = seq + 1

@@ -1,6 +1,6 @@
 -- include: prelude
--- queue_setup.lua: give a sale a fresh waiting room, or none (KEYS: see
--- lib/queue.lua, [1]-[6]). Called after seed_sale.lua on every create.
+-- queue_setup.lua: give a sale or campaign a fresh waiting room, or none (KEYS:
+-- see lib/queue.lua, [1]-[6]). Called after seeding on every create.
 -- ARGV: 'on', admit-per-second, admission ttl (ms), pre-queue window (ms), poll
 -- grace (ms), draw key (random hex), epoch (ms: when the pre-queue opens) | 'off'.
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])

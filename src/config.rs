@@ -179,6 +179,10 @@ pub struct HttpSettings {
     /// admissions (`sale create --queue`). Unset: the queue routes answer 403 `queue_not_configured`.
     #[arg(long, env = "FLASHSALE_QUEUE_SECRET", hide_env_values = true)]
     pub queue_secret: Option<Secret>,
+    /// Waiting-room joins per minute one client IP may make (burst: a minute's worth;
+    /// past it 429), against bots joining as many users; 0: no limit.
+    #[arg(long, env = "FLASHSALE_QUEUE_JOINS_PER_IP", default_value_t = 120)]
+    pub queue_joins_per_ip: u32,
     /// Without a payment secret, accept unsigned gateway calls (local demos only: anyone
     /// can then mark any order paid and charge any wallet). Without either, they answer 403.
     #[arg(long, env = "FLASHSALE_PAYMENTS_UNSIGNED")]

@@ -28,9 +28,13 @@ pub struct Coupons {
     sold_out: Arc<SoldOut>,
     /// Concurrent issues of one campaign bucket share a script call (see
     /// `batch`): keyed by campaign, bucket and the bucket count believed;
-    /// `Err(n)`: the campaign has n buckets, nothing was done.
-    issues: Batcher<(u64, u32, u32), u64, Result<IssueOutcome, u32>>,
+    /// `Err(n)`: the campaign has n buckets, nothing was done. Each user
+    /// comes with whether they showed a valid admission (a waiting room's).
+    issues: IssueBatcher,
 }
+
+/// (campaign, bucket, bucket count believed) -> (user, admitted) -> outcome.
+type IssueBatcher = Batcher<(u64, u32, u32), (u64, bool), Result<IssueOutcome, u32>>;
 
 /// Members written per command when a campaign is rebuilt.
 const RESTORE_CHUNK: usize = 1000;
@@ -46,7 +50,7 @@ impl Coupons {
                 redis.size(),
                 MAX_BATCH,
                 &METRICS.issue_batch_size,
-                move |(coupon_id, bucket, n): (u64, u32, u32), users: Vec<u64>| {
+                move |(coupon_id, bucket, n): (u64, u32, u32), users: Vec<(u64, bool)>| {
                     let client = crate::redis::connected(&redis).cloned();
                     let (keys, scripts) = (keys.coupon_bucket(coupon_id, bucket), scripts.clone());
                     async move {
@@ -62,13 +66,14 @@ impl Coupons {
     }
 
     /// Issues the coupon to the user, unless the request's caller gives up
-    /// while it waits for a script call (see `batch`).
-    pub async fn issue(&self, coupon_id: u64, user_id: u64) -> Result<IssueOutcome, WriteError> {
+    /// while it waits for a script call (see `batch`). `admitted`: the caller
+    /// showed a valid admission (a campaign with a waiting room needs one).
+    pub async fn issue(&self, coupon_id: u64, user_id: u64, admitted: bool) -> Result<IssueOutcome, WriteError> {
         let now = now_ms();
         if self.sold_out.is_set(coupon_id, now) {
             return Ok(IssueOutcome::SoldOut);
         }
-        let outcome = self.issue_in_buckets(coupon_id, user_id).await?;
+        let outcome = self.issue_in_buckets(coupon_id, user_id, admitted).await?;
         if outcome == IssueOutcome::SoldOut {
             self.sold_out.set(coupon_id, now);
         }
@@ -78,11 +83,11 @@ impl Coupons {
     /// Walks the campaign's buckets from the user's own (see `buckets`):
     /// the first that issues, or issued before, answers; sold out only when
     /// every one is.
-    async fn issue_in_buckets(&self, coupon_id: u64, user_id: u64) -> Result<IssueOutcome, WriteError> {
+    async fn issue_in_buckets(&self, coupon_id: u64, user_id: u64, admitted: bool) -> Result<IssueOutcome, WriteError> {
         let mut n = self.buckets.believed(&self.keys, Of::Coupon, coupon_id);
         'walk: loop {
             for bucket in buckets::walk(user_id, n) {
-                match self.issues.call((coupon_id, bucket, n), user_id).await? {
+                match self.issues.call((coupon_id, bucket, n), (user_id, admitted)).await? {
                     Err(actual) => {
                         self.buckets.learn(&self.keys, Of::Coupon, coupon_id, actual);
                         n = actual;

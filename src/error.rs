@@ -50,6 +50,9 @@ pub enum Refusal {
     AlreadyIssued(u64),
     #[error("coupon {0} is sold out")]
     SoldOut(u64),
+    /// What is sold out, by name: "sale 7" (a waiting room's answer).
+    #[error("{0} is sold out")]
+    NothingLeft(String),
     /// What has not started: "coupon campaign 5", "sale 7".
     #[error("{0} has not started yet")]
     NotStarted(String),
@@ -108,7 +111,7 @@ impl Refusal {
         match self {
             Refusal::UnknownCoupon(_) => "unknown_coupon",
             Refusal::AlreadyIssued(_) => "already_issued",
-            Refusal::SoldOut(_) | Refusal::SkusSoldOut(_) => "sold_out",
+            Refusal::SoldOut(_) | Refusal::SkusSoldOut(_) | Refusal::NothingLeft(_) => "sold_out",
             Refusal::NotStarted(_) => "not_started",
             Refusal::Ended(_) => "ended",
             Refusal::UnknownSale(_) => "unknown_sale",

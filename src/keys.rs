@@ -11,6 +11,7 @@
 //! | `P{coupon:ID}:used`          | hash   | user -> `sale:order` that holds the coupon (on a cluster for a moment `hold:sale:token`) |
 //! | `P{coupon:ID}:holds`         | zset   | cluster only: `user:sale:token` held for an order, by deadline (ms) |
 //! | `P{coupon:ID:B}:meta`, `:users`, `:outbox` | | bucket B > 0 of a campaign created with `--buckets N` (see `buckets`); the campaign's meta keeps `buckets` = N |
+//! | `P{coupon:ID}:queue`, `:queue_users`, `:queue_marks`, `:queue_joined`, `:queue_admitted` | | a campaign's waiting room (`coupon create --queue`), as a sale's below |
 //! | `Pcoupons`                   | set    | ids of live campaigns (the relay's stream list)   |
 //! | `P{sale:ID}:meta`            | hash   | `starts_at`, `ends_at`, `per_user_limit`, `hold_ms`, `retired_at` |
 //! | `P{sale:ID}:prices`          | hash   | sku -> price (minor units)                        |
@@ -36,7 +37,7 @@
 //! | `P{sale:ID}:queue_joined`    | hash   | user -> their latest join number                  |
 //! | `P{sale:ID}:queue_admitted`  | zset   | users admitted and not yet reserved, by admitted until (ms) |
 //! | `Psales`                     | set    | ids of live sales (the relay's and the sweeper's list) |
-//! | `Pqueues`                    | set    | ids of sales with a waiting room (the admitter's list) |
+//! | `Pqueues`                    | set    | waiting rooms, `sale:ID` / `coupon:ID` (the admitter's list) |
 //! | `Pretiring`                  | zset   | `coupon:ID` / `sale:ID` retired, by when its keys go (ms) |
 //! | `P{rank}:products:H`         | zset   | sku -> paid orders in hour H (since the epoch); one tag for every hour |
 //! | `Prelay:alive:NAME`          | string | a running relay's heartbeat (expires when it stops) |
@@ -83,6 +84,12 @@ pub struct CouponKeys {
     pub used: String,
     /// On a cluster: coupons held for orders being reserved (see `sales::holds`).
     pub holds: String,
+    /// The waiting room (see `queue`; the table above): none without `--queue`.
+    pub queue: String,
+    pub queue_users: String,
+    pub queue_marks: String,
+    pub queue_joined: String,
+    pub queue_admitted: String,
 }
 
 /// The keys of one sale, in the order `seed_sale.lua` takes them (outbox last).
@@ -120,8 +127,35 @@ pub struct SaleKeys {
     pub queue_admitted: String,
 }
 
-/// The keys of a sale's waiting room, in the order the queue scripts take them
-/// (lua/lib/queue.lua).
+/// What a waiting room stands in front of: a sale's orders or a campaign's issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Room {
+    Sale(u64),
+    Coupon(u64),
+}
+
+impl Room {
+    /// Its member in the `queues` set: `sale:ID` or `coupon:ID`.
+    pub fn member(self) -> String {
+        match self {
+            Room::Sale(id) => format!("sale:{id}"),
+            Room::Coupon(id) => format!("coupon:{id}"),
+        }
+    }
+
+    pub fn from_member(member: &str) -> Option<Room> {
+        let (kind, id) = member.split_once(':')?;
+        let id = id.parse().ok()?;
+        match kind {
+            "sale" => Some(Room::Sale(id)),
+            "coupon" => Some(Room::Coupon(id)),
+            _ => None,
+        }
+    }
+}
+
+/// The keys of a waiting room, in the order the queue scripts take them
+/// (lua/lib/queue.lua). A campaign's `stock` is its meta (field `remaining`).
 #[derive(Clone, Debug)]
 pub struct QueueKeys {
     pub meta: String,
@@ -142,8 +176,19 @@ impl QueueKeys {
 
 impl CouponKeys {
     /// Every key of the campaign.
-    pub fn all(&self) -> [&str; 5] {
-        [&self.meta, &self.users, &self.outbox, &self.used, &self.holds]
+    pub fn all(&self) -> [&str; 10] {
+        [
+            &self.meta,
+            &self.users,
+            &self.outbox,
+            &self.used,
+            &self.holds,
+            &self.queue,
+            &self.queue_users,
+            &self.queue_marks,
+            &self.queue_joined,
+            &self.queue_admitted,
+        ]
     }
 }
 
@@ -220,6 +265,11 @@ impl Keys {
             outbox: format!("{tag}:outbox"),
             used: format!("{tag}:used"),
             holds: format!("{tag}:holds"),
+            queue: format!("{tag}:queue"),
+            queue_users: format!("{tag}:queue_users"),
+            queue_marks: format!("{tag}:queue_marks"),
+            queue_joined: format!("{tag}:queue_joined"),
+            queue_admitted: format!("{tag}:queue_admitted"),
         }
     }
 
@@ -267,21 +317,37 @@ impl Keys {
         }
     }
 
-    /// The keys of sale `sale_id`'s waiting room (in the sale's own slot).
-    pub fn sale_queue(&self, sale_id: u64) -> QueueKeys {
-        let sale = self.sale(sale_id);
-        QueueKeys {
-            meta: sale.meta,
-            queue: sale.queue,
-            users: sale.queue_users,
-            marks: sale.queue_marks,
-            joined: sale.queue_joined,
-            admitted: sale.queue_admitted,
-            stock: sale.stock,
+    /// The keys of a waiting room (in its sale's or campaign's own slot).
+    pub fn queue(&self, room: Room) -> QueueKeys {
+        match room {
+            Room::Sale(id) => {
+                let sale = self.sale(id);
+                QueueKeys {
+                    meta: sale.meta,
+                    queue: sale.queue,
+                    users: sale.queue_users,
+                    marks: sale.queue_marks,
+                    joined: sale.queue_joined,
+                    admitted: sale.queue_admitted,
+                    stock: sale.stock,
+                }
+            }
+            Room::Coupon(id) => {
+                let coupon = self.coupon(id);
+                QueueKeys {
+                    stock: coupon.meta.clone(),
+                    meta: coupon.meta,
+                    queue: coupon.queue,
+                    users: coupon.queue_users,
+                    marks: coupon.queue_marks,
+                    joined: coupon.queue_joined,
+                    admitted: coupon.queue_admitted,
+                }
+            }
         }
     }
 
-    /// The set of sales with a waiting room (written beside the scripts).
+    /// The set of waiting rooms, `sale:ID` / `coupon:ID` (written beside the scripts).
     pub fn queues(&self) -> String {
         format!("{}queues", self.prefix)
     }

@@ -1,9 +1,10 @@
 -- lib/queue.lua: a waiting room's pieces (`-- include: prelude, queue`): the
 -- per-join marks, the remaining units, and the draw that orders the pre-queue.
--- A queue's keys (see src/keys.rs): KEYS[1] the sale's meta  [2] queue (hash:
--- seq, pre, served, tokens, at, epoch, key, admitted)  [3] users (20 bytes per
--- join, by join number)  [4] marks (u32 per join)  [5] joined (user -> join
--- number)  [6] admitted (zset user -> admitted until, ms)  [7] the sale's stock.
+-- A queue's keys (see src/keys.rs): KEYS[1] the sale's or campaign's meta
+-- [2] queue (hash: seq, pre, served, tokens, at, epoch, key, admitted)  [3] users
+-- (20 bytes per join, by join number)  [4] marks (u32 per join)  [5] joined (user
+-- -> join number)  [6] admitted (zset user -> admitted until, ms)  [7] the sale's
+-- stock, or for a campaign its meta again (field `remaining`).
 
 -- A join's mark: 0 skipped (abandoned); 1 .. 2^31 - 1 waiting, last seen at
 -- (mark - 1) s after the queue's epoch; ADMITTED + s admitted until s after it.
@@ -21,8 +22,11 @@ local function set_mark(marks, join, mark)
   redis.call('BITFIELD', marks, 'SET', 'u32', '#' .. int(join - 1), int(mark))
 end
 
--- Units left in the sale, every SKU.
-local function remaining_units(stock)
+-- Units left: of every SKU of a sale, or a campaign's coupons (stock = meta).
+local function remaining_units(meta, stock)
+  if stock == meta then
+    return tonumber(redis.call('HGET', meta, 'remaining') or '0')
+  end
   local n = 0
   for _, v in ipairs(redis.call('HVALS', stock)) do
     n = n + tonumber(v)

@@ -1,11 +1,12 @@
 //! `flashsale coupon create`: write a campaign to MySQL and seed Redis.
 //! `flashsale coupon load`: rebuild a campaign Redis lost from MySQL.
 
-use super::create_args::{Existing, Window};
+use super::create_args::{set_up_room, Existing, Queue, Window};
 use crate::{
     config::{MysqlSettings, RedisSettings},
     db::queries,
-    scripts::{CampaignSpec, SeedMode},
+    keys::Room,
+    scripts::{CampaignSpec, SeedMode, SeedOutcome},
     time::rfc3339_ms,
 };
 
@@ -56,6 +57,8 @@ pub struct CreateArgs {
     /// campaign's life).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=crate::buckets::MAX_BUCKETS as i64))]
     buckets: u32,
+    #[command(flatten)]
+    queue: Queue,
     #[command(flatten)]
     existing: Existing,
     #[command(flatten)]
@@ -110,6 +113,8 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
 async fn create(args: CreateArgs) -> anyhow::Result<()> {
     let (starts_at, ends_at) = args.window.resolve()?;
     let Existing { replace, if_absent } = args.existing;
+    let queue = args.queue.spec()?;
+    anyhow::ensure!(queue.is_none() || args.buckets == 1, "--queue is for campaigns without --buckets (for now)");
 
     let ctx = super::Context::connect(&args.redis, &args.mysql).await?;
     let (coupons, mysql) = (&ctx.coupons, &ctx.mysql);
@@ -141,9 +146,15 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     let mode = if replace { SeedMode::Replace } else { SeedMode::Create };
     let spec = CampaignSpec { total: args.quantity, starts_at, ends_at, discount: args.discount };
     let outcome = coupons.seed(args.id, spec, mode, args.buckets).await?;
+    let room = match outcome {
+        SeedOutcome::Created | SeedOutcome::Replaced => {
+            set_up_room(&ctx, Room::Coupon(args.id), queue, starts_at).await?
+        }
+        _ => String::new(),
+    };
     let ends = if ends_at == 0 { "never".to_string() } else { rfc3339_ms(ends_at) };
     println!(
-        "coupon {}: {:?}, quantity {}{}, opens {}, closes {}",
+        "coupon {}: {:?}, quantity {}{}, opens {}, closes {}{room}",
         args.id,
         outcome,
         args.quantity,

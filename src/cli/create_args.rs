@@ -35,11 +35,11 @@ pub struct Existing {
     pub if_absent: bool,
 }
 
-/// A waiting room in front of the sale (`--queue`): see docs/queue.md.
+/// A waiting room in front of the sale or campaign (`--queue`): see docs/queue.md.
 #[derive(clap::Args)]
 #[command(next_help_heading = "Waiting room")]
 pub struct Queue {
-    /// Put a waiting room in front: reserving then needs the admission it gives.
+    /// Put a waiting room in front: reserving (or being issued) then needs the admission it gives.
     #[arg(long)]
     pub queue: bool,
     /// Most users admitted per second, across every instance.
@@ -72,4 +72,27 @@ impl Queue {
             poll_grace_ms: ms(self.poll_grace),
         }))
     }
+}
+
+/// Gives a created (or replaced) sale or campaign opening at `starts_at` its
+/// waiting room, or none; what the create line says of it.
+pub(super) async fn set_up_room(
+    ctx: &super::Context,
+    room: crate::keys::Room,
+    spec: Option<crate::scripts::QueueSpec>,
+    starts_at: u64,
+) -> anyhow::Result<String> {
+    let opens = starts_at.saturating_sub(spec.map_or(0, |q| q.opens_before_ms));
+    crate::queue::Queues::new(ctx.redis.clone(), ctx.keys.clone(), ctx.scripts.clone())
+        .setup(room, spec, opens)
+        .await?;
+    Ok(match spec {
+        Some(q) => format!(
+            ", waiting room (admits {}/s, admissions last {}s, opens {})",
+            q.admit_per_second,
+            q.admission_ttl_ms / 1000,
+            crate::time::rfc3339_ms(opens)
+        ),
+        None => String::new(),
+    })
 }

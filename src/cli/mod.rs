@@ -58,7 +58,7 @@ pub enum Command {
     /// Wallets: show one's balance (Redis) and history (MySQL).
     #[command(subcommand)]
     Wallet(wallet::Command),
-    /// Waiting rooms (`sale create --queue`): `queue show --sale N`.
+    /// Waiting rooms (`sale|coupon create --queue`): `queue show --sale N` / `--coupon N`.
     #[command(subcommand)]
     Queue(queue::Command),
     /// Show Redis stock, outbox, Kafka offsets, sink lag and stalls, and MySQL rows.

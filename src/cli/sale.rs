@@ -1,9 +1,10 @@
 //! `flashsale sale create`: write a sale to MySQL and seed Redis.
 
-use super::create_args::{Existing, Queue, Window};
+use super::create_args::{set_up_room, Existing, Queue, Window};
 use crate::{
     config::{MysqlSettings, RedisSettings},
     db::queries,
+    keys::Room,
     scripts::{SaleSpec, SeedMode, SkuSpec},
     time::rfc3339_ms,
 };
@@ -117,22 +118,13 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     queries::put_sale(&ctx.mysql, args.id, &spec, args.existing.replace).await?;
     let mode = if args.existing.replace { SeedMode::Replace } else { SeedMode::Create };
     let outcome = ctx.sales.seed(args.id, &spec, mode).await?;
-    if matches!(outcome, crate::scripts::SeedOutcome::Created | crate::scripts::SeedOutcome::Replaced) {
-        let opens = spec.starts_at.saturating_sub(queue.map_or(0, |q| q.opens_before_ms));
-        crate::queue::Queues::new(ctx.redis.clone(), ctx.keys.clone(), ctx.scripts.clone())
-            .setup(args.id, queue, opens)
-            .await?;
-    }
-    let ends = if spec.ends_at == 0 { "never".to_string() } else { rfc3339_ms(spec.ends_at) };
-    let room = match queue {
-        Some(q) => format!(
-            ", waiting room (admits {}/s, admissions last {}s, opens {})",
-            q.admit_per_second,
-            q.admission_ttl_ms / 1000,
-            rfc3339_ms(spec.starts_at.saturating_sub(q.opens_before_ms))
-        ),
-        None => String::new(),
+    let room = match outcome {
+        crate::scripts::SeedOutcome::Created | crate::scripts::SeedOutcome::Replaced => {
+            set_up_room(&ctx, Room::Sale(args.id), queue, spec.starts_at).await?
+        }
+        _ => String::new(),
     };
+    let ends = if spec.ends_at == 0 { "never".to_string() } else { rfc3339_ms(spec.ends_at) };
     println!(
         "sale {}: {outcome:?}, {} SKU(s){}, per-user limit {}, hold {}s, opens {}, closes {ends}{room}",
         args.id,

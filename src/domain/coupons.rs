@@ -36,21 +36,24 @@ impl CouponService {
         CouponService { coupons, retired }
     }
 
-    /// Issues the coupon to the user: once per user, while stock and window last.
-    pub async fn issue(&self, coupon_id: u64, user_id: u64) -> Result<Issued, Error> {
-        let result = self.try_issue(coupon_id, user_id).await;
+    /// Issues the coupon to the user: once per user, while stock and window
+    /// last; with a waiting room, only to a user who showed their admission
+    /// (`admitted`, see `QueueService::admitted`).
+    pub async fn issue(&self, coupon_id: u64, user_id: u64, admitted: bool) -> Result<Issued, Error> {
+        let result = self.try_issue(coupon_id, user_id, admitted).await;
         record("issue_coupon", &result, |_| "issued");
         result
     }
 
-    async fn try_issue(&self, coupon_id: u64, user_id: u64) -> Result<Issued, Error> {
+    async fn try_issue(&self, coupon_id: u64, user_id: u64, admitted: bool) -> Result<Issued, Error> {
         let campaign = || format!("coupon campaign {coupon_id}");
-        match self.coupons.issue(coupon_id, user_id).await? {
+        match self.coupons.issue(coupon_id, user_id, admitted).await? {
             IssueOutcome::Issued { remaining, issued_at } => Ok(Issued { remaining, issued_at }),
             IssueOutcome::AlreadyIssued => refuse(Refusal::AlreadyIssued(coupon_id)),
             IssueOutcome::SoldOut => refuse(Refusal::SoldOut(coupon_id)),
             IssueOutcome::NotStarted => refuse(Refusal::NotStarted(campaign())),
             IssueOutcome::Ended => refuse(Refusal::Ended(campaign())),
+            IssueOutcome::NotAdmitted => refuse(Refusal::NotAdmitted),
             // Redis let a retired campaign go: it ended, as Redis would have said.
             IssueOutcome::Unknown if self.retired.is_retired(Kind::Coupon, coupon_id).await? => {
                 refuse(Refusal::Ended(campaign()))

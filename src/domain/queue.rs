@@ -1,11 +1,12 @@
-//! What the API asks of a sale's waiting room: join, poll a ticket, and
-//! whether an admission lets a user reserve. Tickets and admissions are
+//! What the API asks of a waiting room (a sale's or a campaign's): join, poll
+//! a ticket, and whether an admission lets a user reserve or be issued. Tickets and admissions are
 //! signed (`queue::tickets`); a poll answers from the process's view.
 
 use std::sync::Arc;
 
 use super::{record, refuse, Error, Refusal};
 use crate::{
+    keys::Room,
     queue::{
         draw,
         tickets::{Admission, Ticket, Tickets},
@@ -69,43 +70,49 @@ impl QueueService {
         self.tickets.as_deref().ok_or(Error::Refused(Refusal::QueueNotConfigured))
     }
 
-    pub async fn join(&self, sale: u64, user: u64) -> Result<Joined, Error> {
-        let result = self.try_join(sale, user).await;
+    pub async fn join(&self, room: Room, user: u64) -> Result<Joined, Error> {
+        let result = self.try_join(room, user).await;
         record("queue_join", &result, |j| if j.new { "joined" } else { "again" });
         result
     }
 
-    async fn try_join(&self, sale: u64, user: u64) -> Result<Joined, Error> {
+    async fn try_join(&self, room: Room, user: u64) -> Result<Joined, Error> {
         let tickets = self.tickets()?;
-        let what = || format!("the waiting room of sale {sale}");
-        match self.queues.join(sale, user).await? {
+        let name = || match room {
+            Room::Sale(id) => format!("sale {id}"),
+            Room::Coupon(id) => format!("coupon campaign {id}"),
+        };
+        match self.queues.join(room, user).await? {
             JoinOutcome::Joined { join, again, .. } => {
-                let ticket = Ticket { sale, user, join };
+                let ticket = Ticket { room, user, join };
                 let status = self.status(ticket).await?;
                 Ok(Joined { ticket: tickets.ticket(ticket), new: !again, status })
             }
-            JoinOutcome::UnknownSale => refuse(Refusal::UnknownSale(sale)),
+            JoinOutcome::Unknown => refuse(match room {
+                Room::Sale(id) => Refusal::UnknownSale(id),
+                Room::Coupon(id) => Refusal::UnknownCoupon(id),
+            }),
             JoinOutcome::NoQueue => refuse(Refusal::NoQueue),
-            JoinOutcome::NotStarted { .. } => refuse(Refusal::NotStarted(what())),
-            JoinOutcome::Ended => refuse(Refusal::Ended(format!("sale {sale}"))),
-            JoinOutcome::SoldOut => refuse(Refusal::SoldOut(sale)),
+            JoinOutcome::NotStarted { .. } => refuse(Refusal::NotStarted(format!("the waiting room of {}", name()))),
+            JoinOutcome::Ended => refuse(Refusal::Ended(name())),
+            JoinOutcome::SoldOut => refuse(Refusal::NothingLeft(name())),
         }
     }
 
-    /// Where the ticket `text` of sale `sale` stands.
-    pub async fn poll(&self, sale: u64, text: &str) -> Result<Status, Error> {
-        let ticket = self.tickets()?.read_ticket(text).filter(|t| t.sale == sale);
+    /// Where the ticket `text` of `room` stands.
+    pub async fn poll(&self, room: Room, text: &str) -> Result<Status, Error> {
+        let ticket = self.tickets()?.read_ticket(text).filter(|t| t.room == room);
         let ticket = ticket.ok_or(Error::Refused(Refusal::InvalidTicket))?;
         self.status(ticket).await
     }
 
     async fn status(&self, t: Ticket) -> Result<Status, Error> {
-        let Some(state) = self.queues.state(t.sale).await? else { return refuse(Refusal::NoQueue) };
+        let Some(state) = self.queues.state(t.room).await? else { return refuse(Refusal::NoQueue) };
         let now = now_ms();
         let rate = u64::from(state.spec.admit_per_second.max(1));
         let Some(position) = position(&state, t.join) else {
             // The pre-queue: drawn at the start.
-            self.queues.saw(t.sale, t.join);
+            self.queues.saw(t.room, t.join);
             let until_start = state.starts_at.saturating_sub(now);
             return Ok(Status {
                 state: State::Waiting,
@@ -130,7 +137,7 @@ impl QueueService {
                 admission: None,
             });
         }
-        self.queues.saw(t.sale, t.join);
+        self.queues.saw(t.room, t.join);
         let eta_ms = ahead * 1000 / rate;
         Ok(Status {
             state: State::Waiting,
@@ -144,11 +151,11 @@ impl QueueService {
 
     /// A ticket whose place was served: admitted (until when), or skipped.
     async fn decided(&self, state: &QueueState, t: Ticket, position: u64, now: u64) -> Result<Status, Error> {
-        let mark = self.queues.fate(t.sale, t.join).await?;
+        let mark = self.queues.fate(t.room, t.join).await?;
         let until = (mark >= ADMITTED).then(|| state.epoch + (mark - ADMITTED) * 1000);
         let (state_now, admission) = match until {
             Some(until) if until > now => {
-                let admission = Admission { sale: t.sale, user: t.user, until };
+                let admission = Admission { room: t.room, user: t.user, until };
                 (State::Admitted, Some((self.tickets()?.admission(admission), until)))
             }
             _ => (State::Expired, None),
@@ -163,15 +170,16 @@ impl QueueService {
         })
     }
 
-    /// Whether `admission` is one this service signed for `user` in `sale`,
-    /// not lapsed. Checked here without Redis; the reservation script refuses
-    /// a sale with a waiting room unless it is, and Redis's record agrees.
-    pub fn admitted(&self, sale: u64, user: u64, admission: Option<&str>) -> bool {
+    /// Whether `admission` is one this service signed for `user` in `room`,
+    /// not lapsed. Checked here without Redis; the reservation and issue
+    /// scripts refuse a room's sale or campaign unless it is, and Redis's
+    /// record agrees.
+    pub fn admitted(&self, room: Room, user: u64, admission: Option<&str>) -> bool {
         self.tickets
             .as_deref()
             .zip(admission)
             .and_then(|(tickets, text)| tickets.read_admission(text))
-            .is_some_and(|a| a.sale == sale && a.user == user && a.until > now_ms())
+            .is_some_and(|a| a.room == room && a.user == user && a.until > now_ms())
     }
 }
 

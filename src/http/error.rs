@@ -211,7 +211,7 @@ fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::NoQueue => StatusCode::CONFLICT,
         Refusal::InvalidTicket => StatusCode::UNAUTHORIZED,
         Refusal::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
-        Refusal::SoldOut(_) | Refusal::SkusSoldOut(_) => StatusCode::GONE,
+        Refusal::SoldOut(_) | Refusal::SkusSoldOut(_) | Refusal::NothingLeft(_) => StatusCode::GONE,
         Refusal::IdempotencyKeyReused | Refusal::AmountMismatch(_) | Refusal::BalanceLimitExceeded(_) => {
             StatusCode::UNPROCESSABLE_ENTITY
         }

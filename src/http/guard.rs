@@ -56,6 +56,8 @@ pub struct Guard {
     client_ip: ClientIp,
     payments: Payments,
     per_ip: Option<RateLimiter<IpAddr>>,
+    /// Waiting-room joins per client IP (per minute).
+    joins_per_ip: Option<RateLimiter<IpAddr>>,
     per_user: Option<RateLimiter<u64>>,
     admission: Option<Arc<Admission>>,
 }
@@ -83,6 +85,8 @@ impl Guard {
                 }
             },
             per_ip: (settings.rate_per_ip > 0).then(|| RateLimiter::new(settings.rate_per_ip)),
+            joins_per_ip: (settings.queue_joins_per_ip > 0)
+                .then(|| RateLimiter::per_minute(settings.queue_joins_per_ip)),
             per_user: (settings.rate_per_user > 0).then(|| RateLimiter::new(settings.rate_per_user)),
             admission: (settings.sale_admission > 0).then(|| Admission::new(settings.sale_admission)),
         })
@@ -106,7 +110,21 @@ impl Guard {
     /// a trusted proxy's unreadable `X-Forwarded-For` is 400. Without the
     /// limit the header is not read at all.
     pub fn check_ip(&self, peer: IpAddr, headers: &hyper::HeaderMap) -> Result<(), ApiError> {
-        let Some(limiter) = &self.per_ip else { return Ok(()) };
+        self.check(self.per_ip.as_ref(), peer, headers)
+    }
+
+    /// The per-IP limit on joining waiting rooms, as `check_ip`.
+    pub fn check_join(&self, peer: IpAddr, headers: &hyper::HeaderMap) -> Result<(), ApiError> {
+        self.check(self.joins_per_ip.as_ref(), peer, headers)
+    }
+
+    fn check(
+        &self,
+        limiter: Option<&RateLimiter<IpAddr>>,
+        peer: IpAddr,
+        headers: &hyper::HeaderMap,
+    ) -> Result<(), ApiError> {
+        let Some(limiter) = limiter else { return Ok(()) };
         let client = self.client_ip.of(peer, headers).map_err(|Malformed| {
             ApiError::BadRequest(
                 "invalid_forwarded_for",

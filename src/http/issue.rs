@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use super::{
     body::read_json,
     error::{ApiError, Write},
+    queue::ADMISSION,
     respond::{json, Reply},
 };
-use crate::{app::App, time::rfc3339_ms};
+use crate::{app::App, keys::Room, time::rfc3339_ms};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,9 +32,12 @@ struct Issued {
 pub async fn handle(app: &App, coupon_id: u64, req: Request<Incoming>) -> Result<Reply, ApiError> {
     // Only the one header identity needs, not a copy of them all.
     let authorization = req.headers().get(AUTHORIZATION).cloned();
+    let admission = req.headers().get(ADMISSION).map(|v| v.to_str().unwrap_or_default().to_owned());
     let body: IssueRequest = read_json(req, &app.http, FIELDS).await?;
     let user_id = app.guard.user(authorization.as_ref(), body.user_id)?;
-    let issued = app.domain.coupons.issue(coupon_id, user_id).await.map_err(ApiError::write(Write::IssueCoupon))?;
+    let admitted = app.domain.queue.admitted(Room::Coupon(coupon_id), user_id, admission.as_deref());
+    let issued =
+        app.domain.coupons.issue(coupon_id, user_id, admitted).await.map_err(ApiError::write(Write::IssueCoupon))?;
     let (remaining, issued_at) = (issued.remaining, rfc3339_ms(issued.issued_at));
     Ok(json(StatusCode::CREATED, &Issued { coupon_id, user_id, issued_at, remaining }))
 }

@@ -28,6 +28,12 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         RateLimiter { allowances: governor::RateLimiter::keyed(Quota::per_second(rate)) }
     }
 
+    /// `n` requests per minute, bursts of up to one minute's worth.
+    pub fn per_minute(n: u32) -> RateLimiter<K> {
+        let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        RateLimiter { allowances: governor::RateLimiter::keyed(Quota::per_minute(n)) }
+    }
+
     /// Takes a token for `key`, or says how long until one is free.
     pub fn check(&self, key: K) -> Result<(), Duration> {
         if draw().is_multiple_of(PRUNE_ONE_IN) {

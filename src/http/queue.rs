@@ -1,5 +1,6 @@
 //! `POST /v1/sales/{sale}/queue` (join the waiting room) and
-//! `GET /v1/sales/{sale}/queue/{ticket}` (where a ticket stands).
+//! `GET /v1/sales/{sale}/queue/{ticket}` (where a ticket stands); the same
+//! under `/v1/coupons/{id}`.
 
 use hyper::{body::Incoming, header::AUTHORIZATION, Request, StatusCode};
 use serde::Deserialize;
@@ -10,7 +11,10 @@ use super::{
     error::ApiError,
     respond::{json, Reply},
 };
-use crate::{app::App, domain::queue::Status, time::rfc3339_ms};
+use crate::{app::App, domain::queue::Status, keys::Room, time::rfc3339_ms};
+
+/// The header that carries an admission to reserve or issue.
+pub const ADMISSION: &str = "flashsale-admission";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,21 +29,21 @@ const FIELDS: &[(&str, &str)] = &[("user_id", "an integer from 0 to 2^64-1")];
 /// Longest ticket accepted in a path.
 const MAX_TICKET: usize = 128;
 
-pub async fn join(app: &App, sale_id: u64, req: Request<Incoming>) -> Result<Reply, ApiError> {
+pub async fn join(app: &App, room: Room, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let authorization = req.headers().get(AUTHORIZATION).cloned();
     let body: JoinRequest = read_json(req, &app.http, FIELDS).await?;
     let user_id = app.guard.user(authorization.as_ref(), body.user_id)?;
-    let joined = app.domain.queue.join(sale_id, user_id).await?;
+    let joined = app.domain.queue.join(room, user_id).await?;
     let mut view = status_view(&joined.status);
     view["ticket"] = joined.ticket.into();
     Ok(json(if joined.new { StatusCode::CREATED } else { StatusCode::OK }, &view))
 }
 
-pub async fn poll(app: &App, sale_id: u64, ticket: &str) -> Result<Reply, ApiError> {
+pub async fn poll(app: &App, room: Room, ticket: &str) -> Result<Reply, ApiError> {
     if ticket.len() > MAX_TICKET {
         return Err(ApiError::from(crate::domain::Error::Refused(crate::domain::Refusal::InvalidTicket)));
     }
-    let status = app.domain.queue.poll(sale_id, ticket).await?;
+    let status = app.domain.queue.poll(room, ticket).await?;
     Ok(json(StatusCode::OK, &status_view(&status)))
 }
 

@@ -13,9 +13,10 @@ use super::{
     body::read_json,
     error::{ApiError, Write},
     order_view::OrderView,
+    queue::ADMISSION,
     respond::{json, Reply},
 };
-use crate::{app::App, domain::orders::NewOrder};
+use crate::{app::App, domain::orders::NewOrder, keys::Room};
 
 /// Most lines in one order.
 pub const MAX_LINES: usize = 20;
@@ -51,7 +52,7 @@ pub async fn handle(app: &App, sale_id: u64, req: Request<Incoming>) -> Result<R
     let idempotency_key = idempotency_key(req.headers().get("idempotency-key"))?;
     // Only the one header identity needs, not a copy of them all.
     let authorization = req.headers().get(AUTHORIZATION).cloned();
-    let admission = req.headers().get("flashsale-admission").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let admission = req.headers().get(ADMISSION).map(|v| v.to_str().unwrap_or_default().to_owned());
     let body: OrderRequest = read_json(req, &app.http, FIELDS).await?;
     let user_id = app.guard.user(authorization.as_ref(), body.user_id)?;
     let lines = validate(&body.items)?;
@@ -62,7 +63,7 @@ pub async fn handle(app: &App, sale_id: u64, req: Request<Incoming>) -> Result<R
         lines: &lines,
         coupon_id: body.coupon_id,
         idempotency_key: idempotency_key.as_deref(),
-        admitted: app.domain.queue.admitted(sale_id, user_id, admission.as_deref()),
+        admitted: app.domain.queue.admitted(Room::Sale(sale_id), user_id, admission.as_deref()),
     };
     let reserved = app.domain.orders.reserve(&new).await.map_err(ApiError::write(Write::ReserveOrder))?;
     // A replay is the order as it is now: it may have been paid, cancelled

@@ -29,6 +29,7 @@ use super::{
 use crate::{
     app::App,
     caller::{self, Caller},
+    keys::Room,
     metrics::{Route, METRICS},
 };
 
@@ -57,6 +58,9 @@ pub async fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<I
         }
         if req.uri().path().starts_with("/v1/") {
             app.guard.check_ip(peer, req.headers())?;
+        }
+        if route == Route::QueueJoin {
+            app.guard.check_join(peer, req.headers())?;
         }
         dispatch(&app, surface, req).await
     };
@@ -104,7 +108,12 @@ async fn caught(handler: impl Future<Output = Result<Reply, ApiError>>) -> Resul
 /// The metrics route of a path (by shape only; ids are not checked here).
 fn classify(path: &str) -> Route {
     if let Some(rest) = path.strip_prefix("/v1/coupons/") {
-        return if rest.ends_with("/issue") { Route::IssueCoupon } else { Route::GetCoupon };
+        return match rest.split('/').count() {
+            2 if rest.ends_with("/issue") => Route::IssueCoupon,
+            2 if rest.ends_with("/queue") => Route::QueueJoin,
+            3 if rest.split('/').nth(1) == Some("queue") => Route::QueuePoll,
+            _ => Route::GetCoupon,
+        };
     }
     if let Some(rest) = path.strip_prefix("/v1/sales/") {
         return match rest.split('/').count() {
@@ -148,18 +157,30 @@ fn classify(path: &str) -> Route {
 async fn dispatch(app: &App, surface: Surface, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let path = req.uri().path();
     if let Some(rest) = path.strip_prefix("/v1/coupons/") {
-        return match rest.split_once('/') {
-            Some((id, "issue")) => {
+        let mut parts = rest.split('/');
+        let id = parts.next().unwrap_or("");
+        return match (parts.next(), parts.next(), parts.next()) {
+            (Some("issue"), None, _) => {
                 let id = coupon_id(id)?;
                 allow(&req, &Method::POST, "POST")?;
                 Box::pin(issue::handle(app, id, req)).await
             }
-            None => {
-                let id = coupon_id(rest)?;
+            (None, ..) => {
+                let id = coupon_id(id)?;
                 allow(&req, &Method::GET, "GET")?;
                 Box::pin(coupon::handle(app, id)).await
             }
-            Some(_) => Err(ApiError::NotFound(path.to_string())),
+            (Some("queue"), None, _) => {
+                let room = Room::Coupon(coupon_id(id)?);
+                allow(&req, &Method::POST, "POST")?;
+                Box::pin(queue::join(app, room, req)).await
+            }
+            (Some("queue"), Some(ticket), None) => {
+                let room = Room::Coupon(coupon_id(id)?);
+                allow(&req, &Method::GET, "GET")?;
+                Box::pin(queue::poll(app, room, ticket)).await
+            }
+            _ => Err(ApiError::NotFound(path.to_string())),
         };
     }
     if let Some(rest) = path.strip_prefix("/v1/sales/") {
@@ -172,11 +193,11 @@ async fn dispatch(app: &App, surface: Surface, req: Request<Incoming>) -> Result
             }
             (Some("queue"), None, ..) => {
                 allow(&req, &Method::POST, "POST")?;
-                Box::pin(queue::join(app, sale_id, req)).await
+                Box::pin(queue::join(app, Room::Sale(sale_id), req)).await
             }
             (Some("queue"), Some(ticket), None, _) => {
                 allow(&req, &Method::GET, "GET")?;
-                Box::pin(queue::poll(app, sale_id, ticket)).await
+                Box::pin(queue::poll(app, Room::Sale(sale_id), ticket)).await
             }
             (Some("orders"), None, ..) => {
                 allow(&req, &Method::POST, "POST")?;

@@ -1,4 +1,4 @@
-//! Waiting rooms: a sale's queue in Redis (`lua/queue_*.lua`), each process's
+//! Waiting rooms: a sale's or campaign's queue in Redis (`lua/queue_*.lua`), each process's
 //! view of it (at most 250 ms old, so a poll costs no Redis call of its own),
 //! the liveness of polled tickets (sent once a second), and the admitter every
 //! instance runs. The protocol: docs/protocols.md, "Waiting room".
@@ -16,7 +16,7 @@ use fred::{clients::Pool, prelude::*};
 
 use crate::{
     caller::{self, WriteError},
-    keys::Keys,
+    keys::{Keys, Room},
     redis::connected,
     scripts::{AdmitOutcome, JoinOutcome, QueueSpec, QueueState, Scripts},
     shutdown::Shutdown,
@@ -38,9 +38,9 @@ pub struct Queues {
     redis: Pool,
     keys: Keys,
     scripts: Arc<Scripts>,
-    views: Arc<Mutex<HashMap<u64, View>>>,
-    /// Joins polled since the last send, per sale.
-    seen: Arc<Mutex<HashMap<u64, Vec<u64>>>>,
+    views: Arc<Mutex<HashMap<Room, View>>>,
+    /// Joins polled since the last send, per room.
+    seen: Arc<Mutex<HashMap<Room, Vec<u64>>>>,
     /// One view refresh at a time per process.
     refresh: Arc<tokio::sync::Mutex<()>>,
 }
@@ -63,70 +63,71 @@ impl Queues {
         }
     }
 
-    /// Gives `sale` a fresh waiting room opening at `epoch` (ms), or none (CLI).
-    pub async fn setup(&self, sale: u64, spec: Option<QueueSpec>, epoch: u64) -> Result<(), Error> {
+    /// Gives a sale or campaign a fresh waiting room opening at `epoch` (ms),
+    /// or none (CLI).
+    pub async fn setup(&self, room: Room, spec: Option<QueueSpec>, epoch: u64) -> Result<(), Error> {
         let client = self.redis.next();
         let draw_key = format!("{:016x}{:016x}", rand_u64(), rand_u64());
-        let keys = self.keys.sale_queue(sale);
+        let keys = self.keys.queue(room);
         if spec.is_some() {
-            let _: () = client.sadd(self.keys.queues(), sale).await?;
+            let _: () = client.sadd(self.keys.queues(), room.member()).await?;
         }
         self.scripts.queue.setup(client, &keys, spec, &draw_key, epoch).await?;
         if spec.is_none() {
-            let _: () = client.srem(self.keys.queues(), sale).await?;
+            let _: () = client.srem(self.keys.queues(), room.member()).await?;
         }
         Ok(())
     }
 
-    pub async fn join(&self, sale: u64, user: u64) -> Result<JoinOutcome, WriteError> {
+    pub async fn join(&self, room: Room, user: u64) -> Result<JoinOutcome, WriteError> {
         let client = connected(&self.redis)?;
         caller::claim()?;
-        let outcome = self.scripts.queue.join(client, &self.keys.sale_queue(sale), user).await?;
+        let outcome = self.scripts.queue.join(client, &self.keys.queue(room), user).await?;
         if matches!(outcome, JoinOutcome::Joined { .. }) {
-            self.forget_view(sale);
+            self.forget_view(room);
         }
         Ok(outcome)
     }
 
     /// The room's state as this process saw it at most `FRESH` ago; None: no room.
-    pub async fn state(&self, sale: u64) -> Result<Option<Arc<QueueState>>, Error> {
-        if let Some(view) = self.fresh_view(sale) {
+    pub async fn state(&self, room: Room) -> Result<Option<Arc<QueueState>>, Error> {
+        if let Some(view) = self.fresh_view(room) {
             return Ok(view);
         }
         let _one = self.refresh.lock().await;
-        if let Some(view) = self.fresh_view(sale) {
+        if let Some(view) = self.fresh_view(room) {
             return Ok(view);
         }
-        let state = self.scripts.queue.state(self.redis.next(), &self.keys.sale_queue(sale)).await?.map(Arc::new);
+        let state = self.scripts.queue.state(self.redis.next(), &self.keys.queue(room)).await?.map(Arc::new);
         let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
         if views.len() > 10_000 {
             views.retain(|_, v| v.at.elapsed() < FRESH);
         }
-        views.insert(sale, View { at: Instant::now(), state: state.clone() });
+        views.insert(room, View { at: Instant::now(), state: state.clone() });
         Ok(state)
     }
 
-    fn fresh_view(&self, sale: u64) -> Option<Option<Arc<QueueState>>> {
+    fn fresh_view(&self, room: Room) -> Option<Option<Arc<QueueState>>> {
         let views = self.views.lock().unwrap_or_else(|e| e.into_inner());
-        views.get(&sale).filter(|v| v.at.elapsed() < FRESH).map(|v| v.state.clone())
+        views.get(&room).filter(|v| v.at.elapsed() < FRESH).map(|v| v.state.clone())
     }
 
-    fn forget_view(&self, sale: u64) {
-        self.views.lock().unwrap_or_else(|e| e.into_inner()).remove(&sale);
+    fn forget_view(&self, room: Room) {
+        self.views.lock().unwrap_or_else(|e| e.into_inner()).remove(&room);
     }
 
     /// Notes that `join` was polled: sent with the others within `SEEN_EVERY`.
-    pub fn saw(&self, sale: u64, join: u64) {
+    pub fn saw(&self, room: Room, join: u64) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let joins = seen.entry(sale).or_default();
+        let joins = seen.entry(room).or_default();
         if joins.len() < 100_000 {
             joins.push(join);
         }
     }
 
     /// The mark of a join whose place was served (admitted until, or skipped).
-    pub async fn fate(&self, sale: u64, join: u64) -> Result<u64, Error> {
-        self.scripts.queue.fate(self.redis.next(), &self.keys.sale_queue(sale), join).await
+    pub async fn fate(&self, room: Room, join: u64) -> Result<u64, Error> {
+        self.scripts.queue.fate(self.redis.next(), &self.keys.queue(room), join).await
     }
 
     /// Admits in every room a few times a second and sends liveness once a
@@ -148,13 +149,17 @@ impl Queues {
 
     async fn admit_all(&self) -> Result<(), Error> {
         let client = self.redis.next();
-        let sales: Vec<u64> = client.smembers(self.keys.queues()).await?;
-        for sale in sales {
-            match self.scripts.queue.admit(client, &self.keys.sale_queue(sale), ADMIT_MOST).await? {
+        let members: Vec<String> = client.smembers(self.keys.queues()).await?;
+        for member in members {
+            let Some(room) = Room::from_member(&member) else {
+                let _: () = client.srem(self.keys.queues(), member).await?;
+                continue;
+            };
+            match self.scripts.queue.admit(client, &self.keys.queue(room), ADMIT_MOST).await? {
                 AdmitOutcome::NoQueue => {
-                    let _: () = client.srem(self.keys.queues(), sale).await?;
+                    let _: () = client.srem(self.keys.queues(), member).await?;
                 }
-                AdmitOutcome::Admitted { admitted, skipped, .. } if admitted + skipped > 0 => self.forget_view(sale),
+                AdmitOutcome::Admitted { admitted, skipped, .. } if admitted + skipped > 0 => self.forget_view(room),
                 _ => {}
             }
         }
@@ -164,11 +169,11 @@ impl Queues {
     async fn send_seen(&self) -> Result<(), Error> {
         let seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|e| e.into_inner()));
         let client = self.redis.next();
-        for (sale, mut joins) in seen {
+        for (room, mut joins) in seen {
             joins.sort_unstable();
             joins.dedup();
             for chunk in joins.chunks(1_000) {
-                self.scripts.queue.seen(client, &self.keys.sale_queue(sale), chunk).await?;
+                self.scripts.queue.seen(client, &self.keys.queue(room), chunk).await?;
             }
         }
         Ok(())

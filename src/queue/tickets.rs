@@ -1,32 +1,36 @@
 //! Tickets and admissions: what a waiting room hands out, signed with
-//! FLASHSALE_QUEUE_SECRET (HMAC-SHA256) and bound to one user and one sale.
+//! FLASHSALE_QUEUE_SECRET (HMAC-SHA256) and bound to one user and one room
+//! (a sale's or a campaign's).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::{
     config::Secret,
+    keys::Room,
     signature::{hex, unhex},
 };
 
-/// A place in a sale's waiting room: the user and their join number.
+/// A place in a waiting room: the user and their join number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
-    pub sale: u64,
+    pub room: Room,
     pub user: u64,
     pub join: u64,
 }
 
-/// Leave to reserve in a sale until `until` (ms since the epoch).
+/// Leave to reserve in a sale, or be issued a coupon, until `until` (ms since
+/// the epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Admission {
-    pub sale: u64,
+    pub room: Room,
     pub user: u64,
     pub until: u64,
 }
 
-/// Signs and reads tickets (`s{sale}.{user}.{join}.{mac}`) and admissions
-/// (`s{sale}.{user}.{until}.{mac}`); each kind's MAC covers its own name.
+/// Signs and reads tickets (`s{sale}.{user}.{join}.{mac}`, `c{coupon}...` for a
+/// campaign) and admissions (`s{sale}.{user}.{until}.{mac}`); each kind's MAC
+/// covers its own name.
 pub struct Tickets {
     key: Hmac<Sha256>,
 }
@@ -40,31 +44,34 @@ impl Tickets {
     }
 
     pub fn ticket(&self, t: Ticket) -> String {
-        self.sign("ticket", t.sale, t.user, t.join)
+        self.sign("ticket", t.room, t.user, t.join)
     }
 
     pub fn admission(&self, a: Admission) -> String {
-        self.sign("admission", a.sale, a.user, a.until)
+        self.sign("admission", a.room, a.user, a.until)
     }
 
     /// The ticket `text` stands for, if this service signed it.
     pub fn read_ticket(&self, text: &str) -> Option<Ticket> {
-        let (sale, user, join) = self.read("ticket", text)?;
-        Some(Ticket { sale, user, join })
+        let (room, user, join) = self.read("ticket", text)?;
+        Some(Ticket { room, user, join })
     }
 
     /// The admission `text` stands for, if this service signed it.
     pub fn read_admission(&self, text: &str) -> Option<Admission> {
-        let (sale, user, until) = self.read("admission", text)?;
-        Some(Admission { sale, user, until })
+        let (room, user, until) = self.read("admission", text)?;
+        Some(Admission { room, user, until })
     }
 
-    fn sign(&self, kind: &str, sale: u64, user: u64, n: u64) -> String {
-        let body = format!("s{sale}.{user}.{n}");
+    fn sign(&self, kind: &str, room: Room, user: u64, n: u64) -> String {
+        let body = match room {
+            Room::Sale(id) => format!("s{id}.{user}.{n}"),
+            Room::Coupon(id) => format!("c{id}.{user}.{n}"),
+        };
         format!("{body}.{}", &hex(&self.mac(kind, &body))[..MAC_HEX])
     }
 
-    fn read(&self, kind: &str, text: &str) -> Option<(u64, u64, u64)> {
+    fn read(&self, kind: &str, text: &str) -> Option<(Room, u64, u64)> {
         let (body, mac) = text.rsplit_once('.')?;
         let mac = unhex(mac).filter(|m| m.len() * 2 == MAC_HEX)?;
         let mut check = self.key.clone();
@@ -72,9 +79,14 @@ impl Tickets {
         check.update(b":");
         check.update(body.as_bytes());
         check.verify_truncated_left(&mac).ok()?;
-        let mut parts = body.strip_prefix('s')?.split('.');
+        let (room, rest): (fn(u64) -> Room, &str) = match body.split_at_checked(1)? {
+            ("s", rest) => (Room::Sale, rest),
+            ("c", rest) => (Room::Coupon, rest),
+            _ => return None,
+        };
+        let mut parts = rest.split('.');
         let mut next = || parts.next()?.parse::<u64>().ok();
-        let read = (next()?, next()?, next()?);
+        let read = (room(next()?), next()?, next()?);
         parts.next().is_none().then_some(read)
     }
 
@@ -98,17 +110,20 @@ mod tests {
     #[test]
     fn a_ticket_reads_back_and_nothing_else_does() {
         let t = tickets("a-queue-secret-of-16+");
-        let ticket = Ticket { sale: 7, user: 42, join: 3 };
+        let ticket = Ticket { room: Room::Sale(7), user: 42, join: 3 };
         let text = t.ticket(ticket);
         assert_eq!(t.read_ticket(&text), Some(ticket));
         assert_eq!(t.read_admission(&text), None, "a ticket is no admission");
         assert_eq!(tickets("another-secret-of-16+").read_ticket(&text), None);
-        let forged = text.replacen("s7.42.", "s7.43.", 1);
-        assert_eq!(t.read_ticket(&forged), None, "{forged}");
+        for forged in [text.replacen("s7.42.", "s7.43.", 1), text.replacen("s7.", "c7.", 1)] {
+            assert_eq!(t.read_ticket(&forged), None, "{forged}");
+        }
+        let coupon = Ticket { room: Room::Coupon(7), ..ticket };
+        assert_eq!(t.read_ticket(&t.ticket(coupon)), Some(coupon));
         for junk in ["", ".", "s7.42.3", "s7.42.3.zz", "s7.42.3.00", "\u{e9}\u{e9}.aa"] {
             assert_eq!(t.read_ticket(junk), None, "{junk}");
         }
-        let admission = Admission { sale: 7, user: 42, until: 1_800_000_000_000 };
+        let admission = Admission { room: Room::Sale(7), user: 42, until: 1_800_000_000_000 };
         assert_eq!(t.read_admission(&t.admission(admission)), Some(admission));
     }
 }

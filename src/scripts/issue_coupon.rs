@@ -21,6 +21,9 @@ pub enum IssueOutcome {
     NotStarted,
     Ended,
     Unknown,
+    /// The campaign has a waiting room, and it has not admitted this user (or
+    /// the admission lapsed, or was used).
+    NotAdmitted,
 }
 
 impl IssueOutcome {
@@ -33,6 +36,7 @@ impl IssueOutcome {
             IssueOutcome::NotStarted => "not_started",
             IssueOutcome::Ended => "ended",
             IssueOutcome::Unknown => "unknown",
+            IssueOutcome::NotAdmitted => "not_admitted",
         }
     }
 }
@@ -47,23 +51,22 @@ pub enum IssueCall {
 
 impl IssueCoupon {
     /// Serves `users` in order in one call on one bucket's `keys` of a
-    /// campaign believed to have `buckets` buckets; one outcome per user.
+    /// campaign believed to have `buckets` buckets; one outcome per user. Each
+    /// user comes with whether they showed a valid admission (a waiting room's).
     pub async fn call(
         &self,
         client: &Client,
         keys: &CouponKeys,
         coupon_id: u64,
         buckets: u32,
-        users: &[u64],
+        users: &[(u64, bool)],
     ) -> Result<IssueCall, Error> {
         let mut args = Vec::with_capacity(users.len() + 2);
         args.push(coupon_id.to_string());
         args.push(buckets.to_string());
-        args.extend(users.iter().map(u64::to_string));
-        let answer: Vec<Value> = self
-            .1
-            .evalsha(&self.0, client, vec![keys.meta.as_str(), keys.users.as_str(), keys.outbox.as_str()], args)
-            .await?;
+        args.extend(users.iter().map(|&(user, admitted)| if admitted { format!("+{user}") } else { user.to_string() }));
+        let k = vec![keys.meta.as_str(), keys.users.as_str(), keys.outbox.as_str(), keys.queue_admitted.as_str()];
+        let answer: Vec<Value> = self.1.evalsha(&self.0, client, k, args).await?;
         let every = |outcome| Ok(IssueCall::Outcomes(vec![outcome; users.len()]));
         match answer.first().and_then(Value::as_str).as_deref() {
             Some("buckets") => {
@@ -84,6 +87,7 @@ impl IssueCoupon {
             .map(|r| match int(r) {
                 Some(-1) => Ok(IssueOutcome::AlreadyIssued),
                 Some(-2) => Ok(IssueOutcome::SoldOut),
+                Some(-3) => Ok(IssueOutcome::NotAdmitted),
                 Some(remaining) if remaining >= 0 => {
                     Ok(IssueOutcome::Issued { remaining: remaining as u64, issued_at })
                 }

@@ -15,7 +15,7 @@ pub struct QueueScripts {
     pub(super) ack: Ack,
 }
 
-/// A waiting room's settings (`sale create --queue`).
+/// A waiting room's settings (`sale create --queue`, `coupon create --queue`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueSpec {
     pub admit_per_second: u32,
@@ -33,7 +33,8 @@ pub enum JoinOutcome {
         pre: Option<u64>,
         served: u64,
     },
-    UnknownSale,
+    /// No such sale or campaign.
+    Unknown,
     NoQueue,
     NotStarted {
         opens: u64,
@@ -104,7 +105,7 @@ impl QueueScripts {
                 pre: n(2),
                 served: n(3).unwrap_or(0),
             },
-            Some("unknown_sale") => JoinOutcome::UnknownSale,
+            Some("unknown") => JoinOutcome::Unknown,
             Some("no_queue") => JoinOutcome::NoQueue,
             Some("not_started") => JoinOutcome::NotStarted { opens: n(1).unwrap_or(0) },
             Some("ended") => JoinOutcome::Ended,

@@ -71,6 +71,8 @@ impl TestApp {
                 ops_on_main: true,
                 header_read_timeout_ms: 5_000,
                 payment_secret: Some(PAYMENT_SECRET.parse().unwrap()),
+                // Every test client joins from 127.0.0.1 (tests/api/queue.rs tests the limit).
+                queue_joins_per_ip: 0,
                 ..defaults()
             },
             redis: RedisSettings {

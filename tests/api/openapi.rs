@@ -26,6 +26,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/sales/{sale_id}/orders"),
     ("POST", "/v1/sales/{sale_id}/queue"),
     ("GET", "/v1/sales/{sale_id}/queue/{ticket}"),
+    ("POST", "/v1/coupons/{coupon_id}/queue"),
+    ("GET", "/v1/coupons/{coupon_id}/queue/{ticket}"),
     ("GET", "/v1/sales/{sale_id}/orders/{order_id}"),
     ("POST", "/v1/sales/{sale_id}/orders/{order_id}/confirm"),
     ("POST", "/v1/sales/{sale_id}/orders/{order_id}/cancel"),
@@ -249,14 +251,24 @@ async fn every_spec_operation_is_served_and_answers_a_documented_status() {
         ("order_id", order.body["order_id"].as_u64().unwrap().to_string()),
         ("user_id", "99".to_string()),
     ]);
-    // The waiting room's routes ask sale 2, which has one, of the spec's example user.
+    // The waiting rooms' routes ask sale 2 and campaign 2, which have one, of the spec's example user.
     app.create_sale(2, &["1:9900:100"], &["--queue"]);
     let joined = app.post("/v1/sales/2/queue", &json!({"user_id": 7}), &[]).await;
     assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
     let mut queue_ids = ids.clone();
     queue_ids.insert("sale_id", "2".to_string());
     queue_ids.insert("ticket", joined.body["ticket"].as_str().unwrap().to_string());
-    let ids_of = |path: &str| if path.contains("/queue") { &queue_ids } else { &ids };
+    app.create_coupon(2, 100, &["--queue"]);
+    let joined = app.post("/v1/coupons/2/queue", &json!({"user_id": 7}), &[]).await;
+    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
+    let mut coupon_queue_ids = ids.clone();
+    coupon_queue_ids.insert("coupon_id", "2".to_string());
+    coupon_queue_ids.insert("ticket", joined.body["ticket"].as_str().unwrap().to_string());
+    let ids_of = |path: &str| match (path.contains("/queue"), path.starts_with("/v1/coupons")) {
+        (true, true) => &coupon_queue_ids,
+        (true, false) => &queue_ids,
+        _ => &ids,
+    };
 
     let spec = spec();
     let ops = operations(&spec);

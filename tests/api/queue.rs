@@ -1,9 +1,11 @@
-//! The waiting room (`sale create --queue`): joins, polls, admissions in order
-//! at the set rate, the pre-queue's draw, sold out, and the admission gate on
-//! reserving — through the HTTP API and the CLI, on the real servers.
+//! The waiting room (`sale|coupon create --queue`): joins, polls, admissions in
+//! order at the set rate, the pre-queue's draw, sold out, the admission gate on
+//! reserving and issuing, the join limit and retirement — through the HTTP API
+//! and the CLI, on the real servers.
 
 use std::time::{Duration, Instant};
 
+use fred::prelude::*;
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
@@ -194,12 +196,17 @@ async fn queue_routes_refuse_clearly() {
     }
     assert_eq!(app.poll(4, &ticket).await.body["error"], "invalid_ticket", "a ticket of another sale");
     assert_eq!(app.join(404, 1).await.body["error"], "unknown_sale");
+    let r = app.post("/v1/coupons/404/queue", &json!({ "user_id": 1 }), &[]).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_coupon")));
 
     let unset = TestApp::spawn().await;
     unset.create_sale(6, &["1:100:10"], &["--queue"]);
     let r = unset.join(6, 1).await;
     assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::FORBIDDEN, Some("queue_not_configured")));
     assert_eq!(unset.reserve_admitted(6, 1, 1, None).await.body["error"], "not_admitted");
+
+    let bucketed = app.cli(&["coupon", "create", "--id", "9", "--quantity", "9", "--buckets", "2", "--queue"]);
+    assert!(bucketed.code != Some(0) && bucketed.stderr.contains("--queue is for campaigns without --buckets"));
 
     let shown = app.cli(&["queue", "show", "--sale", "5"]).success().stdout;
     assert!(shown.contains("joined      1") && shown.contains("limit 1000"), "{shown}");
@@ -236,4 +243,122 @@ async fn two_instances_admit_at_the_set_rate_together() {
     let n1 = admitted_count(&other, 7, &tickets).await;
     let rate = (n1 - n0) as f64 / t0.elapsed().as_secs_f64();
     assert!((36.0..=44.0).contains(&rate), "{rate:.1} admitted/s with two instances at 40/s ({n0} -> {n1})");
+}
+
+#[tokio::test]
+async fn a_campaign_with_a_room_issues_only_to_the_admitted_until_none_is_left() {
+    let app = app().await;
+    app.create_coupon(8, 3, &["--queue", "--admit-per-second", "100"]);
+    let mut tickets = Vec::new();
+    for user in 1..=5u64 {
+        let r = app.post("/v1/coupons/8/queue", &json!({ "user_id": user }), &[]).await;
+        assert_eq!((r.status, &r.body["position"]), (StatusCode::CREATED, &json!(user)), "{:?}", r.body);
+        tickets.push(r.body["ticket"].as_str().unwrap().to_string());
+    }
+    let poll = |i: usize| {
+        let path = format!("/v1/coupons/8/queue/{}", tickets[i]);
+        let app = &app;
+        async move { app.get(&path).await }
+    };
+    // Three coupons: three admitted, the other two wait.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut answers = Vec::new();
+    while answers.iter().filter(|a| state(a) == "admitted").count() < 3 {
+        assert!(Instant::now() < deadline, "three admitted: {answers:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answers.clear();
+        for i in 0..5 {
+            answers.push(poll(i).await.body);
+        }
+    }
+    assert_eq!(
+        answers.iter().map(state).collect::<Vec<_>>(),
+        ["admitted", "admitted", "admitted", "waiting", "waiting"]
+    );
+    let admission = |i: usize| answers[i]["admission"].as_str().unwrap().to_string();
+    let issue = |user: u64, admission: Option<String>| {
+        let headers: Vec<(&str, String)> = admission.map(|a| ("flashsale-admission", a)).into_iter().collect();
+        let app = &app;
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.post("/v1/coupons/8/issue", &json!({ "user_id": user }), &headers).await
+        }
+    };
+    let refused = issue(1, None).await;
+    assert_eq!((refused.status, refused.body["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_admitted")));
+    assert_eq!(issue(2, Some(admission(0))).await.body["error"], "not_admitted", "another user's admission");
+    assert_eq!(issue(4, None).await.body["error"], "not_admitted", "still waiting");
+    for i in 0..3 {
+        let issued = issue(i as u64 + 1, Some(admission(i))).await;
+        assert_eq!(issued.status, StatusCode::CREATED, "{:?}", issued.body);
+    }
+    assert_eq!(issue(1, Some(admission(0))).await.body["error"], "already_issued");
+    // None left: the waiting learn it within a second.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(state(&poll(3).await.body), "sold_out");
+    let late = app.post("/v1/coupons/8/queue", &json!({ "user_id": 9 }), &[]).await;
+    assert_eq!((late.status, late.body["error"].as_str()), (StatusCode::GONE, Some("sold_out")));
+    // A campaign's ticket is no sale's, and the other way round.
+    app.create_sale(8, &["1:100:10"], &["--queue"]);
+    assert_eq!(app.poll(8, &tickets[0]).await.body["error"], "invalid_ticket");
+    let shown = app.cli(&["queue", "show", "--coupon", "8"]).success().stdout;
+    assert!(shown.contains("coupon 8 waiting room") && shown.contains("joined      5"), "{shown}");
+}
+
+#[tokio::test]
+async fn one_address_may_join_only_so_often() {
+    let app = TestApp::spawn_with(|c| {
+        c.http.queue_secret = Some(QUEUE_SECRET.parse().unwrap());
+        c.http.queue_joins_per_ip = 3;
+    })
+    .await;
+    app.create_sale(10, &["1:100:10"], &["--queue"]);
+    for user in 1..=3 {
+        assert_eq!(app.join(10, user).await.status, StatusCode::CREATED);
+    }
+    let r = app.join(10, 4).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")),
+        "{:?}",
+        r.body
+    );
+    assert!(r.headers.contains_key("retry-after"));
+    // Polls and other routes are not joins.
+    assert_eq!(app.get("/v1/sales/10").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_room_leaves_redis_with_its_sale_or_campaign() {
+    let app = TestApp::spawn_with(|c| {
+        c.http.queue_secret = Some(QUEUE_SECRET.parse().unwrap());
+        c.retention.retain_after_end = Duration::from_secs(1);
+    })
+    .await;
+    let ends = (std::time::SystemTime::now() + Duration::from_secs(4)).duration_since(std::time::UNIX_EPOCH).unwrap();
+    let ends = ends.as_secs().to_string();
+    app.create_sale(11, &["1:100:10"], &["--queue", "--ends-at", &ends]);
+    app.create_coupon(11, 10, &["--queue", "--ends-at", &ends]);
+    assert_eq!(app.join(11, 1).await.status, StatusCode::CREATED);
+    let r = app.post("/v1/coupons/11/queue", &json!({ "user_id": 1 }), &[]).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+
+    let redis = flashsale::redis::client(&app.config.redis).await.unwrap();
+    let prefix = app.config.redis.key_prefix.clone();
+    let queue_keys = crate::retirement::keys_under(&redis, &prefix).await;
+    for room in ["{sale:11}:queue", "{coupon:11}:queue"] {
+        let n = queue_keys.iter().filter(|k| k.contains(room)).count();
+        assert!(n >= 4, "{room}: the room's keys are there ({n}): {queue_keys:?}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let keys = crate::retirement::keys_under(&redis, &prefix).await;
+        let left: Vec<_> = keys.iter().filter(|k| k.contains("{sale:11}") || k.contains("{coupon:11}")).collect();
+        let rooms: Vec<String> = redis.smembers(format!("{prefix}queues")).await.unwrap();
+        if left.is_empty() && rooms.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still there after the end: {left:?}, rooms {rooms:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

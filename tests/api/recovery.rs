@@ -158,7 +158,7 @@ async fn a_relay_batch_larger_than_luas_unpack_limit_is_acknowledged() {
     let placement = flashsale::placement::Placement::detect(redis.next());
     let coupons = flashsale::coupons::Coupons::new(redis.clone(), keys, scripts, &placement);
     for user in 0..12_000 {
-        coupons.issue(82, user).await.unwrap();
+        coupons.issue(82, user, false).await.unwrap();
     }
     let entries: u64 = fred::interfaces::StreamsInterface::xlen(redis.next(), &outbox).await.unwrap();
     assert_eq!(entries, 12_000);

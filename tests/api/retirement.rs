@@ -22,7 +22,7 @@ const SALES: u64 = 50;
 const WINDOW: Duration = Duration::from_secs(25);
 
 /// Every key under the test's prefix (SCAN, not KEYS).
-async fn keys_under(client: &Client, prefix: &str) -> Vec<String> {
+pub(crate) async fn keys_under(client: &Client, prefix: &str) -> Vec<String> {
     let (mut cursor, mut keys) = ("0".to_string(), Vec::new());
     loop {
         let command = CustomCommand::new_static("SCAN", ClusterHash::Random, false);
