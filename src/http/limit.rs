@@ -19,24 +19,26 @@ const PRUNE_ONE_IN: u64 = 1 << 18;
 
 pub struct RateLimiter<K: Hash + Eq + Clone> {
     allowances: DefaultKeyedRateLimiter<K>,
+    /// `PRUNE_ONE_IN`; a test holds pruning off while it fills the map.
+    prune_one_in: u64,
 }
 
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// `rate` requests per second, bursts of up to one second's worth.
     pub fn new(rate: u32) -> RateLimiter<K> {
         let rate = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
-        RateLimiter { allowances: governor::RateLimiter::keyed(Quota::per_second(rate)) }
+        RateLimiter { allowances: governor::RateLimiter::keyed(Quota::per_second(rate)), prune_one_in: PRUNE_ONE_IN }
     }
 
     /// `n` requests per minute, bursts of up to one minute's worth.
     pub fn per_minute(n: u32) -> RateLimiter<K> {
         let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
-        RateLimiter { allowances: governor::RateLimiter::keyed(Quota::per_minute(n)) }
+        RateLimiter { allowances: governor::RateLimiter::keyed(Quota::per_minute(n)), prune_one_in: PRUNE_ONE_IN }
     }
 
     /// Takes a token for `key`, or says how long until one is free.
     pub fn check(&self, key: K) -> Result<(), Duration> {
-        if draw().is_multiple_of(PRUNE_ONE_IN) {
+        if draw().is_multiple_of(self.prune_one_in) {
             self.allowances.retain_recent();
         }
         self.allowances
@@ -132,11 +134,15 @@ mod tests {
 
     #[test]
     fn idle_clients_are_forgotten() {
-        let limiter = RateLimiter::<u64>::new(1_000_000);
+        let mut limiter = RateLimiter::<u64>::new(1_000_000);
+        // Filled with pruning off (a draw of 0 mod u64::MAX does not come), so
+        // all 10,000 are there to forget.
+        limiter.prune_one_in = u64::MAX;
         for key in 0..10_000 {
             limiter.check(key).unwrap();
         }
         assert!(limiter.remembered() >= 9_000, "{} remembered", limiter.remembered());
+        limiter.prune_one_in = PRUNE_ONE_IN;
         // A million a second: everyone is back to a full allowance within a few ms.
         std::thread::sleep(Duration::from_millis(20));
         for key in 0..PRUNE_ONE_IN * 12 {
