@@ -1,15 +1,17 @@
 -- include: prelude, queue
 -- queue_join.lua: a user joins a sale's or campaign's waiting room (KEYS: see
 -- lib/queue.lua).
--- ARGV[1] user id
+-- ARGV[1] user id  [2] the nonce of the solved challenge shown ('' none: the
+-- service checked the solution; this records its use)  [3] the challenge's expiry (ms)
 --
 -- Returns {'joined' | 'again', join number, pre (joins before the start, '' until
 -- it), served} or {'unknown'} | {'no_queue'} | {'not_started', opens (ms)}
--- | {'ended'} | {'sold_out'}. Before the sale's start a join is in the pre-queue:
+-- | {'ended'} | {'sold_out'} | {'pow_required'} (the room asks for proof of work,
+-- none shown) | {'pow_reused'} (that challenge was used before). Before the sale's start a join is in the pre-queue:
 -- drawn at the start among the others (lib/queue.lua). The first call after the
 -- start (this or the admitter) fixes `pre`. A user already waiting, or admitted
 -- and not lapsed, is answered their join again; one skipped or lapsed joins anew.
-local meta = redis.call('HMGET', KEYS[1], 'starts_at', 'ends_at', 'queue_rate', 'queue_opens_ms')
+local meta = redis.call('HMGET', KEYS[1], 'starts_at', 'ends_at', 'queue_rate', 'queue_opens_ms', 'queue_pow')
 if not meta[1] then
   return {'unknown'}
 end
@@ -24,6 +26,14 @@ if now < opens then
 end
 if has_ended(now, tonumber(meta[2])) then
   return {'ended'}
+end
+if ARGV[2] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', int(now))
+  if redis.call('ZADD', KEYS[8], 'NX', ARGV[3], ARGV[2]) == 0 then
+    return {'pow_reused'}
+  end
+elseif tonumber(meta[5] or '0') > 0 then
+  return {'pow_required'}
 end
 local q = redis.call('HMGET', KEYS[2], 'seq', 'pre', 'served', 'epoch')
 local seq, pre, served, epoch = tonumber(q[1] or '0'), q[2], q[3] or '0', tonumber(q[4])

@@ -18,7 +18,7 @@ use crate::{
     pipe_thread,
     placement::Placement,
     probes::Probes,
-    queue::{tickets::Tickets, Queues},
+    queue::Queues,
     redis,
     sales::Sales,
     scripts::Scripts,
@@ -119,10 +119,7 @@ pub async fn serve(listener: TcpListener, mut config: ServeConfig, shutdown: Shu
         coupons: CouponService::new(Coupons::new(redis.clone(), keys.clone(), scripts, &placement), retired.clone()),
         orders: OrderService::new(sales, payments, retired, mysql.clone()),
         wallets: WalletService::new(wallets, mysql.clone()),
-        queue: QueueService::new(
-            queues,
-            config.http.queue_secret.as_ref().filter(|s| !s.0.is_empty()).map(Tickets::new),
-        ),
+        queue: QueueService::new(queues, config.http.queue_secret.as_ref().filter(|s| !s.0.is_empty())),
     };
     let app = Arc::new(App {
         guard,

@@ -94,13 +94,19 @@ pub enum Refusal {
     /// The payment_key already paid another order or charge (which is not named).
     #[error("this payment_key was already used for another order or charge; a payment pays once")]
     PaymentKeyUsed,
-    /// The sale has a waiting room that has not admitted this user (or the admission lapsed or was used).
-    #[error("this sale has a waiting room: join it, and reserve with the admission it gives (Flashsale-Admission)")]
+    /// The sale or campaign has a waiting room that has not admitted this user (or the admission lapsed or was used).
+    #[error("this has a waiting room: join it, and come back with the admission it gives (Flashsale-Admission)")]
     NotAdmitted,
-    #[error("this sale has no waiting room: reserve directly")]
+    #[error("this has no waiting room: ask directly")]
     NoQueue,
-    #[error("the ticket is not one this service gave for this sale")]
+    #[error("the ticket is not one this service gave for this waiting room")]
     InvalidTicket,
+    #[error("this waiting room asks for proof of work: solve GET /v1/queue/challenge and send it as `altcha`")]
+    PowRequired,
+    #[error("the proof of work is not a solved challenge of this waiting room, expired, or used before")]
+    PowInvalid,
+    #[error("this waiting room asks for no proof of work: join directly")]
+    PowNotRequired,
     #[error("the waiting room needs FLASHSALE_QUEUE_SECRET, which this service does not have")]
     QueueNotConfigured,
 }
@@ -134,6 +140,9 @@ impl Refusal {
             Refusal::NotAdmitted => "not_admitted",
             Refusal::NoQueue => "no_queue",
             Refusal::InvalidTicket => "invalid_ticket",
+            Refusal::PowRequired => "pow_required",
+            Refusal::PowInvalid => "pow_invalid",
+            Refusal::PowNotRequired => "pow_not_required",
             Refusal::QueueNotConfigured => "queue_not_configured",
         }
     }

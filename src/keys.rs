@@ -11,7 +11,7 @@
 //! | `P{coupon:ID}:used`          | hash   | user -> `sale:order` that holds the coupon (on a cluster for a moment `hold:sale:token`) |
 //! | `P{coupon:ID}:holds`         | zset   | cluster only: `user:sale:token` held for an order, by deadline (ms) |
 //! | `P{coupon:ID:B}:meta`, `:users`, `:outbox` | | bucket B > 0 of a campaign created with `--buckets N` (see `buckets`); the campaign's meta keeps `buckets` = N |
-//! | `P{coupon:ID}:queue`, `:queue_users`, `:queue_marks`, `:queue_joined`, `:queue_admitted` | | a campaign's waiting room (`coupon create --queue`), as a sale's below |
+//! | `P{coupon:ID}:queue`, `:queue_users`, `:queue_marks`, `:queue_joined`, `:queue_admitted`, `:queue_pow` | | a campaign's waiting room (`coupon create --queue`), as a sale's below |
 //! | `Pcoupons`                   | set    | ids of live campaigns (the relay's stream list)   |
 //! | `P{sale:ID}:meta`            | hash   | `starts_at`, `ends_at`, `per_user_limit`, `hold_ms`, `retired_at` |
 //! | `P{sale:ID}:prices`          | hash   | sku -> price (minor units)                        |
@@ -36,6 +36,7 @@
 //! | `P{sale:ID}:queue_marks`     | string | a u32 per join: skipped, last seen, or admitted until (lua/lib/queue.lua) |
 //! | `P{sale:ID}:queue_joined`    | hash   | user -> their latest join number                  |
 //! | `P{sale:ID}:queue_admitted`  | zset   | users admitted and not yet reserved, by admitted until (ms) |
+//! | `P{sale:ID}:queue_pow`       | zset   | with `--pow-difficulty`: nonces of the solved challenges used to join, by expiry (ms) |
 //! | `Psales`                     | set    | ids of live sales (the relay's and the sweeper's list) |
 //! | `Pqueues`                    | set    | waiting rooms, `sale:ID` / `coupon:ID` (the admitter's list) |
 //! | `Pretiring`                  | zset   | `coupon:ID` / `sale:ID` retired, by when its keys go (ms) |
@@ -90,6 +91,7 @@ pub struct CouponKeys {
     pub queue_marks: String,
     pub queue_joined: String,
     pub queue_admitted: String,
+    pub queue_pow: String,
 }
 
 /// The keys of one sale, in the order `seed_sale.lua` takes them (outbox last).
@@ -125,6 +127,7 @@ pub struct SaleKeys {
     pub queue_joined: String,
     /// The waiting room's users admitted and not yet reserved.
     pub queue_admitted: String,
+    pub queue_pow: String,
 }
 
 /// What a waiting room stands in front of: a sale's orders or a campaign's issues.
@@ -165,18 +168,19 @@ pub struct QueueKeys {
     pub joined: String,
     pub admitted: String,
     pub stock: String,
+    pub pow: String,
 }
 
 impl QueueKeys {
     /// Every key the scripts take, in their order.
-    pub fn all(&self) -> [&str; 7] {
-        [&self.meta, &self.queue, &self.users, &self.marks, &self.joined, &self.admitted, &self.stock]
+    pub fn all(&self) -> [&str; 8] {
+        [&self.meta, &self.queue, &self.users, &self.marks, &self.joined, &self.admitted, &self.stock, &self.pow]
     }
 }
 
 impl CouponKeys {
     /// Every key of the campaign.
-    pub fn all(&self) -> [&str; 10] {
+    pub fn all(&self) -> [&str; 11] {
         [
             &self.meta,
             &self.users,
@@ -188,13 +192,14 @@ impl CouponKeys {
             &self.queue_marks,
             &self.queue_joined,
             &self.queue_admitted,
+            &self.queue_pow,
         ]
     }
 }
 
 impl SaleKeys {
     /// Every key of the sale.
-    pub fn all(&self) -> [&str; 22] {
+    pub fn all(&self) -> [&str; 23] {
         [
             &self.meta,
             &self.prices,
@@ -218,6 +223,7 @@ impl SaleKeys {
             &self.queue_marks,
             &self.queue_joined,
             &self.queue_admitted,
+            &self.queue_pow,
         ]
     }
 }
@@ -270,6 +276,7 @@ impl Keys {
             queue_marks: format!("{tag}:queue_marks"),
             queue_joined: format!("{tag}:queue_joined"),
             queue_admitted: format!("{tag}:queue_admitted"),
+            queue_pow: format!("{tag}:queue_pow"),
         }
     }
 
@@ -314,6 +321,7 @@ impl Keys {
             queue_marks: format!("{tag}:queue_marks"),
             queue_joined: format!("{tag}:queue_joined"),
             queue_admitted: format!("{tag}:queue_admitted"),
+            queue_pow: format!("{tag}:queue_pow"),
         }
     }
 
@@ -330,6 +338,7 @@ impl Keys {
                     joined: sale.queue_joined,
                     admitted: sale.queue_admitted,
                     stock: sale.stock,
+                    pow: sale.queue_pow,
                 }
             }
             Room::Coupon(id) => {
@@ -342,6 +351,7 @@ impl Keys {
                     marks: coupon.queue_marks,
                     joined: coupon.queue_joined,
                     admitted: coupon.queue_admitted,
+                    pow: coupon.queue_pow,
                 }
             }
         }

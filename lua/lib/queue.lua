@@ -4,7 +4,8 @@
 -- [2] queue (hash: seq, pre, served, tokens, at, epoch, key, admitted)  [3] users
 -- (20 bytes per join, by join number)  [4] marks (u32 per join)  [5] joined (user
 -- -> join number)  [6] admitted (zset user -> admitted until, ms)  [7] the sale's
--- stock, or for a campaign its meta again (field `remaining`).
+-- stock, or for a campaign its meta again (field `remaining`)  [8] pow (zset:
+-- nonces of solved challenges used to join -> their expiry, ms).
 
 -- A join's mark: 0 skipped (abandoned); 1 .. 2^31 - 1 waiting, last seen at
 -- (mark - 1) s after the queue's epoch; ADMITTED + s admitted until s after it.

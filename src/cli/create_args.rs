@@ -54,6 +54,21 @@ pub struct Queue {
     /// A waiting ticket not polled for this long is skipped (joining again goes to the back).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "queue")]
     pub poll_grace: std::time::Duration,
+    /// Ask each join for an ALTCHA proof of work of about N attempts (`GET /v1/queue/challenge`); 0: none.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100_000_000), requires = "queue")]
+    pub pow_difficulty: u32,
+    /// Where the waiting page (`/wait/sales/ID`) sends a user once admitted, the admission in the fragment.
+    #[arg(long, requires = "queue", value_parser = parse_return_url)]
+    pub return_url: Option<String>,
+}
+
+/// An http(s) URL without a fragment (the page adds its own).
+fn parse_return_url(text: &str) -> Result<String, String> {
+    let ok = (text.starts_with("https://") || text.starts_with("http://"))
+        && !text.contains('#')
+        && text.len() <= 2000
+        && text.chars().all(|c| c.is_ascii_graphic());
+    ok.then(|| text.to_string()).ok_or_else(|| "an http:// or https:// URL without a fragment".into())
 }
 
 impl Queue {
@@ -70,6 +85,8 @@ impl Queue {
             admission_ttl_ms: ms(self.admission_ttl),
             opens_before_ms: ms(self.queue_opens_before),
             poll_grace_ms: ms(self.poll_grace),
+            pow_difficulty: self.pow_difficulty,
+            return_url: self.return_url.clone(),
         }))
     }
 }
@@ -82,16 +99,21 @@ pub(super) async fn set_up_room(
     spec: Option<crate::scripts::QueueSpec>,
     starts_at: u64,
 ) -> anyhow::Result<String> {
-    let opens = starts_at.saturating_sub(spec.map_or(0, |q| q.opens_before_ms));
+    let opens = starts_at.saturating_sub(spec.as_ref().map_or(0, |q| q.opens_before_ms));
     crate::queue::Queues::new(ctx.redis.clone(), ctx.keys.clone(), ctx.scripts.clone())
-        .setup(room, spec, opens)
+        .setup(room, spec.as_ref(), opens)
         .await?;
     Ok(match spec {
         Some(q) => format!(
-            ", waiting room (admits {}/s, admissions last {}s, opens {})",
+            ", waiting room (admits {}/s, admissions last {}s, opens {}{})",
             q.admit_per_second,
             q.admission_ttl_ms / 1000,
-            crate::time::rfc3339_ms(opens)
+            crate::time::rfc3339_ms(opens),
+            if q.pow_difficulty > 0 {
+                format!(", proof of work ~{} attempts", q.pow_difficulty)
+            } else {
+                String::new()
+            }
         ),
         None => String::new(),
     })

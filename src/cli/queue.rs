@@ -61,4 +61,7 @@ fn print(name: &str, s: &QueueState, per_second: u64) {
     println!("  admitted    {} in all, {} not yet used", s.admitted_total, s.admissions_unused);
     println!("  admitted/s  {per_second} (limit {})", s.spec.admit_per_second);
     println!("  remaining   {} unit(s)", s.remaining);
+    if s.spec.pow_difficulty > 0 {
+        println!("  joining     proof of work of ~{} attempts", s.spec.pow_difficulty);
+    }
 }

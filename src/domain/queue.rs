@@ -9,6 +9,7 @@ use crate::{
     keys::Room,
     queue::{
         draw,
+        pow::Pow,
         tickets::{Admission, Ticket, Tickets},
         Queues, ADMITTED,
     },
@@ -21,6 +22,8 @@ pub struct QueueService {
     queues: Queues,
     /// None without FLASHSALE_QUEUE_SECRET: the queue routes refuse.
     tickets: Option<Arc<Tickets>>,
+    /// Proof of work (`--pow-difficulty`), keyed from the same secret.
+    pow: Option<Arc<Pow>>,
 }
 
 /// A join's answer: the ticket, whether it is new, and where it stands.
@@ -62,27 +65,36 @@ pub struct Status {
 }
 
 impl QueueService {
-    pub fn new(queues: Queues, tickets: Option<Tickets>) -> QueueService {
-        QueueService { queues, tickets: tickets.map(Arc::new) }
+    pub fn new(queues: Queues, secret: Option<&crate::config::Secret>) -> QueueService {
+        QueueService {
+            queues,
+            tickets: secret.map(|s| Arc::new(Tickets::new(s))),
+            pow: secret.map(|s| Arc::new(Pow::new(s))),
+        }
     }
 
     fn tickets(&self) -> Result<&Tickets, Error> {
         self.tickets.as_deref().ok_or(Error::Refused(Refusal::QueueNotConfigured))
     }
 
-    pub async fn join(&self, room: Room, user: u64) -> Result<Joined, Error> {
-        let result = self.try_join(room, user).await;
+    /// `altcha`: a solved proof-of-work challenge (needed where the room asks).
+    pub async fn join(&self, room: Room, user: u64, altcha: Option<&str>) -> Result<Joined, Error> {
+        let result = self.try_join(room, user, altcha).await;
         record("queue_join", &result, |j| if j.new { "joined" } else { "again" });
         result
     }
 
-    async fn try_join(&self, room: Room, user: u64) -> Result<Joined, Error> {
+    async fn try_join(&self, room: Room, user: u64, altcha: Option<&str>) -> Result<Joined, Error> {
         let tickets = self.tickets()?;
+        let solved = match (altcha, self.pow.as_deref()) {
+            (Some(payload), Some(pow)) => Some(pow.check(room, payload).ok_or(Error::Refused(Refusal::PowInvalid))?),
+            _ => None,
+        };
         let name = || match room {
             Room::Sale(id) => format!("sale {id}"),
             Room::Coupon(id) => format!("coupon campaign {id}"),
         };
-        match self.queues.join(room, user).await? {
+        match self.queues.join(room, user, solved.as_ref()).await? {
             JoinOutcome::Joined { join, again, .. } => {
                 let ticket = Ticket { room, user, join };
                 let status = self.status(ticket).await?;
@@ -96,7 +108,26 @@ impl QueueService {
             JoinOutcome::NotStarted { .. } => refuse(Refusal::NotStarted(format!("the waiting room of {}", name()))),
             JoinOutcome::Ended => refuse(Refusal::Ended(name())),
             JoinOutcome::SoldOut => refuse(Refusal::NothingLeft(name())),
+            JoinOutcome::PowRequired => refuse(Refusal::PowRequired),
+            JoinOutcome::PowReused => refuse(Refusal::PowInvalid),
         }
+    }
+
+    /// The room's state as this process sees it (the waiting page's settings).
+    pub async fn room(&self, room: Room) -> Result<Arc<QueueState>, Error> {
+        self.tickets()?;
+        self.queues.state(room).await?.ok_or(Error::Refused(Refusal::NoQueue))
+    }
+
+    /// A proof-of-work challenge for joining `room` (the ALTCHA widget's JSON).
+    pub async fn challenge(&self, room: Room) -> Result<serde_json::Value, Error> {
+        let pow = self.pow.as_deref().ok_or(Error::Refused(Refusal::QueueNotConfigured))?;
+        let Some(state) = self.queues.state(room).await? else { return refuse(Refusal::NoQueue) };
+        if state.spec.pow_difficulty == 0 {
+            return refuse(Refusal::PowNotRequired);
+        }
+        pow.challenge(room, state.spec.pow_difficulty)
+            .map_err(|e| Error::Bug(format!("a proof-of-work challenge: {e}")))
     }
 
     /// Where the ticket `text` of `room` stands.

@@ -208,7 +208,9 @@ fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::AlreadyPaid(_)
         | Refusal::PaymentKeyUsed
         | Refusal::PaymentInProgress
-        | Refusal::NoQueue => StatusCode::CONFLICT,
+        | Refusal::NoQueue
+        | Refusal::PowNotRequired => StatusCode::CONFLICT,
+        Refusal::PowRequired | Refusal::PowInvalid => StatusCode::BAD_REQUEST,
         Refusal::InvalidTicket => StatusCode::UNAUTHORIZED,
         Refusal::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
         Refusal::SoldOut(_) | Refusal::SkusSoldOut(_) | Refusal::NothingLeft(_) => StatusCode::GONE,

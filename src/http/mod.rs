@@ -27,6 +27,7 @@ mod router;
 mod sale;
 mod server;
 mod surface;
+mod wait;
 mod wallet;
 
 pub use guard::Guard;

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::{
     body::read_json,
     error::ApiError,
+    query::pairs,
     respond::{json, Reply},
 };
 use crate::{app::App, domain::queue::Status, keys::Room, time::rfc3339_ms};
@@ -22,9 +23,13 @@ struct JoinRequest {
     /// Required unless auth is on (then the token names the user).
     #[serde(default)]
     user_id: Option<u64>,
+    /// A solved proof-of-work challenge, where the room asks for one.
+    #[serde(default)]
+    altcha: Option<String>,
 }
 
-const FIELDS: &[(&str, &str)] = &[("user_id", "an integer from 0 to 2^64-1")];
+const FIELDS: &[(&str, &str)] =
+    &[("user_id", "an integer from 0 to 2^64-1"), ("altcha", "a solved challenge of GET /v1/queue/challenge")];
 
 /// Longest ticket accepted in a path.
 const MAX_TICKET: usize = 128;
@@ -33,10 +38,32 @@ pub async fn join(app: &App, room: Room, req: Request<Incoming>) -> Result<Reply
     let authorization = req.headers().get(AUTHORIZATION).cloned();
     let body: JoinRequest = read_json(req, &app.http, FIELDS).await?;
     let user_id = app.guard.user(authorization.as_ref(), body.user_id)?;
-    let joined = app.domain.queue.join(room, user_id).await?;
+    let joined = app.domain.queue.join(room, user_id, body.altcha.as_deref()).await?;
     let mut view = status_view(&joined.status);
     view["ticket"] = joined.ticket.into();
     Ok(json(if joined.new { StatusCode::CREATED } else { StatusCode::OK }, &view))
+}
+
+/// `GET /v1/queue/challenge?sale=ID` (or `?coupon=ID`): a proof-of-work
+/// challenge for joining that room.
+pub async fn challenge(app: &App, query: Option<&str>) -> Result<Reply, ApiError> {
+    let mut room = None;
+    for (name, value) in pairs(query) {
+        let id = || {
+            crate::http::decimal::canonical(value)
+                .ok_or_else(|| ApiError::BadRequest("invalid_query", format!("`{name}` must be an id (a u64)")))
+        };
+        room = match name {
+            "sale" => Some(Room::Sale(id()?)),
+            "coupon" => Some(Room::Coupon(id()?)),
+            _ => return Err(ApiError::BadRequest("invalid_query", format!("unknown parameter `{name}`"))),
+        };
+    }
+    let room = room.ok_or_else(|| {
+        ApiError::BadRequest("invalid_query", "name the waiting room: `?sale=ID` or `?coupon=ID`".into())
+    })?;
+    let challenge = app.domain.queue.challenge(room).await?;
+    Ok(json(StatusCode::OK, &challenge))
 }
 
 pub async fn poll(app: &App, room: Room, ticket: &str) -> Result<Reply, ApiError> {

@@ -24,7 +24,7 @@ use super::{
     respond::Reply,
     sale,
     surface::Surface,
-    wallet,
+    wait, wallet,
 };
 use crate::{
     app::App,
@@ -145,6 +145,8 @@ fn classify(path: &str) -> Route {
     }
     match path {
         "/v1/rankings/products" => Route::Rankings,
+        "/v1/queue/challenge" => Route::QueueChallenge,
+        _ if path.starts_with("/wait/") => Route::WaitPage,
         "/healthz" | "/readyz" => Route::Health,
         "/metrics" => Route::Metrics,
         _ if path.starts_with("/dashboard") || path.starts_with("/v1/dashboard") => Route::Dashboard,
@@ -259,7 +261,20 @@ async fn dispatch(app: &App, surface: Surface, req: Request<Incoming>) -> Result
             _ => Err(ApiError::NotFound(path.to_string())),
         };
     }
+    if let Some(rest) = path.strip_prefix("/wait/") {
+        let room = match rest.split_once('/') {
+            Some(("sales", id)) => Room::Sale(self::id(id, "sale")?),
+            Some(("coupons", id)) => Room::Coupon(coupon_id(id)?),
+            _ => return Err(ApiError::NotFound(path.to_string())),
+        };
+        allow(&req, &Method::GET, "GET")?;
+        return Box::pin(wait::page(app, room)).await;
+    }
     match path {
+        "/v1/queue/challenge" => {
+            allow(&req, &Method::GET, "GET")?;
+            Box::pin(queue::challenge(app, req.uri().query())).await
+        }
         "/v1/rankings/products" => {
             allow(&req, &Method::GET, "GET")?;
             Box::pin(rankings::get(app, req.uri().query())).await

@@ -38,11 +38,13 @@ pub enum Route {
     MyOrders,
     QueueJoin,
     QueuePoll,
+    QueueChallenge,
+    WaitPage,
     Other,
 }
 
 impl Route {
-    const ALL: [Route; 20] = [
+    const ALL: [Route; 22] = [
         Route::IssueCoupon,
         Route::GetCoupon,
         Route::ReserveOrder,
@@ -62,6 +64,8 @@ impl Route {
         Route::MyOrders,
         Route::QueueJoin,
         Route::QueuePoll,
+        Route::QueueChallenge,
+        Route::WaitPage,
         Route::Other,
     ];
 
@@ -86,6 +90,8 @@ impl Route {
             Route::MyOrders => "my_orders",
             Route::QueueJoin => "queue_join",
             Route::QueuePoll => "queue_poll",
+            Route::QueueChallenge => "queue_challenge",
+            Route::WaitPage => "wait_page",
             Route::Other => "other",
         }
     }

@@ -4,6 +4,7 @@
 //! instance runs. The protocol: docs/protocols.md, "Waiting room".
 
 pub mod draw;
+pub mod pow;
 pub mod tickets;
 
 use std::{
@@ -65,7 +66,7 @@ impl Queues {
 
     /// Gives a sale or campaign a fresh waiting room opening at `epoch` (ms),
     /// or none (CLI).
-    pub async fn setup(&self, room: Room, spec: Option<QueueSpec>, epoch: u64) -> Result<(), Error> {
+    pub async fn setup(&self, room: Room, spec: Option<&QueueSpec>, epoch: u64) -> Result<(), Error> {
         let client = self.redis.next();
         let draw_key = format!("{:016x}{:016x}", rand_u64(), rand_u64());
         let keys = self.keys.queue(room);
@@ -79,10 +80,12 @@ impl Queues {
         Ok(())
     }
 
-    pub async fn join(&self, room: Room, user: u64) -> Result<JoinOutcome, WriteError> {
+    /// `pow`: the solved challenge shown, checked (see `pow`).
+    pub async fn join(&self, room: Room, user: u64, pow: Option<&pow::Solved>) -> Result<JoinOutcome, WriteError> {
         let client = connected(&self.redis)?;
         caller::claim()?;
-        let outcome = self.scripts.queue.join(client, &self.keys.queue(room), user).await?;
+        let pow = pow.map(|s| (s.nonce.as_str(), s.expires_ms));
+        let outcome = self.scripts.queue.join(client, &self.keys.queue(room), user, pow).await?;
         if matches!(outcome, JoinOutcome::Joined { .. }) {
             self.forget_view(room);
         }

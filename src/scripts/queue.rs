@@ -16,12 +16,16 @@ pub struct QueueScripts {
 }
 
 /// A waiting room's settings (`sale create --queue`, `coupon create --queue`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueSpec {
     pub admit_per_second: u32,
     pub admission_ttl_ms: u64,
     pub opens_before_ms: u64,
     pub poll_grace_ms: u64,
+    /// Attempts a join's proof of work takes (0: none asked).
+    pub pow_difficulty: u32,
+    /// Where the waiting page sends an admitted user (`--return-url`).
+    pub return_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +45,10 @@ pub enum JoinOutcome {
     },
     Ended,
     SoldOut,
+    /// The room asks for proof of work, and none was shown.
+    PowRequired,
+    /// The solved challenge shown was used before.
+    PowReused,
 }
 
 /// One admitter call's work.
@@ -73,11 +81,11 @@ impl QueueScripts {
         &self,
         client: &Client,
         keys: &QueueKeys,
-        spec: Option<QueueSpec>,
+        spec: Option<&QueueSpec>,
         draw_key: &str,
         epoch: u64,
     ) -> Result<(), Error> {
-        let k: Vec<&str> = keys.all()[..6].to_vec();
+        let k: Vec<&str> = keys.all().to_vec();
         let args: Vec<String> = match spec {
             None => vec!["off".into()],
             Some(s) => vec![
@@ -88,15 +96,25 @@ impl QueueScripts {
                 s.poll_grace_ms.to_string(),
                 draw_key.into(),
                 epoch.to_string(),
+                s.pow_difficulty.to_string(),
+                s.return_url.clone().unwrap_or_default(),
             ],
         };
         let _: Value = self.ack.evalsha(&self.setup, client, k, args).await?;
         Ok(())
     }
 
-    pub async fn join(&self, client: &Client, keys: &QueueKeys, user: u64) -> Result<JoinOutcome, Error> {
-        let answer: Vec<Value> =
-            self.ack.evalsha(&self.join, client, keys.all().to_vec(), vec![user.to_string()]).await?;
+    /// `pow`: the nonce and expiry (ms) of the solved challenge shown, checked.
+    pub async fn join(
+        &self,
+        client: &Client,
+        keys: &QueueKeys,
+        user: u64,
+        pow: Option<(&str, u64)>,
+    ) -> Result<JoinOutcome, Error> {
+        let (nonce, expires) = pow.map_or((String::new(), String::new()), |(n, e)| (n.to_string(), e.to_string()));
+        let args = vec![user.to_string(), nonce, expires];
+        let answer: Vec<Value> = self.ack.evalsha(&self.join, client, keys.all().to_vec(), args).await?;
         let n = |i: usize| answer.get(i).and_then(int).map(|v| v.max(0) as u64);
         Ok(match text(answer.first()).as_deref() {
             Some(kind @ ("joined" | "again")) => JoinOutcome::Joined {
@@ -110,6 +128,8 @@ impl QueueScripts {
             Some("not_started") => JoinOutcome::NotStarted { opens: n(1).unwrap_or(0) },
             Some("ended") => JoinOutcome::Ended,
             Some("sold_out") => JoinOutcome::SoldOut,
+            Some("pow_required") => JoinOutcome::PowRequired,
+            Some("pow_reused") => JoinOutcome::PowReused,
             _ => return Err(unexpected("queue_join", &Value::Array(answer))),
         })
     }
@@ -160,6 +180,8 @@ impl QueueScripts {
                 admission_ttl_ms: n(9).unwrap_or(0),
                 opens_before_ms: 0,
                 poll_grace_ms: n(11).unwrap_or(0),
+                pow_difficulty: n(12).unwrap_or(0).min(u64::from(u32::MAX)) as u32,
+                return_url: text(answer.get(13)).filter(|u| !u.is_empty()),
             },
             starts_at: n(10).unwrap_or(0),
         }))

@@ -52,6 +52,7 @@ mod retirement;
 mod sale_buckets;
 mod sink_stall;
 mod truth;
+mod wait_browser;
 mod wallet;
 mod wallet_chaos;
 mod webdriver;

@@ -28,6 +28,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/sales/{sale_id}/queue/{ticket}"),
     ("POST", "/v1/coupons/{coupon_id}/queue"),
     ("GET", "/v1/coupons/{coupon_id}/queue/{ticket}"),
+    ("GET", "/v1/queue/challenge"),
+    ("GET", "/wait/sales/{sale_id}"),
+    ("GET", "/wait/coupons/{coupon_id}"),
     ("GET", "/v1/sales/{sale_id}/orders/{order_id}"),
     ("POST", "/v1/sales/{sale_id}/orders/{order_id}/confirm"),
     ("POST", "/v1/sales/{sale_id}/orders/{order_id}/cancel"),
@@ -219,7 +222,7 @@ fn concrete(template: &str, ids: &BTreeMap<&str, String>) -> String {
 /// (status, JSON body or Null, Allow header) for one request.
 async fn call(app: &TestApp, method: &str, path: &str, body: Option<&Value>) -> (StatusCode, Value, Option<String>) {
     let method: Method = method.parse().unwrap();
-    if method == Method::GET && matches!(path, "/metrics" | "/dashboard") {
+    if method == Method::GET && (matches!(path, "/metrics" | "/dashboard") || path.starts_with("/wait/")) {
         // Not JSON: text/plain and text/html.
         let (status, content_type, _) = app.try_request_raw(path).await;
         assert!(content_type.starts_with("text/"), "GET {path}: {content_type}");
@@ -259,12 +262,14 @@ async fn every_spec_operation_is_served_and_answers_a_documented_status() {
     queue_ids.insert("sale_id", "2".to_string());
     queue_ids.insert("ticket", joined.body["ticket"].as_str().unwrap().to_string());
     app.create_coupon(2, 100, &["--queue"]);
+    app.create_sale(3, &["1:9900:100"], &["--queue", "--pow-difficulty", "10"]);
     let joined = app.post("/v1/coupons/2/queue", &json!({"user_id": 7}), &[]).await;
     assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
     let mut coupon_queue_ids = ids.clone();
     coupon_queue_ids.insert("coupon_id", "2".to_string());
     coupon_queue_ids.insert("ticket", joined.body["ticket"].as_str().unwrap().to_string());
-    let ids_of = |path: &str| match (path.contains("/queue"), path.starts_with("/v1/coupons")) {
+    let room = |path: &str| path.contains("/queue") || path.starts_with("/wait/");
+    let ids_of = |path: &str| match (room(path), path.starts_with("/v1/coupons") || path.starts_with("/wait/coupons")) {
         (true, true) => &coupon_queue_ids,
         (true, false) => &queue_ids,
         _ => &ids,
@@ -277,7 +282,11 @@ async fn every_spec_operation_is_served_and_answers_a_documented_status() {
     for op in &ops {
         methods_of.entry(op.path.as_str()).or_default().insert(op.method.as_str());
         let path = concrete(&op.path, ids_of(&op.path));
-        let path = if op.path.ends_with("/stats") { format!("{path}?coupon=1") } else { path };
+        let path = match op.path.as_str() {
+            p if p.ends_with("/stats") => format!("{path}?coupon=1"),
+            "/v1/queue/challenge" => format!("{path}?sale=3"),
+            _ => path,
+        };
         let (status, body, _) = call(&app, &op.method, &path, op.example.as_ref()).await;
         let what = format!("{} {path} -> {status} {body}", op.method);
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{what}");

@@ -362,3 +362,54 @@ async fn a_room_leaves_redis_with_its_sale_or_campaign() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Solves a challenge of `GET /v1/queue/challenge` as the ALTCHA widget would.
+pub(crate) fn solve(challenge: &Value) -> String {
+    use base64::Engine;
+    let challenge: altcha::Challenge = serde_json::from_value(challenge.clone()).unwrap();
+    let solution = altcha::solve_challenge(altcha::SolveChallengeOptions::new(&challenge)).unwrap().unwrap();
+    let payload = serde_json::to_vec(&altcha::Payload { challenge, solution }).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(payload)
+}
+
+#[tokio::test]
+async fn a_room_with_proof_of_work_lets_in_only_solved_unused_challenges_of_its_own() {
+    let app = app().await;
+    app.create_sale(12, &["1:100:10"], &["--queue", "--pow-difficulty", "50"]);
+    app.create_sale(13, &["1:100:10"], &["--queue", "--pow-difficulty", "50"]);
+    app.create_sale(14, &["1:100:10"], &["--queue"]);
+    let join = |user: u64, altcha: Option<&str>| {
+        let mut body = json!({ "user_id": user });
+        if let Some(a) = altcha {
+            body["altcha"] = a.into();
+        }
+        let app = &app;
+        async move { app.post("/v1/sales/12/queue", &body, &[]).await }
+    };
+    let r = join(1, None).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("pow_required")), "{:?}", r.body);
+
+    let challenge = app.get("/v1/queue/challenge?sale=12").await;
+    assert_eq!(challenge.status, StatusCode::OK, "{:?}", challenge.body);
+    assert_eq!(challenge.body["parameters"]["algorithm"], "PBKDF2/SHA-256");
+    let payload = solve(&challenge.body);
+    let joined = join(1, Some(&payload)).await;
+    assert_eq!(joined.status, StatusCode::CREATED, "{:?}", joined.body);
+    let reused = join(2, Some(&payload)).await;
+    assert_eq!((reused.status, reused.body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("pow_invalid")));
+    let elsewhere = solve(&app.get("/v1/queue/challenge?sale=13").await.body);
+    assert_eq!(join(2, Some(&elsewhere)).await.body["error"], "pow_invalid", "a challenge of another room");
+    assert_eq!(join(2, Some("bm90IGEgcGF5bG9hZA==")).await.body["error"], "pow_invalid");
+    let fresh = solve(&app.get("/v1/queue/challenge?sale=12").await.body);
+    assert_eq!(join(2, Some(&fresh)).await.status, StatusCode::CREATED);
+
+    for (query, status, code) in [
+        ("?sale=14", StatusCode::CONFLICT, "pow_not_required"),
+        ("?sale=404", StatusCode::CONFLICT, "no_queue"),
+        ("", StatusCode::BAD_REQUEST, "invalid_query"),
+        ("?sale=x", StatusCode::BAD_REQUEST, "invalid_query"),
+    ] {
+        let r = app.get(&format!("/v1/queue/challenge{query}")).await;
+        assert_eq!((r.status, r.body["error"].as_str()), (status, Some(code)), "{query}");
+    }
+}
