@@ -325,35 +325,30 @@ impl Keys {
         }
     }
 
-    /// The keys of a waiting room (in its sale's or campaign's own slot).
+    /// The keys of a waiting room (in its sale's or campaign's own slot): the
+    /// same names as in `SaleKeys` / `CouponKeys`, built alone (a join builds them).
     pub fn queue(&self, room: Room) -> QueueKeys {
-        match room {
+        let (tag, stock) = match room {
             Room::Sale(id) => {
-                let sale = self.sale(id);
-                QueueKeys {
-                    meta: sale.meta,
-                    queue: sale.queue,
-                    users: sale.queue_users,
-                    marks: sale.queue_marks,
-                    joined: sale.queue_joined,
-                    admitted: sale.queue_admitted,
-                    stock: sale.stock,
-                    pow: sale.queue_pow,
-                }
+                let tag = format!("{}{{sale:{id}}}", self.prefix);
+                let stock = format!("{tag}:stock");
+                (tag, stock)
             }
             Room::Coupon(id) => {
-                let coupon = self.coupon(id);
-                QueueKeys {
-                    stock: coupon.meta.clone(),
-                    meta: coupon.meta,
-                    queue: coupon.queue,
-                    users: coupon.queue_users,
-                    marks: coupon.queue_marks,
-                    joined: coupon.queue_joined,
-                    admitted: coupon.queue_admitted,
-                    pow: coupon.queue_pow,
-                }
+                let tag = format!("{}{{coupon:{id}}}", self.prefix);
+                let meta = format!("{tag}:meta");
+                (tag, meta)
             }
+        };
+        QueueKeys {
+            meta: format!("{tag}:meta"),
+            queue: format!("{tag}:queue"),
+            users: format!("{tag}:queue_users"),
+            marks: format!("{tag}:queue_marks"),
+            joined: format!("{tag}:queue_joined"),
+            admitted: format!("{tag}:queue_admitted"),
+            pow: format!("{tag}:queue_pow"),
+            stock,
         }
     }
 
@@ -440,7 +435,20 @@ impl Keys {
 
 #[cfg(test)]
 mod tests {
-    use super::Keys;
+    use super::{Keys, Room};
+
+    #[test]
+    fn a_rooms_keys_are_its_sales_or_campaigns() {
+        let keys = Keys::new("t1:");
+        let (sale, q) = (keys.sale(7), keys.queue(Room::Sale(7)));
+        let of_sale = [&sale.meta, &sale.queue, &sale.queue_users, &sale.queue_marks, &sale.queue_joined];
+        assert_eq!(of_sale, [&q.meta, &q.queue, &q.users, &q.marks, &q.joined]);
+        assert_eq!([&sale.queue_admitted, &sale.stock, &sale.queue_pow], [&q.admitted, &q.stock, &q.pow]);
+        let (coupon, q) = (keys.coupon(7), keys.queue(Room::Coupon(7)));
+        let of_coupon = [&coupon.meta, &coupon.queue, &coupon.queue_users, &coupon.queue_marks, &coupon.queue_joined];
+        assert_eq!(of_coupon, [&q.meta, &q.queue, &q.users, &q.marks, &q.joined]);
+        assert_eq!([&coupon.queue_admitted, &coupon.meta, &coupon.queue_pow], [&q.admitted, &q.stock, &q.pow]);
+    }
 
     #[test]
     fn campaign_keys_share_one_hash_tag_and_round_trip() {

@@ -101,8 +101,13 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         }
     }
     let remaining = ctx.coupons.restore(id, &campaign).await?;
+    // Its waiting room, if it had one: the settings come back, the line starts empty.
+    let room = match queries::room(&ctx.mysql, Room::Coupon(id)).await? {
+        Some(q) => set_up_room(&ctx, Room::Coupon(id), Some(q), campaign.spec.starts_at).await?,
+        None => String::new(),
+    };
     println!(
-        "coupon {id} loaded from MySQL: {} holder(s), {} in use by orders, remaining {remaining} of {}",
+        "coupon {id} loaded from MySQL: {} holder(s), {} in use by orders, remaining {remaining} of {}{room}",
         campaign.users.len(),
         campaign.used.len(),
         campaign.spec.total

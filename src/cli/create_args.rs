@@ -91,14 +91,16 @@ impl Queue {
     }
 }
 
-/// Gives a created (or replaced) sale or campaign opening at `starts_at` its
-/// waiting room, or none; what the create line says of it.
+/// Gives a created (or replaced, or loaded) sale or campaign opening at
+/// `starts_at` its waiting room, or none, in MySQL and Redis; what the create
+/// line says of it.
 pub(super) async fn set_up_room(
     ctx: &super::Context,
     room: crate::keys::Room,
     spec: Option<crate::scripts::QueueSpec>,
     starts_at: u64,
 ) -> anyhow::Result<String> {
+    crate::db::queries::put_room(&ctx.mysql, room, spec.as_ref()).await?;
     let opens = starts_at.saturating_sub(spec.as_ref().map_or(0, |q| q.opens_before_ms));
     crate::queue::Queues::new(ctx.redis.clone(), ctx.keys.clone(), ctx.scripts.clone())
         .setup(room, spec.as_ref(), opens)

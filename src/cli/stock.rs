@@ -5,6 +5,7 @@
 use crate::{
     config::{MysqlSettings, RedisSettings},
     db::{queries, restore},
+    keys::Room,
     order::OrderStatus,
     scripts::StockChange,
 };
@@ -89,6 +90,12 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
     }
     let orders = restore::orders(&ctx.mysql, sale).await?;
     ctx.sales.restore(sale, &spec, &orders).await?;
+    // Its waiting room, if it had one: the settings come back, the line starts empty.
+    let room = queries::room(&ctx.mysql, Room::Sale(sale)).await?;
+    let room = match room {
+        Some(q) => super::create_args::set_up_room(&ctx, Room::Sale(sale), Some(q), spec.starts_at).await?,
+        None => String::new(),
+    };
 
     let info = ctx.sales.info(sale).await?.ok_or_else(|| anyhow::anyhow!("sale {sale} vanished from Redis"))?;
     let by_status: Vec<String> = OrderStatus::ALL
@@ -97,7 +104,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         .collect();
     let last = orders.iter().map(|o| o.order_id).max().unwrap_or(0);
     println!(
-        "sale {sale} loaded from MySQL: {} SKU(s), {} order(s) ({}); next order id {}",
+        "sale {sale} loaded from MySQL: {} SKU(s), {} order(s) ({}); next order id {}{room}",
         info.skus.len(),
         orders.len(),
         by_status.join(", "),

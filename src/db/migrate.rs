@@ -18,6 +18,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (9, "0009_sale_buckets", include_str!("../../sql/0009_sale_buckets.sql")),
     (10, "0010_payment_keys", include_str!("../../sql/0010_payment_keys.sql")),
     (11, "0011_orders_held_by_user", include_str!("../../sql/0011_orders_held_by_user.sql")),
+    (12, "0012_waiting_rooms", include_str!("../../sql/0012_waiting_rooms.sql")),
 ];
 
 /// Returns the names of the migrations applied by this call.

@@ -3,7 +3,11 @@
 
 use mysql_async::{prelude::*, Pool};
 
-use crate::{scripts::SaleSpec, time::mysql_datetime};
+use crate::{
+    keys::Room,
+    scripts::{QueueSpec, SaleSpec},
+    time::mysql_datetime,
+};
 
 pub async fn ping(pool: &Pool) -> Result<(), mysql_async::Error> {
     pool.get_conn().await?.ping().await
@@ -288,4 +292,45 @@ pub async fn released_orders(pool: &Pool, sale_id: u64, ids: &[u64]) -> Result<V
     let mut params: Vec<mysql_async::Value> = vec![sale_id.into()];
     params.extend(ids.iter().map(|&id| mysql_async::Value::from(id)));
     pool.get_conn().await?.exec(sql, params).await
+}
+
+/// Records `room`'s waiting-room settings, or that it has none.
+pub async fn put_room(pool: &Pool, room: Room, spec: Option<&QueueSpec>) -> Result<(), mysql_async::Error> {
+    let mut conn = pool.get_conn().await?;
+    match spec {
+        None => conn.exec_drop("DELETE FROM waiting_rooms WHERE room = ?", (room.member(),)).await,
+        Some(s) => {
+            conn.exec_drop(
+                "REPLACE INTO waiting_rooms (room, admit_per_second, admission_ttl_ms, opens_before_ms, poll_grace_ms, \
+                 pow_difficulty, return_url) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    room.member(),
+                    s.admit_per_second,
+                    s.admission_ttl_ms,
+                    s.opens_before_ms,
+                    s.poll_grace_ms,
+                    s.pow_difficulty,
+                    s.return_url.as_deref(),
+                ),
+            )
+            .await
+        }
+    }
+}
+
+/// `room`'s waiting-room settings, if it has a room.
+pub async fn room(pool: &Pool, room: Room) -> Result<Option<QueueSpec>, mysql_async::Error> {
+    type Row = (u32, u64, u64, u64, u32, Option<String>);
+    let row: Option<Row> = pool
+        .get_conn()
+        .await?
+        .exec_first(
+            "SELECT admit_per_second, admission_ttl_ms, opens_before_ms, poll_grace_ms, pow_difficulty, return_url \
+             FROM waiting_rooms WHERE room = ?",
+            (room.member(),),
+        )
+        .await?;
+    Ok(row.map(|(admit_per_second, admission_ttl_ms, opens_before_ms, poll_grace_ms, pow_difficulty, return_url)| {
+        QueueSpec { admit_per_second, admission_ttl_ms, opens_before_ms, poll_grace_ms, pow_difficulty, return_url }
+    }))
 }

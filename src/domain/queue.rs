@@ -95,9 +95,9 @@ impl QueueService {
             Room::Coupon(id) => format!("coupon campaign {id}"),
         };
         match self.queues.join(room, user, solved.as_ref()).await? {
-            JoinOutcome::Joined { join, again, .. } => {
+            JoinOutcome::Joined { join, again, pre, served } => {
                 let ticket = Ticket { room, user, join };
-                let status = self.status(ticket).await?;
+                let status = self.status(ticket, Some((pre, served))).await?;
                 Ok(Joined { ticket: tickets.ticket(ticket), new: !again, status })
             }
             JoinOutcome::Unknown => refuse(match room {
@@ -134,11 +134,17 @@ impl QueueService {
     pub async fn poll(&self, room: Room, text: &str) -> Result<Status, Error> {
         let ticket = self.tickets()?.read_ticket(text).filter(|t| t.room == room);
         let ticket = ticket.ok_or(Error::Refused(Refusal::InvalidTicket))?;
-        self.status(ticket).await
+        self.status(ticket, None).await
     }
 
-    async fn status(&self, t: Ticket) -> Result<Status, Error> {
-        let Some(state) = self.queues.state(t.room).await? else { return refuse(Refusal::NoQueue) };
+    /// Where `t` stands by the process's view of its room; `fresher`: the
+    /// pre-queue size and serving position a join's own answer just gave.
+    async fn status(&self, t: Ticket, fresher: Option<(Option<u64>, u64)>) -> Result<Status, Error> {
+        let Some(mut state) = self.queues.state(t.room).await? else { return refuse(Refusal::NoQueue) };
+        if let Some((pre, served)) = fresher.filter(|&(pre, served)| pre != state.pre || served > state.served) {
+            let pre = pre.or(state.pre);
+            state = Arc::new(QueueState { pre, served: served.max(state.served), ..(*state).clone() });
+        }
         let now = now_ms();
         let rate = u64::from(state.spec.admit_per_second.max(1));
         let Some(position) = position(&state, t.join) else {

@@ -85,11 +85,9 @@ impl Queues {
         let client = connected(&self.redis)?;
         caller::claim()?;
         let pow = pow.map(|s| (s.nonce.as_str(), s.expires_ms));
-        let outcome = self.scripts.queue.join(client, &self.keys.queue(room), user, pow).await?;
-        if matches!(outcome, JoinOutcome::Joined { .. }) {
-            self.forget_view(room);
-        }
-        Ok(outcome)
+        // The process's view of the room stays: the join's answer carries what
+        // its status needs fresher (see `QueueService::status`).
+        Ok(self.scripts.queue.join(client, &self.keys.queue(room), user, pow).await?)
     }
 
     /// The room's state as this process saw it at most `FRESH` ago; None: no room.

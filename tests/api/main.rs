@@ -4,7 +4,7 @@ mod ack;
 mod auth;
 mod batching;
 mod buckets;
-mod chaos;
+pub(crate) mod chaos;
 mod charset;
 mod cli;
 mod cluster;
