@@ -79,6 +79,7 @@ impl Collector for Exposition {
         histogram_of(&mut batches, &[("script", "issue_coupon")], &m.issue_batch_size, 1.0)?;
         histogram_of(&mut batches, &[("script", "reserve_order")], &m.reserve_batch_size, 1.0)?;
         histogram_of(&mut batches, &[("script", "wallet_apply")], &m.wallet_batch_size, 1.0)?;
+        histogram_of(&mut batches, &[("script", "queue_join")], &m.join_batch_size, 1.0)?;
         counter(&mut e, "flashsale_relay_events", "Events produced to Kafka", &m.relay_events)?;
         counter(&mut e, "flashsale_relay_batches", "Relay batches delivered", &m.relay_batches)?;
         histogram(&mut e, "flashsale_relay_batch_size", "Events per relay batch", &m.relay_batch_size, 1.0)?;

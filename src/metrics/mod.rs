@@ -249,6 +249,8 @@ pub struct Metrics {
     pub reserve_batch_size: Histogram,
     /// Requests carried per `wallet_apply.lua` call.
     pub wallet_batch_size: Histogram,
+    /// Joins carried per `queue_join.lua` call.
+    pub join_batch_size: Histogram,
     pub kafka_produce: Histogram,
     pub kafka_produce_errors: AtomicU64,
     pub outbox_entries: AtomicI64,
@@ -279,6 +281,7 @@ pub static METRICS: Metrics = Metrics {
     issue_batch_size: Histogram::sizes(),
     reserve_batch_size: Histogram::sizes(),
     wallet_batch_size: Histogram::sizes(),
+    join_batch_size: Histogram::sizes(),
     kafka_produce: Histogram::new(),
     kafka_produce_errors: AtomicU64::new(0),
     outbox_entries: AtomicI64::new(0),

@@ -16,8 +16,10 @@ use std::{
 use fred::{clients::Pool, prelude::*};
 
 use crate::{
-    caller::{self, WriteError},
+    batch::Batcher,
+    caller::WriteError,
     keys::{Keys, Room},
+    metrics::METRICS,
     redis::connected,
     scripts::{AdmitOutcome, JoinOutcome, QueueSpec, QueueState, Scripts},
     shutdown::Shutdown,
@@ -44,7 +46,15 @@ pub struct Queues {
     seen: Arc<Mutex<HashMap<Room, Vec<u64>>>>,
     /// One view refresh at a time per process.
     refresh: Arc<tokio::sync::Mutex<()>>,
+    /// Concurrent joins of one room share a script call (see `batch`).
+    joins: JoinBatcher,
 }
+
+/// room -> (user, the solved challenge's nonce and expiry) -> outcome.
+type JoinBatcher = Batcher<Room, (u64, Option<(String, u64)>), JoinOutcome>;
+
+/// Joins carried by one `queue_join.lua` call at most.
+const MAX_JOIN_BATCH: usize = 256;
 
 #[derive(Clone)]
 struct View {
@@ -54,7 +64,21 @@ struct View {
 
 impl Queues {
     pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>) -> Queues {
+        let joins = {
+            let (redis, keys, scripts) = (redis.clone(), keys.clone(), scripts.clone());
+            Batcher::spawn(
+                redis.size(),
+                MAX_JOIN_BATCH,
+                &METRICS.join_batch_size,
+                move |room: Room, requests: Vec<(u64, Option<(String, u64)>)>| {
+                    let client = connected(&redis).cloned();
+                    let (keys, scripts) = (keys.queue(room), scripts.clone());
+                    async move { Ok(scripts.queue.join(&client?, &keys, &requests).await?) }
+                },
+            )
+        };
         Queues {
+            joins,
             redis,
             keys,
             scripts,
@@ -82,12 +106,9 @@ impl Queues {
 
     /// `pow`: the solved challenge shown, checked (see `pow`).
     pub async fn join(&self, room: Room, user: u64, pow: Option<&pow::Solved>) -> Result<JoinOutcome, WriteError> {
-        let client = connected(&self.redis)?;
-        caller::claim()?;
-        let pow = pow.map(|s| (s.nonce.as_str(), s.expires_ms));
         // The process's view of the room stays: the join's answer carries what
         // its status needs fresher (see `QueueService::status`).
-        Ok(self.scripts.queue.join(client, &self.keys.queue(room), user, pow).await?)
+        self.joins.call(room, (user, pow.map(|s| (s.nonce.clone(), s.expires_ms)))).await
     }
 
     /// The room's state as this process saw it at most `FRESH` ago; None: no room.

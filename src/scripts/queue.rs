@@ -104,34 +104,25 @@ impl QueueScripts {
         Ok(())
     }
 
-    /// `pow`: the nonce and expiry (ms) of the solved challenge shown, checked.
+    /// Joins `requests` in order in one call: each a user and, when shown and
+    /// checked, the nonce and expiry (ms) of their solved challenge.
     pub async fn join(
         &self,
         client: &Client,
         keys: &QueueKeys,
-        user: u64,
-        pow: Option<(&str, u64)>,
-    ) -> Result<JoinOutcome, Error> {
-        let (nonce, expires) = pow.map_or((String::new(), String::new()), |(n, e)| (n.to_string(), e.to_string()));
-        let args = vec![user.to_string(), nonce, expires];
-        let answer: Vec<Value> = self.ack.evalsha(&self.join, client, keys.all().to_vec(), args).await?;
-        let n = |i: usize| answer.get(i).and_then(int).map(|v| v.max(0) as u64);
-        Ok(match text(answer.first()).as_deref() {
-            Some(kind @ ("joined" | "again")) => JoinOutcome::Joined {
-                join: n(1).ok_or_else(|| unexpected("queue_join", &Value::Array(answer.clone())))?,
-                again: kind == "again",
-                pre: n(2),
-                served: n(3).unwrap_or(0),
-            },
-            Some("unknown") => JoinOutcome::Unknown,
-            Some("no_queue") => JoinOutcome::NoQueue,
-            Some("not_started") => JoinOutcome::NotStarted { opens: n(1).unwrap_or(0) },
-            Some("ended") => JoinOutcome::Ended,
-            Some("sold_out") => JoinOutcome::SoldOut,
-            Some("pow_required") => JoinOutcome::PowRequired,
-            Some("pow_reused") => JoinOutcome::PowReused,
-            _ => return Err(unexpected("queue_join", &Value::Array(answer))),
-        })
+        requests: &[(u64, Option<(String, u64)>)],
+    ) -> Result<Vec<JoinOutcome>, Error> {
+        let mut args = Vec::with_capacity(3 * requests.len());
+        for (user, pow) in requests {
+            let (nonce, expires) =
+                pow.as_ref().map_or((String::new(), String::new()), |(n, e)| (n.clone(), e.to_string()));
+            args.extend([user.to_string(), nonce, expires]);
+        }
+        let answers: Vec<Value> = self.ack.evalsha(&self.join, client, keys.all().to_vec(), args).await?;
+        if answers.len() != requests.len() {
+            return Err(unexpected("queue_join", &Value::Array(answers)));
+        }
+        answers.into_iter().map(join_outcome).collect()
     }
 
     /// Admits up to `most` places' worth (admitted or skipped) in one call.
@@ -193,4 +184,29 @@ impl QueueScripts {
             self.fate.evalsha_with_reload(client, vec![keys.marks.as_str()], vec![join.to_string()]).await?;
         int(&mark).map(|m| m.max(0) as u64).ok_or_else(|| unexpected("queue_fate", &mark))
     }
+}
+
+/// One user's answer of `queue_join.lua`.
+fn join_outcome(answer: Value) -> Result<JoinOutcome, Error> {
+    let answer: Vec<Value> = match answer {
+        Value::Array(a) => a,
+        other => return Err(unexpected("queue_join", &other)),
+    };
+    let n = |i: usize| answer.get(i).and_then(int).map(|v| v.max(0) as u64);
+    Ok(match text(answer.first()).as_deref() {
+        Some(kind @ ("joined" | "again")) => JoinOutcome::Joined {
+            join: n(1).ok_or_else(|| unexpected("queue_join", &Value::Array(answer.clone())))?,
+            again: kind == "again",
+            pre: n(2),
+            served: n(3).unwrap_or(0),
+        },
+        Some("unknown") => JoinOutcome::Unknown,
+        Some("no_queue") => JoinOutcome::NoQueue,
+        Some("not_started") => JoinOutcome::NotStarted { opens: n(1).unwrap_or(0) },
+        Some("ended") => JoinOutcome::Ended,
+        Some("sold_out") => JoinOutcome::SoldOut,
+        Some("pow_required") => JoinOutcome::PowRequired,
+        Some("pow_reused") => JoinOutcome::PowReused,
+        _ => return Err(unexpected("queue_join", &Value::Array(answer))),
+    })
 }
