@@ -86,12 +86,7 @@ pub struct CouponKeys {
     /// On a cluster: coupons held for orders being reserved (see `sales::holds`).
     pub holds: String,
     /// The waiting room (see `queue`; the table above): none without `--queue`.
-    pub queue: String,
-    pub queue_users: String,
-    pub queue_marks: String,
-    pub queue_joined: String,
-    pub queue_admitted: String,
-    pub queue_pow: String,
+    pub room: RoomKeys,
 }
 
 /// The keys of one sale, in the order `seed_sale.lua` takes them (outbox last).
@@ -121,13 +116,7 @@ pub struct SaleKeys {
     /// Released orders by release time, until forgotten (see `sales::forget`).
     pub released: String,
     /// The waiting room (see `queue`; the table above): none without `--queue`.
-    pub queue: String,
-    pub queue_users: String,
-    pub queue_marks: String,
-    pub queue_joined: String,
-    /// The waiting room's users admitted and not yet reserved.
-    pub queue_admitted: String,
-    pub queue_pow: String,
+    pub room: RoomKeys,
 }
 
 /// What a waiting room stands in front of: a sale's orders or a campaign's issues.
@@ -157,24 +146,45 @@ impl Room {
     }
 }
 
-/// The keys of a waiting room, in the order the queue scripts take them
-/// (lua/lib/queue.lua). A campaign's `stock` is its meta (field `remaining`).
+/// A waiting room's own keys, under its sale's or campaign's tag.
 #[derive(Clone, Debug)]
-pub struct QueueKeys {
-    pub meta: String,
+pub struct RoomKeys {
     pub queue: String,
     pub users: String,
     pub marks: String,
     pub joined: String,
+    /// Users admitted and not yet reserved (or issued).
     pub admitted: String,
-    pub stock: String,
     pub pow: String,
+}
+
+impl RoomKeys {
+    fn under(tag: &str) -> RoomKeys {
+        RoomKeys {
+            queue: format!("{tag}:queue"),
+            users: format!("{tag}:queue_users"),
+            marks: format!("{tag}:queue_marks"),
+            joined: format!("{tag}:queue_joined"),
+            admitted: format!("{tag}:queue_admitted"),
+            pow: format!("{tag}:queue_pow"),
+        }
+    }
+}
+
+/// The keys the queue scripts take (lua/lib/queue.lua): the room's, with its
+/// sale's or campaign's meta and stock (a campaign's `stock` is its meta).
+#[derive(Clone, Debug)]
+pub struct QueueKeys {
+    pub meta: String,
+    pub stock: String,
+    pub room: RoomKeys,
 }
 
 impl QueueKeys {
     /// Every key the scripts take, in their order.
     pub fn all(&self) -> [&str; 8] {
-        [&self.meta, &self.queue, &self.users, &self.marks, &self.joined, &self.admitted, &self.stock, &self.pow]
+        let r = &self.room;
+        [&self.meta, &r.queue, &r.users, &r.marks, &r.joined, &r.admitted, &self.stock, &r.pow]
     }
 }
 
@@ -187,12 +197,12 @@ impl CouponKeys {
             &self.outbox,
             &self.used,
             &self.holds,
-            &self.queue,
-            &self.queue_users,
-            &self.queue_marks,
-            &self.queue_joined,
-            &self.queue_admitted,
-            &self.queue_pow,
+            &self.room.queue,
+            &self.room.users,
+            &self.room.marks,
+            &self.room.joined,
+            &self.room.admitted,
+            &self.room.pow,
         ]
     }
 }
@@ -218,12 +228,12 @@ impl SaleKeys {
             &self.moves,
             &self.received,
             &self.released,
-            &self.queue,
-            &self.queue_users,
-            &self.queue_marks,
-            &self.queue_joined,
-            &self.queue_admitted,
-            &self.queue_pow,
+            &self.room.queue,
+            &self.room.users,
+            &self.room.marks,
+            &self.room.joined,
+            &self.room.admitted,
+            &self.room.pow,
         ]
     }
 }
@@ -271,12 +281,7 @@ impl Keys {
             outbox: format!("{tag}:outbox"),
             used: format!("{tag}:used"),
             holds: format!("{tag}:holds"),
-            queue: format!("{tag}:queue"),
-            queue_users: format!("{tag}:queue_users"),
-            queue_marks: format!("{tag}:queue_marks"),
-            queue_joined: format!("{tag}:queue_joined"),
-            queue_admitted: format!("{tag}:queue_admitted"),
-            queue_pow: format!("{tag}:queue_pow"),
+            room: RoomKeys::under(&tag),
         }
     }
 
@@ -316,12 +321,7 @@ impl Keys {
             coupon_returns: format!("{tag}:coupon_returns"),
             moves: format!("{tag}:moves"),
             received: format!("{tag}:received"),
-            queue: format!("{tag}:queue"),
-            queue_users: format!("{tag}:queue_users"),
-            queue_marks: format!("{tag}:queue_marks"),
-            queue_joined: format!("{tag}:queue_joined"),
-            queue_admitted: format!("{tag}:queue_admitted"),
-            queue_pow: format!("{tag}:queue_pow"),
+            room: RoomKeys::under(&tag),
         }
     }
 
@@ -329,27 +329,11 @@ impl Keys {
     /// same names as in `SaleKeys` / `CouponKeys`, built alone (a join builds them).
     pub fn queue(&self, room: Room) -> QueueKeys {
         let (tag, stock) = match room {
-            Room::Sale(id) => {
-                let tag = format!("{}{{sale:{id}}}", self.prefix);
-                let stock = format!("{tag}:stock");
-                (tag, stock)
-            }
-            Room::Coupon(id) => {
-                let tag = format!("{}{{coupon:{id}}}", self.prefix);
-                let meta = format!("{tag}:meta");
-                (tag, meta)
-            }
+            Room::Sale(id) => (format!("{}{{sale:{id}}}", self.prefix), "stock"),
+            Room::Coupon(id) => (format!("{}{{coupon:{id}}}", self.prefix), "meta"),
         };
-        QueueKeys {
-            meta: format!("{tag}:meta"),
-            queue: format!("{tag}:queue"),
-            users: format!("{tag}:queue_users"),
-            marks: format!("{tag}:queue_marks"),
-            joined: format!("{tag}:queue_joined"),
-            admitted: format!("{tag}:queue_admitted"),
-            pow: format!("{tag}:queue_pow"),
-            stock,
-        }
+        let stock = format!("{tag}:{stock}");
+        QueueKeys { meta: format!("{tag}:meta"), stock, room: RoomKeys::under(&tag) }
     }
 
     /// The set of waiting rooms, `sale:ID` / `coupon:ID` (written beside the scripts).
@@ -441,13 +425,10 @@ mod tests {
     fn a_rooms_keys_are_its_sales_or_campaigns() {
         let keys = Keys::new("t1:");
         let (sale, q) = (keys.sale(7), keys.queue(Room::Sale(7)));
-        let of_sale = [&sale.meta, &sale.queue, &sale.queue_users, &sale.queue_marks, &sale.queue_joined];
-        assert_eq!(of_sale, [&q.meta, &q.queue, &q.users, &q.marks, &q.joined]);
-        assert_eq!([&sale.queue_admitted, &sale.stock, &sale.queue_pow], [&q.admitted, &q.stock, &q.pow]);
+        assert_eq!((&sale.meta, &sale.stock, &sale.room.queue), (&q.meta, &q.stock, &q.room.queue));
+        assert_eq!(sale.room.queue, "t1:{sale:7}:queue");
         let (coupon, q) = (keys.coupon(7), keys.queue(Room::Coupon(7)));
-        let of_coupon = [&coupon.meta, &coupon.queue, &coupon.queue_users, &coupon.queue_marks, &coupon.queue_joined];
-        assert_eq!(of_coupon, [&q.meta, &q.queue, &q.users, &q.marks, &q.joined]);
-        assert_eq!([&coupon.queue_admitted, &coupon.meta, &coupon.queue_pow], [&q.admitted, &q.stock, &q.pow]);
+        assert_eq!((&coupon.meta, &coupon.meta, &coupon.room.admitted), (&q.meta, &q.stock, &q.room.admitted));
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl IssueCoupon {
         args.push(coupon_id.to_string());
         args.push(buckets.to_string());
         args.extend(users.iter().map(|&(user, admitted)| if admitted { format!("+{user}") } else { user.to_string() }));
-        let k = vec![keys.meta.as_str(), keys.users.as_str(), keys.outbox.as_str(), keys.queue_admitted.as_str()];
+        let k = vec![keys.meta.as_str(), keys.users.as_str(), keys.outbox.as_str(), keys.room.admitted.as_str()];
         let answer: Vec<Value> = self.1.evalsha(&self.0, client, k, args).await?;
         let every = |outcome| Ok(IssueCall::Outcomes(vec![outcome; users.len()]));
         match answer.first().and_then(Value::as_str).as_deref() {

@@ -143,8 +143,10 @@ impl QueueScripts {
     /// Records that `joins` were polled just now (those still waiting).
     pub async fn seen(&self, client: &Client, keys: &QueueKeys, joins: &[u64]) -> Result<(), Error> {
         let args: Vec<String> = joins.iter().map(u64::to_string).collect();
-        let _: Value =
-            self.seen.evalsha_with_reload(client, vec![keys.queue.as_str(), keys.marks.as_str()], args).await?;
+        let _: Value = self
+            .seen
+            .evalsha_with_reload(client, vec![keys.room.queue.as_str(), keys.room.marks.as_str()], args)
+            .await?;
         Ok(())
     }
 
@@ -181,7 +183,7 @@ impl QueueScripts {
     /// The mark of a join whose place was served (lua/lib/queue.lua).
     pub async fn fate(&self, client: &Client, keys: &QueueKeys, join: u64) -> Result<u64, Error> {
         let mark: Value =
-            self.fate.evalsha_with_reload(client, vec![keys.marks.as_str()], vec![join.to_string()]).await?;
+            self.fate.evalsha_with_reload(client, vec![keys.room.marks.as_str()], vec![join.to_string()]).await?;
         int(&mark).map(|m| m.max(0) as u64).ok_or_else(|| unexpected("queue_fate", &mark))
     }
 }

@@ -151,7 +151,7 @@ impl ReserveOrder {
             &keys.outbox,
             &keys.idem_expiry,
             &keys.coupon_holds,
-            &keys.queue_admitted,
+            &keys.room.admitted,
         ];
         let idempotency_ttl_ms = rules.idempotency_ttl_ms;
         let lines: usize = requests.iter().map(|r| r.lines.len()).sum();
