@@ -64,7 +64,7 @@ for i = 1, n do
     answer = {'pow_required'}
   end
   if not answer then
-    local known = redis.call('HGET', KEYS[5], user)
+    local known = redis.call('HGET', joined_part(KEYS[5], user), user)
     if known then
       local mark = mark_of(KEYS[4], tonumber(known))
       if (mark > 0 and mark < ADMITTED) or (mark >= ADMITTED and mark - ADMITTED > since) then
@@ -82,7 +82,7 @@ for i = 1, n do
       seq = seq + 1
       redis.call('APPEND', KEYS[3], string.format('%20s', user))
       set_mark(KEYS[4], seq, since + 1)
-      redis.call('HSET', KEYS[5], user, int(seq))
+      redis.call('HSET', joined_part(KEYS[5], user), user, int(seq))
       answer = {'joined', int(seq), pre or '', served}
     end
   end

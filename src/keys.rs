@@ -34,7 +34,7 @@
 //! | `P{sale:ID}:queue`           | hash   | waiting room (`sale create --queue`): `seq` joins, `pre` joins before the start, `served` places decided, `tokens`/`at` the admission allowance, `epoch` (ms), `key` the pre-queue draw's, `admitted` in all |
 //! | `P{sale:ID}:queue_users`     | string | the user of each join, 20 bytes each, by join number |
 //! | `P{sale:ID}:queue_marks`     | string | a u32 per join: skipped, last seen, or admitted until (lua/lib/queue.lua) |
-//! | `P{sale:ID}:queue_joined`    | hash   | user -> their latest join number                  |
+//! | `P{sale:ID}:queue_joined:N`  | hash   | user -> their latest join number, in 8192 parts N by the user's last digits (lua/lib/queue.lua) |
 //! | `P{sale:ID}:queue_admitted`  | zset   | users admitted and not yet reserved, by admitted until (ms) |
 //! | `P{sale:ID}:queue_pow`       | zset   | with `--pow-difficulty`: nonces of the solved challenges used to join, by expiry (ms) |
 //! | `Psales`                     | set    | ids of live sales (the relay's and the sweeper's list) |

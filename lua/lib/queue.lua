@@ -2,14 +2,30 @@
 -- per-join marks, the remaining units, and the draw that orders the pre-queue.
 -- A queue's keys (see src/keys.rs): KEYS[1] the sale's or campaign's meta
 -- [2] queue (hash: seq, pre, served, tokens, at, epoch, key, admitted)  [3] users
--- (20 bytes per join, by join number)  [4] marks (u32 per join)  [5] joined (user
--- -> join number)  [6] admitted (zset user -> admitted until, ms)  [7] the sale's
+-- (20 bytes per join, by join number)  [4] marks (u32 per join)  [5] joined: the
+-- prefix of JOINED_PARTS small hashes, user -> join number (`joined_part`)  [6] admitted (zset user -> admitted until, ms)  [7] the sale's
 -- stock, or for a campaign its meta again (field `remaining`)  [8] pow (zset:
 -- nonces of solved challenges used to join -> their expiry, ms).
 
 -- A join's mark: 0 skipped (abandoned); 1 .. 2^31 - 1 waiting, last seen at
 -- (mark - 1) s after the queue's epoch; ADMITTED + s admitted until s after it.
 local ADMITTED = 2147483648
+
+-- user -> join lives in one of JOINED_PARTS hashes in the room's slot, so each
+-- stays a listpack (512 entries by default: up to 4M joins) at ~10 bytes an entry
+-- where one big hash costs ~60. Fixed: changing it would lose every room's joins.
+local JOINED_PARTS = 8192
+
+local function joined_part(prefix, user)
+  return prefix .. ':' .. (tonumber(string.sub(user, -6)) % JOINED_PARTS)
+end
+
+-- Deletes a room's joined parts (setup of a room that existed, retirement).
+local function drop_joined(prefix)
+  for part = 0, JOINED_PARTS - 1 do
+    redis.call('UNLINK', prefix .. ':' .. part)
+  end
+end
 
 local function seconds_since(epoch, now)
   return math.floor((now - epoch) / 1000)

@@ -108,11 +108,18 @@ impl DropRetired {
     /// holds its coupon until `margin_ms` ago.
     pub async fn call(&self, client: &Client, owner: &Owner<'_>, margin_ms: u64) -> Result<Dropped, Error> {
         let mut k: Vec<&str> = vec![owner.meta()];
-        match owner {
-            Owner::Coupon(_, keys) => k.extend(keys.all().into_iter().filter(|key| *key != keys.meta)),
-            Owner::Sale(_, keys) => k.extend(keys.all().into_iter().filter(|key| *key != keys.meta)),
-        }
-        let answer: Vec<Value> = self.0.evalsha_with_reload(client, k, vec![margin_ms.to_string()]).await?;
+        let joined = match owner {
+            Owner::Coupon(_, keys) => {
+                k.extend(keys.all().into_iter().filter(|key| *key != keys.meta));
+                &keys.room.joined
+            }
+            Owner::Sale(_, keys) => {
+                k.extend(keys.all().into_iter().filter(|key| *key != keys.meta));
+                &keys.room.joined
+            }
+        };
+        let args = vec![margin_ms.to_string(), joined.clone()];
+        let answer: Vec<Value> = self.0.evalsha_with_reload(client, k, args).await?;
         match text(answer.first()).as_deref() {
             Some("dropped") => Ok(Dropped::Dropped),
             Some("revived") => Ok(Dropped::Revived),
