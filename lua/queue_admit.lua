@@ -20,7 +20,7 @@ if now < tonumber(meta[1]) then
   return {'not_started'}
 end
 local rate, ttl, grace = tonumber(meta[2]), tonumber(meta[3]), tonumber(meta[4])
-local q = redis.call('HMGET', KEYS[2], 'seq', 'pre', 'served', 'tokens', 'at', 'epoch', 'key', 'admitted')
+local q = redis.call('HMGET', KEYS[2], 'seq', 'pre', 'served', 'tokens', 'at', 'epoch', 'key', 'admitted', 'sold_out_at')
 local seq, pre, served = tonumber(q[1] or '0'), q[2], tonumber(q[3] or '0')
 local tokens, at, epoch, key = tonumber(q[4] or '0'), tonumber(q[5] or int(now)), tonumber(q[6]), q[7]
 if not pre then
@@ -30,6 +30,12 @@ end
 pre = tonumber(pre)
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', int(now))
 local remaining = remaining_units(KEYS[1], KEYS[7])
+-- When the units ran out (the live view's "sold out after"); gone if some came back.
+if remaining == 0 then
+  redis.call('HSETNX', KEYS[2], 'sold_out_at', int(now))
+elseif q[9] then
+  redis.call('HDEL', KEYS[2], 'sold_out_at')
+end
 local room = remaining - redis.call('ZCARD', KEYS[6])
 local burst = math.max(1, rate / 5)
 tokens = math.min(burst, tokens + (now - at) * rate / 1000)

@@ -1,7 +1,7 @@
 -- lib/queue.lua: a waiting room's pieces (`-- include: prelude, queue`): the
 -- per-join marks, the remaining units, and the draw that orders the pre-queue.
 -- A queue's keys (see src/keys.rs): KEYS[1] the sale's or campaign's meta
--- [2] queue (hash: seq, pre, served, tokens, at, epoch, key, admitted)  [3] users
+-- [2] queue (hash: seq, pre, served, tokens, at, epoch, key, admitted, sold_out_at)  [3] users
 -- (20 bytes per join, by join number)  [4] marks (u32 per join)  [5] joined: the
 -- prefix of JOINED_PARTS small hashes, user -> join number (`joined_part`)  [6] admitted (zset user -> admitted until, ms)  [7] the sale's
 -- stock, or for a campaign its meta again (field `remaining`)  [8] pow (zset:

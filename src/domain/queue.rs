@@ -119,6 +119,11 @@ impl QueueService {
         self.queues.state(room).await?.ok_or(Error::Refused(Refusal::NoQueue))
     }
 
+    /// The room's state as this process sees it, for the live view; None: no room.
+    pub async fn state(&self, room: Room) -> Result<Option<Arc<QueueState>>, Error> {
+        Ok(self.queues.state(room).await?)
+    }
+
     /// A proof-of-work challenge for joining `room` (the ALTCHA widget's JSON).
     pub async fn challenge(&self, room: Room) -> Result<serde_json::Value, Error> {
         let pow = self.pow.as_deref().ok_or(Error::Refused(Refusal::QueueNotConfigured))?;
@@ -161,7 +166,7 @@ impl QueueService {
             });
         };
         if position <= state.served {
-            return self.decided(&state, t, position, now).await;
+            return Box::pin(self.decided(&state, t, position, now)).await;
         }
         let ahead = position - state.served - 1;
         if state.remaining == 0 {

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::{
     app::App,
+    keys::Room,
     metrics::{BOUNDS_US, METRICS},
     probes::Subject,
     time::now_ms,
@@ -36,6 +37,21 @@ struct Stats {
     outbox_entries: i64,
     sink_lag: i64,
     mysql_rows: u64,
+    /// The waiting room, when it has one (`--queue`); null otherwise.
+    queue: Option<QueueStats>,
+}
+
+#[derive(Serialize)]
+struct QueueStats {
+    /// Joined, place not served yet.
+    waiting: u64,
+    joins: u64,
+    /// Admitted in all (the page derives admitted / s).
+    admitted_total: u64,
+    admissions_unused: u64,
+    starts_at_ms: u64,
+    /// When the units ran out; null while some remain.
+    sold_out_at_ms: Option<u64>,
 }
 
 pub async fn stats(app: &App, query: Option<&str>) -> Result<Reply, ApiError> {
@@ -50,12 +66,20 @@ pub async fn stats(app: &App, query: Option<&str>) -> Result<Reply, ApiError> {
     }
     let id = super::decimal::canonical(id).ok_or_else(bad)?;
     // Redis first, MySQL for a retired one: an unknown id answers 404.
-    let (remaining, subject) = if kind == "coupon" {
-        (app.domain.coupons.campaign(id).await?.remaining, Subject::Coupon(id))
+    let (remaining, subject, room) = if kind == "coupon" {
+        (app.domain.coupons.campaign(id).await?.remaining, Subject::Coupon(id), Room::Coupon(id))
     } else {
         let sale = app.domain.orders.sale(id).await?;
-        (sale.skus.iter().map(|s| s.remaining).sum(), Subject::Sale(id))
+        (sale.skus.iter().map(|s| s.remaining).sum(), Subject::Sale(id), Room::Sale(id))
     };
+    let queue = app.domain.queue.state(room).await?.map(|q| QueueStats {
+        waiting: q.joins.saturating_sub(q.served),
+        joins: q.joins,
+        admitted_total: q.admitted_total,
+        admissions_unused: q.admissions_unused,
+        starts_at_ms: q.starts_at,
+        sold_out_at_ms: q.sold_out_at,
+    });
     let mysql_rows = app.probes.mysql_rows(subject).await?;
     let stats = Stats {
         at_ms: now_ms(),
@@ -66,6 +90,7 @@ pub async fn stats(app: &App, query: Option<&str>) -> Result<Reply, ApiError> {
         outbox_entries: METRICS.outbox_entries.load(std::sync::atomic::Ordering::Relaxed),
         sink_lag: METRICS.sink_lag_total(),
         mysql_rows,
+        queue,
     };
     Ok(json(StatusCode::OK, &stats))
 }

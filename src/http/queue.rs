@@ -3,8 +3,7 @@
 //! under `/v1/coupons/{id}`.
 
 use hyper::{body::Incoming, header::AUTHORIZATION, Request, StatusCode};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::{
     body::read_json,
@@ -39,8 +38,7 @@ pub async fn join(app: &App, room: Room, req: Request<Incoming>) -> Result<Reply
     let body: JoinRequest = read_json(req, &app.http, FIELDS).await?;
     let user_id = app.guard.user(authorization.as_ref(), body.user_id)?;
     let joined = app.domain.queue.join(room, user_id, body.altcha.as_deref()).await?;
-    let mut view = status_view(&joined.status);
-    view["ticket"] = joined.ticket.into();
+    let view = StatusView { ticket: Some(&joined.ticket), ..StatusView::of(&joined.status) };
     Ok(json(if joined.new { StatusCode::CREATED } else { StatusCode::OK }, &view))
 }
 
@@ -71,20 +69,36 @@ pub async fn poll(app: &App, room: Room, ticket: &str) -> Result<Reply, ApiError
         return Err(ApiError::from(crate::domain::Error::Refused(crate::domain::Refusal::InvalidTicket)));
     }
     let status = app.domain.queue.poll(room, ticket).await?;
-    Ok(json(StatusCode::OK, &status_view(&status)))
+    Ok(json(StatusCode::OK, &StatusView::of(&status)))
 }
 
-fn status_view(s: &Status) -> serde_json::Value {
-    let mut view = json!({
-        "state": s.state.as_str(),
-        "position": s.position,
-        "ahead": s.ahead,
-        "eta_seconds": s.eta_seconds,
-        "poll_after_ms": s.poll_after_ms,
-    });
-    if let Some((admission, until)) = &s.admission {
-        view["admission"] = admission.as_str().into();
-        view["admitted_until"] = rfc3339_ms(*until).into();
+/// A join's or poll's answer (serialised straight: polls are the hot path).
+#[derive(Serialize)]
+struct StatusView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ticket: Option<&'a str>,
+    state: &'static str,
+    position: Option<u64>,
+    ahead: Option<u64>,
+    eta_seconds: Option<u64>,
+    poll_after_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admission: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admitted_until: Option<String>,
+}
+
+impl<'a> StatusView<'a> {
+    fn of(s: &'a Status) -> StatusView<'a> {
+        StatusView {
+            ticket: None,
+            state: s.state.as_str(),
+            position: s.position,
+            ahead: s.ahead,
+            eta_seconds: s.eta_seconds,
+            poll_after_ms: s.poll_after_ms,
+            admission: s.admission.as_ref().map(|(a, _)| a.as_str()),
+            admitted_until: s.admission.as_ref().map(|&(_, until)| rfc3339_ms(until)),
+        }
     }
-    view
 }

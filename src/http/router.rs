@@ -67,15 +67,21 @@ pub async fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<I
     let caller = Caller::new();
     let work = caller::scope(caller.clone(), caught(guarded));
     tokio::pin!(work);
-    let result = tokio::select! {
-        result = &mut work => result,
-        () = tokio::time::sleep(app.http.request_timeout()) => {
-            if caller.give_up() {
-                Err(ApiError::Timeout)
-            } else {
-                match tokio::time::timeout(backstop(app.redis_timeout), &mut work).await {
-                    Ok(result) => result,
-                    Err(_) => Err(write_of(route).map_or(ApiError::Internal, ApiError::OutcomeUnknown)),
+    // Most answers need no await (polls, sold out): no timer for those.
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(work.as_mut().poll(cx))).await;
+    let result = if let std::task::Poll::Ready(result) = first {
+        result
+    } else {
+        tokio::select! {
+            result = &mut work => result,
+            () = tokio::time::sleep(app.http.request_timeout()) => {
+                if caller.give_up() {
+                    Err(ApiError::Timeout)
+                } else {
+                    match tokio::time::timeout(backstop(app.redis_timeout), &mut work).await {
+                        Ok(result) => result,
+                        Err(_) => Err(write_of(route).map_or(ApiError::Internal, ApiError::OutcomeUnknown)),
+                    }
                 }
             }
         }

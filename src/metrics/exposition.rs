@@ -98,6 +98,20 @@ impl Collector for Exposition {
             "Outbox entries read by the relay, not yet acknowledged",
             &m.outbox_pending,
         )?;
+        counter(&mut e, "flashsale_queue_admitted", "Waiting rooms: people admitted by this instance", &m.queue_admitted)?;
+        counter(
+            &mut e,
+            "flashsale_queue_skipped",
+            "Waiting rooms: places skipped by this instance (not polled within the poll grace)",
+            &m.queue_skipped,
+        )?;
+        gauge(
+            &mut e,
+            "flashsale_queue_waiting",
+            "Waiting rooms: people in line in all rooms, as this instance last saw them (every instance reports the same \
+             rooms: take the max)",
+            &m.queue_waiting,
+        )?;
         counter(&mut e, "flashsale_sink_events", "Events written to MySQL by the sink", &m.sink_events)?;
         let mut lag = e.encode_descriptor(
             "flashsale_sink_lag",

@@ -261,6 +261,12 @@ pub struct Metrics {
     /// Order events the sink refused to merge into another order's row.
     pub order_conflicts: AtomicU64,
     pub orders_expired: AtomicU64,
+    /// Waiting rooms: admissions and skipped places by this instance's admitter.
+    pub queue_admitted: AtomicU64,
+    pub queue_skipped: AtomicU64,
+    /// Waiting rooms: people in line (joined, place not yet served), all rooms,
+    /// as this instance's admitter last saw them.
+    pub queue_waiting: AtomicI64,
     /// Wallet payments settled by the recovery pass (interrupted between their steps).
     pub wallet_recovered: AtomicU64,
     /// Panics anywhere in the process (see `panics`); every one is a bug.
@@ -291,6 +297,9 @@ pub static METRICS: Metrics = Metrics {
     mysql_errors: AtomicU64::new(0),
     order_conflicts: AtomicU64::new(0),
     orders_expired: AtomicU64::new(0),
+    queue_admitted: AtomicU64::new(0),
+    queue_skipped: AtomicU64::new(0),
+    queue_waiting: AtomicI64::new(0),
     wallet_recovered: AtomicU64::new(0),
     panics: AtomicU64::new(0),
     sink_lag: Mutex::new(BTreeMap::new()),

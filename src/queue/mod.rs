@@ -9,7 +9,7 @@ pub mod tickets;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{atomic::Ordering::Relaxed, Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -116,6 +116,12 @@ impl Queues {
         if let Some(view) = self.fresh_view(room) {
             return Ok(view);
         }
+        // Boxed: a poll's future stays small (moving it costs its size) when
+        // the view is fresh, as it is for all but a few polls a second.
+        Box::pin(self.refresh_view(room)).await
+    }
+
+    async fn refresh_view(&self, room: Room) -> Result<Option<Arc<QueueState>>, Error> {
         let _one = self.refresh.lock().await;
         if let Some(view) = self.fresh_view(room) {
             return Ok(view);
@@ -172,6 +178,7 @@ impl Queues {
     async fn admit_all(&self) -> Result<(), Error> {
         let client = self.redis.next();
         let members: Vec<String> = client.smembers(self.keys.queues()).await?;
+        let mut waiting = 0;
         for member in members {
             let Some(room) = Room::from_member(&member) else {
                 let _: () = client.srem(self.keys.queues(), member).await?;
@@ -181,10 +188,18 @@ impl Queues {
                 AdmitOutcome::NoQueue => {
                     let _: () = client.srem(self.keys.queues(), member).await?;
                 }
-                AdmitOutcome::Admitted { admitted, skipped, .. } if admitted + skipped > 0 => self.forget_view(room),
-                _ => {}
+                AdmitOutcome::Admitted { admitted, skipped, served, joins, .. } => {
+                    waiting += joins.saturating_sub(served);
+                    METRICS.queue_admitted.fetch_add(admitted, Relaxed);
+                    METRICS.queue_skipped.fetch_add(skipped, Relaxed);
+                    if admitted + skipped > 0 {
+                        self.forget_view(room);
+                    }
+                }
+                AdmitOutcome::NotStarted => {}
             }
         }
+        METRICS.queue_waiting.store(waiting as i64, Relaxed);
         Ok(())
     }
 

@@ -73,6 +73,8 @@ pub struct QueueState {
     pub draw_key: String,
     pub spec: QueueSpec,
     pub starts_at: u64,
+    /// When the units ran out (ms), as the admitter saw it; None while some remain.
+    pub sold_out_at: Option<u64>,
 }
 
 impl QueueScripts {
@@ -177,6 +179,7 @@ impl QueueScripts {
                 return_url: text(answer.get(13)).filter(|u| !u.is_empty()),
             },
             starts_at: n(10).unwrap_or(0),
+            sold_out_at: n(14),
         }))
     }
 

@@ -181,6 +181,54 @@ async fn admissions_never_outnumber_the_units_and_sold_out_reaches_every_ticket(
     assert!(answers[1..].iter().all(|v| state(v) != "admitted"), "{answers:?}");
 }
 
+/// The live view's room cards read `queue` in the stats; /metrics counts admissions.
+#[tokio::test]
+async fn the_live_view_and_metrics_follow_a_room_until_it_sells_out() {
+    let app = app().await;
+    app.create_sale(21, &["1:100:2"], &["--queue"]);
+    app.create_sale(22, &["1:100:2"], &[]);
+    assert_eq!(app.get("/v1/dashboard/stats?sale=22").await.body["queue"], Value::Null, "no room, no cards");
+    let mut tickets = Vec::new();
+    for user in 1..=5u64 {
+        tickets.push(app.join(21, user).await.body["ticket"].as_str().unwrap().to_string());
+    }
+    let answers = poll_all(&app, 21, &tickets, Duration::from_secs(5), |a| {
+        a.iter().filter(|v| state(v) == "admitted").count() >= 2
+    })
+    .await;
+    let stats = app.get("/v1/dashboard/stats?sale=21").await.body;
+    let queue = &stats["queue"];
+    assert_eq!(queue["joins"], 5, "{stats}");
+    assert_eq!(queue["admitted_total"], 2, "{stats}");
+    assert_eq!(queue["waiting"], 3, "two served, three in line: {stats}");
+    assert_eq!(queue["sold_out_at_ms"], Value::Null, "{stats}");
+    let metrics = app.try_request_raw("/metrics").await.2;
+    let admitted = metric(&metrics, "flashsale_queue_admitted_total");
+    assert!(admitted >= 2.0, "admissions counted: {admitted}");
+    assert!(metrics.contains("flashsale_queue_waiting "), "the waiting gauge is exported");
+
+    for i in 0..2u64 {
+        let r = app.reserve_admitted(21, i + 1, 1, answers[i as usize]["admission"].as_str()).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let stats = loop {
+        let stats = app.get("/v1/dashboard/stats?sale=21").await.body;
+        if stats["queue"]["sold_out_at_ms"].is_u64() || Instant::now() > deadline {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (sold_out, starts) = (stats["queue"]["sold_out_at_ms"].as_u64(), stats["queue"]["starts_at_ms"].as_u64());
+    assert!(sold_out.is_some() && sold_out >= starts, "the sold-out time shows: {stats}");
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+}
+
 #[tokio::test]
 async fn queue_routes_refuse_clearly() {
     let app = app().await;
