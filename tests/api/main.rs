@@ -41,6 +41,7 @@ mod own_redis;
 mod payments;
 mod pipe;
 mod queue;
+mod queue_ha;
 mod queue_survives;
 mod raw_http;
 mod readiness;
