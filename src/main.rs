@@ -2,11 +2,6 @@
 
 use clap::Parser;
 
-/// mimalloc: per-request allocations cost about a third of glibc's here
-/// (docs/benchmarks.md, "Allocator").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     limit_malloc_arenas();
     let cli = flashsale::cli::Cli::parse();

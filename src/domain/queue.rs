@@ -193,8 +193,8 @@ impl QueueService {
 
     /// A ticket whose place was served: admitted (until when), or skipped.
     async fn decided(&self, state: &QueueState, t: Ticket, position: u64, now: u64) -> Result<Status, Error> {
-        let mark = self.queues.fate(t.room, t.join).await?;
-        let until = (mark >= ADMITTED).then(|| state.epoch + (mark - ADMITTED) * 1000);
+        let mark = self.queues.fate(t.room, t.join, t.user).await?;
+        let until = mark.filter(|&m| m >= ADMITTED).map(|m| state.epoch + (m - ADMITTED) * 1000);
         let (state_now, admission) = match until {
             Some(until) if until > now => {
                 let admission = Admission { room: t.room, user: t.user, until };

@@ -153,9 +153,10 @@ impl Queues {
         }
     }
 
-    /// The mark of a join whose place was served (admitted until, or skipped).
-    pub async fn fate(&self, room: Room, join: u64) -> Result<u64, Error> {
-        self.scripts.queue.fate(self.redis.next(), &self.keys.queue(room), join).await
+    /// The mark of `user`'s join whose place was served (admitted until, or
+    /// skipped); None: the join is not theirs (their line was lost).
+    pub async fn fate(&self, room: Room, join: u64, user: u64) -> Result<Option<u64>, Error> {
+        self.scripts.queue.fate(self.redis.next(), &self.keys.queue(room), join, user).await
     }
 
     /// Admits in every room a few times a second and sends liveness once a

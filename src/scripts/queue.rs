@@ -183,11 +183,18 @@ impl QueueScripts {
         }))
     }
 
-    /// The mark of a join whose place was served (lua/lib/queue.lua).
-    pub async fn fate(&self, client: &Client, keys: &QueueKeys, join: u64) -> Result<u64, Error> {
-        let mark: Value =
-            self.fate.evalsha_with_reload(client, vec![keys.room.marks.as_str()], vec![join.to_string()]).await?;
-        int(&mark).map(|m| m.max(0) as u64).ok_or_else(|| unexpected("queue_fate", &mark))
+    /// The mark of a join whose place was served (lua/lib/queue.lua), read
+    /// behind a wait where answers wait for replicas (a poll must not hand out
+    /// an admission a failover could take back); None: that join is not
+    /// `user`'s (the line was lost since the ticket was signed).
+    pub async fn fate(&self, client: &Client, keys: &QueueKeys, join: u64, user: u64) -> Result<Option<u64>, Error> {
+        let k = vec![keys.room.marks.as_str(), keys.room.users.as_str()];
+        let mark: Value = self.ack.evalsha(&self.fate, client, k, vec![join.to_string(), user.to_string()]).await?;
+        match int(&mark) {
+            Some(m) if m >= 0 => Ok(Some(m as u64)),
+            Some(_) => Ok(None),
+            None => Err(unexpected("queue_fate", &mark)),
+        }
     }
 }
 
