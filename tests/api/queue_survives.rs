@@ -109,7 +109,9 @@ async fn a_sale_or_campaign_loaded_after_redis_lost_it_gets_its_room_back() {
     let app = app().await;
     app.create_sale(17, &["1:100:10"], &["--queue", "--admit-per-second", "7", "--pow-difficulty", "5"]);
     app.create_coupon(17, 10, &["--queue", "--admit-per-second", "9"]);
-    assert_eq!(app.post("/v1/coupons/17/queue", &json!({ "user_id": 1 }), &[]).await.status, StatusCode::CREATED);
+    let lost = app.post("/v1/coupons/17/queue", &json!({ "user_id": 1 }), &[]).await;
+    assert_eq!(lost.status, StatusCode::CREATED);
+    let lost_ticket = lost.body["ticket"].as_str().unwrap().to_string();
     // Redis loses both, every key of theirs.
     let redis = flashsale::redis::client(&app.config.redis).await.unwrap();
     let keys = crate::retirement::keys_under(&redis, &app.config.redis.key_prefix).await;
@@ -127,6 +129,21 @@ async fn a_sale_or_campaign_loaded_after_redis_lost_it_gets_its_room_back() {
     assert!(shown.contains("limit 7") && shown.contains("proof of work of ~5"), "{shown}");
     // The settings are back (the proof of work too); the line starts empty.
     assert_eq!(app.join(17, 1).await.body["error"], "pow_required");
+    let other = app.post("/v1/coupons/17/queue", &json!({ "user_id": 2 }), &[]).await;
+    assert_eq!((other.status, &other.body["position"]), (StatusCode::CREATED, &json!(1)), "{:?}", other.body);
+    // User 1's ticket of the lost line names join 1, now user 2's: once that
+    // place is served, it is not user 1's admission.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (mine, theirs) = loop {
+        let theirs = app.get(&format!("/v1/coupons/17/queue/{}", other.body["ticket"].as_str().unwrap())).await.body;
+        let mine = app.get(&format!("/v1/coupons/17/queue/{lost_ticket}")).await.body;
+        if (theirs["state"] == "admitted" && mine["state"] != "waiting") || Instant::now() > deadline {
+            break (mine, theirs);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(theirs["state"], "admitted", "{theirs}");
+    assert_eq!(mine["state"], "expired", "a lost line's ticket is not admitted in someone's place: {mine}");
     let again = app.post("/v1/coupons/17/queue", &json!({ "user_id": 1 }), &[]).await;
-    assert_eq!((again.status, &again.body["position"]), (StatusCode::CREATED, &json!(1)), "{:?}", again.body);
+    assert_eq!((again.status, &again.body["position"]), (StatusCode::CREATED, &json!(2)), "{:?}", again.body);
 }
