@@ -64,26 +64,33 @@ for i = 1, n do
     answer = {'pow_required'}
   end
   if not answer then
-    local known = redis.call('HGET', joined_part(KEYS[5], user), user)
-    if known then
-      local mark = mark_of(KEYS[4], tonumber(known))
-      if (mark > 0 and mark < ADMITTED) or (mark >= ADMITTED and mark - ADMITTED > since) then
-        answer = {'again', known, pre or '', served}
-      end
-    end
-  end
-  if not answer then
     if remaining == nil then
       remaining = remaining_units(KEYS[1], KEYS[7])
     end
-    if remaining == 0 then
-      answer = {'sold_out'}
-    else
-      seq = seq + 1
-      redis.call('APPEND', KEYS[3], string.format('%20s', user))
-      set_mark(KEYS[4], seq, since + 1)
-      redis.call('HSET', joined_part(KEYS[5], user), user, int(seq))
-      answer = {'joined', int(seq), pre or '', served}
+    local part = joined_part(KEYS[5], user)
+    -- A first join (the common case) claims its entry in one step.
+    local first = remaining > 0 and redis.call('HSETNX', part, user, int(seq + 1)) == 1
+    if not first then
+      local known = redis.call('HGET', part, user)
+      if known then
+        local mark = mark_of(KEYS[4], tonumber(known))
+        if (mark > 0 and mark < ADMITTED) or (mark >= ADMITTED and mark - ADMITTED > since) then
+          answer = {'again', known, pre or '', served}
+        end
+      end
+    end
+    if not answer then
+      if remaining == 0 then
+        answer = {'sold_out'}
+      else
+        seq = seq + 1
+        redis.call('APPEND', KEYS[3], string.format('%20s', user))
+        set_mark(KEYS[4], seq, since + 1)
+        if not first then
+          redis.call('HSET', part, user, int(seq))
+        end
+        answer = {'joined', int(seq), pre or '', served}
+      end
     end
   end
   answers[i] = answer
