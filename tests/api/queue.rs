@@ -181,6 +181,54 @@ async fn admissions_never_outnumber_the_units_and_sold_out_reaches_every_ticket(
     assert!(answers[1..].iter().all(|v| state(v) != "admitted"), "{answers:?}");
 }
 
+/// A ticket not polled within the poll grace is skipped when its turn comes
+/// (its next poll: `expired`; joining again goes to the back), and an
+/// admission unused at `admitted_until` lapses (refused at the reservation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_tickets_are_skipped_and_unused_admissions_lapse() {
+    let app = app().await;
+    let args = ["--queue", "--admit-per-second", "1", "--poll-grace", "3s", "--admission-ttl", "1s"];
+    app.create_sale(23, &["1:100:100"], &args);
+    let mut tickets = Vec::new();
+    for user in 1..=6u64 {
+        tickets.push(app.join(23, user).await.body["ticket"].as_str().unwrap().to_string());
+    }
+    // Everyone but user 5 keeps polling; each admission is noted when first seen.
+    let mut admitted_at: Vec<Option<Instant>> = vec![None; 6];
+    let mut first_admission: Vec<Option<String>> = vec![None; 6];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut fifth = Value::Null;
+    while admitted_at[5].is_none() && Instant::now() < deadline {
+        for i in (0..6).filter(|&i| i != 4) {
+            let v = app.poll(23, &tickets[i]).await.body;
+            if state(&v) == "admitted" && admitted_at[i].is_none() {
+                admitted_at[i] = Some(Instant::now());
+                first_admission[i] = v["admission"].as_str().map(str::to_string);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(admitted_at.iter().enumerate().all(|(i, a)| (i == 4) == a.is_none()), "{admitted_at:?}");
+    let order: Vec<Instant> = [0, 1, 2, 3, 5].iter().map(|&i| admitted_at[i].unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "admitted in order, user 5 skipped: {admitted_at:?}");
+    for _ in 0..20 {
+        fifth = app.poll(23, &tickets[4]).await.body;
+        if state(&fifth) == "expired" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state(&fifth), "expired", "not polled within the grace: skipped ({fifth})");
+    let again = app.join(23, 5).await;
+    assert_eq!((again.status, &again.body["position"]), (StatusCode::CREATED, &json!(7)), "{:?}", again.body);
+
+    // User 1's admission (1 s) lapsed long ago, unused.
+    let first = app.poll(23, &tickets[0]).await.body;
+    assert_eq!(state(&first), "expired", "{first}");
+    let r = app.reserve_admitted(23, 1, 1, first_admission[0].as_deref()).await;
+    assert_eq!((r.status, &r.body["error"]), (StatusCode::FORBIDDEN, &json!("not_admitted")), "{:?}", r.body);
+}
+
 /// The live view's room cards read `queue` in the stats; /metrics counts admissions.
 #[tokio::test]
 async fn the_live_view_and_metrics_follow_a_room_until_it_sells_out() {
