@@ -11,7 +11,7 @@
 //! | `P{coupon:ID}:used`          | hash   | user -> `sale:order` that holds the coupon (on a cluster for a moment `hold:sale:token`) |
 //! | `P{coupon:ID}:holds`         | zset   | cluster only: `user:sale:token` held for an order, by deadline (ms) |
 //! | `P{coupon:ID:B}:meta`, `:users`, `:outbox` | | bucket B > 0 of a campaign created with `--buckets N` (see `buckets`); the campaign's meta keeps `buckets` = N |
-//! | `P{coupon:ID}:queue`, `:queue_users`, `:queue_marks`, `:queue_joined`, `:queue_admitted`, `:queue_pow` | | a campaign's waiting room (`coupon create --queue`), as a sale's below |
+//! | `P{coupon:ID}:queue`, `:queue_users`, `:queue_marks`, `:queue_joined:N`, `:queue_admitted`, `:queue_pow` | | a campaign's waiting room (`coupon create --queue`), as a sale's below |
 //! | `Pcoupons`                   | set    | ids of live campaigns (the relay's stream list)   |
 //! | `P{sale:ID}:meta`            | hash   | `starts_at`, `ends_at`, `per_user_limit`, `hold_ms`, `retired_at` |
 //! | `P{sale:ID}:prices`          | hash   | sku -> price (minor units)                        |
