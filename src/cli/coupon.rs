@@ -119,7 +119,10 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     let (starts_at, ends_at) = args.window.resolve()?;
     let Existing { replace, if_absent } = args.existing;
     let queue = args.queue.spec()?;
-    anyhow::ensure!(queue.is_none() || args.buckets == 1, "--queue is for campaigns without --buckets: a room keeps the stock in its own slot (docs/queue.md)");
+    anyhow::ensure!(
+        queue.is_none() || args.buckets == 1,
+        "--queue is for campaigns without --buckets: a room keeps the stock in its own slot (docs/queue.md)"
+    );
 
     let ctx = super::Context::connect(&args.redis, &args.mysql).await?;
     let (coupons, mysql) = (&ctx.coupons, &ctx.mysql);

@@ -80,7 +80,10 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     anyhow::ensure!(spec.hold_ms >= 1000, "--hold must be at least 1s");
     anyhow::ensure!(spec.buckets == 1 || spec.skus.len() == 1, "--buckets is for single-SKU sales");
     let queue = args.queue.spec()?;
-    anyhow::ensure!(queue.is_none() || spec.buckets == 1, "--queue is for sales without --buckets: a room keeps the stock in its own slot (docs/queue.md)");
+    anyhow::ensure!(
+        queue.is_none() || spec.buckets == 1,
+        "--queue is for sales without --buckets: a room keeps the stock in its own slot (docs/queue.md)"
+    );
 
     let ctx = super::Context::connect(&args.redis, &args.mysql).await?;
     if !args.existing.replace {

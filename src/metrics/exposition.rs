@@ -98,7 +98,12 @@ impl Collector for Exposition {
             "Outbox entries read by the relay, not yet acknowledged",
             &m.outbox_pending,
         )?;
-        counter(&mut e, "flashsale_queue_admitted", "Waiting rooms: people admitted by this instance", &m.queue_admitted)?;
+        counter(
+            &mut e,
+            "flashsale_queue_admitted",
+            "Waiting rooms: people admitted by this instance",
+            &m.queue_admitted,
+        )?;
         counter(
             &mut e,
             "flashsale_queue_skipped",
@@ -138,6 +143,12 @@ impl Collector for Exposition {
         }
         histogram(&mut e, "flashsale_mysql_write_duration_seconds", "Sink transaction latency", &m.mysql_write, 1e-6)?;
         counter(&mut e, "flashsale_mysql_errors", "Failed MySQL operations in the sink", &m.mysql_errors)?;
+        counter(
+            &mut e,
+            "flashsale_mysql_deadlocks",
+            "Sink batches rolled back as a MySQL deadlock's victim (1213) and retried",
+            &m.mysql_deadlocks,
+        )?;
         counter(
             &mut e,
             "flashsale_sink_order_conflicts",

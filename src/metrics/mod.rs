@@ -258,6 +258,8 @@ pub struct Metrics {
     pub sink_events: AtomicU64,
     pub mysql_write: Histogram,
     pub mysql_errors: AtomicU64,
+    /// Sink batches MySQL chose as a deadlock's victim (1213), retried.
+    pub mysql_deadlocks: AtomicU64,
     /// Order events the sink refused to merge into another order's row.
     pub order_conflicts: AtomicU64,
     pub orders_expired: AtomicU64,
@@ -295,6 +297,7 @@ pub static METRICS: Metrics = Metrics {
     sink_events: AtomicU64::new(0),
     mysql_write: Histogram::new(),
     mysql_errors: AtomicU64::new(0),
+    mysql_deadlocks: AtomicU64::new(0),
     order_conflicts: AtomicU64::new(0),
     orders_expired: AtomicU64::new(0),
     queue_admitted: AtomicU64::new(0),

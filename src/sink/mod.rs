@@ -13,7 +13,7 @@ mod instance;
 pub(crate) mod rows;
 mod stall;
 mod wallet_rows;
-mod writer;
+pub mod writer;
 
 pub use fence::{is_held, lock_name, release, try_lock};
 pub use instance::SinkInstance;
@@ -260,6 +260,9 @@ impl PartitionSink {
                 }
                 Err(WriteError::Mysql(e)) => {
                     METRICS.mysql_errors.fetch_add(1, Relaxed);
+                    if matches!(&e, mysql_async::Error::Server(s) if s.code == 1213) {
+                        METRICS.mysql_deadlocks.fetch_add(1, Relaxed);
+                    }
                     failures += 1;
                     self.stall.failed("MySQL write", &e).await;
                     shutdown.sleep(backoff(failures)).await;

@@ -2,7 +2,10 @@
 //! chunk). Every statement is idempotent: a replayed event changes nothing,
 //! and an older order event never overwrites a newer one.
 
-use std::{collections::HashMap, sync::atomic::Ordering::Relaxed};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::atomic::Ordering::Relaxed,
+};
 
 use mysql_async::{prelude::*, Transaction, Value};
 
@@ -27,6 +30,30 @@ pub(super) fn multi_insert(head: &str, columns: usize, rows: usize, tail: &str) 
     sql.push_str(tail);
     sql
 }
+
+/// Rows per INSERT statement: few round trips, statements well under max_allowed_packet.
+pub const ROWS_PER_INSERT: usize = 500;
+
+/// The key of the `coupon_issues` row a coupon issue writes, the order the
+/// sink takes those rows in; (0, 0) for other events.
+pub fn coupon_key(event: &Event) -> (u64, u64) {
+    match event {
+        Event::CouponIssued(e) => (e.coupon_id, e.user_id),
+        Event::Order(_) | Event::Wallet(_) => (0, 0),
+    }
+}
+
+/// The key of the `orders` row an order event writes; (0, 0) for other events.
+pub fn order_key(event: &Event) -> (u64, u64) {
+    match event {
+        Event::Order(c) => (c.order.sale_id, c.order.order_id),
+        Event::CouponIssued(_) | Event::Wallet(_) => (0, 0),
+    }
+}
+
+/// What an order event writes to its coupon's row: (coupon, user, held by
+/// (sale, order) or none, the coupon's version).
+pub type CouponUse = (u64, u64, Option<(u64, u64)>, u64);
 
 /// A coupon issue; fills in a placeholder row an order event may have made first.
 pub async fn insert_coupon_issues(tx: &mut Transaction<'_>, events: &[&Event]) -> Result<(), mysql_async::Error> {
@@ -56,9 +83,32 @@ pub async fn insert_coupon_issues(tx: &mut Transaction<'_>, events: &[&Event]) -
 }
 
 /// Orders (moved only to a higher version), their lines (once), and the
-/// coupon each holds or gave back. An event whose id names a row of another
-/// order is not merged: it goes to `order_conflicts` (see [`split_conflicts`]).
+/// coupon each holds or gave back. Rows are taken in key order (orders by
+/// sale and id, then coupon rows by campaign and user), so two transactions
+/// that share rows wait for each other instead of deadlocking (MySQL 1213).
 pub async fn upsert_orders(tx: &mut Transaction<'_>, events: &[&Event]) -> Result<(), mysql_async::Error> {
+    let mut events = events.to_vec();
+    // Stable: one order's events keep their order.
+    events.sort_by_key(|e| order_key(e));
+    let mut uses = Vec::new();
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        upsert_order_rows(tx, chunk, &mut uses).await?;
+    }
+    uses.sort_by_key(|&(coupon, user, ..)| (coupon, user));
+    for chunk in uses.chunks(ROWS_PER_INSERT) {
+        upsert_coupon_uses(tx, chunk).await?;
+    }
+    Ok(())
+}
+
+/// Orders and their lines; adds to `uses` the coupon each holds or gave
+/// back. An event whose id names a row of another order is not merged: it
+/// goes to `order_conflicts` (see [`split_conflicts`]).
+async fn upsert_order_rows(
+    tx: &mut Transaction<'_>,
+    events: &[&Event],
+    uses: &mut Vec<CouponUse>,
+) -> Result<(), mysql_async::Error> {
     let changes: Vec<(&str, &Order)> = events
         .iter()
         .filter_map(|e| match e {
@@ -135,32 +185,43 @@ pub async fn upsert_orders(tx: &mut Transaction<'_>, events: &[&Event]) -> Resul
         tx.exec_drop(sql, params).await?;
     }
 
-    let mut params: Vec<Value> = Vec::new();
-    for (_, o) in changes.iter().filter(|(_, o)| o.coupon_id.is_some()) {
-        let holds = matches!(o.status, OrderStatus::Reserved | OrderStatus::Paid);
-        params.extend([
-            o.coupon_id.into(),
-            o.user_id.into(),
-            holds.then_some(o.sale_id).into(),
-            holds.then_some(o.order_id).into(),
-            o.coupon_seq.unwrap_or(0).into(),
-        ]);
-    }
-    if !params.is_empty() {
-        let newer = "VALUES(used_version) > used_version";
-        let sql = multi_insert(
-            "INSERT INTO coupon_issues (coupon_id, user_id, used_sale_id, used_order_id, used_version) VALUES ",
-            5,
-            params.len() / 5,
-            &format!(
-                " ON DUPLICATE KEY UPDATE used_sale_id = IF({newer}, VALUES(used_sale_id), used_sale_id), \
-                 used_order_id = IF({newer}, VALUES(used_order_id), used_order_id), \
-                 used_version = GREATEST(used_version, VALUES(used_version))"
-            ),
-        );
-        tx.exec_drop(sql, params).await?;
+    for (_, o) in &changes {
+        if let Some(coupon) = o.coupon_id {
+            let holds = matches!(o.status, OrderStatus::Reserved | OrderStatus::Paid);
+            uses.push((coupon, o.user_id, holds.then_some((o.sale_id, o.order_id)), o.coupon_seq.unwrap_or(0)));
+        }
     }
     Ok(())
+}
+
+/// The coupon rows order events hold or gave back (moved only to a higher
+/// version), `uses` in key order.
+async fn upsert_coupon_uses(tx: &mut Transaction<'_>, uses: &[CouponUse]) -> Result<(), mysql_async::Error> {
+    if uses.is_empty() {
+        return Ok(());
+    }
+    let mut params: Vec<Value> = Vec::with_capacity(uses.len() * 5);
+    for &(coupon, user, held_by, version) in uses {
+        params.extend([
+            coupon.into(),
+            user.into(),
+            held_by.map(|(sale, _)| sale).into(),
+            held_by.map(|(_, order)| order).into(),
+            version.into(),
+        ]);
+    }
+    let newer = "VALUES(used_version) > used_version";
+    let sql = multi_insert(
+        "INSERT INTO coupon_issues (coupon_id, user_id, used_sale_id, used_order_id, used_version) VALUES ",
+        5,
+        uses.len(),
+        &format!(
+            " ON DUPLICATE KEY UPDATE used_sale_id = IF({newer}, VALUES(used_sale_id), used_sale_id), \
+             used_order_id = IF({newer}, VALUES(used_order_id), used_order_id), \
+             used_version = GREATEST(used_version, VALUES(used_version))"
+        ),
+    );
+    tx.exec_drop(sql, params).await
 }
 
 /// Writes reconcile's repairs: the same idempotent, version-guarded rows the
@@ -169,9 +230,7 @@ pub async fn write_repair(pool: &mysql_async::Pool, events: &[Event]) -> Result<
     let mut conn = pool.get_conn().await?;
     let mut tx = conn.start_transaction(mysql_async::TxOpts::default()).await?;
     let refs: Vec<&Event> = events.iter().collect();
-    for chunk in refs.chunks(500) {
-        upsert_orders(&mut tx, chunk).await?;
-    }
+    upsert_orders(&mut tx, &refs).await?;
     tx.commit().await
 }
 
@@ -185,7 +244,7 @@ async fn identities(
     tx: &mut Transaction<'_>,
     changes: &[(&str, &Order)],
 ) -> Result<HashMap<(u64, u64), Identity>, mysql_async::Error> {
-    let mut by_sale: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut by_sale: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for (_, o) in changes {
         by_sale.entry(o.sale_id).or_default().push(o.order_id);
     }

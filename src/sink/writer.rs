@@ -7,9 +7,6 @@ use mysql_async::{prelude::*, Pool, TxOpts};
 use super::rows;
 use crate::events::Event;
 
-/// Events per INSERT statement: few round trips, statements well under max_allowed_packet.
-const ROWS_PER_INSERT: usize = 500;
-
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// Another sink moved this partition on; continue from `stored`.
@@ -57,17 +54,20 @@ pub async fn write_batch(
         tx.rollback().await?;
         return Err(WriteError::Moved { stored });
     }
-    let (coupons, rest): (Vec<&Event>, Vec<&Event>) = events.iter().partition(|e| matches!(e, Event::CouponIssued(_)));
+    let (mut coupons, rest): (Vec<&Event>, Vec<&Event>) =
+        events.iter().partition(|e| matches!(e, Event::CouponIssued(_)));
     let (wallets, orders): (Vec<&Event>, Vec<&Event>) = rest.into_iter().partition(|e| matches!(e, Event::Wallet(_)));
-    for chunk in wallets.chunks(ROWS_PER_INSERT) {
+    // Every transaction takes the coupon rows it writes in key order (here
+    // and in `upsert_orders`): two partitions' batches that share rows then
+    // wait for each other instead of deadlocking (MySQL error 1213).
+    coupons.sort_by_key(|e| rows::coupon_key(e));
+    for chunk in wallets.chunks(rows::ROWS_PER_INSERT) {
         super::wallet_rows::write(&mut tx, chunk).await?;
     }
-    for chunk in coupons.chunks(ROWS_PER_INSERT) {
+    for chunk in coupons.chunks(rows::ROWS_PER_INSERT) {
         rows::insert_coupon_issues(&mut tx, chunk).await?;
     }
-    for chunk in orders.chunks(ROWS_PER_INSERT) {
-        rows::upsert_orders(&mut tx, chunk).await?;
-    }
+    rows::upsert_orders(&mut tx, &orders).await?;
     tx.exec_drop(
         "UPDATE sink_offsets SET next_offset = ? WHERE topic = ? AND partition_id = ?",
         (to, topic, partition),

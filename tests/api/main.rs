@@ -52,6 +52,7 @@ mod released;
 mod requests;
 mod retirement;
 mod sale_buckets;
+mod sink_locks;
 mod sink_stall;
 mod truth;
 mod wait_browser;
