@@ -97,7 +97,8 @@ impl QueueService {
         match self.queues.join(room, user, solved.as_ref()).await? {
             JoinOutcome::Joined { join, again, pre, served } => {
                 let ticket = Ticket { room, user, join };
-                let status = self.status(ticket, Some((pre, served))).await?;
+                // A new join's mark was written alive just now: no liveness to send.
+                let status = self.status(ticket, Some((pre, served)), again).await?;
                 Ok(Joined { ticket: tickets.ticket(ticket), new: !again, status })
             }
             JoinOutcome::Unknown => refuse(match room {
@@ -139,12 +140,13 @@ impl QueueService {
     pub async fn poll(&self, room: Room, text: &str) -> Result<Status, Error> {
         let ticket = self.tickets()?.read_ticket(text).filter(|t| t.room == room);
         let ticket = ticket.ok_or(Error::Refused(Refusal::InvalidTicket))?;
-        self.status(ticket, None).await
+        self.status(ticket, None, true).await
     }
 
     /// Where `t` stands by the process's view of its room; `fresher`: the
-    /// pre-queue size and serving position a join's own answer just gave.
-    async fn status(&self, t: Ticket, fresher: Option<(Option<u64>, u64)>) -> Result<Status, Error> {
+    /// pre-queue size and serving position a join's own answer just gave;
+    /// `note`: while waiting, count this as the ticket's poll (liveness).
+    async fn status(&self, t: Ticket, fresher: Option<(Option<u64>, u64)>, note: bool) -> Result<Status, Error> {
         let Some(mut state) = self.queues.state(t.room).await? else { return refuse(Refusal::NoQueue) };
         if let Some((pre, served)) = fresher.filter(|&(pre, served)| pre != state.pre || served > state.served) {
             let pre = pre.or(state.pre);
@@ -154,7 +156,9 @@ impl QueueService {
         let rate = u64::from(state.spec.admit_per_second.max(1));
         let Some(position) = position(&state, t.join) else {
             // The pre-queue: drawn at the start.
-            self.queues.saw(t.room, t.join);
+            if note {
+                self.queues.saw(t.room, t.join);
+            }
             let until_start = state.starts_at.saturating_sub(now);
             return Ok(Status {
                 state: State::Waiting,
@@ -179,7 +183,9 @@ impl QueueService {
                 admission: None,
             });
         }
-        self.queues.saw(t.room, t.join);
+        if note {
+            self.queues.saw(t.room, t.join);
+        }
         let eta_ms = ahead * 1000 / rate;
         Ok(Status {
             state: State::Waiting,
