@@ -71,6 +71,7 @@ pub mod retired_records;
 pub mod retirement;
 pub mod sales;
 pub mod scripts;
+pub mod shard;
 pub mod shutdown;
 pub mod signature;
 pub mod sink;

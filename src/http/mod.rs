@@ -11,6 +11,7 @@ mod decimal;
 mod error;
 mod guard;
 mod health;
+mod idle;
 mod issue;
 mod limit;
 mod metrics_server;

@@ -10,7 +10,9 @@ use std::{
     future::Future,
     net::IpAddr,
     panic::AssertUnwindSafe,
+    pin::Pin,
     sync::Arc,
+    task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
 
@@ -49,30 +51,36 @@ pub fn longest_request(request_timeout: Duration, redis_timeout: Duration) -> Du
     request_timeout + backstop(redis_timeout)
 }
 
-pub async fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<Incoming>) -> Result<Reply, Infallible> {
+/// Answers a request. Most answers need no await (polls, sold out): those are
+/// made right here, as hyper hands the request over, so the request (and the
+/// read buffer it holds) is let go before hyper reads on, and no timer is armed.
+pub fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<Incoming>) -> Answer {
     let started = Instant::now();
     let route = classify(req.uri().path());
-    let guarded = async {
-        if !surface.serves(req.uri().path()) {
-            return Err(ApiError::NotFound(req.uri().path().to_string()));
-        }
-        if req.uri().path().starts_with("/v1/") {
-            app.guard.check_ip(peer, req.headers())?;
-        }
-        if route == Route::QueueJoin {
-            app.guard.check_join(peer, req.headers())?;
-        }
-        dispatch(&app, surface, req).await
-    };
     let caller = Caller::new();
-    let work = caller::scope(caller.clone(), caught(guarded));
-    tokio::pin!(work);
-    // Most answers need no await (polls, sold out): no timer for those.
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(work.as_mut().poll(cx))).await;
-    let result = if let std::task::Poll::Ready(result) = first {
-        result
-    } else {
-        tokio::select! {
+    let guarded = {
+        let app = app.clone();
+        async move {
+            if !surface.serves(req.uri().path()) {
+                return Err(ApiError::NotFound(req.uri().path().to_string()));
+            }
+            if req.uri().path().starts_with("/v1/") {
+                app.guard.check_ip(peer, req.headers())?;
+            }
+            if route == Route::QueueJoin {
+                app.guard.check_join(peer, req.headers())?;
+            }
+            dispatch(&app, surface, req).await
+        }
+    };
+    let mut work = Box::pin(caller::scope(caller.clone(), caught(guarded)));
+    // A first poll with a waker that does nothing: if the handler must wait,
+    // the poll of `Answer::Working` hands it the real one.
+    if let Poll::Ready(result) = work.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        return Answer::Made(Some(answered(route, started, result)));
+    }
+    Answer::Working(Box::pin(async move {
+        let result = tokio::select! {
             result = &mut work => result,
             () = tokio::time::sleep(app.http.request_timeout()) => {
                 if caller.give_up() {
@@ -84,11 +92,35 @@ pub async fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<I
                     }
                 }
             }
+        };
+        answered(route, started, result)
+    }))
+}
+
+/// A request's answer: made at once, or still at work (boxed: hyper moves
+/// this future around, and most answers are made at once).
+pub enum Answer {
+    Made(Option<Reply>),
+    Working(Pin<Box<dyn Future<Output = Reply> + Send>>),
+}
+
+impl Future for Answer {
+    type Output = Result<Reply, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            // Taken once; a poll after that (a misuse) waits forever.
+            Answer::Made(reply) => reply.take().map_or(Poll::Pending, |reply| Poll::Ready(Ok(reply))),
+            Answer::Working(work) => work.as_mut().poll(cx).map(Ok),
         }
-    };
+    }
+}
+
+/// The reply to a request, counted.
+fn answered(route: Route, started: Instant, result: Result<Reply, ApiError>) -> Reply {
     let reply = result.unwrap_or_else(ApiError::into_reply);
     METRICS.request(route, reply.status().as_u16(), started.elapsed());
-    Ok(reply)
+    reply
 }
 
 /// The write a route makes, if any.

@@ -1,5 +1,6 @@
 //! The accept loop: one task per connection, HTTP/1.1 keep-alive, a bound on
-//! open connections (in all and per client IP), and a graceful drain on shutdown.
+//! open connections (in all and per client IP), idle connections closed
+//! (`idle`), and a graceful drain on shutdown.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -10,7 +11,7 @@ use hyper_util::{
 };
 use tokio::{net::TcpListener, sync::Semaphore};
 
-use super::{client_ip::limit_key, error::ApiError, limit::ConnectionCap, router, surface::Surface};
+use super::{client_ip::limit_key, error::ApiError, idle::Watch, limit::ConnectionCap, router, surface::Surface};
 use crate::app::App;
 
 /// Connections past their client's cap told so at once, and for how long at most.
@@ -23,8 +24,9 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// Serves `app`'s routes of `surface` on `listener` until `shutdown` resolves, then drains.
 pub async fn serve(listener: TcpListener, app: Arc<App>, surface: Surface, shutdown: impl Future<Output = ()>) {
     let mut http = http1::Builder::new();
+    // No header-read timer per request: `idle` watches each connection.
     http.timer(TokioTimer::new())
-        .header_read_timeout(app.http.header_read_timeout())
+        .header_read_timeout(None)
         .max_buf_size(app.http.max_header_bytes.max(8192))
         .keep_alive(true);
     let slots = Arc::new(Semaphore::new(app.http.max_connections));
@@ -33,6 +35,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, surface: Surface, shutd
     let mut refuse = http1::Builder::new();
     refuse.timer(TokioTimer::new()).header_read_timeout(app.http.header_read_timeout()).keep_alive(false);
     let graceful = GracefulShutdown::new();
+    let idle_after = app.http.header_read_timeout();
     tokio::pin!(shutdown);
 
     loop {
@@ -81,10 +84,23 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, surface: Surface, shutd
             _ => None,
         };
         let app = app.clone();
-        let service = service_fn(move |req| router::route(app.clone(), surface, ip, req));
+        let watch = Arc::new(Watch::default());
+        let requests = watch.clone();
+        let service = service_fn(move |req| {
+            let busy = requests.enter();
+            let answer = router::route(app.clone(), surface, ip, req);
+            async move {
+                let answer = answer.await;
+                drop(busy);
+                answer
+            }
+        });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            let _ = conn.await;
+            tokio::select! {
+                _ = conn => {}
+                () = watch.idle(idle_after) => {}
+            }
             drop((permit, place));
         });
     }

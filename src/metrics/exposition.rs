@@ -46,7 +46,7 @@ impl Collector for Exposition {
         )?;
         for route in Route::ALL {
             for (slot, status) in STATUSES.iter().enumerate() {
-                let n = m.requests[route as usize][slot].load(std::sync::atomic::Ordering::Relaxed);
+                let n = m.requests_of(route, slot);
                 if n > 0 {
                     let status = if *status == 0 { "other".to_string() } else { status.to_string() };
                     counter_of(&mut requests, &[("route", route.name()), ("status", &status)], n)?;
@@ -60,7 +60,7 @@ impl Collector for Exposition {
             MetricType::Histogram,
         )?;
         for route in Route::ALL {
-            histogram_of(&mut latency, &[("route", route.name())], &m.latency[route as usize], 1e-6)?;
+            histogram_of(&mut latency, &[("route", route.name())], &m.latency_of(route), 1e-6)?;
         }
         let mut outcomes =
             e.encode_descriptor("flashsale_script_outcomes", "Lua script outcomes", None, MetricType::Counter)?;

@@ -58,6 +58,14 @@ impl Histogram {
         self.observe_us(elapsed.as_micros().min(u64::MAX as u128) as u64);
     }
 
+    /// Adds `other`'s observations (same bounds) to these.
+    pub fn add(&self, other: &Histogram) {
+        for (mine, theirs) in self.counts.iter().zip(&other.counts) {
+            mine.fetch_add(theirs.load(Relaxed), Relaxed);
+        }
+        self.sum_us.fetch_add(other.sum_us.load(Relaxed), Relaxed);
+    }
+
     /// Cumulative counts per bound, then +Inf (the total).
     pub fn cumulative(&self) -> Vec<u64> {
         let mut total = 0;

@@ -237,9 +237,17 @@ const _: () = {
     }
 };
 
-pub struct Metrics {
+/// Request counts and latencies: one shard per worker thread or so (see `shard`).
+const REQUEST_SHARDS: usize = 8;
+
+#[repr(align(128))]
+struct RequestShard {
     requests: [[AtomicU64; STATUSES.len()]; ROUTES],
     latency: [Histogram; ROUTES],
+}
+
+pub struct Metrics {
+    requests: [RequestShard; REQUEST_SHARDS],
     outcomes: [[AtomicU64; MAX_OUTCOMES]; OUTCOMES.len()],
     pub relay_events: AtomicU64,
     pub relay_batches: AtomicU64,
@@ -280,8 +288,12 @@ pub struct Metrics {
 }
 
 pub static METRICS: Metrics = Metrics {
-    requests: [const { [const { AtomicU64::new(0) }; STATUSES.len()] }; ROUTES],
-    latency: [const { Histogram::new() }; ROUTES],
+    requests: [const {
+        RequestShard {
+            requests: [const { [const { AtomicU64::new(0) }; STATUSES.len()] }; ROUTES],
+            latency: [const { Histogram::new() }; ROUTES],
+        }
+    }; REQUEST_SHARDS],
     outcomes: [const { [const { AtomicU64::new(0) }; MAX_OUTCOMES] }; OUTCOMES.len()],
     relay_events: AtomicU64::new(0),
     relay_batches: AtomicU64::new(0),
@@ -313,8 +325,23 @@ impl Metrics {
     pub fn request(&self, route: Route, status: u16, elapsed: std::time::Duration) {
         let r = route as usize;
         let slot = STATUSES.iter().position(|s| *s == status).unwrap_or(STATUSES.len() - 1);
-        self.requests[r][slot].fetch_add(1, Relaxed);
-        self.latency[r].observe(elapsed);
+        let shard = &self.requests[crate::shard::of_thread(REQUEST_SHARDS)];
+        shard.requests[r][slot].fetch_add(1, Relaxed);
+        shard.latency[r].observe(elapsed);
+    }
+
+    /// Requests of `route` answered with the status in `STATUSES[slot]`.
+    fn requests_of(&self, route: Route, slot: usize) -> u64 {
+        self.requests.iter().map(|s| s.requests[route as usize][slot].load(Relaxed)).sum()
+    }
+
+    /// `route`'s latencies, all shards together.
+    fn latency_of(&self, route: Route) -> Histogram {
+        let all = Histogram::new();
+        for shard in &self.requests {
+            all.add(&shard.latency[route as usize]);
+        }
+        all
     }
 
     /// Counts a script's outcome; `outcome` must be one of `OUTCOMES`' names.
@@ -343,7 +370,7 @@ impl Metrics {
 
     /// Requests answered so far, all routes.
     pub fn requests_total(&self) -> u64 {
-        self.requests.iter().flatten().map(|c| c.load(Relaxed)).sum()
+        self.requests.iter().flat_map(|s| s.requests.iter().flatten()).map(|c| c.load(Relaxed)).sum()
     }
 
     /// Cumulative latency buckets summed over the API routes (not health/metrics/dashboard).
@@ -351,7 +378,7 @@ impl Metrics {
         let api = [Route::IssueCoupon, Route::ReserveOrder, Route::ConfirmOrder, Route::CancelOrder];
         let mut sum = vec![0; BOUNDS_US.len() + 1];
         for r in api {
-            for (s, c) in sum.iter_mut().zip(self.latency[r as usize].cumulative()) {
+            for (s, c) in sum.iter_mut().zip(self.latency_of(r).cumulative()) {
                 *s += c;
             }
         }

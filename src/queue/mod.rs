@@ -5,11 +5,12 @@
 
 pub mod draw;
 pub mod pow;
+mod seen;
 pub mod tickets;
+mod views;
 
 use std::{
-    collections::HashMap,
-    sync::{atomic::Ordering::Relaxed, Arc, Mutex},
+    sync::{atomic::Ordering::Relaxed, Arc},
     time::{Duration, Instant},
 };
 
@@ -41,9 +42,9 @@ pub struct Queues {
     redis: Pool,
     keys: Keys,
     scripts: Arc<Scripts>,
-    views: Arc<Mutex<HashMap<Room, View>>>,
+    views: Arc<views::Views>,
     /// Joins polled since the last send, per room.
-    seen: Arc<Mutex<HashMap<Room, Vec<u64>>>>,
+    seen: Arc<seen::Seen>,
     /// One view refresh at a time per process.
     refresh: Arc<tokio::sync::Mutex<()>>,
     /// Concurrent joins of one room share a script call (see `batch`).
@@ -55,12 +56,6 @@ type JoinBatcher = Batcher<Room, (u64, Option<(String, u64)>), JoinOutcome>;
 
 /// Joins carried by one `queue_join.lua` call at most.
 const MAX_JOIN_BATCH: usize = 256;
-
-#[derive(Clone)]
-struct View {
-    at: Instant,
-    state: Option<Arc<QueueState>>,
-}
 
 impl Queues {
     pub fn new(redis: Pool, keys: Keys, scripts: Arc<Scripts>) -> Queues {
@@ -82,8 +77,8 @@ impl Queues {
             redis,
             keys,
             scripts,
-            views: Default::default(),
-            seen: Default::default(),
+            views: Arc::new(views::Views::new()),
+            seen: Arc::new(seen::Seen::new()),
             refresh: Default::default(),
         }
     }
@@ -113,7 +108,7 @@ impl Queues {
 
     /// The room's state as this process saw it at most `FRESH` ago; None: no room.
     pub async fn state(&self, room: Room) -> Result<Option<Arc<QueueState>>, Error> {
-        if let Some(view) = self.fresh_view(room) {
+        if let Some(view) = self.views.get(room) {
             return Ok(view);
         }
         // Boxed: a poll's future stays small (moving it costs its size) when
@@ -123,34 +118,17 @@ impl Queues {
 
     async fn refresh_view(&self, room: Room) -> Result<Option<Arc<QueueState>>, Error> {
         let _one = self.refresh.lock().await;
-        if let Some(view) = self.fresh_view(room) {
+        if let Some(view) = self.views.get(room) {
             return Ok(view);
         }
         let state = self.scripts.queue.state(self.redis.next(), &self.keys.queue(room)).await?.map(Arc::new);
-        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
-        if views.len() > 10_000 {
-            views.retain(|_, v| v.at.elapsed() < FRESH);
-        }
-        views.insert(room, View { at: Instant::now(), state: state.clone() });
+        self.views.put(room, state.clone());
         Ok(state)
-    }
-
-    fn fresh_view(&self, room: Room) -> Option<Option<Arc<QueueState>>> {
-        let views = self.views.lock().unwrap_or_else(|e| e.into_inner());
-        views.get(&room).filter(|v| v.at.elapsed() < FRESH).map(|v| v.state.clone())
-    }
-
-    fn forget_view(&self, room: Room) {
-        self.views.lock().unwrap_or_else(|e| e.into_inner()).remove(&room);
     }
 
     /// Notes that `join` was polled: sent with the others within `SEEN_EVERY`.
     pub fn saw(&self, room: Room, join: u64) {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let joins = seen.entry(room).or_default();
-        if joins.len() < 100_000 {
-            joins.push(join);
-        }
+        self.seen.note(room, join);
     }
 
     /// The mark of `user`'s join whose place was served (admitted until, or
@@ -194,7 +172,7 @@ impl Queues {
                     METRICS.queue_admitted.fetch_add(admitted, Relaxed);
                     METRICS.queue_skipped.fetch_add(skipped, Relaxed);
                     if admitted + skipped > 0 {
-                        self.forget_view(room);
+                        self.views.forget(room);
                     }
                 }
                 AdmitOutcome::NotStarted => {}
@@ -205,11 +183,8 @@ impl Queues {
     }
 
     async fn send_seen(&self) -> Result<(), Error> {
-        let seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|e| e.into_inner()));
         let client = self.redis.next();
-        for (room, mut joins) in seen {
-            joins.sort_unstable();
-            joins.dedup();
+        for (room, joins) in self.seen.take() {
             for chunk in joins.chunks(1_000) {
                 self.scripts.queue.seen(client, &self.keys.queue(room), chunk).await?;
             }
