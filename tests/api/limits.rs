@@ -57,6 +57,35 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
 }
 
 #[tokio::test]
+async fn headers_dribbled_a_byte_at_a_time_and_idle_keep_alives_are_cut_off() {
+    let app = TestApp::spawn_with(|c| c.http.header_read_timeout_ms = 300).await;
+    // Bytes keep coming, but the head never completes: closed within two periods.
+    let mut slow = TcpStream::connect(app.addr).await.unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    for byte in b"GET /healthz HTTP/1.1\r\nX-Slow: ".iter().chain([b'a'; 100].iter()) {
+        if slow.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(closed, "still open after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_millis(1_500), "{:?}", started.elapsed());
+    // A served connection left idle is closed too, after one to two periods.
+    let mut idle = TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 512];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await.expect("closed");
+    assert_eq!(end.unwrap_or(0), 0, "closed, not answered");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_millis(1_000), "{waited:?}");
+}
+
+#[tokio::test]
 async fn a_request_that_outlives_the_request_timeout_gets_503_timeout() {
     let mut redis = OwnRedis::start();
     let url = redis.url.clone();
