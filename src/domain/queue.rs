@@ -52,6 +52,13 @@ impl State {
     }
 }
 
+/// What the process's view tells of a ticket: where it stands, or that its
+/// place (the one given) was served, and Redis knows the rest.
+enum Standing {
+    Known(Status),
+    Served(u64),
+}
+
 /// Where a ticket stands. `position` and `ahead` are None in the pre-queue
 /// (drawn at the start).
 pub struct Status {
@@ -138,9 +145,27 @@ impl QueueService {
 
     /// Where the ticket `text` of `room` stands.
     pub async fn poll(&self, room: Room, text: &str) -> Result<Status, Error> {
-        let ticket = self.tickets()?.read_ticket(text).filter(|t| t.room == room);
-        let ticket = ticket.ok_or(Error::Refused(Refusal::InvalidTicket))?;
+        let ticket = self.read_ticket(room, text)?;
         self.status(ticket, None, true).await
+    }
+
+    /// `poll` when it needs no await (nearly always: the process's view is
+    /// fresh and the ticket's place not yet served); None: call `poll`.
+    pub fn poll_now(&self, room: Room, text: &str) -> Option<Result<Status, Error>> {
+        let ticket = match self.read_ticket(room, text) {
+            Ok(ticket) => ticket,
+            Err(e) => return Some(Err(e)),
+        };
+        let Some(state) = self.queues.state_now(room)? else { return Some(refuse(Refusal::NoQueue)) };
+        match self.status_of(&state, ticket, true) {
+            Standing::Known(status) => Some(Ok(status)),
+            Standing::Served(_) => None,
+        }
+    }
+
+    fn read_ticket(&self, room: Room, text: &str) -> Result<Ticket, Error> {
+        let ticket = self.tickets()?.read_ticket(text).filter(|t| t.room == room);
+        ticket.ok_or(Error::Refused(Refusal::InvalidTicket))
     }
 
     /// Where `t` stands by the process's view of its room; `fresher`: the
@@ -152,34 +177,42 @@ impl QueueService {
             let pre = pre.or(state.pre);
             state = Arc::new(QueueState { pre, served: served.max(state.served), ..(*state).clone() });
         }
+        match self.status_of(&state, t, note) {
+            Standing::Known(status) => Ok(status),
+            Standing::Served(position) => Box::pin(self.decided(&state, t, position, now_ms())).await,
+        }
+    }
+
+    /// Where `t` stands by `state`, unless its place was served.
+    fn status_of(&self, state: &QueueState, t: Ticket, note: bool) -> Standing {
         let now = now_ms();
         let rate = u64::from(state.spec.admit_per_second.max(1));
-        let Some(position) = position(&state, t.join) else {
+        let Some(position) = position(state, t.join) else {
             // The pre-queue: drawn at the start.
             if note {
                 self.queues.saw(t.room, t.join);
             }
             let until_start = state.starts_at.saturating_sub(now);
-            return Ok(Status {
+            return Standing::Known(Status {
                 state: State::Waiting,
                 position: None,
                 ahead: None,
                 eta_seconds: Some(until_start.div_ceil(1000)),
-                poll_after_ms: poll_after(&state, until_start),
+                poll_after_ms: poll_after(state, until_start),
                 admission: None,
             });
         };
         if position <= state.served {
-            return Box::pin(self.decided(&state, t, position, now)).await;
+            return Standing::Served(position);
         }
         let ahead = position - state.served - 1;
         if state.remaining == 0 {
-            return Ok(Status {
+            return Standing::Known(Status {
                 state: State::SoldOut,
                 position: Some(position),
                 ahead: Some(ahead),
                 eta_seconds: None,
-                poll_after_ms: poll_after(&state, 5_000),
+                poll_after_ms: poll_after(state, 5_000),
                 admission: None,
             });
         }
@@ -187,12 +220,12 @@ impl QueueService {
             self.queues.saw(t.room, t.join);
         }
         let eta_ms = ahead * 1000 / rate;
-        Ok(Status {
+        Standing::Known(Status {
             state: State::Waiting,
             position: Some(position),
             ahead: Some(ahead),
             eta_seconds: Some(eta_ms.div_ceil(1000)),
-            poll_after_ms: poll_after(&state, eta_ms / 2),
+            poll_after_ms: poll_after(state, eta_ms / 2),
             admission: None,
         })
     }

@@ -24,8 +24,13 @@ pub struct Busy(Arc<Watch>);
 
 impl Watch {
     /// A request's headers arrived.
-    pub fn enter(self: &Arc<Self>) -> Busy {
+    pub fn arrived(&self) {
         self.started.fetch_add(1, Relaxed);
+    }
+
+    /// The request that arrived last is still at work (its answer needs an
+    /// await) until the `Busy` is dropped.
+    pub fn busy(self: &Arc<Self>) -> Busy {
         self.busy.fetch_add(1, Relaxed);
         Busy(self.clone())
     }

@@ -66,10 +66,23 @@ pub async fn challenge(app: &App, query: Option<&str>) -> Result<Reply, ApiError
 
 pub async fn poll(app: &App, room: Room, ticket: &str) -> Result<Reply, ApiError> {
     if ticket.len() > MAX_TICKET {
-        return Err(ApiError::from(crate::domain::Error::Refused(crate::domain::Refusal::InvalidTicket)));
+        return Err(invalid_ticket());
     }
     let status = app.domain.queue.poll(room, ticket).await?;
     Ok(json(StatusCode::OK, &StatusView::of(&status)))
+}
+
+/// `poll` when it needs no await (see `router::answer_now`); None: call `poll`.
+pub fn poll_now(app: &App, room: Room, ticket: &str) -> Option<Result<Reply, ApiError>> {
+    if ticket.len() > MAX_TICKET {
+        return Some(Err(invalid_ticket()));
+    }
+    let status = app.domain.queue.poll_now(room, ticket)?;
+    Some(status.map(|s| json(StatusCode::OK, &StatusView::of(&s))).map_err(ApiError::from))
+}
+
+fn invalid_ticket() -> ApiError {
+    ApiError::from(crate::domain::Error::Refused(crate::domain::Refusal::InvalidTicket))
 }
 
 /// A join's or poll's answer (serialised straight: polls are the hot path).

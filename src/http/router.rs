@@ -22,7 +22,9 @@ use hyper::{body::Incoming, Method, Request};
 use super::{
     coupon, dashboard,
     error::{ApiError, Write},
-    health, issue, mine, order, pay, queue, rankings, reserve,
+    health,
+    idle::Watch,
+    issue, mine, order, pay, queue, rankings, reserve,
     respond::Reply,
     sale,
     surface::Surface,
@@ -54,9 +56,14 @@ pub fn longest_request(request_timeout: Duration, redis_timeout: Duration) -> Du
 /// Answers a request. Most answers need no await (polls, sold out): those are
 /// made right here, as hyper hands the request over, so the request (and the
 /// read buffer it holds) is let go before hyper reads on, and no timer is armed.
-pub fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<Incoming>) -> Answer {
+/// `watch`: the connection's, told of the request (see `idle`).
+pub fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<Incoming>, watch: &Arc<Watch>) -> Answer {
     let started = Instant::now();
+    watch.arrived();
     let route = classify(req.uri().path());
+    if let Some(result) = answer_now(&app, surface, peer, &req, route) {
+        return Answer::Made(Some(answered(route, started, result)));
+    }
     let caller = Caller::new();
     let guarded = {
         let app = app.clone();
@@ -79,6 +86,7 @@ pub fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<Incomin
     if let Poll::Ready(result) = work.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         return Answer::Made(Some(answered(route, started, result)));
     }
+    let busy = watch.busy();
     Answer::Working(Box::pin(async move {
         let result = tokio::select! {
             result = &mut work => result,
@@ -93,6 +101,7 @@ pub fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<Incomin
                 }
             }
         };
+        drop(busy);
         answered(route, started, result)
     }))
 }
@@ -121,6 +130,36 @@ fn answered(route: Route, started: Instant, result: Result<Reply, ApiError>) -> 
     let reply = result.unwrap_or_else(ApiError::into_reply);
     METRICS.request(route, reply.status().as_u16(), started.elapsed());
     reply
+}
+
+/// The answers made without building a future: a waiting room's poll that
+/// the process's view answers (nearly every poll). None: the full path,
+/// which also gives every error of a path or method this does not take.
+fn answer_now(
+    app: &App,
+    surface: Surface,
+    peer: IpAddr,
+    req: &Request<Incoming>,
+    route: Route,
+) -> Option<Result<Reply, ApiError>> {
+    let path = req.uri().path();
+    if route != Route::QueuePoll || req.method() != Method::GET || !surface.serves(path) {
+        return None;
+    }
+    let (kind, rest) = path
+        .strip_prefix("/v1/sales/")
+        .map(|r| ("sale", r))
+        .or_else(|| path.strip_prefix("/v1/coupons/").map(|r| ("coupon", r)))?;
+    let mut parts = rest.split('/');
+    let (id, ticket) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(id), Some("queue"), Some(ticket), None) => (super::decimal::canonical(id)?, ticket),
+        _ => return None,
+    };
+    let room = if kind == "sale" { Room::Sale(id) } else { Room::Coupon(id) };
+    if let Err(e) = app.guard.check_ip(peer, req.headers()) {
+        return Some(Err(e));
+    }
+    queue::poll_now(app, room, ticket)
 }
 
 /// The write a route makes, if any.

@@ -86,15 +86,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, surface: Surface, shutd
         let app = app.clone();
         let watch = Arc::new(Watch::default());
         let requests = watch.clone();
-        let service = service_fn(move |req| {
-            let busy = requests.enter();
-            let answer = router::route(app.clone(), surface, ip, req);
-            async move {
-                let answer = answer.await;
-                drop(busy);
-                answer
-            }
-        });
+        let service = service_fn(move |req| router::route(app.clone(), surface, ip, req, &requests));
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             tokio::select! {

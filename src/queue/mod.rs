@@ -116,6 +116,11 @@ impl Queues {
         Box::pin(self.refresh_view(room)).await
     }
 
+    /// `state` when this process's view is fresh; None: call `state`.
+    pub fn state_now(&self, room: Room) -> Option<Option<Arc<QueueState>>> {
+        self.views.get(room)
+    }
+
     async fn refresh_view(&self, room: Room) -> Result<Option<Arc<QueueState>>, Error> {
         let _one = self.refresh.lock().await;
         if let Some(view) = self.views.get(room) {

@@ -11,9 +11,11 @@ const SHARDS: usize = 16;
 const MOST_PER_SHARD: usize = 100_000 / SHARDS;
 
 type Polled = HashMap<Room, Vec<u64>>;
+/// A shard: per room (a few at a time: a list beats hashing), joins polled.
+type Shard = Vec<(Room, Vec<u64>)>;
 
 pub struct Seen {
-    shards: [Mutex<Polled>; SHARDS],
+    shards: [Mutex<Shard>; SHARDS],
 }
 
 impl Seen {
@@ -23,7 +25,14 @@ impl Seen {
 
     pub fn note(&self, room: Room, join: u64) {
         let mut shard = self.shards[shard::of_thread(SHARDS)].lock().unwrap_or_else(|e| e.into_inner());
-        let joins = shard.entry(room).or_default();
+        let at = match shard.iter().position(|(r, _)| *r == room) {
+            Some(at) => at,
+            None => {
+                shard.push((room, Vec::new()));
+                shard.len() - 1
+            }
+        };
+        let joins = &mut shard[at].1;
         if joins.len() < MOST_PER_SHARD && joins.last() != Some(&join) {
             joins.push(join);
         }
