@@ -178,6 +178,7 @@ async fn run_drill(ack_replicas: u32, drill: Drill, label: &str) -> Outcome {
             tokio::task::block_in_place(|| ha.wait_for_primary(second, sentinels));
             let failover = killed.elapsed();
             // The old primary comes back empty; Sentinel makes it a replica.
+            tokio::task::block_in_place(|| ha.wait_for_every_sentinel(second, sentinels));
             ha.primary.restart();
             tokio::task::block_in_place(|| ha.wait_for_replicas(second, 1));
             failover

@@ -206,6 +206,22 @@ impl HaRedis {
         started.elapsed()
     }
 
+    /// Waits until every Sentinel names `port` the primary. Before the old
+    /// primary comes back: a Sentinel still on the old configuration would
+    /// see it up as the primary and turn the promoted replica into a replica
+    /// of it (empty after kill -9), losing everything.
+    pub fn wait_for_every_sentinel(&self, port: u16, limit: Duration) {
+        let started = Instant::now();
+        let says = |s: &Node| {
+            s.cli(&["sentinel", "get-master-addr-by-name", SERVICE]).lines().nth(1).and_then(|p| p.trim().parse().ok())
+        };
+        while !self.sentinels.iter().all(|s| says(s) == Some(port)) {
+            let told: Vec<Option<u16>> = self.sentinels.iter().map(says).collect();
+            assert!(started.elapsed() < limit, "the Sentinels do not agree on {port} within {limit:?}: {told:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until the server on `port` has `n` connected replicas.
     pub fn wait_for_replicas(&self, port: u16, n: u64) {
         let deadline = Instant::now() + Duration::from_secs(30);
