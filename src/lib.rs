@@ -36,7 +36,8 @@
 //! - [`signature`]: the payment gateway's `Flashsale-Signature` over method, path and body;
 //!   [`gateway`]: a gateway `payment_key` pays one order or charge, once.
 //! - [`panics`]: the hook that counts and logs every panic.
-//! - [`probes`]: readiness; [`shutdown`]: one signal for every task; [`time`]: clocks and formats.
+//! - [`probes`]: readiness; [`shutdown`]: one signal for every task; [`time`]: clocks and formats;
+//!   [`shard`]: a number per thread, for state sharded by thread.
 
 pub mod app;
 pub mod batch;
