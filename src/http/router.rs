@@ -88,15 +88,23 @@ pub fn route(app: Arc<App>, surface: Surface, peer: IpAddr, req: Request<Incomin
     }
     let busy = watch.busy();
     Answer::Working(Box::pin(async move {
-        let result = tokio::select! {
-            result = &mut work => result,
-            () = tokio::time::sleep(app.http.request_timeout()) => {
-                if caller.give_up() {
-                    Err(ApiError::Timeout)
-                } else {
-                    match tokio::time::timeout(backstop(app.redis_timeout), &mut work).await {
-                        Ok(result) => result,
-                        Err(_) => Err(write_of(route).map_or(ApiError::Internal, ApiError::OutcomeUnknown)),
+        // Polled again before the timer is armed: a body that came with the
+        // head is read by now (hyper reads it after handing the request over),
+        // so a refusal such as sold out still costs no timer.
+        let again = std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await;
+        let result = if let Poll::Ready(result) = again {
+            result
+        } else {
+            tokio::select! {
+                result = &mut work => result,
+                () = tokio::time::sleep(app.http.request_timeout()) => {
+                    if caller.give_up() {
+                        Err(ApiError::Timeout)
+                    } else {
+                        match tokio::time::timeout(backstop(app.redis_timeout), &mut work).await {
+                            Ok(result) => result,
+                            Err(_) => Err(write_of(route).map_or(ApiError::Internal, ApiError::OutcomeUnknown)),
+                        }
                     }
                 }
             }
