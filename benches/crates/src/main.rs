@@ -9,6 +9,8 @@ mod limit;
 #[allow(dead_code)]
 #[path = "../../../src/metrics/mod.rs"]
 mod metrics;
+#[path = "../../../src/shard.rs"]
+mod shard;
 
 use std::{
     hint::black_box,
