@@ -31,6 +31,19 @@ pub(super) fn multi_insert(head: &str, columns: usize, rows: usize, tail: &str) 
     sql
 }
 
+/// The `ON DUPLICATE KEY UPDATE` of a version-guarded upsert: each of
+/// `columns` takes the new row's value only when its `version` is higher, and
+/// the version only grows (it comes last: the columns test the old one).
+pub(super) fn newer_wins(columns: &[&str], version: &str) -> String {
+    let newer = format!("VALUES({version}) > {version}");
+    let mut sql = String::from(" ON DUPLICATE KEY UPDATE ");
+    for column in columns {
+        sql.push_str(&format!("{column} = IF({newer}, VALUES({column}), {column}), "));
+    }
+    sql.push_str(&format!("{version} = GREATEST({version}, VALUES({version}))"));
+    sql
+}
+
 /// Rows per INSERT statement: few round trips, statements well under max_allowed_packet.
 pub const ROWS_PER_INSERT: usize = 500;
 
@@ -145,19 +158,12 @@ async fn upsert_order_rows(
             mysql_datetime(o.updated_at).into(),
         ]);
     }
-    let newer = "VALUES(version) > version";
     let sql = multi_insert(
         "INSERT INTO orders (sale_id, order_id, user_id, status, total, discount, to_pay, coupon_id, payment_key, \
          version, event_id, created_at, expires_at, updated_at) VALUES ",
         14,
         changes.len(),
-        &format!(
-            " ON DUPLICATE KEY UPDATE status = IF({newer}, VALUES(status), status), \
-             payment_key = IF({newer}, VALUES(payment_key), payment_key), \
-             event_id = IF({newer}, VALUES(event_id), event_id), \
-             updated_at = IF({newer}, VALUES(updated_at), updated_at), \
-             version = GREATEST(version, VALUES(version))"
-        ),
+        &newer_wins(&["status", "payment_key", "event_id", "updated_at"], "version"),
     );
     tx.exec_drop(sql, params).await?;
 
@@ -210,16 +216,11 @@ async fn upsert_coupon_uses(tx: &mut Transaction<'_>, uses: &[CouponUse]) -> Res
             version.into(),
         ]);
     }
-    let newer = "VALUES(used_version) > used_version";
     let sql = multi_insert(
         "INSERT INTO coupon_issues (coupon_id, user_id, used_sale_id, used_order_id, used_version) VALUES ",
         5,
         uses.len(),
-        &format!(
-            " ON DUPLICATE KEY UPDATE used_sale_id = IF({newer}, VALUES(used_sale_id), used_sale_id), \
-             used_order_id = IF({newer}, VALUES(used_order_id), used_order_id), \
-             used_version = GREATEST(used_version, VALUES(used_version))"
-        ),
+        &newer_wins(&["used_sale_id", "used_order_id"], "used_version"),
     );
     tx.exec_drop(sql, params).await
 }
@@ -344,6 +345,15 @@ mod tests {
             updated_at: created_at,
             version: 1,
         }
+    }
+
+    #[test]
+    fn newer_wins_guards_every_column_by_the_old_version_then_raises_it() {
+        assert_eq!(
+            super::newer_wins(&["a", "b"], "v"),
+            " ON DUPLICATE KEY UPDATE a = IF(VALUES(v) > v, VALUES(a), a), b = IF(VALUES(v) > v, VALUES(b), b), \
+             v = GREATEST(v, VALUES(v))"
+        );
     }
 
     #[test]

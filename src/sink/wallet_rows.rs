@@ -44,17 +44,11 @@ pub async fn write(tx: &mut Transaction<'_>, events: &[&Event]) -> Result<(), my
     for c in &changes {
         params.extend([c.user_id.into(), c.balance_after.into(), c.version.into(), mysql_datetime(c.at).into()]);
     }
-    let newer = "VALUES(version) > version";
     let sql = super::rows::multi_insert(
         "INSERT INTO wallets (user_id, balance, version, updated_at) VALUES ",
         4,
         changes.len(),
-        // balance and updated_at before version: they test the old version.
-        &format!(
-            " ON DUPLICATE KEY UPDATE balance = IF({newer}, VALUES(balance), balance), \
-             updated_at = IF({newer}, VALUES(updated_at), updated_at), \
-             version = GREATEST(version, VALUES(version))"
-        ),
+        &super::rows::newer_wins(&["balance", "updated_at"], "version"),
     );
     tx.exec_drop(sql, params).await
 }
