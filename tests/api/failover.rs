@@ -177,10 +177,8 @@ async fn run_drill(ack_replicas: u32, drill: Drill, label: &str) -> Outcome {
             let sentinels = Duration::from_secs(30);
             tokio::task::block_in_place(|| ha.wait_for_primary(second, sentinels));
             let failover = killed.elapsed();
-            // The old primary comes back empty; Sentinel makes it a replica.
-            tokio::task::block_in_place(|| ha.wait_for_every_sentinel(second, sentinels));
-            ha.primary.restart();
-            tokio::task::block_in_place(|| ha.wait_for_replicas(second, 1));
+            // The old primary comes back empty, as a replica of the new one.
+            tokio::task::block_in_place(|| ha.bring_back_old_primary(second));
             failover
         }
         Drill::Graceful => {

@@ -58,6 +58,16 @@ impl Node {
         wait_for_port(self.port, Duration::from_secs(20), "a Redis node did not start");
     }
 
+    /// Starts the process again as a replica of `primary`, as an operator
+    /// brings a dead primary back: it can never be taken for the primary.
+    pub fn restart_as_replica_of(&mut self, primary: u16) {
+        if let Some(at) = self.args.iter().position(|a| a == "--replicaof") {
+            self.args.drain(at..at + 3);
+        }
+        self.args.extend(["--replicaof".into(), "127.0.0.1".into(), primary.to_string()]);
+        self.restart();
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.as_ref().expect("node runs").id() as i32
     }
@@ -206,20 +216,41 @@ impl HaRedis {
         started.elapsed()
     }
 
-    /// Waits until every Sentinel names `port` the primary. Before the old
-    /// primary comes back: a Sentinel still on the old configuration would
-    /// see it up as the primary and turn the promoted replica into a replica
-    /// of it (empty after kill -9), losing everything.
+    /// Waits until every Sentinel has finished the failover to `port`: it
+    /// names `port` the primary with no failover in progress (a Sentinel
+    /// still failing over names the promoted replica before it switches)
+    /// and lists the old primary among the replicas.
     pub fn wait_for_every_sentinel(&self, port: u16, limit: Duration) {
         let started = Instant::now();
-        let says = |s: &Node| {
-            s.cli(&["sentinel", "get-master-addr-by-name", SERVICE]).lines().nth(1).and_then(|p| p.trim().parse().ok())
+        let old = self.primary.port.to_string();
+        let done = |s: &Node| {
+            let master = s.cli(&["sentinel", "master", SERVICE]);
+            let field = |name: &str| {
+                let mut lines = master.lines();
+                lines.find(|l| l.trim() == name).and(lines.next()).map(|v| v.trim().to_string())
+            };
+            field("port") == Some(port.to_string())
+                && field("flags").as_deref() == Some("master")
+                && s.cli(&["sentinel", "replicas", SERVICE]).lines().any(|l| l.trim() == old)
         };
-        while !self.sentinels.iter().all(|s| says(s) == Some(port)) {
-            let told: Vec<Option<u16>> = self.sentinels.iter().map(says).collect();
-            assert!(started.elapsed() < limit, "the Sentinels do not agree on {port} within {limit:?}: {told:?}");
+        while !self.sentinels.iter().all(done) {
+            let told: Vec<String> = self.sentinels.iter().map(|s| s.cli(&["sentinel", "master", SERVICE])).collect();
+            assert!(
+                started.elapsed() < limit,
+                "the Sentinels have not finished failing over to {port} within {limit:?}: {told:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// After a failover to `port`: the old primary, killed, comes back empty
+    /// as its replica once every Sentinel has switched. Restarted as a
+    /// primary while one had not, it could make the survivor replicate it
+    /// and lose everything; an operator does the same.
+    pub fn bring_back_old_primary(&mut self, port: u16) {
+        self.wait_for_every_sentinel(port, Duration::from_secs(30));
+        self.primary.restart_as_replica_of(port);
+        self.wait_for_replicas(port, 1);
     }
 
     /// Waits until the server on `port` has `n` connected replicas.

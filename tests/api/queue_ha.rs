@@ -551,9 +551,7 @@ async fn join_through_a_failover(ack_replicas: u32) -> Drill {
     phase.set(Phase::Promoted);
     // The old primary comes back empty as a replica: the new one takes writes
     // only with a replica (`min-replicas-to-write 1`).
-    tokio::task::block_in_place(|| ha.wait_for_every_sentinel(second, Duration::from_secs(30)));
-    ha.primary.restart();
-    tokio::task::block_in_place(|| ha.wait_for_replicas(second, 1));
+    tokio::task::block_in_place(|| ha.bring_back_old_primary(second));
     phase.set(Phase::Recovered);
     // At once: an admission the failover took back, the room soon gives again
     // (until another time) as it admits on in place order.
