@@ -21,7 +21,7 @@ local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then
   return {'unknown_order'}
 end
-local order = cjson.decode(raw)
+local order = decode_order(raw)
 local same_payment = order.payment_key == ARGV[3] and ARGV[3] ~= 'wallet' and tonumber(ARGV[2]) == order.to_pay
 local refused = not_payable(order, raw, same_payment)
 if refused then

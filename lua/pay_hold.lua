@@ -25,7 +25,7 @@ local held = redis.call('ZSCORE', KEYS[3], ARGV[1])
 if held then
   return {'held', raw, int(tonumber(held))}
 end
-local order = cjson.decode(raw)
+local order = decode_order(raw)
 local refused = not_payable(order, raw, order.payment_key == 'wallet')
 if refused then
   return refused

@@ -30,7 +30,7 @@ if not held or tonumber(held) ~= tonumber(ARGV[3]) then
   return {'not_held', raw}
 end
 redis.call('ZREM', KEYS[3], ARGV[1])
-local order = cjson.decode(raw)
+local order = decode_order(raw)
 if ARGV[2] == 'release' then
   redis.call('ZADD', KEYS[2], int(order.expires_at), ARGV[1])
   return {'released', raw}

@@ -37,7 +37,7 @@ local function release(id, status)
   if not raw then
     return nil
   end
-  local order = cjson.decode(raw)
+  local order = decode_order(raw)
   if order.status ~= 'reserved' or redis.call('ZSCORE', KEYS[8], id) then
     return order, raw, false
   end

@@ -47,7 +47,9 @@
 -- With a coupon here, the coupon's meta keeps `held_until`, the latest deadline of
 -- an order that took it: its keys are not deleted before (drop_retired.lua).
 -- The call's new orders share one outbox entry: field `order` (one order's
--- JSON) when there is one, `orders` (a JSON array, in order) when several.
+-- record) when there is one, `orders` (the records, one per line, in order)
+-- when several. A new order's record is packed (see lib/order.lua's
+-- decode_order): a fifth of its JSON, for Redis to copy and store.
 -- Requests are served one after the other: each sees what the earlier ones took.
 -- Reads are made once per call and mirrored locally; writes, the outbox entry
 -- too, are gathered and made once per call at the end (one command per key,
@@ -55,11 +57,11 @@
 -- its AOF get a few commands per call instead of ~9 per order.
 --
 -- Returns one answer per request, in order, each one of
---   {'reserved', order_json} | {'replay', first_answer_json} | {'idem_mismatch'}
+--   {'reserved', order_record} | {'replay', first_answer_record} | {'idem_mismatch'}
 --   | {'unknown_sale'} | {'not_started'} | {'ended'} | {'unknown_sku', 'sku,sku'}
 --   | {'sold_out', 'sku,sku'} | {'limit_exceeded', left} | {'coupon_unavailable'}
 --   | {'coupon_expired'} | {'hold_lapsed'} | {'too_many_orders', cap} | {'not_admitted'}
--- Ids travel as strings in the order JSON: Lua numbers are doubles.
+-- Ids travel as text in the order record: Lua numbers are doubles.
 --
 -- Order ids: max(last id + 1, now in ms * 1000), with N buckets the next one
 -- that is the bucket's number modulo N (so an id names its bucket; a bucket
@@ -265,7 +267,7 @@ local function reserve(user, idem_key, fingerprint, shown, first, n, token, held
   for k, item in ipairs(items) do
     stock[item.sku] = stock[item.sku] - item.quantity
     taken[item.sku] = (taken[item.sku] or 0) + item.quantity
-    lines[k] = '{"sku":"' .. item.sku .. '","quantity":' .. item.quantity_text .. ',"price":' .. price_texts[item.sku] .. '}'
+    lines[k] = item.sku .. ':' .. item.quantity_text .. ':' .. price_texts[item.sku]
   end
   bought_changed[user] = true
   bought[user] = held + quantity
@@ -281,7 +283,7 @@ local function reserve(user, idem_key, fingerprint, shown, first, n, token, held
   local id = int(seq)
   -- coupon_seq orders every change of this coupon's use (taken or given back),
   -- so MySQL can tell the newer of two events however close in time.
-  local coupon_seq = 'null'
+  local coupon_seq = ''
   if coupon_held then
     coupon_seq = held_seq
     new_holds[#new_holds + 1] = token
@@ -299,33 +301,30 @@ local function reserve(user, idem_key, fingerprint, shown, first, n, token, held
   if coupon ~= '' and not coupon_held then
     coupon_held_until = math.max(coupon_held_until, now + tonumber(meta[4]))
   end
-  -- The order as the other scripts (cjson) and the service read it; every id
-  -- is a decimal string the service passed or Redis counted, so it needs no escaping.
-  local json = '{"order_id":"' .. id .. '","sale_id":"' .. sale .. '","user_id":"' .. user
-    .. '","status":"reserved","items":[' .. table.concat(lines, ',') .. '],"total":' .. int(total)
-    .. ',"discount":' .. int(discount) .. ',"to_pay":' .. int(total - discount)
-    .. ',"coupon_id":' .. (coupon ~= '' and ('"' .. coupon .. '"') or 'null') .. ',"coupon_seq":' .. coupon_seq
-    .. ',"payment_key":null,"created_at":' .. created .. ',"expires_at":' .. expires_at
-    .. ',"updated_at":' .. created .. ',"version":1}'
+  -- The order, packed (lib/order.lua's decode_order and src/order/packed.rs
+  -- read it): every field a decimal string the service passed or Redis
+  -- counted, so none holds a separator.
+  local record = 'R|' .. id .. '|' .. sale .. '|' .. user .. '|' .. int(total) .. '|' .. int(discount) .. '|' .. coupon
+    .. '|' .. coupon_seq .. '|' .. created .. '|' .. expires_at .. '|' .. table.concat(lines, ',')
   new_orders[#new_orders + 1] = id
-  new_orders[#new_orders + 1] = json
+  new_orders[#new_orders + 1] = record
   new_deadlines[#new_deadlines + 1] = expires_at
   new_deadlines[#new_deadlines + 1] = id
   if idem_key ~= '' then
     local idem_expires = int(now + idem_ttl)
-    local answer = '~' .. idem_expires .. '~' .. fingerprint .. '\n' .. json
+    local answer = '~' .. idem_expires .. '~' .. fingerprint .. '\n' .. record
     idem[idem_key] = answer
     new_idem[#new_idem + 1] = idem_key
     new_idem[#new_idem + 1] = answer
     new_idem_expiry[#new_idem_expiry + 1] = idem_expires
     new_idem_expiry[#new_idem_expiry + 1] = idem_key
   end
-  new_events[#new_events + 1] = json
+  new_events[#new_events + 1] = record
   if queued then
     admission[user] = 0
     admissions_used[#admissions_used + 1] = user
   end
-  return {'reserved', json}
+  return {'reserved', record}
 end
 
 -- `command key args...` in slices (unpack has a stack limit).
@@ -372,7 +371,7 @@ write_many('ZREM', KEYS[12], admissions_used)
 if #new_events == 1 then
   redis.call('XADD', KEYS[9], '*', 'order', new_events[1])
 elseif #new_events > 1 then
-  redis.call('XADD', KEYS[9], '*', 'orders', '[' .. table.concat(new_events, ',') .. ']')
+  redis.call('XADD', KEYS[9], '*', 'orders', table.concat(new_events, '\n'))
 end
 if coupon_held then
   write_many('HSET', KEYS[11], new_holds)

@@ -147,7 +147,7 @@ impl Mine {
             let home = self.keys.sale_bucket(sale, crate::buckets::of_order(ids[0], n));
             let json: Vec<Option<String>> = client.hmget(home.orders, ids.clone()).await?;
             for (id, json) in ids.into_iter().zip(json) {
-                if let Some(order) = json.and_then(|j| Order::from_json(&j).ok()) {
+                if let Some(order) = json.and_then(|j| Order::decode(&j).ok()) {
                     fresh.insert((sale, id), order);
                 }
             }

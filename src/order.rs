@@ -1,11 +1,14 @@
 //! The order record: what `reserve_order.lua` stores, every order script
-//! answers, the outbox carries and the sink writes. One shape everywhere.
+//! answers, the outbox carries and the sink writes. One type everywhere; in
+//! Redis a new order is a packed record (`order/packed.rs`), later ones JSON.
 //!
 //! Lua numbers are doubles, so the scripts write ids as strings; this type
 //! reads ids written either way and writes them as numbers, except
 //! [`Order::to_lua_json`], which writes them the scripts' way.
 
 use serde::{Deserialize, Serialize};
+
+mod packed;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -84,6 +87,15 @@ pub struct Order {
 impl Order {
     pub fn from_json(json: &str) -> Result<Order, serde_json::Error> {
         serde_json::from_str(json)
+    }
+
+    /// An order as Redis holds it: the packed record of a new one
+    /// ([`packed`]) or the JSON of any version.
+    pub fn decode(stored: &str) -> Result<Order, String> {
+        if stored.starts_with(packed::TAG) {
+            return packed::decode(stored);
+        }
+        Self::from_json(stored).map_err(|e| e.to_string())
     }
 
     /// The JSON the Lua scripts store and read: every id (order, sale, user,

@@ -363,7 +363,7 @@ impl Sales {
         let (_, keys) = self.order_keys(sale_id, order_id).await?;
         let json: Option<String> = self.redis.next().hget(keys.orders, order_id).await?;
         json.map(|j| {
-            Order::from_json(&j)
+            Order::decode(&j)
                 .map_err(|e| Error::new(ErrorKind::Parse, format!("stored order {sale_id}/{order_id}: {e}")))
         })
         .transpose()
@@ -378,7 +378,7 @@ impl Sales {
         }
         let mut orders = all
             .into_iter()
-            .map(|j| Order::from_json(&j).map_err(|e| Error::new(ErrorKind::Parse, format!("stored order: {e}"))))
+            .map(|j| Order::decode(&j).map_err(|e| Error::new(ErrorKind::Parse, format!("stored order: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         orders.sort_by_key(|o| o.order_id);
         Ok(orders)

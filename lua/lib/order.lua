@@ -4,6 +4,43 @@
 -- pay_settle.lua): KEYS[1] orders  [2] deadlines  [3] paying  [4] outbox
 -- [5] ranking bucket (absent: bumped by the caller); ARGV[1] order id  [4] bucket TTL (s).
 
+-- `text` split at each `sep` (one character), empty parts kept.
+local function split(text, sep)
+  local parts, from = {}, 1
+  while true do
+    local at = string.find(text, sep, from, true)
+    if not at then
+      parts[#parts + 1] = string.sub(text, from)
+      return parts
+    end
+    parts[#parts + 1] = string.sub(text, from, at - 1)
+    from = at + 1
+  end
+end
+
+-- A stored order as a table, the shape cjson gives: reserve_order.lua stores
+-- a new order packed, `R|order|sale|user|total|discount|coupon|coupon_seq|
+-- created|expires|sku:quantity:price,...` (coupon, coupon_seq '' = none;
+-- reserved, version 1: src/order/packed.rs reads it too); every later version is JSON.
+local function decode_order(raw)
+  if string.sub(raw, 1, 2) ~= 'R|' then
+    return cjson.decode(raw)
+  end
+  local f = split(raw, '|')
+  local items = {}
+  for k, line in ipairs(split(f[11], ',')) do
+    local item = split(line, ':')
+    items[k] = {sku = item[1], quantity = tonumber(item[2]), price = tonumber(item[3])}
+  end
+  local total, discount, created = tonumber(f[5]), tonumber(f[6]), tonumber(f[9])
+  return {
+    order_id = f[2], sale_id = f[3], user_id = f[4], status = 'reserved', items = items,
+    total = total, discount = discount, to_pay = total - discount,
+    coupon_id = f[7] ~= '' and f[7] or cjson.null, coupon_seq = f[8] ~= '' and tonumber(f[8]) or cjson.null,
+    payment_key = cjson.null, created_at = created, expires_at = tonumber(f[10]), updated_at = created, version = 1,
+  }
+end
+
 -- The order's next version as of `now` (its status set by the caller): the
 -- JSON to store and to append to the outbox.
 local function next_version(order, now)

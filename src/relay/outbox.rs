@@ -390,14 +390,20 @@ impl Outbox {
     }
 }
 
-/// The orders of a sale entry, in order: `orders` (a JSON array, one
-/// reservation call's new orders) or `order` (one order). None when neither
-/// decodes.
+/// The orders of a sale entry, in order: `orders` (one reservation call's
+/// new orders: packed records, one per line, or in entries written before
+/// them a JSON array) or `order` (one order, packed or JSON). None when
+/// neither decodes.
 fn entry_orders(fields: &HashMap<String, String>) -> Option<Vec<Order>> {
     if let Some(list) = fields.get("orders") {
-        return serde_json::from_str::<Vec<Order>>(list).ok().filter(|o| !o.is_empty());
+        let orders = if list.starts_with('[') {
+            serde_json::from_str::<Vec<Order>>(list).ok()?
+        } else {
+            list.split('\n').map(Order::decode).collect::<Result<Vec<_>, _>>().ok()?
+        };
+        return Some(orders).filter(|o| !o.is_empty());
     }
-    Some(vec![Order::from_json(fields.get("order")?).ok()?])
+    Some(vec![Order::decode(fields.get("order")?).ok()?])
 }
 
 /// The users of a coupon entry, in issue order: `user_ids` (comma-separated,
@@ -433,6 +439,11 @@ mod tests {
         let two = entry_orders(&fields(&[("orders", &list)])).unwrap();
         assert_eq!(two.iter().map(|o| o.order_id).collect::<Vec<_>>(), vec![4, 6]);
         assert!(entry_orders(&fields(&[("orders", "[]")])).is_none());
+        let packed = entry_orders(&fields(&[("orders", "R|7|5|9|200|0|||1|2|1:2:100\nR|8|5|9|100|0|||1|2|1:1:100")]));
+        assert_eq!(packed.unwrap().iter().map(|o| o.order_id).collect::<Vec<_>>(), vec![7, 8]);
+        let one = entry_orders(&fields(&[("order", "R|9|5|9|100|0|||1|2|1:1:100")])).unwrap();
+        assert_eq!(one[0].to_pay, 100);
+        assert!(entry_orders(&fields(&[("orders", "R|7|5|9|200|0|||1|2|1:2:100\nR|8")])).is_none());
         assert!(entry_orders(&fields(&[("orders", "[{")])).is_none());
         assert!(entry_orders(&fields(&[("user_id", "1")])).is_none());
     }

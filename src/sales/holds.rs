@@ -231,7 +231,7 @@ pub async fn settle_overdue(scripts: &Scripts, client: &Client, keys: &Keys, cou
         let mut taken_until = None;
         if let Some(order_id) = order_id {
             let json: Option<String> = client.hget(&sale.orders, order_id).await?;
-            if let Some(order) = json.as_deref().and_then(|j| crate::order::Order::from_json(j).ok()) {
+            if let Some(order) = json.as_deref().and_then(|j| crate::order::Order::decode(j).ok()) {
                 if matches!(order.status, OrderStatus::Reserved | OrderStatus::Paid) {
                     taken_until = Some(order.expires_at);
                 }

@@ -185,9 +185,9 @@ fn text(value: Option<&Value>) -> Option<String> {
     value.and_then(Value::as_string)
 }
 
-/// Decodes the order JSON a script answered with.
+/// Decodes the order (packed or JSON) a script answered with.
 fn order_of(script: &str, value: Option<&Value>) -> Result<crate::order::Order, Error> {
     let json = text(value).ok_or_else(|| unexpected(script, value.unwrap_or(&Value::Null)))?;
-    crate::order::Order::from_json(&json)
+    crate::order::Order::decode(&json)
         .map_err(|e| Error::new(ErrorKind::Parse, format!("{script}.lua answered a bad order ({e}): {json}")))
 }
