@@ -124,20 +124,25 @@ end
 local bought, used, idem, made = {}, {}, {}, {}
 local max_orders = tonumber(ARGV[10])
 local stock_of = memo(stock, function(sku) return tonumber(redis.call('HGET', KEYS[3], sku) or '0') end)
--- A user's units held and orders made live in one hash: read together, once.
-local function load_user(user)
-  if bought[user] == nil then
-    local held_made = redis.call('HMGET', KEYS[4], user, 'n:' .. user)
-    bought[user], made[user] = tonumber(held_made[1] or '0'), tonumber(held_made[2] or '0')
+-- A user's units held and orders made live in one hash: every user's of
+-- the call read in one HMGET before the first request (load_users, below).
+local function load_users(users)
+  local fields = {}
+  for _, user in ipairs(users) do
+    if bought[user] == nil then
+      bought[user] = false
+      fields[#fields + 1] = user
+      fields[#fields + 1] = 'n:' .. user
+    end
   end
-end
-local function bought_of(user)
-  load_user(user)
-  return bought[user]
-end
-local function made_of(user)
-  load_user(user)
-  return made[user]
+  for from = 1, #fields, 1000 do
+    local to = math.min(from + 999, #fields)
+    local values = redis.call('HMGET', KEYS[4], unpack(fields, from, to))
+    for k = 1, to - from + 1, 2 do
+      local user = fields[from + k - 1]
+      bought[user], made[user] = tonumber(values[k] or '0'), tonumber(values[k + 1] or '0')
+    end
+  end
 end
 local used_by = memo(used, function(user) return redis.call('HEXISTS', KEYS[15], user) == 1 end)
 local idem_of = memo(idem, function(key) return redis.call('HGET', KEYS[7], key) or false end)
@@ -150,6 +155,10 @@ local new_holds = {}
 -- With a queue: each user's admission (until, ms; 0 none or used), and those used.
 local admission, admissions_used = {}, {}
 local idem_ttl = tonumber(ARGV[3])
+local limit = tonumber(meta[3] or '0')
+-- Every order of the call is made at `now`: its times as text, once.
+local created, expires_ms = int(now), now + tonumber(meta[4] or '0')
+local expires_at = int(expires_ms)
 
 -- (fingerprint, answer) remembered under an idempotency key, or nil when
 -- none is or it expired.
@@ -191,7 +200,7 @@ local function reserve(user, idem_key, fingerprint, shown, first, n, token, held
       return {'not_admitted'}
     end
   end
-  local orders_made = made_of(user)
+  local orders_made = made[user]
   if max_orders > 0 and orders_made >= max_orders then
     return {'too_many_orders', ARGV[10]}
   end
@@ -216,8 +225,7 @@ local function reserve(user, idem_key, fingerprint, shown, first, n, token, held
   if #unknown > 0 then
     return {'unknown_sku', table.concat(unknown, ',')}
   end
-  local limit = tonumber(meta[3])
-  local held = bought_of(user)
+  local held = bought[user]
   local over = limit > 0 and held + quantity > limit
   if over and buckets > 1 then
     return {'limit_exceeded', tostring(limit - held)}
@@ -297,15 +305,16 @@ local function reserve(user, idem_key, fingerprint, shown, first, n, token, held
     coupon_seq_next = coupon_seq_next + 1
     coupon_seq = int(coupon_seq_next)
   end
-  local created, expires_at = int(now), int(now + tonumber(meta[4]))
   if coupon ~= '' and not coupon_held then
-    coupon_held_until = math.max(coupon_held_until, now + tonumber(meta[4]))
+    coupon_held_until = math.max(coupon_held_until, expires_ms)
   end
   -- The order, packed (lib/order.lua's decode_order and src/order/packed.rs
   -- read it): every field a decimal string the service passed or Redis
   -- counted, so none holds a separator.
-  local record = 'R|' .. id .. '|' .. sale .. '|' .. user .. '|' .. int(total) .. '|' .. int(discount) .. '|' .. coupon
-    .. '|' .. coupon_seq .. '|' .. created .. '|' .. expires_at .. '|' .. table.concat(lines, ',')
+  -- A one-unit line's total is its price: no number to format.
+  local total_text = (#items == 1 and items[1].quantity == 1) and price_texts[items[1].sku] or int(total)
+  local record = 'R|' .. id .. '|' .. sale .. '|' .. user .. '|' .. total_text .. '|' .. (discount == 0 and '0' or int(discount))
+    .. '|' .. coupon .. '|' .. coupon_seq .. '|' .. created .. '|' .. expires_at .. '|' .. table.concat(lines, ',')
   new_orders[#new_orders + 1] = id
   new_orders[#new_orders + 1] = record
   new_deadlines[#new_deadlines + 1] = expires_at
@@ -332,6 +341,17 @@ local function write_many(command, key, args)
   for from = 1, #args, 1000 do
     redis.call(command, key, unpack(args, from, math.min(from + 999, #args)))
   end
+end
+
+-- The requests' users, read in one HMGET (a request of a closed sale reads nothing).
+if not closed then
+  local users = {}
+  local at = 11
+  while at <= #ARGV do
+    users[#users + 1] = ARGV[at]
+    at = at + 5 + 2 * tonumber(ARGV[at + 4]) + (coupon_held and 2 or 0)
+  end
+  load_users(users)
 end
 
 local answers = {}
