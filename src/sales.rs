@@ -186,7 +186,7 @@ impl Sales {
                 // Believed to have buckets, and the home bucket is missing:
                 // the id may have been created again with fewer.
                 ReserveOutcome::UnknownSale if n > 1 && route < MAX_ROUTES => {
-                    match router.read(self.redis.next(), &self.keys, Of::Sale, new.sale_id).await {
+                    match Box::pin(router.read(self.redis.next(), &self.keys, Of::Sale, new.sale_id)).await {
                         Ok(actual) if actual != n => n = actual,
                         _ => break,
                     }
@@ -200,7 +200,7 @@ impl Sales {
                         && !self.sold_out.is_set(sku_key(new.sale_id, new.lines[0].0), now) =>
                 {
                     let (sku, quantity) = new.lines[0];
-                    match self.refill(new.sale_id, n, at.bucket, sku, quantity).await {
+                    match Box::pin(self.refill(new.sale_id, n, at.bucket, sku, quantity)).await {
                         Ok(true) => {}
                         Ok(false) => break,
                         Err(e) => {

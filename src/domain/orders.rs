@@ -82,7 +82,7 @@ impl OrderService {
             // The order as it is now: it may have been paid, cancelled or
             // expired since the first answer.
             ReserveOutcome::Replay(first) => {
-                let order = match self.lookup(sale_id, first.order_id).await? {
+                let order = match Box::pin(self.lookup(sale_id, first.order_id)).await? {
                     Some(found) => found,
                     None => Found { order: first, retired: false },
                 };
@@ -90,7 +90,7 @@ impl OrderService {
             }
             ReserveOutcome::IdempotencyMismatch => refuse(Refusal::IdempotencyKeyReused),
             // Redis let a retired sale go: it ended, as Redis would have said.
-            ReserveOutcome::UnknownSale if self.retired.is_retired(Kind::Sale, sale_id).await? => {
+            ReserveOutcome::UnknownSale if Box::pin(self.retired.is_retired(Kind::Sale, sale_id)).await? => {
                 refuse(Refusal::Ended(sale()))
             }
             ReserveOutcome::UnknownSale => refuse(Refusal::UnknownSale(sale_id)),
@@ -103,8 +103,8 @@ impl OrderService {
             ReserveOutcome::NotAdmitted => refuse(Refusal::NotAdmitted),
             ReserveOutcome::CouponUnavailable => match new.coupon_id {
                 // Redis let a retired campaign go: an unused coupon of it had expired.
-                Some(coupon) if self.retired.is_retired(Kind::Coupon, coupon).await? => {
-                    if self.retired.coupon_unused(coupon, new.user_id).await? {
+                Some(coupon) if Box::pin(self.retired.is_retired(Kind::Coupon, coupon)).await? => {
+                    if Box::pin(self.retired.coupon_unused(coupon, new.user_id)).await? {
                         refuse(Refusal::CouponExpired)
                     } else {
                         refuse(Refusal::CouponUnavailable)
