@@ -114,6 +114,13 @@ pub fn lost_in_flight(e: &Error) -> bool {
     e.kind() == &ErrorKind::Unknown && e.details().starts_with("Too many failed write attempts")
 }
 
+/// A script failed once it ran (a Lua error, or a command inside it failed):
+/// whatever it wrote before the error stands, so a write's outcome is unknown.
+/// A refusal before anything was written (`refused_write`) is not one.
+pub fn script_failed(e: &Error) -> bool {
+    e.details().contains("user_script") && !refused_write(e)
+}
+
 /// fred could not hand the command to any connection (none up, or Sentinel did
 /// not answer): it was never written.
 pub fn not_sent(e: &Error) -> bool {
@@ -154,7 +161,8 @@ impl From<Error> for crate::error::Error {
 
 /// A failed write as the domain sees it: never sent is `Abandoned` or
 /// `Unavailable` (it did not happen); sent, with the connection lost or no
-/// answer in time, is `OutcomeUnknown`; an error Redis answered maps as a read's.
+/// answer in time, or a script that failed once it ran (a bug, counted), is
+/// `OutcomeUnknown`; any other error Redis answered maps as a read's.
 impl From<WriteError> for crate::error::Error {
     fn from(e: WriteError) -> Self {
         use crate::error::Error as Domain;
@@ -169,6 +177,11 @@ impl From<WriteError> for crate::error::Error {
                     || matches!(e.kind(), ErrorKind::IO | ErrorKind::Timeout | ErrorKind::Canceled) =>
             {
                 tracing::warn!(error = %e, "write outcome unknown");
+                Domain::OutcomeUnknown(e.to_string())
+            }
+            WriteError::Failed(e) if script_failed(&e) => {
+                tracing::error!(error = %e, "a write script failed after it started (a bug): what it wrote stands");
+                crate::metrics::METRICS.script_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Domain::OutcomeUnknown(e.to_string())
             }
             WriteError::Failed(e) => e.into(),

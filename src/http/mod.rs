@@ -32,7 +32,7 @@ mod wait;
 mod wallet;
 
 pub use guard::Guard;
-pub use metrics_server::serve_metrics;
+pub use metrics_server::{serve_metrics, Bounds as MetricsBounds};
 pub use router::longest_request;
 pub use server::serve;
 pub use surface::Surface;

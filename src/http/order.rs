@@ -57,6 +57,9 @@ pub(super) async fn owned_order(
     Ok(found)
 }
 
+/// Largest amount a payment may name: exact in a double.
+const MAX_AMOUNT: u64 = (1 << 53) - 1;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Confirmation {
@@ -79,6 +82,14 @@ pub async fn confirm(app: &App, sale_id: u64, order_id: u64, req: Request<Incomi
     app.guard.payment(&call, &raw)?;
     let body: Confirmation = parse_body(&raw, &app.http, FIELDS)?;
     check_payment_key(&body.payment_key)?;
+    // The scripts compare amounts as Lua numbers (doubles): above 2^53 two
+    // amounts could compare equal. No order costs that much.
+    if body.amount > MAX_AMOUNT {
+        return Err(ApiError::BadRequest(
+            "invalid_amount",
+            format!("`amount` must be at most {MAX_AMOUNT} (2^53 - 1 minor units), got {}", body.amount),
+        ));
+    }
     let paid = app.domain.orders.confirm(sale_id, order_id, body.amount, &body.payment_key).await;
     let paid = paid.map_err(ApiError::write(Write::ConfirmOrder))?;
     Ok(json(StatusCode::OK, &OrderView::of(&paid)))

@@ -172,6 +172,12 @@ impl Collector for Exposition {
             "flashsale_panics",
             "Panics in this process; each is a bug, logged with its backtrace",
             &m.panics,
+        )?;
+        counter(
+            &mut e,
+            "flashsale_script_errors",
+            "Write scripts that failed after they started (a Lua error): each is a bug; answered outcome_unknown",
+            &m.script_errors,
         )
     }
 }

@@ -281,6 +281,9 @@ pub struct Metrics {
     pub wallet_recovered: AtomicU64,
     /// Panics anywhere in the process (see `panics`); every one is a bug.
     pub panics: AtomicU64,
+    /// Write scripts that failed after they started (a Lua error): each is a
+    /// bug, and its caller was told `outcome_unknown`.
+    pub script_errors: AtomicU64,
     /// (topic, partition) -> high watermark - next offset; written by sink tasks only.
     sink_lag: Mutex<BTreeMap<(String, i32), i64>>,
     /// (topic, partition) -> stalled (see `sink::stall`); written by sink tasks only.
@@ -317,6 +320,7 @@ pub static METRICS: Metrics = Metrics {
     queue_waiting: AtomicI64::new(0),
     wallet_recovered: AtomicU64::new(0),
     panics: AtomicU64::new(0),
+    script_errors: AtomicU64::new(0),
     sink_lag: Mutex::new(BTreeMap::new()),
     sink_stalled: Mutex::new(BTreeMap::new()),
 };

@@ -133,24 +133,40 @@ async fn a_separate_sink_serves_its_own_metrics() {
         .arg("sink")
         .envs(app.env().iter().map(|(k, v)| (*k, v.as_str())))
         .env("FLASHSALE_METRICS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("FLASHSALE_MAX_CONNECTIONS", "1")
+        .env("FLASHSALE_HEADER_READ_TIMEOUT_MS", "400")
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     app.create_coupon(1, 5, &[]);
     app.issue(1, 1).await;
     app.wait_for_rows(1, 1).await;
-    let scrape = tokio::task::spawn_blocking(move || {
+    // One connection that sends nothing holds the only slot until the
+    // listener closes it as idle (one to two 400 ms periods); a scrape meanwhile waits.
+    let (scrape, waited, idle_closed) = tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let connect = || {
+            let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+            s
+        };
+        let mut silent = connect();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let asked = std::time::Instant::now();
+        let mut s = connect();
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
-        out
+        let waited = asked.elapsed();
+        let idle_closed = matches!(silent.read(&mut [0u8; 16]), Ok(0));
+        (out, waited, idle_closed)
     })
     .await
     .unwrap();
     sink.kill().unwrap();
     sink.wait().unwrap();
+    assert!(idle_closed, "a connection that sent nothing was closed");
+    assert!(waited >= std::time::Duration::from_millis(300), "the scrape waited for the only slot: {waited:?}");
     assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape:.100}");
     assert!(scrape.contains("\nflashsale_sink_events_total 1\n"), "the sink counted its one event");
     assert!(scrape.contains("flashsale_sink_lag{topic="));

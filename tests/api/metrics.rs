@@ -90,3 +90,25 @@ async fn a_bad_query_parameter_is_never_hidden_by_a_good_one() {
     assert_eq!(app.get("/v1/rankings/products?window=bogus&window=3d").await.body["error"], "invalid_query");
     assert_eq!(app.get("/v1/rankings/products?window=3d&window=6h").await.status, StatusCode::OK);
 }
+
+/// A write script that fails once it runs (here a command inside it meets a
+/// key of the wrong type) may have written before the error: the caller is
+/// told `outcome_unknown`, not 500, and the failure counts as a bug.
+#[tokio::test]
+async fn a_write_script_that_fails_once_it_ran_answers_outcome_unknown_and_counts_a_bug() {
+    use fred::prelude::*;
+    let app = TestApp::spawn().await;
+    app.create_sale(1, &["1:100:5"], &[]);
+    let redis = flashsale::redis::pool(&app.config.redis).await.unwrap();
+    let keys = flashsale::keys::Keys::new(app.config.redis.key_prefix.clone());
+    let stock = keys.sale_bucket(1, 0).stock;
+    let _: () = redis.del(&stock).await.unwrap();
+    let _: () = redis.set(&stock, "not a hash", None, None, false).await.unwrap();
+    let before = sample(&scrape(&app).await, "flashsale_script_errors_total");
+
+    let res = app.reserve(1, 7, &[(1, 1)]).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{}", res.body);
+    assert_eq!(res.body["error"], "outcome_unknown", "{}", res.body);
+    let after = sample(&scrape(&app).await, "flashsale_script_errors_total");
+    assert!(after >= before + 1.0, "counted: {before} -> {after}");
+}

@@ -96,6 +96,15 @@ async fn confirm_pays_once_and_cancel_gives_stock_back_exactly_once() {
     assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(wrong.body["error"], "amount_mismatch");
     assert_eq!(wrong.body["to_pay"], 2250);
+    // Above 2^53 a Lua number cannot tell amounts apart: refused before Redis.
+    for huge in [1u64 << 53, (1 << 53) + 2250, u64::MAX] {
+        let refused = app.confirm(1, a_id, huge).await;
+        assert_eq!(
+            (refused.status, refused.body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_amount")),
+            "{huge}"
+        );
+    }
     for _ in 0..2 {
         let paid = app.confirm(1, a_id, 2250).await;
         assert_eq!(paid.status, StatusCode::OK, "confirm is idempotent: {}", paid.body);
