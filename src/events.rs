@@ -27,6 +27,11 @@ pub enum WalletKind {
     Charge,
     /// An order paid from the wallet (`amount` taken).
     Payment,
+    /// `reconcile --repair` filled a gap of MySQL's history (events lost on
+    /// the way) up to Redis's balance: `amount` added, or taken (`RepairDebit`).
+    /// Never an event of the outbox.
+    RepairCredit,
+    RepairDebit,
 }
 
 impl WalletKind {
@@ -34,7 +39,16 @@ impl WalletKind {
         match self {
             WalletKind::Charge => "charge",
             WalletKind::Payment => "payment",
+            WalletKind::RepairCredit => "repair_credit",
+            WalletKind::RepairDebit => "repair_debit",
         }
+    }
+
+    /// A `wallet_transactions.kind` read back; None for one no version writes.
+    pub fn parse(kind: &str) -> Option<WalletKind> {
+        [WalletKind::Charge, WalletKind::Payment, WalletKind::RepairCredit, WalletKind::RepairDebit]
+            .into_iter()
+            .find(|k| k.as_str() == kind)
     }
 }
 

@@ -39,7 +39,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         reports.push(reconcile::sale(&ctx.sales, &ctx.mysql, id, args.repair).await?);
     }
     if wallets {
-        reports.push(reconcile::wallet::wallets(&ctx.wallets(), &ctx.mysql).await?);
+        reports.push(reconcile::wallet::wallets(&ctx.wallets(), &ctx.mysql, args.repair).await?);
     }
     let drift: usize = reports.iter().map(Report::drift).sum();
     for r in &reports {

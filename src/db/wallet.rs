@@ -39,7 +39,7 @@ pub async fn transactions(
         .into_iter()
         .map(|(event_id, kind, amount, balance_after, version, sale_id, order_id, created_at)| Transaction {
             event_id,
-            kind: if kind == "charge" { WalletKind::Charge } else { WalletKind::Payment },
+            kind: WalletKind::parse(&kind).unwrap_or(WalletKind::Payment),
             amount,
             balance_after,
             version,
@@ -60,12 +60,14 @@ pub async fn wallets(pool: &Pool) -> Result<Vec<(u64, u64, u64)>, mysql_async::E
     pool.get_conn().await?.query("SELECT user_id, balance, version FROM wallets ORDER BY user_id").await
 }
 
-/// Per user: charges minus payments over the whole history, and its highest version.
+/// Per user: what came in (charges, repair credits) minus what went out
+/// over the whole history, and its highest version.
 pub async fn history_sums(pool: &Pool) -> Result<Vec<(u64, i64, u64)>, mysql_async::Error> {
     pool.get_conn()
         .await?
         .query(
-            "SELECT user_id, CAST(SUM(IF(kind = 'charge', CAST(amount AS SIGNED), -CAST(amount AS SIGNED))) AS SIGNED), \
+            "SELECT user_id, CAST(SUM(IF(kind IN ('charge', 'repair_credit'), CAST(amount AS SIGNED), \
+             -CAST(amount AS SIGNED))) AS SIGNED), \
              MAX(version) FROM wallet_transactions GROUP BY user_id ORDER BY user_id",
         )
         .await

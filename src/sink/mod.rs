@@ -12,7 +12,7 @@ mod fence;
 mod instance;
 pub(crate) mod rows;
 mod stall;
-mod wallet_rows;
+pub(crate) mod wallet_rows;
 pub mod writer;
 
 pub use fence::{is_held, lock_name, release, try_lock};

@@ -59,3 +59,47 @@ async fn reconcile_finds_what_mysql_lost_and_repair_writes_it_back() {
     assert_eq!(status, vec![("paid".to_string(), 2)]);
     assert_eq!(app.mysql_users(70).await.len(), 4);
 }
+
+/// Wallet events lost on their way to MySQL (as when the broker's topics
+/// come back empty): reconcile names the wallet, `--repair` brings the row to
+/// Redis's balance and writes one explicit entry for the history's gap, and
+/// the wallet's history shows it.
+#[tokio::test]
+async fn repair_restores_a_wallet_mysql_lost_with_an_explicit_entry() {
+    let app = TestApp::spawn().await;
+    for (amount, key) in [(5_000, "w-1"), (7_000, "w-2")] {
+        let charged = app.charge(5, serde_json::json!(amount), key).await;
+        assert_eq!(charged.status, StatusCode::OK, "{}", charged.body);
+    }
+    let written = "SELECT COUNT(*) FROM wallets WHERE user_id = 5 AND version = 2";
+    assert_eq!(app.wait_for_sql(written, 1).await, 1);
+    // The events are gone from MySQL, as if the sink had never had them.
+    let _: Vec<u64> = app.sql("DELETE FROM wallet_transactions WHERE user_id = 5").await;
+    let _: Vec<u64> = app.sql("DELETE FROM wallets WHERE user_id = 5").await;
+
+    let found = app.cli(&["reconcile"]);
+    assert_ne!(found.code, Some(0));
+    assert!(
+        found.stdout.contains("wallet 5: balance 12000 (version 2) in Redis, missing in MySQL"),
+        "{}",
+        found.stdout
+    );
+    let repaired = app.cli(&["reconcile", "--repair"]);
+    assert!(repaired.stdout.contains("wallet 5:"), "{}", repaired.stdout);
+    let agree = app.cli(&["reconcile"]).success();
+    assert!(agree.stdout.contains("agree"), "{}", agree.stdout);
+    // Again: the same repair writes nothing new.
+    app.cli(&["reconcile", "--repair"]).success();
+
+    let row: Vec<(u64, u64)> = app.sql("SELECT balance, version FROM wallets WHERE user_id = 5").await;
+    assert_eq!(row, vec![(12_000, 2)]);
+    let history: Vec<(String, u64, u64, u64)> =
+        app.sql("SELECT kind, amount, balance_after, version FROM wallet_transactions WHERE user_id = 5").await;
+    assert_eq!(history, vec![("repair_credit".to_string(), 12_000, 12_000, 2)]);
+    assert_eq!(app.balance(5).await, 12_000);
+    let wallet = app.get("/v1/wallets/5/transactions").await;
+    assert_eq!(wallet.status, StatusCode::OK, "{}", wallet.body);
+    let kinds: Vec<&str> =
+        wallet.body["transactions"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["repair_credit"], "{}", wallet.body);
+}
