@@ -10,17 +10,25 @@ pub(super) const TAG: &str = "R|";
 
 pub(super) fn decode(record: &str) -> Result<Order, String> {
     let bad = || format!("bad packed order `{record}`");
-    let fields: Vec<&str> = record.strip_prefix(TAG).ok_or_else(bad)?.split('|').collect();
-    let [order, sale, user, total, discount, coupon, coupon_seq, created, expires, items] = fields[..] else {
+    let mut fields = record.strip_prefix(TAG).ok_or_else(bad)?.split('|');
+    let mut next = || fields.next().ok_or_else(bad);
+    let [order, sale, user, total, discount, coupon, coupon_seq, created, expires, items] =
+        [next()?, next()?, next()?, next()?, next()?, next()?, next()?, next()?, next()?, next()?];
+    if fields.next().is_some() {
         return Err(bad());
-    };
+    }
     let num = |v: &str| v.parse::<u64>().map_err(|_| bad());
     let optional = |v: &str| if v.is_empty() { Ok(None) } else { num(v).map(Some) };
     let items = items
         .split(',')
-        .map(|item| match item.split(':').collect::<Vec<_>>()[..] {
-            [sku, quantity, price] => Ok(OrderItem { sku: num(sku)?, quantity: num(quantity)?, price: num(price)? }),
-            _ => Err(bad()),
+        .map(|item| {
+            let mut parts = item.split(':');
+            let mut part = || parts.next().ok_or_else(bad).and_then(num);
+            let line = OrderItem { sku: part()?, quantity: part()?, price: part()? };
+            if parts.next().is_some() {
+                return Err(bad());
+            }
+            Ok(line)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let (total, discount, created_at) = (num(total)?, num(discount)?, num(created)?);

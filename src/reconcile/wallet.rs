@@ -47,14 +47,15 @@ pub async fn wallets(wallets: &Wallets, mysql: &Pool, repair: bool) -> anyhow::R
             )),
             Some(_) => {}
         }
-        let (sum, top) = history.get(user).copied().unwrap_or((0, 0));
-        match history.get(user) {
-            Some(_) if sum == balance as i64 && top == version => {}
-            Some(_) => found.push(format!(
+        let kept = history.get(user).copied();
+        match kept {
+            Some((sum, top)) if sum == balance as i64 && top == version => {}
+            Some((sum, top)) => found.push(format!(
                 "wallet {user}: MySQL history sums to {sum} up to version {top}; Redis balance {balance} (version {version})"
             )),
             None => found.push(format!("wallet {user}: no history in MySQL")),
         }
+        let (sum, top) = kept.unwrap_or((0, 0));
         if found.is_empty() {
             continue;
         }
